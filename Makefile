@@ -1,0 +1,61 @@
+# labkit — the two commands a new user needs:  make lab   and   make test
+# Every target creates the virtual environment (.venv) first if it is missing.
+
+PYTHON   ?= python3
+VENV     := .venv
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.stamp-setup
+# The kit's own Jupyter settings (news pop-up and update check off) live in etc/jupyter:
+# page_config.json and jupyter_server_config.json are found through JUPYTER_CONFIG_PATH, and
+# overrides.json is copied into the venv's JupyterLab settings at setup.
+export JUPYTER_CONFIG_PATH := $(CURDIR)/etc/jupyter
+JOBS     ?= 2
+
+.DEFAULT_GOAL := help
+.PHONY: help setup lab test test-fast course release grade bench lint format clean
+
+help:  ## list the targets
+	@echo "labkit — make targets:"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# The stamp depends on pyproject.toml: editing dependencies reinstalls, otherwise setup takes a second.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (labkit)"
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp etc/jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv and install the kit with its dev tools (once; seconds afterwards)
+
+lab: setup  ## set up, then open JupyterLab on notebooks/
+	$(BIN)/jupyter lab --notebook-dir=notebooks notebooks/00_welcome_and_baseline.ipynb
+
+test: setup  ## run every test: pytest over tests/ and nbval over every notebook
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile tests/ \
+		--nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg notebooks/ -p no:cacheprovider
+
+test-fast: setup  ## unit tests only (no notebooks)
+	$(BIN)/python -m pytest -n $(JOBS) tests/ -m "not slow and not browser" -p no:cacheprovider
+
+course: setup  ## execute every notebook into HTML under build/
+	mkdir -p build/course
+	$(BIN)/jupyter nbconvert --to html --execute --ExecutePreprocessor.timeout=600 \
+		--output-dir build/course notebooks/[0-9][0-9]_*.ipynb
+
+bench: setup  ## benchmark the compression kernels against their peers
+	$(BIN)/python -m labkit bench
+
+lint: setup  ## ruff check and format check
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: setup  ## format the code with ruff
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+clean:  ## remove the virtual environment and build products
+	rm -rf $(VENV) build release .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

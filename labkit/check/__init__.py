@@ -1,0 +1,17 @@
+"""Check cells: one :class:`~labkit.check._core.Exercise` per graded exercise, grouped by lab.
+
+In a notebook: ``from labkit.check import lab01`` then, under the answer cell,
+``lab01.magnitude_mask(magnitude_mask)`` prints the pass line or a ``FAIL:`` hint.
+"""
+
+import importlib
+
+from ._core import FAIL, Case, Exercise, compare_arrays
+
+__all__ = ["Case", "Exercise", "compare_arrays", "FAIL", "exercises"]
+
+
+def exercises(lab: str) -> dict:
+    """``{grade_id: Exercise}`` of one lab module, e.g. ``exercises("lab01")``."""
+    mod = importlib.import_module(f"labkit.check.{lab}")
+    return {ex.grade_id: ex for ex in vars(mod).values() if isinstance(ex, Exercise)}

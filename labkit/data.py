@@ -1,0 +1,278 @@
+"""Data sets for the course: the embedded Fashion-MNIST subset, the full set, and digits.
+
+Every loader returns the same :class:`Dataset`: float32 pixels in [0, 1], int64 labels
+and the class names. Files read from disk are checked against SHA-256 hashes so that a
+truncated download never turns into a silently wrong experiment.
+
+The embedded subset (``data/fashion_mnist_subset.npz``) holds the first 2,000 training
+images of each class (20,000 images) and the full official test set (10,000 images). It is
+built by ``scripts/build_embedded_data.py`` from the Debian package ``dataset-fashion-mnist``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "Dataset",
+    "FASHION_CLASSES",
+    "IDX_SHA256",
+    "EMBEDDED_SHA256",
+    "DATA_DIR",
+    "load_fashion_mnist",
+    "load_digits",
+    "read_idx",
+    "sha256_of",
+    "train_val_split",
+]
+
+#: Where the committed data lives: ``<repo>/data``. ``LABKIT_DATA_DIR`` overrides it.
+DATA_DIR = Path(os.environ.get("LABKIT_DATA_DIR", Path(__file__).resolve().parent.parent / "data"))
+
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
+#: SHA-256 of the *decompressed* official IDX files (identical in Debian's package).
+IDX_SHA256 = {
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+
+#: SHA-256 of the committed embedded subset file (recorded by the build script).
+EMBEDDED_FILE = "fashion_mnist_subset.npz"
+EMBEDDED_SHA256 = "7f0dde8cc5b7bfe9a577114a9abb1487c076816b2bdd5cdb2fad8d8d74e63e69"
+
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+OFFICIAL_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+
+
+@dataclass
+class Dataset:
+    """A train/test split of images and labels.
+
+    Attributes
+    ----------
+    X_train, X_test : ndarray of float32, shape (n, 784) or (n, 1, 28, 28)
+        Pixels scaled to [0, 1].
+    y_train, y_test : ndarray of int64, shape (n,)
+        Class indices in ``range(len(class_names))``.
+    class_names : tuple of str
+    name : str
+        Where the data came from, for printing.
+    """
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple = field(default_factory=tuple)
+    name: str = ""
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset({self.name!r}: train {self.X_train.shape} {self.X_train.dtype}, "
+            f"test {self.X_test.shape}, {self.n_classes} classes)"
+        )
+
+    def subset(self, n_train: int | None = None, n_test: int | None = None) -> Dataset:
+        """The first ``n_train`` training and ``n_test`` test examples (a cheap, deterministic view)."""
+        return Dataset(
+            self.X_train[:n_train],
+            self.y_train[:n_train],
+            self.X_test[:n_test],
+            self.y_test[:n_test],
+            self.class_names,
+            self.name,
+        )
+
+
+def sha256_of(path: str | os.PathLike, decompress: bool | None = None) -> str:
+    """SHA-256 of a file; ``.gz`` files are hashed after decompression (as the hashes are published)."""
+    path = Path(path)
+    if decompress is None:
+        decompress = path.suffix == ".gz"
+    opener = gzip.open if decompress else open
+    digest = hashlib.sha256()
+    try:
+        with opener(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except (OSError, EOFError) as exc:  # gzip raises these on truncation
+        raise ValueError(f"cannot read {path}: {exc}") from exc
+    return digest.hexdigest()
+
+
+def read_idx(path: str | os.PathLike, expected_sha256: str | None = None) -> np.ndarray:
+    """Read an IDX file (``.gz`` or raw) into a uint8 array, checking its SHA-256 if given.
+
+    Raises
+    ------
+    ValueError
+        If the file is truncated, corrupted, or its hash differs from ``expected_sha256``.
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"{path} is corrupted or truncated ({exc}); expected SHA-256 {expected_sha256}") from exc
+    if expected_sha256 is not None:
+        got = hashlib.sha256(raw).hexdigest()
+        if got != expected_sha256:
+            raise ValueError(
+                f"{path} has SHA-256 {got}, expected {expected_sha256}: the file is corrupted or truncated"
+            )
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ValueError(f"{path} is not an unsigned-byte IDX file (bad magic number {raw[:4]!r})")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    offset = 4 + 4 * ndim
+    count = int(np.prod(dims))
+    if len(raw) - offset != count:
+        raise ValueError(f"{path} holds {len(raw) - offset} bytes of data, expected {count} for shape {dims}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
+
+
+def _to_float(images: np.ndarray, flatten: bool) -> np.ndarray:
+    x = images.astype(np.float32) / np.float32(255.0)
+    n = x.shape[0]
+    return x.reshape(n, -1) if flatten else x.reshape(n, 1, 28, 28)
+
+
+def _load_embedded(flatten: bool) -> Dataset:
+    path = DATA_DIR / EMBEDDED_FILE
+    if not path.exists():
+        raise FileNotFoundError(
+            f"embedded data {path} is missing; rebuild it with `python scripts/build_embedded_data.py`"
+        )
+    got = sha256_of(path, decompress=False)
+    if got != EMBEDDED_SHA256:
+        raise ValueError(f"{path} has SHA-256 {got}, expected {EMBEDDED_SHA256}: the file is corrupted or truncated")
+    with np.load(path) as z:
+        return Dataset(
+            _to_float(z["X_train"], flatten),
+            z["y_train"].astype(np.int64),
+            _to_float(z["X_test"], flatten),
+            z["y_test"].astype(np.int64),
+            FASHION_CLASSES,
+            "fashion-mnist (embedded 20k/10k)",
+        )
+
+
+def _find_full_dir() -> Path:
+    candidates = []
+    if os.environ.get("LABKIT_DATA"):
+        candidates.append(Path(os.environ["LABKIT_DATA"]))
+    candidates += [DEBIAN_DIR, DATA_DIR / "fashion-mnist"]
+    for d in candidates:
+        if all((d / f"{stem}.gz").exists() or (d / stem).exists() for stem in IDX_SHA256):
+            return d
+    raise FileNotFoundError(
+        "the full Fashion-MNIST set was not found. Get it one of three ways:\n"
+        "  1. set LABKIT_DATA to a folder holding the four IDX files (.gz or raw);\n"
+        "  2. on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist "
+        f"(files land in {DEBIAN_DIR});\n"
+        f"  3. download the four *-ubyte.gz files from {OFFICIAL_URL} into {DATA_DIR / 'fashion-mnist'}.\n"
+        f"Searched: {', '.join(str(c) for c in candidates)}"
+    )
+
+
+def read_fashion_mnist_idx(folder: str | os.PathLike) -> dict:
+    """Read and verify the four official IDX files in ``folder`` → dict of uint8 arrays."""
+    folder = Path(folder)
+    out = {}
+    for stem, digest in IDX_SHA256.items():
+        path = folder / f"{stem}.gz"
+        if not path.exists():
+            path = folder / stem
+        out[stem] = read_idx(path, expected_sha256=digest)
+    return out
+
+
+def load_fashion_mnist(subset: str = "embedded", flatten: bool = True) -> Dataset:
+    """Load Fashion-MNIST (Xiao et al. 2017).
+
+    Parameters
+    ----------
+    subset : {"embedded", "full"}
+        ``"embedded"``: the committed 20,000/10,000 subset (no download, no extra package).
+        ``"full"``: the official 60,000/10,000 set from ``$LABKIT_DATA``, Debian's
+        ``dataset-fashion-mnist`` package, or ``data/fashion-mnist/``, verified by SHA-256.
+    flatten : bool
+        True gives X of shape (n, 784); False gives (n, 1, 28, 28) for convolutions.
+
+    Returns
+    -------
+    Dataset
+    """
+    if subset == "embedded":
+        return _load_embedded(flatten)
+    if subset == "full":
+        arrays = read_fashion_mnist_idx(_find_full_dir())
+        return Dataset(
+            _to_float(arrays["train-images-idx3-ubyte"], flatten),
+            arrays["train-labels-idx1-ubyte"].astype(np.int64),
+            _to_float(arrays["t10k-images-idx3-ubyte"], flatten),
+            arrays["t10k-labels-idx1-ubyte"].astype(np.int64),
+            FASHION_CLASSES,
+            "fashion-mnist (full 60k/10k)",
+        )
+    raise ValueError(f"subset must be 'embedded' or 'full', got {subset!r}")
+
+
+def load_digits(test_size: float = 0.25, seed: int = 0) -> Dataset:
+    """scikit-learn's bundled 8×8 digits (1,797 images) as a seeded, stratified train/test split.
+
+    Pixels are scaled from 0..16 to [0, 1]; X has shape (n, 64).
+    """
+    from sklearn.datasets import load_digits as _sk_digits
+
+    if not 0.0 < test_size < 1.0:
+        raise ValueError(f"test_size must be in (0, 1), got {test_size!r}")
+    d = _sk_digits()
+    X = (d.data / 16.0).astype(np.float32)
+    y = d.target.astype(np.int64)
+    rng = np.random.default_rng(seed)
+    train_idx, test_idx = [], []
+    for c in np.unique(y):  # stratified: the same fraction of every class goes to test
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n_test = int(round(test_size * idx.size))
+        test_idx.append(idx[:n_test])
+        train_idx.append(idx[n_test:])
+    tr, te = np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(test_idx))
+    return Dataset(X[tr], y[tr], X[te], y[te], tuple(str(c) for c in range(10)), "sklearn digits 8x8")
+
+
+def train_val_split(X: np.ndarray, y: np.ndarray, val_fraction: float = 0.1, seed: int = 0):
+    """A seeded random split → (X_train, y_train, X_val, y_val)."""
+    if len(X) != len(y):
+        raise ValueError(f"X and y must have the same length, got {len(X)} and {len(y)}")
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    perm = np.random.default_rng(seed).permutation(len(X))
+    n_val = int(round(val_fraction * len(X)))
+    val, tr = perm[:n_val], perm[n_val:]
+    return X[tr], y[tr], X[val], y[val]

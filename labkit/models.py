@@ -1,0 +1,117 @@
+"""The course's networks: MLPs, LeNet-300-100, LeNet-5, a scikit-learn bridge, and shipped weights.
+
+All builders take a ``seed`` so that the same call always gives the same initial weights, and all
+models accept flat (batch, 784) Fashion-MNIST images (LeNet-5 reshapes them itself).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .data import DATA_DIR
+from .nn import Conv2d, Dense, Dropout, Flatten, MaxPool2d, ReLU, Reshape, Sequential, load
+
+__all__ = ["mlp", "lenet_300_100", "lenet5", "from_sklearn", "pretrained", "PRETRAINED_DIR", "PRETRAINED"]
+
+PRETRAINED_DIR = DATA_DIR / "pretrained"
+PRETRAINED = ("lenet_300_100", "lenet5", "teacher")
+
+
+def mlp(sizes, seed: int = 0, dropout: float = 0.0) -> Sequential:
+    """A ReLU multilayer perceptron: ``mlp([784, 300, 100, 10])`` is LeNet-300-100.
+
+    Parameters
+    ----------
+    sizes : sequence of int, length >= 2
+        Input size, hidden sizes..., number of classes.
+    seed : int
+        Seeds the He-normal initialisation.
+    dropout : float
+        If > 0, a Dropout layer follows every hidden ReLU.
+    """
+    sizes = [int(s) for s in sizes]
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(f"sizes must list at least an input and an output size, all >= 1; got {sizes}")
+    rng = np.random.default_rng(seed)
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(Dense(n_in, n_out, rng=rng))
+        if i < len(sizes) - 2:
+            layers.append(ReLU())
+            if dropout:
+                layers.append(Dropout(dropout))
+    return Sequential(layers, input_shape=(sizes[0],))
+
+
+def lenet_300_100(seed: int = 0) -> Sequential:
+    """LeNet-300-100 (LeCun et al. 1998), the MLP of Han et al.'s pruning papers: 266,610 parameters."""
+    return mlp([784, 300, 100, 10], seed=seed)
+
+
+def lenet5(seed: int = 0) -> Sequential:
+    """LeNet-5 as in Han et al. 2015: conv(6, 5×5, pad 2) → pool → conv(16, 5×5) → pool → 120 → 84 → 10.
+
+    Takes flat (batch, 784) images and reshapes them to (batch, 1, 28, 28). 61,706 parameters.
+    """
+    rng = np.random.default_rng(seed)
+    return Sequential(
+        [
+            Reshape((1, 28, 28)),
+            Conv2d(1, 6, 5, padding=2, rng=rng),
+            ReLU(),
+            MaxPool2d(2),
+            Conv2d(6, 16, 5, rng=rng),
+            ReLU(),
+            MaxPool2d(2),
+            Flatten(),
+            Dense(400, 120, rng=rng),
+            ReLU(),
+            Dense(120, 84, rng=rng),
+            ReLU(),
+            Dense(84, 10, rng=rng),
+        ],
+        input_shape=(784,),
+    )
+
+
+def from_sklearn(est) -> Sequential:
+    """Convert a fitted ``sklearn.neural_network.MLPClassifier`` (ReLU) into a labkit model.
+
+    The labkit model's ``predict`` gives the same class indices as ``est.predict`` mapped through
+    ``est.classes_`` (i.e. ``est.classes_[model.predict(X)] == est.predict(X)``). A binary
+    classifier's single logistic output z becomes two logits (0, z), which have the same argmax.
+    """
+    coefs = getattr(est, "coefs_", None)
+    if coefs is None:
+        raise TypeError(f"expected a fitted sklearn MLPClassifier, got {type(est).__name__} without coefs_")
+    if getattr(est, "activation", "relu") != "relu":
+        raise ValueError(f"only activation='relu' maps onto labkit layers, got {est.activation!r}")
+    layers = []
+    for i, (W, b) in enumerate(zip(coefs, est.intercepts_)):
+        dense = Dense(W.shape[0], W.shape[1])
+        dense.W = np.ascontiguousarray(W.T, dtype=np.float32)
+        dense.b = np.asarray(b, dtype=np.float32)
+        layers.append(dense)
+        if i < len(coefs) - 1:
+            layers.append(ReLU())
+    if getattr(est, "out_activation_", "softmax") == "logistic" and coefs[-1].shape[1] == 1:
+        last = layers[-1]
+        two = Dense(last.in_features, 2)
+        two.W = np.vstack([np.zeros_like(last.W), last.W])
+        two.b = np.concatenate([np.zeros(1, np.float32), last.b])
+        layers[-1] = two
+    return Sequential(layers, input_shape=(coefs[0].shape[0],))
+
+
+def pretrained(name: str) -> Sequential:
+    """Load a shipped, trained model from ``data/pretrained/<name>.npz``.
+
+    Names: ``"lenet_300_100"``, ``"lenet5"``, ``"teacher"``. They were trained on the embedded
+    Fashion-MNIST subset by ``python -m labkit data --train-baselines`` (see data/README.md).
+    """
+    if name not in PRETRAINED:
+        raise KeyError(f"no pretrained model {name!r}; available: {', '.join(PRETRAINED)}")
+    path = PRETRAINED_DIR / f"{name}.npz"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; rebuild it with `python -m labkit data --train-baselines`")
+    return load(path)

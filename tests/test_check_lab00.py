@@ -1,0 +1,50 @@
+"""Lab 00's checks pass the reference and fail the stub and plausible wrong answers."""
+
+import numpy as np
+import pytest
+
+from labkit.check import lab00
+
+
+def stub(*args):
+    raise NotImplementedError()
+
+
+def test_count_parameters():
+    ex = lab00.count_parameters
+    assert ex.passes(lambda s: sum(a * b + b for a, b in zip(s[:-1], s[1:])))
+    assert "not implemented" in ex.verdict(stub)
+    assert "weights only" in ex.verdict(lambda s: sum(a * b for a, b in zip(s[:-1], s[1:])))
+    assert "output layer" in ex.verdict(lambda s: sum(a * b + b for a, b in zip(s[:-2], s[1:-1])) + s[-2] * s[-1])
+    assert "int" in ex.verdict(lambda s: float(sum(a * b + b for a, b in zip(s[:-1], s[1:]))))
+    assert ex.verdict(lambda s: sum(a * b + a for a, b in zip(s[:-1], s[1:]))).startswith("FAIL: ")
+
+
+def test_accuracy():
+    ex = lab00.accuracy
+    assert ex.passes(lambda z, y: float(np.mean(z.argmax(1) == y)))
+    assert "not implemented" in ex.verdict(stub)
+    assert "percentage" in ex.verdict(lambda z, y: 100 * float(np.mean(z.argmax(1) == y)))
+    assert "number of correct" in ex.verdict(lambda z, y: int((z.argmax(1) == y).sum()))
+    assert ex.verdict(lambda z, y: float(np.mean(z.argmin(1) == y))).startswith("FAIL: ")
+
+
+def test_check_prints_one_line_and_hides_student_output(capsys):
+    def noisy(s):
+        print("debug output")
+        import warnings
+
+        warnings.warn("a warning")
+        return sum(a * b + b for a, b in zip(s[:-1], s[1:]))
+
+    assert lab00.count_parameters(noisy) is None
+    out = capsys.readouterr()
+    assert out.out == lab00.count_parameters.pass_line + "\n" and out.err == ""
+
+
+def test_keyboard_interrupt_goes_through():
+    def interrupted(s):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        lab00.count_parameters(interrupted)

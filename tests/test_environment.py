@@ -1,0 +1,39 @@
+"""environment.yml (conda/Binder) and pyproject.toml must list the same packages."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: pytest itself depends on tomli there
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _name(spec: str) -> str:
+    return re.split(r"[<>=!~ \[]", spec.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_environment_yml_matches_pyproject():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    wanted = {_name(s) for s in pyproject["project"]["dependencies"]}
+    wanted |= {_name(s) for s in pyproject["project"]["optional-dependencies"]["dev"]}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = {_name(d) for d in env["dependencies"] if isinstance(d, str)} - {"python", "pip"}
+    assert conda == wanted, f"only in environment.yml: {conda - wanted}; only in pyproject: {wanted - conda}"
+
+
+def test_environment_yml_installs_the_kit_itself():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_sections = [d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
+    assert pip_sections and "-e ." in pip_sections[0]
+
+
+def test_python_floor_matches():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    floor = pyproject["project"]["requires-python"].lstrip(">=")
+    assert f"python>={floor}" in env["dependencies"]

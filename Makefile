@@ -32,8 +32,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 setup: $(STAMP)  ## create .venv and install the kit with its dev tools (once; seconds afterwards)
 
+# Jupyter refuses to run as root unless told; containers and CI machines often are root.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: setup  ## set up, then open JupyterLab on notebooks/
-	$(BIN)/jupyter lab --notebook-dir=notebooks notebooks/00_welcome_and_baseline.ipynb
+	$(BIN)/jupyter lab $(ALLOW_ROOT) --notebook-dir=notebooks notebooks/00_welcome_and_baseline.ipynb
 
 test: setup  ## run every test: pytest over tests/ and nbval over every notebook
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile tests/ \
@@ -46,6 +49,14 @@ course: setup  ## execute every notebook into HTML under build/
 	mkdir -p build/course
 	$(BIN)/jupyter nbconvert --to html --execute --ExecutePreprocessor.timeout=600 \
 		--output-dir build/course notebooks/[0-9][0-9]_*.ipynb
+
+release: setup  ## write release/student and release/solution for every lab (re-runs each lab first)
+	$(BIN)/python -m labkit release --out release/
+
+grade: setup  ## grade a lab: make grade LAB=00_welcome_and_baseline [SUBMISSIONS=dir] [OUT=dir]
+	@test -n "$(LAB)" || { echo "usage: make grade LAB=00_welcome_and_baseline [SUBMISSIONS=submissions/LAB] [OUT=grades/LAB]"; exit 2; }
+	$(BIN)/python -m labkit grade --assignment notebooks/$(LAB).ipynb \
+		--submissions $(or $(SUBMISSIONS),submissions/$(LAB)) --out $(or $(OUT),grades/$(LAB)) --jobs $(JOBS)
 
 bench: setup  ## benchmark the compression kernels against their peers
 	$(BIN)/python -m labkit bench

@@ -98,7 +98,13 @@ def main(argv=None):
     p.set_defaults(fn=cmd_data)
     # Other subcommands register themselves here (each module exposes add_parser(sub)).
     # --- subcommands: bench ---
+    from labkit import benchmarks
+
+    benchmarks.add_parser(sub)
     # --- subcommands: release, grade ---
+    from labkit.grading.cli import add_parsers as add_grading_parsers
+
+    add_grading_parsers(sub)
     args = parser.parse_args(argv)
     return args.fn(args)
 

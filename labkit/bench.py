@@ -1,18 +1,43 @@
-"""Timing that can be trusted: warm-up, repeats, and robust statistics (median, IQR).
+"""Timing that can be trusted: warm-up, repeats, robust statistics; bandwidth, a roofline, thread control.
 
 A single wall-clock reading of a millisecond kernel says little: caches, frequency scaling and other
 processes move it. ``timeit`` runs the call ``warmup`` times untimed, then ``repeat`` times timed,
 and reports the median with its spread. Compare kernels only against peers timed in the same run.
+
+Why a kernel takes the time it does is answered by two numbers of the machine (Williams, Waterman
+and Patterson, "Roofline", CACM 2009): the memory bandwidth B (bytes/s, measured by
+:func:`bandwidth`) and the peak arithmetic rate P (operations/s; :func:`compute_peak` measures
+float32 GEMM through BLAS as a practical stand-in). A kernel doing F operations on Q bytes has
+arithmetic intensity I = F / Q and can run at most at ``min(P, B · I)`` (:func:`roofline`):
+below the ridge point I = P / B it is memory-bound, above it compute-bound. GEMV (I ≈ 0.5 flop/byte
+in float32) and SpMV sit far left of the ridge, so their time is bytes / bandwidth: fewer bytes
+(sparsity, int8) is the only way to make them faster.
+
+:func:`thread_limits` pins the thread pools (numpy's BLAS and OpenMP through threadpoolctl, numba,
+PyTorch) to one size, so that pools do not fight over the cores while timing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Timing", "timeit"]
+__all__ = [
+    "Timing",
+    "timeit",
+    "timing_from_samples",
+    "Bandwidth",
+    "bandwidth",
+    "compute_peak",
+    "roofline",
+    "ridge_point",
+    "thread_limits",
+]
 
 
 @dataclass(frozen=True)
@@ -97,5 +122,164 @@ def timeit(
         for _ in range(inner):
             fn(*args, **kwargs)
         samples[i] = (time.perf_counter() - t0) / inner
+    return timing_from_samples(samples, nbytes=nbytes, flops=flops)
+
+
+def timing_from_samples(samples, nbytes: int | None = None, flops: int | None = None) -> Timing:
+    """A :class:`Timing` from per-call times in seconds (for loops that need untimed setup per call)."""
+    samples = np.asarray(samples, dtype=np.float64).reshape(-1)
+    if samples.size == 0:
+        raise ValueError("need at least one timing sample")
     q1, med, q3 = np.percentile(samples, [25, 50, 75])
-    return Timing(float(med), float(samples.min()), float(samples.max()), float(q1), float(q3), repeat, nbytes, flops)
+    return Timing(float(med), float(samples.min()), float(samples.max()), float(q1), float(q3), samples.size,
+                  nbytes, flops)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------
+# thread pools
+# ----------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def thread_limits(n: int | None = None):
+    """Limit every thread pool in the process to ``n`` threads (default: the CPUs this process may use).
+
+    numpy's BLAS and any OpenMP runtime through ``threadpoolctl.threadpool_limits``; numba through
+    ``numba.set_num_threads``; PyTorch through ``torch.set_num_threads`` (only if torch is already
+    imported). Yields a one-line description of what was set; restores the previous sizes on exit.
+    """
+    import numba
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    if n is None:
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    n_numba = min(n, numba.config.NUMBA_NUM_THREADS)
+    old_numba = numba.get_num_threads()
+    torch = sys.modules.get("torch")
+    old_torch = torch.get_num_threads() if torch is not None else None
+    with threadpool_limits(limits=n):
+        numba.set_num_threads(n_numba)
+        if torch is not None:
+            torch.set_num_threads(n)
+        pools = ", ".join(sorted({f"{p['internal_api']} ({p['user_api']})" for p in threadpool_info()}))
+        desc = (f"{n} threads: threadpoolctl.threadpool_limits({n}) on [{pools}]; numba.set_num_threads({n_numba})"
+                + (f"; torch.set_num_threads({n})" if torch is not None else ""))  # fmt: skip
+        try:
+            yield desc
+        finally:
+            numba.set_num_threads(old_numba)
+            if torch is not None:
+                torch.set_num_threads(old_torch)
+
+
+# ----------------------------------------------------------------------------------------------
+# bandwidth and roofline
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bandwidth:
+    """Measured memory bandwidth, in GB/s (1e9 bytes/s), of a streaming read and of a copy."""
+
+    read: float
+    copy: float
+    nbytes: int
+    threads: int
+
+    def __str__(self) -> str:
+        return (f"read {self.read:.1f} GB/s, copy {self.copy:.1f} GB/s (read + write bytes) over "
+                f"{self.nbytes / 2**20:.0f} MiB, {self.threads} thread(s)")  # fmt: skip
+
+
+def _probe_kernels():
+    from numba import njit, prange
+
+    @njit(cache=True, fastmath={"reassoc", "nsz"})  # reassociation lets LLVM vectorize the sum
+    def _sum_chunk(a):
+        s = np.float32(0.0)
+        for i in range(a.shape[0]):
+            s += a[i]
+        return s
+
+    @njit(cache=True, parallel=True)
+    def read_probe(a, nt):
+        n = a.shape[0]
+        total = 0.0
+        for t in prange(nt):
+            total += _sum_chunk(a[n * t // nt : n * (t + 1) // nt])
+        return total
+
+    @njit(cache=True)
+    def _copy_chunk(src, dst):
+        for i in range(src.shape[0]):
+            dst[i] = src[i]
+
+    @njit(cache=True, parallel=True)
+    def copy_probe(src, dst, nt):
+        n = src.shape[0]
+        for t in prange(nt):
+            s, e = n * t // nt, n * (t + 1) // nt
+            _copy_chunk(src[s:e], dst[s:e])
+
+    return read_probe, copy_probe
+
+
+_PROBES = None
+
+
+def bandwidth(nbytes: int = 512 * 2**20, repeat: int = 10) -> Bandwidth:
+    """Measure streaming read and copy bandwidth with numba's current thread count.
+
+    Parameters
+    ----------
+    nbytes : int
+        Size of the array read (and of each side of the copy); choose it well above the last-level
+        cache, or the probe measures the cache.
+    repeat : int
+        Timed repeats; the median is reported.
+
+    Returns
+    -------
+    Bandwidth
+        ``read``: bytes read per second summing a float32 array; ``copy``: (bytes read + bytes
+        written) per second copying it. Both split across numba's threads, like labkit's kernels.
+    """
+    global _PROBES
+    import numba
+
+    if nbytes < 4096:
+        raise ValueError(f"nbytes must be at least 4096, got {nbytes}")
+    if _PROBES is None:
+        _PROBES = _probe_kernels()
+    read_probe, copy_probe = _PROBES
+    nt = numba.get_num_threads()
+    a = np.ones(nbytes // 4, np.float32)
+    b = np.empty_like(a)
+    r = timeit(read_probe, a, nt, repeat=repeat, warmup=2, nbytes=a.nbytes)
+    c = timeit(copy_probe, a, b, nt, repeat=repeat, warmup=2, nbytes=2 * a.nbytes)
+    return Bandwidth(r.gbps, c.gbps, a.nbytes, nt)
+
+
+def compute_peak(n: int = 2048, repeat: int = 5) -> float:
+    """A practical compute roof: float32 GEMM (n × n × n) through numpy's BLAS, in GFLOP/s."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((n, n), dtype=np.float32)
+    B = rng.standard_normal((n, n), dtype=np.float32)
+    return timeit(np.matmul, A, B, repeat=repeat, warmup=1, flops=2 * n**3).gflops
+
+
+def ridge_point(peak_gflops: float, bandwidth_gbps: float) -> float:
+    """Arithmetic intensity (operations per byte) where the memory roof meets the compute roof."""
+    return peak_gflops / bandwidth_gbps
+
+
+def roofline(intensity, peak_gflops: float, bandwidth_gbps: float):
+    """Attainable GFLOP/s (or GOP/s) at arithmetic ``intensity`` (op/byte): ``min(peak, bandwidth · I)``.
+
+    Works elementwise on arrays of intensities.
+    """
+    if peak_gflops <= 0 or bandwidth_gbps <= 0:
+        raise ValueError(f"peak and bandwidth must be > 0, got {peak_gflops} and {bandwidth_gbps}")
+    return np.minimum(peak_gflops, bandwidth_gbps * np.asarray(intensity, dtype=np.float64))

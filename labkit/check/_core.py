@@ -9,21 +9,31 @@ Ordinary exceptions become hints; ``KeyboardInterrupt`` (and so a grader's timeo
 Grading hook: when the environment variable ``LABKIT_GRADE_RECORD`` names a file, the exercise also
 runs the student's function on extra cases drawn with the seed in ``LABKIT_GRADE_SEED`` (chosen by
 the grader at grading time, never stored in the notebook) and appends the outputs to that file, so
-the grader can compare them with the reference in its own process (see ``labkit.grading``).
+the grader can compare them with the reference in its own process (see ``labkit.grading``). The
+record is plain JSON (:func:`encode`), never pickle, so reading it cannot run the student's code.
+Whatever happens inside the kernel (a redefined ``check``, a patched ``labkit.check``, a printed pass
+line), the grader awards the points only if these outputs match the reference on its own cases.
+
+With ``LABKIT_CHECK_RAISE`` set, a failing check also raises ``AssertionError`` after printing its
+line, so that nbgrader's autograder (which only counts errors) scores it as failed.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import importlib
 import io
+import json
 import os
-import pickle
+import sys
 import warnings
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Case", "Exercise", "compare_arrays", "FAIL"]
+__all__ = ["Case", "Exercise", "compare_arrays", "FAIL", "encode", "decode", "quiet"]
 
 FAIL = "FAIL: "
 
@@ -46,7 +56,8 @@ def compare_arrays(got, expected, what="result", rtol=1e-5, atol=1e-6, exact=Fal
     """A hint string if ``got`` differs from ``expected`` (type, shape, dtype kind, values), else None."""
     if isinstance(expected, np.ndarray) or np.isscalar(expected):
         if not isinstance(got, (np.ndarray, np.generic, int, float, bool)):
-            return f"{what} should be {'an array' if isinstance(expected, np.ndarray) else 'a number'}, got {type(got).__name__}"
+            kind = "an array" if isinstance(expected, np.ndarray) else "a number"
+            return f"{what} should be {kind}, got {type(got).__name__}"
         got_a, exp_a = np.asarray(got), np.asarray(expected)
         if got_a.shape != exp_a.shape:
             return f"{what} has shape {got_a.shape}, expected {exp_a.shape}"
@@ -56,12 +67,20 @@ def compare_arrays(got, expected, what="result", rtol=1e-5, atol=1e-6, exact=Fal
             bad = got_a != exp_a
             if np.any(bad):
                 i = np.unravel_index(np.argmax(bad), bad.shape) if bad.ndim else ()
-                return f"{what} differs in {int(bad.sum())} of {bad.size} entries (first at index {tuple(int(j) for j in i)}: got {got_a[i]!r}, expected {exp_a[i]!r})"
+                at = tuple(int(j) for j in i)
+                return (
+                    f"{what} differs in {int(bad.sum())} of {bad.size} entries "
+                    f"(first at index {at}: got {got_a[i]!r}, expected {exp_a[i]!r})"
+                )
             return None
         if not np.allclose(got_a, exp_a, rtol=rtol, atol=atol, equal_nan=True):
             err = np.abs(got_a.astype(np.float64) - exp_a.astype(np.float64))
             i = np.unravel_index(np.nanargmax(err), err.shape) if err.ndim else ()
-            return f"{what} is off (largest error {float(np.nanmax(err)):.3g} at index {tuple(int(j) for j in i)}: got {got_a[i]!r}, expected {exp_a[i]!r})"
+            at = tuple(int(j) for j in i)
+            return (
+                f"{what} is off (largest error {float(np.nanmax(err)):.3g} at index {at}: "
+                f"got {got_a[i]!r}, expected {exp_a[i]!r})"
+            )
         return None
     if isinstance(expected, tuple):
         if not isinstance(got, (tuple, list)) or len(got) != len(expected):
@@ -112,23 +131,24 @@ class Exercise:
             return f"expected a function, got {type(fn).__name__}"
         for case in cases:
             expected = self.reference(*case.copy().args, **case.copy().kwargs)
-            sink = io.StringIO()
             try:
-                with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
+                with quiet():
                     c = case.copy()
                     got = fn(*c.args, **c.kwargs)
             except NotImplementedError:
                 return "not implemented yet: replace `raise NotImplementedError()` with your code"
             except Exception as exc:  # noqa: BLE001 - any student error becomes a hint
                 return f"your function raised {type(exc).__name__}: {exc} (case: {case.label or 'see the exercise'})"
-            try:
-                hint = self.compare(got, expected, case)
-            except Exception as exc:  # noqa: BLE001 - a malformed answer must still give a hint
-                hint = f"could not compare your result ({type(exc).__name__}: {exc})"
+            hint = self._compare(got, expected, case)
             if hint:
                 return f"{hint} (case: {case.label})" if case.label else hint
         return None
+
+    def _compare(self, got, expected, case):
+        try:
+            return self.compare(got, expected, case)
+        except Exception as exc:  # noqa: BLE001 - a malformed answer must still give a hint
+            return f"could not compare your result ({type(exc).__name__}: {exc})"
 
     def verdict(self, fn) -> str:
         """The line a check cell prints for ``fn``: the pass line or ``FAIL: <hint>`` (nothing printed)."""
@@ -142,24 +162,294 @@ class Exercise:
     def __call__(self, fn) -> None:
         """Print the verdict line (returns None, so a check cell shows exactly that one line)."""
         line = self.verdict(fn)
-        self._record_for_grader(fn)
+        if line == self.pass_line:  # a failing check scores 0 anyway: nothing to record
+            self._record_for_grader(fn)
         print(line)
+        if line != self.pass_line and os.environ.get("LABKIT_CHECK_RAISE"):
+            # nbgrader's autograder counts a grade cell as failed only if it raises
+            raise AssertionError(line)
+
+    # --- grading hook -------------------------------------------------------------------------------
+
+    def grading_cases(self, seed: int) -> list:
+        """The cases the grader checks: the fixed cases, then cases drawn with the grader's ``seed``.
+
+        The kernel (through :meth:`_record_for_grader`) and the grader (through :meth:`verify`) both
+        call this, so both sides see the same inputs without the notebook ever holding them.
+        """
+        rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(self.grade_id.encode())])
+        return self.fixed_cases + list(self.make_cases(rng))
 
     def _record_for_grader(self, fn) -> None:
+        """Append ``fn``'s outputs on :meth:`grading_cases` to ``$LABKIT_GRADE_RECORD`` (one JSON line).
+
+        Outputs are written with :func:`encode` (plain JSON, never pickle): a record can hold
+        numbers, strings, arrays and containers, and nothing the grader would execute.
+        """
         path = os.environ.get("LABKIT_GRADE_RECORD")
         if not path:
             return
-        seed = int(os.environ.get("LABKIT_GRADE_SEED", "0"))
-        rng = np.random.default_rng([seed, sum(map(ord, self.grade_id))])
+        try:
+            seed = int(os.environ.get("LABKIT_GRADE_SEED", "0"))
+        except ValueError:
+            seed = 0
         outputs = []
-        for case in self.make_cases(rng) or self.fixed_cases:
-            sink = io.StringIO()
+        for case in self.grading_cases(seed):
             try:
-                with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
+                with quiet():
                     c = case.copy()
-                    outputs.append(("ok", fn(*c.args, **c.kwargs)))
-            except Exception as exc:  # noqa: BLE001
-                outputs.append(("error", f"{type(exc).__name__}: {exc}"))
-        with open(path, "ab") as f:
-            pickle.dump({"grade_id": self.grade_id, "seed": seed, "outputs": outputs}, f)
+                    got = fn(*c.args, **c.kwargs) if callable(fn) else None
+                    if not callable(fn):
+                        raise TypeError(f"expected a function, got {type(fn).__name__}")
+                outputs.append({"ok": encode(got)})
+            except Exception as exc:  # noqa: BLE001 - recorded as the student's error on this case
+                outputs.append({"error": f"{type(exc).__name__}: {exc}"[:500]})
+                break  # the grader stops at the first failing case too
+        line = json.dumps({"grade_id": self.grade_id, "seed": seed, "outputs": outputs}) + "\n"
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line.encode())  # one O_APPEND write: records never interleave
+        finally:
+            os.close(fd)
+
+    def verify(self, outputs, seed: int):
+        """Grader side: first hint on recorded ``outputs`` against the reference (None if all match).
+
+        ``outputs`` is the list stored by :meth:`_record_for_grader` (already JSON-decoded, arrays
+        still encoded). The reference runs here, in the grader's process, on cases regenerated from
+        ``seed``; nothing computed in the student's kernel is trusted except the outputs' values.
+        """
+        cases = self.grading_cases(seed)
+        if not isinstance(outputs, list):
+            return "no outputs were recorded: the check did not run your function normally"
+        for k, (case, out) in enumerate(zip(cases, outputs)):
+            where = f"grader case {k + 1} of {len(cases)}" + (f", {case.label}" if case.label else "")
+            if not isinstance(out, dict) or not ("ok" in out or "error" in out):
+                return f"malformed record ({where})"
+            if "error" in out:
+                msg = str(out["error"])
+                if msg.startswith("NotImplementedError"):
+                    return "not implemented yet: replace `raise NotImplementedError()` with your code"
+                return f"your function raised {msg} ({where})"
+            try:
+                got = decode(out["ok"])
+            except (ValueError, TypeError, KeyError) as exc:
+                return f"your result could not be read back ({exc}; {where})"
+            c = case.copy()
+            expected = self.reference(*c.args, **c.kwargs)
+            hint = self._compare(got, expected, case)
+            if hint:
+                return f"{hint} ({where})"
+        if len(outputs) != len(cases):
+            return (
+                f"the record holds {len(outputs)} outputs, expected {len(cases)}: "
+                "the check did not run your function normally"
+            )
+        return None
+
+
+# --- safe encoding of outputs for the grader ----------------------------------------------------------
+
+_ARRAY_KINDS = "biufcUS"  # no object, void/structured or datetime arrays
+_MAX_DEPTH = 40
+
+
+class _Unencodable(TypeError):
+    pass
+
+
+def encode(value, _depth: int = 0):
+    """A JSON-ready form of ``value``: numbers, strings, bytes, None, numpy arrays and scalars,
+    lists, tuples, dicts, sets, and objects of ``labkit`` classes (their public attributes).
+
+    Raises TypeError for anything else (functions, open files, arbitrary classes): a record never
+    carries code, and :func:`decode` builds only those plain types back.
+    """
+    if _depth > _MAX_DEPTH:
+        raise _Unencodable("result nested too deeply")
+    d = _depth + 1
+    if value is None or type(value) in (bool, str):
+        return value
+    if type(value) is int:
+        return value
+    if type(value) is float:
+        return {"__float__": repr(value)} if not np.isfinite(value) else value
+    if isinstance(value, np.ndarray):
+        a = np.ascontiguousarray(np.asarray(value))
+        if a.dtype.kind not in _ARRAY_KINDS:
+            raise _Unencodable(f"an array of dtype {a.dtype} cannot be recorded")
+        return {"__nd__": a.dtype.str, "shape": list(a.shape), "data": base64.b64encode(a.tobytes()).decode()}
+    if isinstance(value, np.generic):
+        if value.dtype.kind not in _ARRAY_KINDS:
+            raise _Unencodable(f"a numpy scalar of dtype {value.dtype} cannot be recorded")
+        return {"__np__": value.dtype.str, "data": base64.b64encode(np.asarray(value).tobytes()).decode()}
+    if isinstance(value, (bytes, bytearray)):
+        return {"__bytes__": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, bool):  # subclasses of the plain types: record the plain value
+        return bool(value)
+    if isinstance(value, int):
+        return int.__index__(value)
+    if isinstance(value, float):
+        return encode(float.__float__(value), d)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, complex):
+        return {"__complex__": [value.real, value.imag]}
+    cls = type(value)
+    if isinstance(value, tuple) and hasattr(value, "_fields") and _labkit_class_path(cls):
+        return {"__ntuple__": _labkit_class_path(cls), "items": [encode(v, d) for v in tuple.__iter__(value)]}
+    if isinstance(value, tuple):
+        return {"__tuple__": [encode(v, d) for v in tuple.__iter__(value)]}
+    if isinstance(value, list):
+        return [encode(v, d) for v in list.__iter__(value)]
+    if isinstance(value, (set, frozenset)):
+        return {"__set__": [encode(v, d) for v in value]}
+    if isinstance(value, dict):
+        return {"__dict__": [[encode(k, d), encode(v, d)] for k, v in dict.items(value)]}
+    path = _labkit_class_path(cls)
+    if path and hasattr(value, "__dict__"):
+        state = {}
+        for k, v in vars(value).items():
+            if k.startswith("_"):
+                continue  # caches of the last forward pass and other private state
+            try:
+                state[k] = encode(v, d)
+            except _Unencodable:
+                state[k] = {"__skipped__": type(v).__name__}
+        return {"__obj__": path, "state": state}
+    raise _Unencodable(f"a {cls.__module__}.{cls.__qualname__} cannot be recorded for the grader")
+
+
+def _labkit_class_path(cls):
+    mod = getattr(cls, "__module__", "") or ""
+    if mod == "labkit" or mod.startswith("labkit."):
+        return f"{mod}:{cls.__qualname__}"
+    return None
+
+
+def _labkit_class(path: str):
+    mod, _, qual = str(path).partition(":")
+    if not (mod == "labkit" or mod.startswith("labkit.")) or not qual:
+        raise ValueError(f"not a labkit class: {path!r}")
+    obj = importlib.import_module(mod)
+    for part in qual.split("."):
+        obj = getattr(obj, part)
+    if not isinstance(obj, type):
+        raise ValueError(f"{path!r} is not a class")
+    return obj
+
+
+def decode(obj, _depth: int = 0):
+    """Inverse of :func:`encode`; builds only plain values, numpy arrays and labkit objects."""
+    if _depth > _MAX_DEPTH:
+        raise ValueError("record nested too deeply")
+    d = _depth + 1
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, list):
+        return [decode(v, d) for v in obj]
+    if not isinstance(obj, dict) or len(obj) == 0:
+        raise ValueError(f"unexpected record item {type(obj).__name__}")
+    if "__nd__" in obj:
+        dt = np.dtype(str(obj["__nd__"]))
+        shape = tuple(int(n) for n in obj["shape"])
+        if dt.kind not in _ARRAY_KINDS or any(n < 0 for n in shape):
+            raise ValueError(f"array of dtype {dt} and shape {shape} not allowed")
+        raw = base64.b64decode(obj["data"], validate=True)
+        if len(raw) != dt.itemsize * int(np.prod(shape, dtype=np.int64)):
+            raise ValueError("array data does not match its shape")
+        return np.frombuffer(raw, dtype=dt).reshape(shape).copy()
+    if "__np__" in obj:
+        dt = np.dtype(str(obj["__np__"]))
+        raw = base64.b64decode(obj["data"], validate=True)
+        if dt.kind not in _ARRAY_KINDS or len(raw) != dt.itemsize:
+            raise ValueError(f"numpy scalar of dtype {dt} not allowed")
+        return np.frombuffer(raw, dtype=dt)[0]
+    if "__float__" in obj:
+        return float(obj["__float__"])  # 'nan', 'inf', '-inf'
+    if "__bytes__" in obj:
+        return base64.b64decode(obj["__bytes__"], validate=True)
+    if "__complex__" in obj:
+        re, im = obj["__complex__"]
+        return complex(float(re), float(im))
+    if "__tuple__" in obj:
+        return tuple(decode(v, d) for v in obj["__tuple__"])
+    if "__set__" in obj:
+        return {decode(v, d) for v in obj["__set__"]}
+    if "__dict__" in obj:
+        return {decode(k, d): decode(v, d) for k, v in obj["__dict__"]}
+    if "__ntuple__" in obj:
+        cls = _labkit_class(obj["__ntuple__"])
+        if not (issubclass(cls, tuple) and hasattr(cls, "_fields")):
+            raise ValueError(f"{obj['__ntuple__']!r} is not a named tuple")
+        return cls(*(decode(v, d) for v in obj["items"]))
+    if "__obj__" in obj:
+        cls = _labkit_class(obj["__obj__"])
+        inst = object.__new__(cls)
+        for k, v in obj["state"].items():
+            if not isinstance(k, str) or k.startswith("_"):
+                raise ValueError(f"attribute {k!r} not allowed")
+            inst.__dict__[k] = None if isinstance(v, dict) and "__skipped__" in v else decode(v, d)
+        return inst
+    if "__skipped__" in obj:
+        return None
+    raise ValueError(f"unknown record item with keys {sorted(obj)[:5]}")
+
+
+# --- hiding the student's output ------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def quiet():
+    """Swallow everything the student's code prints while it runs: ``print``, warnings, progress
+    bars (text or widget), rich displays, and writes straight to file descriptors 1 and 2.
+
+    ``KeyboardInterrupt`` and every exception still propagate; the streams are restored first.
+    """
+    sink = io.StringIO()
+    saved_fds = []
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            for fd in (1, 2):
+                saved_fds.append((fd, os.dup(fd)))
+                os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
+    except OSError:
+        pass  # no file descriptors to redirect (embedded interpreters); Python-level redirection still works
+    display_pub = _display_publisher()
+    saved_attrs = {}
+    try:
+        if display_pub is not None:
+            for name in ("publish", "clear_output"):
+                saved_attrs[name] = display_pub.__dict__.get(name, _MISSING)
+                setattr(display_pub, name, lambda *a, **k: None)
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield sink
+    finally:
+        for name, attr in saved_attrs.items():
+            if attr is _MISSING:
+                display_pub.__dict__.pop(name, None)
+            else:
+                setattr(display_pub, name, attr)
+        for fd, saved in saved_fds:
+            with contextlib.suppress(OSError):
+                os.dup2(saved, fd)
+                os.close(saved)
+
+
+_MISSING = object()
+
+
+def _display_publisher():
+    """IPython's display publisher (rich output, widgets) when running in a kernel, else None."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return None
+    shell = ipython.get_ipython()
+    return getattr(shell, "display_pub", None)

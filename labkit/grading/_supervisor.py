@@ -1,0 +1,221 @@
+"""Runs one submission: ``python -m labkit.grading._supervisor TMPDIR`` (started by :mod:`.grade`).
+
+The supervisor is the grader's process for one submission. It
+
+1. marks itself a *child subreaper* (Linux), so every process the student's code starts stays its
+   descendant even if it double-forks or calls ``setsid``;
+2. starts ``pytest --nbval-lax`` on the graded notebook in ``TMPDIR/work`` in a new process group,
+   with address-space, file-size and core-dump limits, the per-cell timeout, and the grading seed
+   and record file in the environment;
+3. waits at most the overall timeout, then kills every descendant (SIGKILL) and reaps them;
+4. reads nbval's per-cell results and the recorded outputs, re-runs the reference on the grader's
+   own cases *in this process*, and prints one JSON result on stdout.
+
+Nothing here trusts the kernel: a cell result only counts if the recorded outputs of the student's
+function match the reference (:meth:`labkit.check.Exercise.verify`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+MAX_RECORD_BYTES = 256 * 2**20
+MAX_RESULTS_BYTES = 16 * 2**20
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _become_subreaper() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _limits(memory_mb: int, file_mb: int):
+    def apply():
+        import resource
+
+        with contextlib.suppress(OSError):
+            os.nice(5)  # the grader's own processes stay responsive
+        for res, value in (
+            (resource.RLIMIT_AS, memory_mb * 2**20),
+            (resource.RLIMIT_FSIZE, file_mb * 2**20),
+            (resource.RLIMIT_CORE, 0),
+        ):
+            if value and value > 0:
+                with contextlib.suppress(ValueError, OSError):
+                    resource.setrlimit(res, (value, value))
+
+    return apply
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (read from /proc; psutil if available)."""
+    try:
+        import psutil
+
+        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+    except Exception:  # noqa: BLE001 - psutil missing or the process gone: fall back to /proc
+        pass
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        except (OSError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def kill_descendants(rounds: int = 20, root: int | None = None) -> int:
+    """SIGKILL every descendant of ``root`` (default: this process) until none is left.
+
+    Returns how many were killed. Run from the root itself (a subreaper), it also reaps them.
+    """
+    killed = 0
+    root = os.getpid() if root is None else root
+    for _ in range(rounds):
+        pids = _descendants(root)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        killed += len(pids)
+        while True:  # reap whatever died (we are their subreaper)
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+        if not pids:
+            break
+        time.sleep(0.05)
+    return killed
+
+
+def _read_lines(path: Path, limit: int):
+    """JSON objects, one per line, from the first ``limit`` bytes of ``path``; bad lines skipped."""
+    if not path.exists():
+        return [], False
+    with open(path, "rb") as f:
+        raw = f.read(limit + 1)
+    truncated = len(raw) > limit
+    out = []
+    for line in raw[:limit].splitlines():
+        try:
+            obj = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if isinstance(obj, dict):
+            out.append(obj)
+    return out, truncated
+
+
+def run(tmp: Path, spec: dict) -> dict:
+    work = tmp / "work"
+    notebook = work / spec["notebook"]
+    results_path, record_path = tmp / "cells.jsonl", tmp / "record.jsonl"
+    subreaper = _become_subreaper()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "LABKIT_GRADE"))}
+    env.update(
+        LABKIT_GRADE_RECORD=str(record_path),
+        LABKIT_GRADE_SEED=str(spec["seed"]),
+        PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
+        PYTHONDONTWRITEBYTECODE="1",
+        MPLBACKEND="Agg",
+        JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+    )
+    (tmp / "pytest.ini").write_text("[pytest]\naddopts =\n")
+    cmd = [
+        sys.executable, "-m", "pytest", str(notebook), "-c", str(tmp / "pytest.ini"), "--rootdir", str(work),
+        "-p", "nbval.plugin", "-p", "labkit.grading._nbval_results", "-p", "no:cacheprovider",
+        "--nbval-lax", "--nbval-current-env", f"--nbval-cell-timeout={spec['cell_timeout']}",
+        f"--nbval-kernel-startup-timeout={spec['startup_timeout']}", f"--labkit-results={results_path}", "-q",
+    ]  # fmt: skip
+    t0 = time.monotonic()
+    timed_out = False
+    with open(tmp / "pytest.log", "wb") as log:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=work,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_limits(spec["memory_mb"], spec["file_mb"]),
+        )
+        try:
+            proc.wait(timeout=spec["timeout"])
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+    leftovers = kill_descendants()
+    proc.wait()
+    seconds = time.monotonic() - t0
+    cells, cells_truncated = _read_lines(results_path, MAX_RESULTS_BYTES)
+    records, records_truncated = _read_lines(record_path, MAX_RECORD_BYTES)
+    return {
+        "seconds": round(seconds, 2),
+        "timed_out": timed_out,
+        "returncode": proc.returncode,
+        "subreaper": subreaper,
+        "leftover_processes": leftovers,
+        "cells": cells,
+        "records": records,
+        "records_truncated": records_truncated,
+        "cells_truncated": cells_truncated,
+        "log_tail": _tail(tmp / "pytest.log"),
+    }
+
+
+def _tail(path: Path, n: int = 4000) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - n))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    tmp = Path(argv[0])
+    # Everything this process trusts is read and imported *before* the student's code runs: the spec,
+    # the scoring code and the exercises' references (a kernel could rewrite files on disk later).
+    spec = json.loads((tmp / "spec.json").read_text())
+    from labkit.grading.grade import _import_exercise, score
+
+    for chk in spec["checks"]:
+        _import_exercise(chk["exercise"])
+    raw = run(tmp, spec)
+    result = score(spec, raw)
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""``python -m labkit release`` and ``python -m labkit grade``: argument parsing only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def add_parsers(sub) -> None:
+    """Register the ``release`` and ``grade`` subcommands on an argparse ``sub``-parsers object."""
+    p = sub.add_parser("release", help="write student and solution notebooks for every lab")
+    p.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="instructor notebooks (NN_name.ipynb)")
+    p.add_argument("--out", type=Path, default=Path("release"), help="output folder (default: release/)")
+    p.add_argument("--no-execute", action="store_true", help="check and ship the stored outputs; do not re-run")
+    p.add_argument("--timeout", type=float, default=600, help="per-cell timeout in seconds when executing")
+    p.set_defaults(fn=cmd_release)
+
+    g = sub.add_parser("grade", help="grade a folder of submitted notebooks with nbval")
+    g.add_argument("--assignment", type=Path, required=True, help="the instructor notebook, notebooks/NN_name.ipynb")
+    g.add_argument("--submissions", type=Path, required=True, help="folder with one <student>.ipynb per student")
+    g.add_argument("--out", type=Path, required=True, help="folder for gradebook.csv and feedback/")
+    g.add_argument("--jobs", type=int, default=1, help="submissions graded at the same time (default 1)")
+    g.add_argument("--cell-timeout", type=float, default=300, help="seconds per cell (default 300)")
+    g.add_argument("--timeout", type=float, default=1200, help="seconds per submission, all cells (default 1200)")
+    g.add_argument("--memory", type=int, default=4096, help="address-space limit per submission in MiB (0 = none)")
+    g.add_argument("--force", action="store_true", help="re-grade submissions that are already graded")
+    g.add_argument("--seed", type=int, default=None, help="seed of the grader's cases (default: fresh per run)")
+    g.add_argument("--keep-temp", action="store_true", help="keep each submission's temporary folder (debugging)")
+    g.set_defaults(fn=cmd_grade)
+
+
+def cmd_release(args) -> int:
+    from labkit.grading.release import ReleaseError, release
+
+    try:
+        release(args.notebooks, args.out, execute=not args.no_execute, timeout=args.timeout)
+    except ReleaseError as exc:
+        print(exc)
+        return 1
+    return 0
+
+
+def cmd_grade(args) -> int:
+    from labkit.grading.grade import GradeOptions, grade
+
+    try:
+        opts = GradeOptions(cell_timeout=args.cell_timeout, timeout=args.timeout, memory_mb=args.memory)
+        grade(args.assignment, args.submissions, args.out, jobs=args.jobs, options=opts, force=args.force,
+              seed=args.seed, keep_temp=args.keep_temp)  # fmt: skip
+    except (ValueError, OSError) as exc:
+        print(f"grade: {exc}")
+        return 2
+    return 0

@@ -1,0 +1,107 @@
+"""Release the labs: a student notebook and an executed solution notebook per instructor notebook.
+
+``release("notebooks", "release")`` writes, for every ``notebooks/NN_name.ipynb``:
+
+* ``release/student/NN_name.ipynb``: each solution (between ``### BEGIN SOLUTION`` and
+  ``### END SOLUTION``) replaced by ``# YOUR CODE HERE`` / ``raise NotImplementedError()``, every
+  output cleared except the check cells' expected line;
+* ``release/solution/NN_name.ipynb``: the instructor notebook, executed;
+* ``release/MANIFEST.json``: per lab its exercises, points and the instructor notebook's SHA-256.
+
+Nothing is written unless every check cell of every lab prints exactly its pass line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import nbformat
+
+from labkit.grading.grade import write_atomic
+from labkit.grading.notebook import BEGIN, END, answer_cells, lab_notebooks, load_assignment, student_notebook
+
+__all__ = ["release", "execute_notebook", "ReleaseError"]
+
+
+class ReleaseError(ValueError):
+    """An instructor notebook that must not be released; the message lists every problem."""
+
+
+def execute_notebook(nb, cwd: Path, timeout: float = 600):
+    """Run ``nb`` top to bottom in a fresh kernel (cwd = ``cwd``); returns the executed copy."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.reads(nbformat.writes(nb), as_version=4)  # a copy, sources as strings
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+    return nb
+
+
+def _problems(path: Path, nb) -> list[str]:
+    problems = []
+    for gid, idx in answer_cells(nb).items():
+        src = nb.cells[idx[0]].source
+        if BEGIN not in src or END not in src:
+            problems.append(f"{path.name}: answer cell {gid!r} lacks {BEGIN} / {END}")
+    for i, cell in enumerate(nb.cells):
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "error":
+                problems.append(f"{path.name}: cell {i} raised {o.get('ename')}: {o.get('evalue')}")
+    try:
+        load_assignment(path, require_pass_lines=True, nb=nb, allow_empty=True)
+    except ValueError as exc:
+        problems.append(str(exc))
+    return problems
+
+
+def release(notebooks="notebooks", out="release", execute: bool = True, timeout: float = 600, log=print) -> list:
+    """Write the student and solution versions of every lab in ``notebooks`` to ``out``.
+
+    Parameters
+    ----------
+    execute : bool
+        Re-run each instructor notebook first (default) and check the fresh outputs; with False,
+        the stored outputs are checked and shipped as the solution.
+    timeout : float
+        Per-cell timeout in seconds when executing.
+
+    Returns the list of lab file names released. Raises :class:`ReleaseError` (and writes nothing)
+    if any check cell does not print its pass line or any cell raises.
+    """
+    src, out = Path(notebooks), Path(out)
+    labs = lab_notebooks(src)
+    if not labs:
+        raise ReleaseError(f"no lab notebooks (NN_name.ipynb) in {src}")
+    prepared, problems = [], []
+    for path in labs:
+        nb = nbformat.read(path, as_version=4)
+        if execute:
+            t0 = time.perf_counter()
+            try:
+                nb = execute_notebook(nb, cwd=path.parent, timeout=timeout)
+            except Exception as exc:  # noqa: BLE001 - CellExecutionError, timeouts, dead kernel
+                problems.append(f"{path.name}: execution failed: {type(exc).__name__}: {str(exc)[:500]}")
+                continue
+            log(f"{path.name}: executed in {time.perf_counter() - t0:.1f} s")
+        found = _problems(path, nb)
+        problems += found
+        if not found:
+            prepared.append((path, nb))
+    if problems:
+        raise ReleaseError("release refused, nothing written:\n  " + "\n  ".join(problems))
+    manifest = {"labs": {}}
+    for path, nb in prepared:
+        nb.metadata.pop("widgets", None)
+        asg = load_assignment(path, nb=nb, allow_empty=True)
+        write_atomic(out / "solution" / path.name, nbformat.writes(nb))
+        write_atomic(out / "student" / path.name, nbformat.writes(student_notebook(nb)))
+        manifest["labs"][path.name] = {
+            "instructor_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "exercises": [{"grade_id": c.grade_id, "answer": c.answer_id, "points": c.points} for c in asg.checks],
+            "max_points": asg.max_points,
+        }
+        log(f"{path.name}: {len(asg.checks)} exercises, {asg.max_points:g} points -> {out}/student, {out}/solution")
+    write_atomic(out / "MANIFEST.json", json.dumps(manifest, indent=1))
+    return [p.name for p, _ in prepared]

@@ -1,0 +1,104 @@
+"""Timed compression kernels: each a readable numpy reference plus a fast numba version.
+
+=========================  =====================================================================
+module                     kernels
+=========================  =====================================================================
+``kernels.sparse``         :class:`CSR`, :func:`csr_from_dense`, :func:`csr_from_mask`,
+                           :func:`compact_csr` (int8 values + scale, uint16 columns),
+                           :func:`spmv`, :func:`spmm`
+``kernels.int8``           :func:`gemv_int8`, :func:`gemm_int8` (int32 accumulation),
+                           :func:`gemm_int8_requant` (fused fixed-point requantization),
+                           :func:`gemm_int8_dequant` (fused dequantization to float32)
+``kernels.quantize``       :func:`quantize_per_tensor`, :func:`quantize_per_channel`,
+                           :func:`dequantize_per_tensor`, :func:`dequantize_per_channel`
+``kernels.select``         :func:`global_topk_threshold`, :func:`global_magnitude_masks`
+=========================  =====================================================================
+
+Every fast kernel validates its inputs in Python (dtype, shape, contiguity, index ranges) and
+raises ``TypeError``/``ValueError`` before the jitted core runs, so no core reads out of bounds.
+Each has a ``*_reference`` twin in plain numpy: integer results agree bit for bit, float32 results
+to float32 rounding. The cores are compiled by numba on first use (a few seconds each) and cached on
+disk (``cache=True``), so later processes start fast. They run on numba's thread pool: set its size
+with ``numba.set_num_threads`` (``labkit.bench`` does, and says so).
+
+Threading layer: unless ``NUMBA_THREADING_LAYER`` is set, labkit asks numba for its ``workqueue``
+layer. On the course's 2-core reference machine numba's OpenMP layer (libgomp) cost about 30 ms
+per parallel call under load against 0.03 ms for ``workqueue`` — more than the kernels themselves.
+``workqueue`` does not support calling parallel kernels from several Python threads at once; use
+processes (as pytest-xdist and the grader do), or set ``NUMBA_THREADING_LAYER=tbb``/``omp``.
+"""
+
+import os as _os
+
+import numba as _numba
+
+if "NUMBA_THREADING_LAYER" not in _os.environ:
+    _numba.config.THREADING_LAYER = "workqueue"  # only takes effect before numba's first parallel call
+
+from .int8 import (
+    gemm_int8,
+    gemm_int8_dequant,
+    gemm_int8_dequant_reference,
+    gemm_int8_reference,
+    gemm_int8_requant,
+    gemv_int8,
+    max_accumulation_length,
+    requantize_reference,
+)
+from .quantize import (
+    dequantize_per_channel,
+    dequantize_per_tensor,
+    dequantize_reference,
+    qrange,
+    quantize_per_channel,
+    quantize_per_tensor,
+    quantize_reference,
+)
+from .select import (
+    global_magnitude_masks,
+    global_magnitude_masks_reference,
+    global_topk_threshold,
+    global_topk_threshold_reference,
+)
+from .sparse import (
+    CSR,
+    compact_csr,
+    csr_from_dense,
+    csr_from_dense_reference,
+    csr_from_mask,
+    spmm,
+    spmm_reference,
+    spmv,
+    spmv_reference,
+)
+
+__all__ = [
+    "CSR",
+    "compact_csr",
+    "csr_from_dense",
+    "csr_from_dense_reference",
+    "csr_from_mask",
+    "dequantize_per_channel",
+    "dequantize_per_tensor",
+    "dequantize_reference",
+    "gemm_int8",
+    "gemm_int8_dequant",
+    "gemm_int8_dequant_reference",
+    "gemm_int8_reference",
+    "gemm_int8_requant",
+    "gemv_int8",
+    "global_magnitude_masks",
+    "global_magnitude_masks_reference",
+    "global_topk_threshold",
+    "global_topk_threshold_reference",
+    "max_accumulation_length",
+    "qrange",
+    "quantize_per_channel",
+    "quantize_per_tensor",
+    "quantize_reference",
+    "requantize_reference",
+    "spmm",
+    "spmm_reference",
+    "spmv",
+    "spmv_reference",
+]

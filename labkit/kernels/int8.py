@@ -1,0 +1,343 @@
+"""Integer matrix products: int8 GEMV and GEMM with int32 accumulation, and their epilogues.
+
+A quantized Dense layer stores ``W_q`` (int8, out × in) and receives ``x_q`` (int8, with a zero point
+``z_x``). Its core is the integer product
+
+    acc[i, j] = sum_k (A[i, k] - z_a) * B[j, k]            (A: batch × K, B: out × K, both int8)
+
+Each product fits in 16 bits (|(-255) * (-128)| = 32640) but their sum does not: two products of
+-128 · -128 already make 32768 > 32767. In 32 bits the sum is exact while
+``K * max|A - z_a| * 128 <= 2**31 - 1`` (K <= 131071 when z_a = 0); the kernels check that bound.
+
+Epilogues, fused into the same loop so no int32 matrix is written and re-read:
+
+- ``gemm_int8_requant``: the integer-only requantization of Jacob et al. (2018), with a fixed-point
+  multiplier ``M = M0 · 2**-(31 + shift)`` (``M0`` an int32), ``y = clamp(z_y + round((acc + bias) · M))``.
+  Rounding is half to even (labkit's convention, as numpy and PyTorch round); ``acc + bias`` saturates
+  to the int32 range first, as an int32 add would.
+- ``gemm_int8_dequant``: back to float32, ``y = float32(acc) · scale[j] + bias[j]`` (dynamic quantization).
+
+Layout: ``B`` is row-major out × K, like ``Dense.W``, so every output is a dot product of two
+contiguous rows. The fast cores widen int8 to int16 once and let LLVM emit ``pmaddwd`` (16-bit
+multiply, pairwise add into 32 bits) over the contiguous K axis; GEMM converts a tile of 4 rows of
+``B`` to int16 and reuses it against every row of ``A``. The epilogue runs on each block of outputs
+right after it is accumulated (the int32 block stays in L1; no M × N int32 matrix is written).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._checks import INT32_MAX, as_array, as_scalar
+
+__all__ = [
+    "gemv_int8",
+    "gemm_int8",
+    "gemm_int8_requant",
+    "gemm_int8_dequant",
+    "gemm_int8_reference",
+    "requantize_reference",
+    "gemm_int8_dequant_reference",
+    "max_accumulation_length",
+]
+
+_TILE = 4  # rows of B widened to int16 at a time in the GEMM core
+
+
+def max_accumulation_length(zero_point: int = 0, unsigned: bool = False) -> int:
+    """Largest K for which ``sum_k (a_k - zero_point) * b_k`` always fits in int32.
+
+    ``a_k`` int8 (or uint8 if ``unsigned``), ``b_k`` int8.
+    """
+    lo, hi = (0, 255) if unsigned else (-128, 127)
+    worst = max(abs(lo - zero_point), abs(hi - zero_point)) * 128
+    return INT32_MAX // worst
+
+
+# ----------------------------------------------------------------------------------------------
+# numpy references (the oracles in tests)
+# ----------------------------------------------------------------------------------------------
+
+
+def gemm_int8_reference(A: np.ndarray, B: np.ndarray, a_zero_point: int = 0) -> np.ndarray:
+    """``(A - a_zero_point) @ B.T`` in int64, checked to fit and returned as int32 (M, N)."""
+    acc = (A.astype(np.int64) - a_zero_point) @ B.astype(np.int64).T
+    if acc.size and (acc.max() > INT32_MAX or acc.min() < -INT32_MAX - 1):
+        raise OverflowError("int32 accumulator overflow")
+    return acc.astype(np.int32)
+
+
+def _rshift_round_half_even(p: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``round(p / 2**s)`` with ties to even, for int64 ``p`` and shifts ``0 <= s <= 62``."""
+    p, s = np.broadcast_arrays(np.asarray(p, np.int64), np.asarray(s, np.int64))
+    q = p >> s  # floor division by 2**s
+    r = p - (q << s)  # remainder in [0, 2**s)
+    half = np.where(s > 0, np.int64(1) << np.maximum(s - 1, 0), np.int64(1) << 62)
+    up = (r > half) | ((r == half) & ((q & 1) == 1))
+    return q + up
+
+
+def _out_range(bits, signed, zp, relu):
+    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    return (max(lo, zp) if relu else lo), hi
+
+
+def requantize_reference(
+    acc, bias, multiplier, shift, out_zero_point: int = 0, bits: int = 8, signed: bool = True, relu: bool = False
+) -> np.ndarray:
+    """Integer requantization of an int32 accumulator (M, N) per output channel j (numpy reference).
+
+    ``y = clamp(out_zero_point + round_half_even(sat32(acc + bias[j]) * multiplier[j] / 2**(31 + shift[j])),
+    qmin, qmax)``, computed exactly in int64; ``[qmin, qmax]`` is the signed or unsigned ``bits``-bit
+    range, and a fused ReLU raises qmin to ``out_zero_point`` (real 0). Same formula as
+    ``labkit.quant.requantize`` (which adds the bias before, in int32). Returns int8 / uint8.
+    """
+    v = np.clip(np.asarray(acc, np.int64) + np.asarray(bias, np.int64), -INT32_MAX - 1, INT32_MAX)
+    q = _rshift_round_half_even(v * np.asarray(multiplier, np.int64), 31 + np.asarray(shift, np.int64))
+    lo, hi = _out_range(bits, signed, out_zero_point, relu)
+    return np.clip(q + out_zero_point, lo, hi).astype(np.int8 if signed else np.uint8)
+
+
+def gemm_int8_dequant_reference(acc, scale, bias=None) -> np.ndarray:
+    """``float32(acc) * scale[j] + bias[j]`` in float32 (numpy reference)."""
+    y = np.asarray(acc).astype(np.float32) * np.asarray(scale, np.float32)
+    return y if bias is None else y + np.asarray(bias, np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# numba cores (no bounds checks: the public functions validate first)
+# ----------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, inline="always")
+def _dot_i16_i8(a, b):
+    acc = np.int32(0)
+    for k in range(a.shape[0]):
+        acc += np.int32(a[k] * np.int16(b[k]))
+    return acc
+
+
+@njit(cache=True, inline="always")
+def _dot_i16_i16(a, b):
+    acc = np.int32(0)
+    for k in range(a.shape[0]):
+        acc += np.int32(a[k]) * np.int32(b[k])
+    return acc
+
+
+@njit(cache=True, inline="always")
+def _rshift_rhe(p, s):
+    if s == 0:
+        return p
+    q = p >> s
+    r = p - (q << s)
+    half = np.int64(1) << (s - 1)
+    if r > half or (r == half and (q & 1) == 1):
+        q += 1
+    return q
+
+
+@njit(cache=True, inline="always")
+def _epilogue(acc, i, j, mode, out32, out8, outf, bias_i, mult, shift, zp, lo, hi, fscale, fbias):
+    if mode == 0:
+        out32[i, j] = acc
+    elif mode == 1:
+        v = np.int64(acc) + bias_i[j]
+        if v > 2147483647:
+            v = np.int64(2147483647)
+        elif v < -2147483648:
+            v = np.int64(-2147483648)
+        q = _rshift_rhe(v * mult[j], 31 + shift[j]) + zp
+        out8[i, j] = min(max(q, lo), hi)
+    else:
+        outf[i, j] = np.float32(acc) * fscale[j] + fbias[j]
+
+
+@njit(cache=True, parallel=True)
+def _gemm_core(A, za, B, mode, out32, out8, outf, bias_i, mult, shift, zp, lo, hi, fscale, fbias):
+    M, K = A.shape
+    N = B.shape[0]
+    A16 = np.empty((M, K), np.int16)  # widen (and shift by the zero point) once
+    for i in range(M):
+        for k in range(K):
+            A16[i, k] = np.int16(A[i, k]) - np.int16(za)
+    # Each task owns a block of output channels: it accumulates an int32 tile (M × T, in L1), then
+    # runs the epilogue on that tile. (An epilogue inside the dot-product loop stops LLVM from
+    # vectorizing it.) Small M: stream rows of B straight from int8. Larger M: widen T rows of B
+    # to int16 once and reuse them against every row of A.
+    T = 64 if M < _TILE else _TILE
+    nb = (N + T - 1) // T
+    for jb in prange(nb):
+        j0 = jb * T
+        j1 = min(N, j0 + T)
+        tile = np.empty((M, j1 - j0), np.int32)
+        if M < _TILE:
+            for j in range(j0, j1):
+                b = B[j]
+                for i in range(M):
+                    tile[i, j - j0] = _dot_i16_i8(A16[i], b)
+        else:
+            B16 = np.empty((j1 - j0, K), np.int16)
+            for j in range(j0, j1):
+                for k in range(K):
+                    B16[j - j0, k] = B[j, k]
+            for i in range(M):
+                a = A16[i]
+                for j in range(j0, j1):
+                    tile[i, j - j0] = _dot_i16_i16(a, B16[j - j0])
+        for i in range(M):
+            for j in range(j0, j1):
+                acc = tile[i, j - j0]
+                _epilogue(acc, i, j, mode, out32, out8, outf, bias_i, mult, shift, zp, lo, hi, fscale, fbias)
+
+
+# ----------------------------------------------------------------------------------------------
+# public kernels
+# ----------------------------------------------------------------------------------------------
+
+_EMPTY_I64 = np.zeros(0, np.int64)
+_EMPTY_F32 = np.zeros(0, np.float32)
+
+
+def _check_operands(A, B, a_zero_point, a_name="A", b_name="B"):
+    as_array(a_name, A, (np.int8, np.uint8), 2)
+    as_array(b_name, B, np.int8, 2)
+    if A.shape[1] != B.shape[1]:
+        raise ValueError(
+            f"{a_name} is {A.shape} and {b_name} is {B.shape}: both need the same number of columns K "
+            f"({b_name} is out × K, like Dense.W)"
+        )
+    za = as_scalar("a_zero_point", a_zero_point, "i")
+    unsigned = A.dtype == np.uint8
+    zlo, zhi = (0, 255) if unsigned else (-128, 127)
+    if not zlo <= za <= zhi:
+        raise ValueError(f"a_zero_point must be in [{zlo}, {zhi}] for {A.dtype} activations, got {za}")
+    K = A.shape[1]
+    kmax = max_accumulation_length(za, unsigned)
+    if K > kmax:
+        raise ValueError(f"K = {K} products can overflow the int32 accumulator (at most {kmax} with a_zero_point {za})")
+    return za
+
+
+def _per_channel(name, v, N, dtype, kind):
+    arr = np.asarray(v)
+    if arr.dtype.kind not in kind:
+        raise TypeError(f"{name} must be {'an integer' if kind == 'iu' else 'a real'} scalar or array, got {arr.dtype}")
+    if arr.ndim == 0:
+        return np.full(N, arr, dtype)
+    if arr.shape != (N,):
+        raise ValueError(f"{name} must be a scalar or have shape ({N},) (one per output channel), got {arr.shape}")
+    return np.ascontiguousarray(arr, dtype)
+
+
+def _run(A, za, B, mode, **kw):
+    M, N = A.shape[0], B.shape[0]
+    out32 = np.empty((M, N) if mode == 0 else (0, 0), np.int32)
+    out8 = np.empty((M, N) if mode == 1 else (0, 0), kw.get("out_dtype", np.int8))
+    outf = np.empty((M, N) if mode == 2 else (0, 0), np.float32)
+    if M and N:
+        _gemm_core(A, np.int64(za), B, mode, out32, out8, outf,
+                   kw.get("bias_i", _EMPTY_I64), kw.get("mult", _EMPTY_I64), kw.get("shift", _EMPTY_I64),
+                   np.int64(kw.get("zp", 0)), np.int64(kw.get("lo", 0)), np.int64(kw.get("hi", 0)),
+                   kw.get("fscale", _EMPTY_F32), kw.get("fbias", _EMPTY_F32))  # fmt: skip
+    return (out32, out8, outf)[mode]
+
+
+def gemm_int8(A: np.ndarray, B: np.ndarray, a_zero_point: int = 0) -> np.ndarray:
+    """``(A - a_zero_point) @ B.T`` with int32 accumulation.
+
+    Parameters
+    ----------
+    A : int8 or uint8 array (M, K), C-contiguous
+        Quantized activations, one sample per row.
+    B : int8 array (N, K), C-contiguous
+        Quantized weights, out × in (``Dense.W`` layout).
+    a_zero_point : int in [-128, 127] (int8 A) or [0, 255] (uint8 A)
+        Zero point of ``A`` (weights are symmetric: zero point 0).
+
+    Returns
+    -------
+    int32 array (M, N), exactly equal to :func:`gemm_int8_reference`.
+    """
+    za = _check_operands(A, B, a_zero_point)
+    return _run(A, za, B, 0)
+
+
+def gemv_int8(W: np.ndarray, x: np.ndarray, x_zero_point: int = 0) -> np.ndarray:
+    """``W @ (x - x_zero_point)`` with int32 accumulation: W int8 (N, K), x int8/uint8 (K,) -> int32 (N,)."""
+    as_array("x", x, (np.int8, np.uint8), 1)
+    as_array("W", W, np.int8, 2)
+    if W.shape[1] != x.shape[0]:
+        raise ValueError(f"W is {W.shape} and x is {x.shape}: x needs W.shape[1] = {W.shape[1]} entries")
+    X = x.reshape(1, -1)
+    za = _check_operands(X, W, x_zero_point, "x", "W")
+    return _run(X, za, W, 0).reshape(-1)
+
+
+def gemm_int8_requant(
+    A, B, bias, multiplier, shift, out_zero_point: int = 0, a_zero_point: int = 0, bits: int = 8,
+    signed: bool = True, relu: bool = False,
+):  # fmt: skip
+    """int8 GEMM fused with per-channel fixed-point requantization (Jacob et al. 2018).
+
+    ``y[i, j] = clamp(out_zero_point + round_half_even(sat32(acc[i, j] + bias[j]) * multiplier[j]
+    / 2**(31 + shift[j])), -2**(bits-1), 2**(bits-1) - 1)`` with ``acc = (A - a_zero_point) @ B.T``.
+
+    Parameters
+    ----------
+    A, B, a_zero_point : as in :func:`gemm_int8`.
+    bias : int32 scalar or array (N,)
+        Bias in accumulator units (``round(b / (s_a · s_w[j]))``).
+    multiplier : int scalar or array (N,), in [0, 2**31)
+        ``M0`` of the real multiplier ``M = s_a · s_w[j] / s_y = M0 · 2**-(31 + shift)``.
+    shift : int scalar or array (N,), with ``0 <= 31 + shift <= 62``
+        Right shift after the 31-bit fixed-point product (positive for M < 0.5).
+    out_zero_point : int
+        Zero point of the output.
+    bits : int in [2, 8]
+        Output width.
+    signed : bool
+        int8 output range ``[-2**(bits-1), 2**(bits-1) - 1]`` or uint8 ``[0, 2**bits - 1]``.
+    relu : bool
+        Fused ReLU: clamp below at ``out_zero_point`` (real 0) instead of at qmin.
+
+    Returns
+    -------
+    int8 or uint8 array (M, N), exactly ``requantize_reference(gemm_int8_reference(A, B, z), ...)``.
+    With ``bias = q_b`` and ``a_zero_point = z_x`` it equals ``labkit.quant.integer_dense`` (whose
+    int32 accumulator would wrap where this one saturates).
+    """
+    za = _check_operands(A, B, a_zero_point)
+    N = B.shape[0]
+    if not 2 <= int(bits) <= 8:
+        raise ValueError(f"bits must be in [2, 8], got {bits}")
+    bias_i = _per_channel("bias", bias, N, np.int64, "iu")
+    mult = _per_channel("multiplier", multiplier, N, np.int64, "iu")
+    sh = _per_channel("shift", shift, N, np.int64, "iu")
+    if N and (mult.min() < 0 or mult.max() > INT32_MAX):
+        raise ValueError(f"multiplier must be in [0, 2**31 - 1], got range [{mult.min()}, {mult.max()}]")
+    if N and ((31 + sh).min() < 0 or (31 + sh).max() > 62):
+        raise ValueError(f"shift must satisfy 0 <= 31 + shift <= 62, got range [{sh.min()}, {sh.max()}]")
+    zp = as_scalar("out_zero_point", out_zero_point, "i")
+    qlo, qhi = _out_range(int(bits), signed, zp, False)
+    if not qlo <= zp <= qhi:
+        kind = "signed" if signed else "unsigned"
+        raise ValueError(f"out_zero_point must be in [{qlo}, {qhi}] for {bits}-bit {kind} output, got {zp}")
+    lo, hi = _out_range(int(bits), signed, zp, relu)
+    out_dtype = np.int8 if signed else np.uint8
+    return _run(A, za, B, 1, bias_i=bias_i, mult=mult, shift=sh, zp=zp, lo=lo, hi=hi, out_dtype=out_dtype)
+
+
+def gemm_int8_dequant(A, B, scale, bias=None, a_zero_point: int = 0) -> np.ndarray:
+    """int8 GEMM fused with dequantization to float32 (the core of dynamic quantization).
+
+    ``y[i, j] = float32(acc[i, j]) * scale[j] + bias[j]`` with ``acc = (A - a_zero_point) @ B.T``;
+    ``scale[j] = s_a · s_w[j]`` (float32 scalar or (N,)), ``bias`` float32 scalar or (N,) or None.
+    Returns float32 (M, N), equal to :func:`gemm_int8_dequant_reference` up to float32 rounding.
+    """
+    za = _check_operands(A, B, a_zero_point)
+    N = B.shape[0]
+    fscale = _per_channel("scale", scale, N, np.float32, "iuf")
+    fbias = _per_channel("bias", 0.0 if bias is None else bias, N, np.float32, "iuf")
+    return _run(A, za, B, 2, fscale=fscale, fbias=fbias)

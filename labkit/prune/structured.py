@@ -1,0 +1,169 @@
+"""Structured pruning: remove whole neurons (Dense rows) or channels (Conv2d filters) so the network
+really shrinks.
+
+A mask with 90% zeros still multiplies by every zero in a dense matmul; removing a unit removes a row
+of its layer's weights, its bias, and the matching input column(s) of the next weight layer, so every
+later matmul is smaller. Units are ranked by the norm of their incoming weights, as Li et al. (ICLR
+2017, *Pruning Filters for Efficient ConvNets*) rank filters by the sum of their absolute weights
+(ℓ1); ℓ2 is the other common choice.
+
+Each ``prune_*`` function returns a **new** model (the input is untouched) whose outputs equal those
+of the same-shaped model with the removed units masked out (:func:`mask_units`): exactly in real
+arithmetic, to float32 rounding in practice.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..nn import Conv2d, Dense, Dropout, Flatten, MaxPool2d, ReLU, Sequential
+from .magnitude import _smallest_k_mask, check_sparsity
+
+__all__ = ["unit_importance", "units_to_keep", "prune_neurons", "prune_channels", "mask_units"]
+
+# layers that act on each unit (channel) separately, so a removed unit stays removed through them
+_PER_UNIT = (ReLU, Dropout, MaxPool2d)
+
+
+def unit_importance(W: np.ndarray, norm: str = "l1") -> np.ndarray:
+    """Importance of each output unit: the ℓ1 or ℓ2 norm of its incoming weights.
+
+    Parameters
+    ----------
+    W : ndarray, shape (out, in) for Dense or (out_c, in_c, k, k) for Conv2d
+    norm : {"l1", "l2"}
+
+    Returns
+    -------
+    ndarray, shape (out,), float64
+    """
+    if not isinstance(W, np.ndarray) or W.ndim < 2:
+        raise ValueError(f"W must be a weight array of shape (out, ...), got {getattr(W, 'shape', type(W).__name__)}")
+    if not np.all(np.isfinite(W)):
+        raise ValueError("W contains NaN or inf values; unit norms need finite weights")
+    rows = W.reshape(W.shape[0], -1).astype(np.float64)
+    if norm == "l1":
+        return np.abs(rows).sum(axis=1)
+    if norm == "l2":
+        return np.sqrt((rows * rows).sum(axis=1))
+    raise ValueError(f"norm must be 'l1' or 'l2', got {norm!r}")
+
+
+def units_to_keep(W: np.ndarray, amount: float, norm: str = "l1") -> np.ndarray:
+    """Sorted indices of the units kept when ``floor(amount · out)`` of smallest norm are removed.
+
+    Ties in the norm are broken by index (the lower index is removed first), as in ``magnitude_mask``.
+    """
+    a = check_sparsity(amount, "amount")
+    imp = unit_importance(W, norm)
+    return np.flatnonzero(_smallest_k_mask(imp, math.floor(a * imp.size)))
+
+
+def _pair(model: Sequential, layer: str, kind):
+    """Index of ``layer`` and of the next weight layer, checking that only per-unit layers (and, for a
+    conv, one Flatten) sit between them. Returns (i, j, flatten_hw) with flatten_hw = spatial size
+    per channel if a Flatten sits between (else None)."""
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model must be a labkit.nn.Sequential, got {type(model).__name__}")
+    target = model[layer]  # KeyError lists the valid names
+    if not isinstance(target, kind):
+        fn = "prune_neurons" if isinstance(target, Dense) else "prune_channels"
+        raise ValueError(f"{layer!r} is a {type(target).__name__}, not a {kind.__name__}; use {fn} for it")
+    i = model.layers.index(target)
+    flatten_hw = None
+    for j in range(i + 1, len(model.layers)):
+        nxt = model.layers[j]
+        if isinstance(nxt, (Dense, Conv2d)):
+            if isinstance(target, Dense) and not isinstance(nxt, Dense):
+                raise ValueError(f"{layer!r} feeds {nxt.name!r} ({type(nxt).__name__}); expected a Dense layer")
+            return i, j, flatten_hw
+        if isinstance(nxt, Flatten) and isinstance(target, Conv2d) and flatten_hw is None:
+            if model.input_shape is None:
+                raise ValueError("the model needs an input_shape to find the spatial size at its Flatten layer")
+            shape_in = dict((n, s_in) for n, s_in, _ in model.shapes())[nxt.name]
+            flatten_hw = int(np.prod(shape_in[1:]))
+            continue
+        if not isinstance(nxt, _PER_UNIT):
+            raise ValueError(
+                f"cannot remove units of {layer!r}: {nxt.name!r} ({type(nxt).__name__}) "
+                "mixes units before the next weight layer"
+            )
+    last = [n for n, _ in model.weight_layers()][-1]
+    raise ValueError(f"{layer!r} is the output layer ({last}); its units are the classes and cannot be removed")
+
+
+def _input_columns(keep: np.ndarray, flatten_hw) -> np.ndarray:
+    """Input indices of the next layer fed by the kept units (a channel feeds hw Flatten columns)."""
+    if flatten_hw is None:
+        return keep
+    return (keep[:, None] * flatten_hw + np.arange(flatten_hw)[None, :]).ravel()
+
+
+def _shrink(model, layer, amount, norm, kind, keep=None):
+    i, j, hw = _pair(model, layer, kind)
+    new = model.copy()
+    a, b = new.layers[i], new.layers[j]
+    if keep is None:
+        keep = units_to_keep(a.W, amount, norm)
+    cols = _input_columns(keep, hw)
+    if isinstance(a, Dense):
+        a2 = Dense(a.in_features, len(keep))
+    else:
+        a2 = Conv2d(a.in_channels, len(keep), a.kernel_size, a.stride, a.padding)
+    a2.W, a2.b = np.ascontiguousarray(a.W[keep]), a.b[keep].copy()
+    a2.mask = None if a.mask is None else a.mask[keep].copy()
+    if isinstance(b, Dense):
+        b2 = Dense(len(cols), b.out_features)
+    else:
+        b2 = Conv2d(len(keep), b.out_channels, b.kernel_size, b.stride, b.padding)
+    b2.W, b2.b = np.ascontiguousarray(b.W[:, cols]), b.b.copy()
+    b2.mask = None if b.mask is None else np.ascontiguousarray(b.mask[:, cols])
+    layers = list(new.layers)
+    layers[i], layers[j] = a2, b2
+    out = Sequential(layers, input_shape=new.input_shape)
+    if hasattr(model, "metadata"):
+        out.metadata = dict(model.metadata)
+    return out
+
+
+def prune_neurons(model, layer: str, amount: float, norm: str = "l1") -> Sequential:
+    """A new, smaller model without the ``floor(amount · out)`` neurons of Dense ``layer`` of smallest norm.
+
+    Removes those rows of ``layer.W`` and ``layer.b`` (and of its mask) and the matching columns of
+    the next Dense layer. ``model`` itself is not changed.
+
+    Parameters
+    ----------
+    model : labkit.nn.Sequential
+    layer : str — a hidden Dense layer (not the output layer)
+    amount : float in [0, 1) — fraction of its neurons to remove
+    norm : {"l1", "l2"} — importance of a neuron = norm of its incoming weights (row of W)
+    """
+    return _shrink(model, layer, amount, norm, Dense)
+
+
+def prune_channels(model, layer: str, amount: float, norm: str = "l1") -> Sequential:
+    """A new, smaller model without the ``floor(amount · out_channels)`` filters of Conv2d ``layer`` of smallest norm.
+
+    Removes those filters (``W[c]``, ``b[c]``) and the matching input channels of the next Conv2d, or,
+    when a Flatten comes first (LeNet-5's conv2 → fc1), the ``h·w`` columns of the next Dense layer
+    that each removed channel fed.
+    """
+    return _shrink(model, layer, amount, norm, Conv2d)
+
+
+def mask_units(model, layer: str, amount: float, norm: str = "l1") -> Sequential:
+    """A copy of ``model`` with the same units as :func:`prune_neurons`/:func:`prune_channels` would
+    remove zeroed instead (weights, bias and the next layer's input columns): same shapes, same outputs."""
+    kind = Dense if isinstance(model[layer], Dense) else Conv2d
+    i, j, hw = _pair(model, layer, kind)
+    new = model.copy()
+    a, b = new.layers[i], new.layers[j]
+    keep = units_to_keep(a.W, amount, norm)
+    drop = np.setdiff1d(np.arange(a.W.shape[0]), keep)
+    a.W[drop] = 0
+    a.b[drop] = 0
+    b.W[:, _input_columns(drop, hw)] = 0
+    return new

@@ -1,0 +1,62 @@
+"""Quantization: uniform affine/symmetric quantizers, calibration, fake quantization with the STE for
+QAT, an integer-only inference engine, and k-means weight sharing.
+
+One idea per file: ``affine`` (qparams, quantize, dequantize, calibration), ``fakequant`` (STE,
+observers, QAT callback, FakeQuant layer), ``integer`` (fixed-point requantization, quantize_model,
+the integer engine), ``kmeans`` (weight sharing with codebook fine-tuning). Every public name is
+importable from ``labkit.quant``.
+"""
+
+from .affine import METHODS, dequantize, fake_quantize, int_range, qparams, quantization_error, quantize
+from .fakequant import (
+    FakeQuant,
+    MinMaxObserver,
+    MovingAverageObserver,
+    QATCallback,
+    fake_quantize_backward,
+    fake_quantize_weights,
+    ste_mask,
+)
+from .integer import (
+    IntConv2d,
+    IntDense,
+    IntegerModel,
+    integer_dense,
+    quantize_model,
+    quantize_multiplier,
+    requantize,
+    rounding_right_shift,
+    simulate_float64,
+)
+from .kmeans import CodebookFinetune, codebook_gradient, kmeans_assign, kmeans_quantize, kmeans_quantize_model
+
+__all__ = [
+    "METHODS",
+    "int_range",
+    "qparams",
+    "quantize",
+    "dequantize",
+    "fake_quantize",
+    "quantization_error",
+    "ste_mask",
+    "fake_quantize_backward",
+    "MinMaxObserver",
+    "MovingAverageObserver",
+    "QATCallback",
+    "FakeQuant",
+    "fake_quantize_weights",
+    "quantize_multiplier",
+    "rounding_right_shift",
+    "requantize",
+    "integer_dense",
+    "IntDense",
+    "IntConv2d",
+    "IntegerModel",
+    "quantize_model",
+    "simulate_float64",
+    "kmeans_quantize",
+    "kmeans_assign",
+    "codebook_gradient",
+    "kmeans_quantize_model",
+    "CodebookFinetune",
+]

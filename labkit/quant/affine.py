@@ -1,0 +1,286 @@
+"""Affine (asymmetric) and symmetric uniform quantization: parameters, quantize, dequantize.
+
+A real value ``r`` is represented by an integer ``q`` through ``r = scale * (q - zero_point)``
+(Jacob et al. 2018, eq. 1). ``scale`` is a positive float32, ``zero_point`` an integer of the
+quantized type, chosen so that the real range always contains 0 and real 0 maps *exactly* to the
+integer ``zero_point`` (zero padding and ReLU depend on it).
+
+* ``quantize(x) = clamp(round_half_even(x / scale) + zero_point, qmin, qmax)``
+* ``dequantize(q) = scale * (q - zero_point)`` as float32
+
+Integer ranges for ``bits`` b: signed ``[-2^(b-1), 2^(b-1) - 1]``, unsigned ``[0, 2^b - 1]``.
+Symmetric quantization fixes ``zero_point`` at 0 (signed) or ``2^(b-1)`` (unsigned) and uses
+the restricted range ``±(2^(b-1) - 1)`` so that ``-scale·qmax`` and ``+scale·qmax`` are both
+representable (the int8 weight scheme of TFLite and Krishnamoorthi 2018).
+
+Calibration chooses the real range ``[lo, hi]`` that the integer range covers:
+
+* ``"minmax"``: the observed minimum and maximum;
+* ``"percentile"``: the ``100 - p`` and ``p`` percentiles (default p = 99.99), clipping outliers;
+* ``"mse"``: the clipping range ``α·[lo, hi]`` (α on a grid in (0, 1]) whose
+  quantize-dequantize round trip has the smallest mean squared error.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "int_range",
+    "qparams",
+    "quantize",
+    "dequantize",
+    "fake_quantize",
+    "quantization_error",
+    "METHODS",
+]
+
+METHODS = ("minmax", "percentile", "mse")
+
+
+def _check_bits(bits, symmetric=False) -> int:
+    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral):
+        raise TypeError(f"bits must be an integer, got {type(bits).__name__} {bits!r}")
+    lo = 2 if symmetric else 1
+    if not lo <= bits <= 16:
+        what = "symmetric quantization needs 2..16 bits" if symmetric else "bits must be in 1..16"
+        raise ValueError(f"{what}, got bits={bits}")
+    return int(bits)
+
+
+def int_range(bits: int = 8, signed: bool = False) -> tuple[int, int]:
+    """The integer range ``(qmin, qmax)`` of a ``bits``-bit signed or unsigned type."""
+    bits = _check_bits(bits)
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+
+
+def _int_dtype(bits: int, signed: bool):
+    if bits <= 8:
+        return np.int8 if signed else np.uint8
+    return np.int16 if signed else np.uint16
+
+
+def _check_axis(x: np.ndarray, axis):
+    if axis is None:
+        return None
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"per_channel_axis must be an int or None, got {type(axis).__name__}")
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"per_channel_axis={axis} does not exist for an array of shape {x.shape} (ndim {x.ndim})")
+    return int(axis) % x.ndim
+
+
+def _range(x: np.ndarray, axis, method: str, percentile: float):
+    """Per-tensor (axis None) or per-channel real range [lo, hi], float64, widened to contain 0."""
+    if axis is None:
+        flat = x.reshape(1, -1)
+    else:
+        flat = np.moveaxis(x, axis, 0).reshape(x.shape[axis], -1)
+    flat = flat.astype(np.float64)
+    if method == "percentile":
+        lo = np.percentile(flat, 100.0 - percentile, axis=1)
+        hi = np.percentile(flat, percentile, axis=1)
+    else:
+        lo, hi = flat.min(axis=1), flat.max(axis=1)
+    return np.minimum(lo, 0.0), np.maximum(hi, 0.0), flat
+
+
+def _params_from_range(lo, hi, bits, symmetric, signed):
+    """Scale (float32) and zero point (int64) for ranges lo <= 0 <= hi (arrays, float64)."""
+    qmin, qmax = int_range(bits, signed)
+    if symmetric:
+        half = (1 << (bits - 1)) - 1
+        amax = np.maximum(-lo, hi)
+        scale = np.where(amax > 0, amax / half, 1.0).astype(np.float32)
+        zp = np.full(lo.shape, 0 if signed else 1 << (bits - 1), dtype=np.int64)
+        return scale, zp
+    span = hi - lo
+    scale = np.where(span > 0, span / (qmax - qmin), 1.0).astype(np.float32)
+    scale = np.where(scale > 0, scale, np.float32(np.finfo(np.float32).tiny))  # span below float32's range
+    # zero point: the integer that real 0 maps to, nudged into [qmin, qmax] (Jacob et al. 2018, §2.1)
+    zp = np.clip(qmin - np.rint(lo / scale.astype(np.float64)), qmin, qmax).astype(np.int64)
+    return scale, zp
+
+
+def _round_trip_mse(flat, scale, zp, bits, signed):
+    qmin, qmax = int_range(bits, signed)
+    s = scale.astype(np.float64)[:, None]
+    q = np.clip(np.rint(flat / s) + zp[:, None], qmin, qmax)
+    return ((s * (q - zp[:, None]) - flat) ** 2).mean(axis=1)
+
+
+def qparams(x, bits: int = 8, symmetric: bool = False, per_channel_axis=None, method: str = "minmax",
+            signed: bool | None = None, percentile: float = 99.99, grid: int = 100):  # fmt: skip
+    """Scale and zero point that map the range of ``x`` onto ``bits``-bit integers.
+
+    Parameters
+    ----------
+    x : array_like of float, any shape, finite, not empty
+        Calibration data: weights, or activations collected on training data.
+    bits : int
+        1..16 (2..16 if symmetric).
+    symmetric : bool
+        Zero point fixed (0 for signed types), range ``[-amax, amax]`` with ``amax = max|x|``.
+    per_channel_axis : int or None
+        One (scale, zero_point) per index along this axis (e.g. 0 for the output channels of
+        ``Dense.W`` (out, in) or ``Conv2d.W`` (out_c, in_c, k, k)); None = one pair for the tensor.
+    method : {"minmax", "percentile", "mse"}
+        How to choose the clipping range (see the module docstring).
+    signed : bool, optional
+        Integer type; default signed for symmetric, unsigned for affine (int8 weights, uint8
+        activations).
+    percentile : float
+        For ``method="percentile"``: keep the range between the (100 - p)th and p-th percentiles.
+    grid : int
+        For ``method="mse"``: number of clipping fractions α = 1/grid, 2/grid, ..., 1 tried.
+
+    Returns
+    -------
+    scale : numpy.float32, or float32 array of shape (C,) per channel
+    zero_point : int, or int64 array of shape (C,) per channel
+
+    Raises
+    ------
+    ValueError
+        bits out of range, unknown method, an axis that does not exist, empty x, NaN or inf in x.
+    """
+    x = np.asarray(x)
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise TypeError(f"qparams expects a numeric array, got dtype {x.dtype}")
+    bits = _check_bits(bits, symmetric)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    axis = _check_axis(x, per_channel_axis)
+    if x.size == 0:
+        raise ValueError(f"cannot calibrate on an empty array (shape {x.shape})")
+    if not np.all(np.isfinite(x)):
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        raise ValueError(f"calibration data contains {bad} NaN or inf values; expected finite numbers")
+    if not 50.0 < percentile <= 100.0:
+        raise ValueError(f"percentile must be in (50, 100], got {percentile!r}")
+    if grid < 1:
+        raise ValueError(f"grid must be >= 1, got {grid!r}")
+    signed = bool(symmetric) if signed is None else bool(signed)
+    lo, hi, flat = _range(x, axis, method, percentile)
+    scale, zp = _params_from_range(lo, hi, bits, symmetric, signed)
+    if method == "mse":
+        best = _round_trip_mse(flat, scale, zp, bits, signed)
+        for alpha in np.arange(1, grid) / grid:
+            s, z = _params_from_range(alpha * lo, alpha * hi, bits, symmetric, signed)
+            err = _round_trip_mse(flat, s, z, bits, signed)
+            better = err < best
+            scale, zp, best = np.where(better, s, scale), np.where(better, z, zp), np.minimum(err, best)
+    if axis is None:
+        return np.float32(scale[0]), int(zp[0])
+    return scale.astype(np.float32), zp.astype(np.int64)
+
+
+def _check_qp(scale, zero_point, qrange, shape, axis, what="quantize"):
+    """Validate scale/zero point; return them as float64/int64 arrays shaped to broadcast against x."""
+    qmin, qmax = qrange
+    scale = np.asarray(scale)
+    zp = np.asarray(zero_point)
+    if not np.issubdtype(scale.dtype, np.floating) and not np.issubdtype(scale.dtype, np.integer):
+        raise TypeError(f"{what}: scale must be a number or float array, got dtype {scale.dtype}")
+    if not np.all(np.isfinite(scale)) or not np.all(scale > 0):
+        raise ValueError(
+            f"{what}: scale must be positive and finite, got {scale if scale.size < 8 else 'an array with bad values'}"
+        )
+    if zp.dtype.kind not in "iu" and not (zp.dtype.kind == "f" and np.all(zp == np.round(zp))):
+        raise TypeError(f"{what}: zero_point must be an integer, got {zero_point!r}")
+    if np.any(zp < qmin) or np.any(zp > qmax):
+        raise ValueError(
+            f"{what}: zero_point {zp if zp.size < 8 else '(array)'} is outside the integer range [{qmin}, {qmax}]"
+        )
+    scale, zp = scale.astype(np.float32).astype(np.float64), zp.astype(np.int64)
+    if axis is None:
+        if scale.size != 1 or zp.size != 1:
+            raise ValueError(f"{what}: per-channel scale/zero_point (size {scale.size}) need axis=")
+        return scale.reshape(()), zp.reshape(())
+    if not -len(shape) <= axis < len(shape):
+        raise ValueError(f"{what}: axis={axis} does not exist for an array of shape {shape}")
+    axis %= len(shape)
+    c = shape[axis]
+    bshape = [1] * len(shape)
+    bshape[axis] = c
+    if scale.size not in (1, c) or zp.size not in (1, c):
+        raise ValueError(
+            f"{what}: axis {axis} has {c} channels but scale has {scale.size} and zero_point {zp.size} values"
+        )
+    return np.broadcast_to(scale.reshape(-1), (c,)).reshape(bshape), np.broadcast_to(zp.reshape(-1), (c,)).reshape(
+        bshape
+    )
+
+
+def quantize(x, scale, zero_point, bits: int = 8, signed: bool = False, axis=None) -> np.ndarray:
+    """``clamp(round_half_even(x / scale) + zero_point, qmin, qmax)`` as an integer array.
+
+    Parameters
+    ----------
+    x : array_like of float, any shape (empty gives an empty result); no NaN (inf clamps)
+    scale : float, or array of shape (C,) with ``axis``
+    zero_point : int, or int array of shape (C,) with ``axis``; inside the integer range
+    bits : int, 1..16
+    signed : bool
+        Signed (``[-2^(b-1), 2^(b-1)-1]``) or unsigned (``[0, 2^b-1]``) integers. The default
+        matches ``qparams``'s default (affine, unsigned); pass ``signed=True`` for symmetric weights.
+    axis : int, optional
+        The channel axis of per-channel parameters.
+
+    Returns
+    -------
+    ndarray of int8/uint8 (bits <= 8) or int16/uint16, same shape as x.
+
+    Notes
+    -----
+    ``x / scale`` is computed in float64 (float32 ``scale``), so exact ties such as 2.5 round to
+    even. PyTorch multiplies by the float32 reciprocal of the scale instead; values one ulp away
+    from a tie can then round differently by one step (``tests/test_quant_torch.py``).
+    """
+    bits = _check_bits(bits)
+    x = np.asarray(x)
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise TypeError(f"quantize expects a numeric array, got dtype {x.dtype}")
+    s, z = _check_qp(scale, zero_point, int_range(bits, signed), x.shape, axis)
+    if np.any(np.isnan(x)):
+        raise ValueError(f"quantize: x contains {int(np.isnan(x).sum())} NaN values; expected numbers")
+    qmin, qmax = int_range(bits, signed)
+    with np.errstate(over="ignore", invalid="ignore"):
+        q = np.rint(x.astype(np.float64) / s) + z
+    return np.clip(q, qmin, qmax).astype(_int_dtype(bits, signed))
+
+
+def dequantize(q, scale, zero_point, axis=None) -> np.ndarray:
+    """``scale * (q - zero_point)`` as float32 (exact: the product is rounded once).
+
+    Parameters
+    ----------
+    q : integer array, any shape
+    scale : float, or array (C,) with ``axis``
+    zero_point : int, or int array (C,) with ``axis``
+    axis : int, optional
+        Channel axis for per-channel parameters.
+    """
+    q = np.asarray(q)
+    if q.dtype.kind not in "iu":
+        raise TypeError(f"dequantize expects integers, got dtype {q.dtype}")
+    info = np.iinfo(q.dtype)
+    s, z = _check_qp(scale, zero_point, (int(info.min), int(info.max)), q.shape, axis, "dequantize")
+    return (s * (q.astype(np.int64) - z)).astype(np.float32)
+
+
+def fake_quantize(x, scale, zero_point, bits: int = 8, signed: bool = False, axis=None) -> np.ndarray:
+    """``dequantize(quantize(x))``: the float32 values a quantized tensor really represents."""
+    return dequantize(quantize(x, scale, zero_point, bits, signed, axis), scale, zero_point, axis)
+
+
+def quantization_error(x, bits: int = 8, symmetric: bool = False, per_channel_axis=None, method: str = "minmax",
+                       signed: bool | None = None) -> float:  # fmt: skip
+    """Mean squared error of the quantize-dequantize round trip of ``x`` with calibrated parameters."""
+    x = np.asarray(x)
+    signed = bool(symmetric) if signed is None else bool(signed)
+    s, z = qparams(x, bits, symmetric, per_channel_axis, method, signed=signed)
+    xr = fake_quantize(x, s, z, bits, signed, per_channel_axis)
+    return float(np.mean((xr.astype(np.float64) - x) ** 2))

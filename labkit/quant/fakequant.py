@@ -1,0 +1,232 @@
+"""Fake quantization with the straight-through estimator (STE), range observers, and QAT.
+
+Quantization-aware training (Jacob et al. 2018, §3; Krishnamoorthi 2018, §3.2) keeps float
+weights and trains them *through* the quantizer: the forward pass sees
+``fake_quantize(w) = dequantize(quantize(w))``, and the backward pass treats the rounding as the
+identity (Bengio et al. 2013's straight-through estimator) inside the clipping range and as a
+constant outside it:
+
+    d fake_quantize(x) / dx = 1  if qmin <= round(x / scale) + zero_point <= qmax,  else 0
+
+(the rule of ``torch.fake_quantize_per_tensor_affine``). ``QATCallback`` applies it to the
+weights through ``labkit.train.fit``'s hooks; ``FakeQuant`` is a layer that applies it to
+activations, with its range tracked by an observer during training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import nn
+from ..train import Callback
+from .affine import _check_axis, _check_bits, _params_from_range, dequantize, int_range, qparams, quantize
+
+__all__ = [
+    "ste_mask",
+    "fake_quantize_backward",
+    "MinMaxObserver",
+    "MovingAverageObserver",
+    "QATCallback",
+    "FakeQuant",
+    "fake_quantize_weights",
+]
+
+
+def ste_mask(x, scale, zero_point, bits: int = 8, signed: bool = False, axis=None) -> np.ndarray:
+    """Boolean mask, shape of ``x``: True where the STE passes the gradient (inside the clipping range)."""
+    x = np.asarray(x)
+    s, z = _params_view(x, scale, zero_point, axis)
+    qmin, qmax = int_range(bits, signed)
+    q = np.rint(x.astype(np.float64) / s) + z
+    return (q >= qmin) & (q <= qmax)
+
+
+def _params_view(x, scale, zero_point, axis):
+    scale = np.asarray(scale, dtype=np.float32).astype(np.float64)
+    zp = np.asarray(zero_point, dtype=np.int64)
+    if axis is None:
+        return scale.reshape(()), zp.reshape(())
+    axis = _check_axis(x, axis)
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    return scale.reshape(shape), zp.reshape(shape)
+
+
+def fake_quantize_backward(grad_out, x, scale, zero_point, bits: int = 8, signed: bool = False, axis=None):
+    """STE gradient of ``fake_quantize`` with respect to ``x``: ``grad_out`` where inside the range, 0 elsewhere.
+
+    Parameters
+    ----------
+    grad_out : ndarray, same shape as x
+        Gradient of the loss with respect to ``fake_quantize(x)``.
+    x : ndarray
+        The input of the forward pass.
+    """
+    grad_out = np.asarray(grad_out)
+    if grad_out.shape != np.shape(x):
+        raise ValueError(f"grad_out has shape {grad_out.shape}, x has {np.shape(x)}: they must match")
+    mask = ste_mask(x, scale, zero_point, bits, signed, axis)
+    return np.where(mask, grad_out, grad_out.dtype.type(0))
+
+
+class MinMaxObserver:
+    """Tracks the running minimum and maximum of everything it sees (range always contains 0)."""
+
+    def __init__(self):
+        self.lo, self.hi = 0.0, 0.0
+        self.seen = False
+
+    def observe(self, x) -> None:
+        x = np.asarray(x)
+        if x.size == 0:
+            return
+        if not np.all(np.isfinite(x)):
+            raise ValueError("observer got NaN or inf values; expected finite activations")
+        self.lo, self.hi = min(self.lo, float(x.min())), max(self.hi, float(x.max()))
+        self.seen = True
+
+    def qparams(self, bits: int = 8, symmetric: bool = False, signed: bool | None = None):
+        """(scale, zero_point) for the observed range."""
+        if not self.seen:
+            raise ValueError("the observer has seen no data yet: run calibration batches first")
+        signed = bool(symmetric) if signed is None else bool(signed)
+        bits = _check_bits(bits, symmetric)
+        s, z = _params_from_range(np.array([self.lo]), np.array([self.hi]), bits, symmetric, signed)
+        return np.float32(s[0]), int(z[0])
+
+
+class MovingAverageObserver(MinMaxObserver):
+    """Exponential moving average of each batch's min and max (Jacob et al. 2018, §3: EMA over batches).
+
+    ``lo <- (1 - c) lo + c min(batch)`` (the first batch sets it), c = ``averaging_constant``
+    (0.01 as in PyTorch's MovingAverageMinMaxObserver).
+    """
+
+    def __init__(self, averaging_constant: float = 0.01):
+        super().__init__()
+        if not 0.0 < averaging_constant <= 1.0:
+            raise ValueError(f"averaging_constant must be in (0, 1], got {averaging_constant!r}")
+        self.c = float(averaging_constant)
+
+    def observe(self, x) -> None:
+        x = np.asarray(x)
+        if x.size == 0:
+            return
+        if not np.all(np.isfinite(x)):
+            raise ValueError("observer got NaN or inf values; expected finite activations")
+        lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+        if not self.seen:
+            self.lo, self.hi, self.seen = lo, hi, True
+        else:
+            self.lo += self.c * (lo - self.lo)
+            self.hi += self.c * (hi - self.hi)
+
+
+def _weight_qparams(W, bits, per_channel):
+    return qparams(W, bits, symmetric=True, per_channel_axis=0 if per_channel else None)
+
+
+def fake_quantize_weights(model, bits: int = 8, per_channel: bool = True, layers=None):
+    """A copy of ``model`` whose weights are replaced by their symmetric ``bits``-bit fake-quantized values.
+
+    This is post-training, weight-only quantization: the copy computes in float with exactly the
+    values an integer kernel would see. Biases stay float.
+    """
+    bits = _check_bits(bits, symmetric=True)
+    out = model.copy()
+    for name, layer in out.weight_layers():
+        if layers is not None and name not in layers:
+            continue
+        s, z = _weight_qparams(layer.W, bits, per_channel)
+        axis = 0 if per_channel else None
+        layer.W = dequantize(quantize(layer.W, s, z, bits, True, axis), s, z, axis)
+    return out
+
+
+class QATCallback(Callback):
+    """Quantization-aware training of the weights with the straight-through estimator.
+
+    ``on_batch_begin``: keep each float weight array as a shadow and swap in its fake-quantized
+    copy (symmetric, ``bits``, per output channel by default), so forward and backward see the
+    quantized weights. ``on_backward_end``: put the float shadow back and zero the gradient of
+    weights outside the clipping range (the STE), so the optimizer updates the float weights.
+    After ``fit`` the model holds float weights; evaluate it with ``fake_quantize_weights``.
+
+    Parameters
+    ----------
+    bits : int, 2..16
+    per_channel : bool
+    layers : iterable of str, optional
+        Names of the weight layers to quantize (default: all).
+    """
+
+    def __init__(self, bits: int = 4, per_channel: bool = True, layers=None):
+        self.bits = _check_bits(bits, symmetric=True)
+        self.per_channel = bool(per_channel)
+        self.layers = None if layers is None else set(layers)
+        self._shadow: dict = {}
+
+    def _targets(self, model):
+        return [(n, layer) for n, layer in model.weight_layers() if self.layers is None or n in self.layers]
+
+    def on_train_begin(self, model, state):
+        names = {n for n, _ in model.weight_layers()}
+        if self.layers is not None and not self.layers <= names:
+            unknown = sorted(self.layers - names)
+            raise ValueError(f"QATCallback: unknown layers {unknown}; weight layers are {sorted(names)}")
+
+    def on_batch_begin(self, model, state):
+        axis = 0 if self.per_channel else None
+        for name, layer in self._targets(model):
+            W = layer.W
+            s, z = _weight_qparams(W, self.bits, self.per_channel)
+            self._shadow[name] = (W, ste_mask(W, s, z, self.bits, True, axis))
+            layer.W = dequantize(quantize(W, s, z, self.bits, True, axis), s, z, axis)
+
+    def on_backward_end(self, model, state):
+        for name, layer in self._targets(model):
+            W, mask = self._shadow.pop(name)
+            layer.W = W
+            layer.dW = np.where(mask, layer.dW, layer.dW.dtype.type(0))
+
+
+class FakeQuant(nn.Layer):
+    """Fake-quantizes activations: ``dequantize(quantize(x))`` forward, the STE backward.
+
+    In training mode the observer (moving average of min/max) sees each batch first; with
+    ``frozen`` set the range stays fixed. Before any data is seen the layer is the identity.
+
+    Parameters
+    ----------
+    bits : int, 1..16
+    signed : bool
+        Unsigned (affine uint) by default, the type of post-ReLU activations.
+    averaging_constant : float
+        Of the moving-average observer.
+    """
+
+    def __init__(self, bits: int = 8, signed: bool = False, averaging_constant: float = 0.01):
+        self.bits = _check_bits(bits)
+        self.signed = bool(signed)
+        self.averaging_constant = float(averaging_constant)
+        self.observer = MovingAverageObserver(averaging_constant)
+        self.frozen = False
+
+    def forward(self, x, training=False):
+        if training and not self.frozen:
+            self.observer.observe(x)
+        if not self.observer.seen:
+            self._mask = None
+            return x
+        s, z = self.observer.qparams(self.bits, signed=self.signed)
+        self._mask = ste_mask(x, s, z, self.bits, self.signed)
+        return dequantize(quantize(x, s, z, self.bits, self.signed), s, z).astype(x.dtype, copy=False)
+
+    def backward(self, grad_out):
+        return grad_out if self._mask is None else np.where(self._mask, grad_out, grad_out.dtype.type(0))
+
+    def config(self):
+        return {"bits": self.bits, "signed": self.signed, "averaging_constant": self.averaging_constant}
+
+
+nn.LAYER_TYPES.setdefault("FakeQuant", FakeQuant)  # so labkit.nn.load rebuilds models that use it

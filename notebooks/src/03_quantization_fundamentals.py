@@ -1,0 +1,328 @@
+# %% [markdown]
+# # Lab 03 — Quantization fundamentals: scale, zero point, bits, channels, calibration
+#
+# **You will leave able to** derive the scale and zero point that map a real range onto `b`-bit
+# integers, quantize and dequantize by hand, measure how the error falls with every extra bit,
+# explain why real 0 must be exactly representable, choose per-channel over per-tensor scales,
+# and pick a calibration method for activations that have outliers.
+#
+# **Time:** about 45 minutes; the notebook runs in well under a minute.
+#
+# **Reading:** Jacob et al. 2018, *Quantization and Training of Neural Networks for Efficient
+# Integer-Arithmetic-Only Inference* (§2); Krishnamoorthi 2018, *Quantizing deep convolutional
+# networks for efficient inference: A whitepaper* (§2–3).
+
+# %% [markdown]
+# ## 1. The affine map between reals and integers
+#
+# A `b`-bit unsigned integer `q` takes the values $0 \dots 2^b - 1$ (signed: $-2^{b-1} \dots 2^{b-1}-1$).
+# Uniform quantization represents a real number `r` by an integer through one **scale** $s > 0$ and one
+# **zero point** $z$ (an integer of the same type) — Jacob et al.'s equation (1):
+#
+# $$ r = s\,(q - z), \qquad q = \operatorname{clamp}\big(\operatorname{round}(r / s) + z,\ q_\min,\ q_\max\big). $$
+#
+# To cover a real range $[\ell, h]$ with the $2^b - 1$ steps between $q_\min$ and $q_\max$:
+#
+# $$ \ell' = \min(\ell, 0),\quad h' = \max(h, 0),\qquad s = \frac{h' - \ell'}{q_\max - q_\min},\qquad z = q_\min - \operatorname{round}(\ell' / s). $$
+#
+# Two details matter. The range is **widened to contain 0**, and $z$ is **an integer**: so the real
+# value 0 is represented *exactly*, by $q = z$. Zero padding in a convolution and every output of a
+# ReLU that is switched off are exact zeros; if 0 were not representable, each of them would carry an
+# error (section 6 shows how big). Rounding is **half to even** (`np.rint`, as in numpy and
+# PyTorch), and the clamp comes after it.
+#
+# **Symmetric** quantization fixes $z = 0$ and uses $s = \max|x| / (2^{b-1} - 1)$, the range
+# $\pm(2^{b-1}-1)$: simpler arithmetic (no zero-point terms), the usual choice for weights.
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+
+from labkit import models, plot
+from labkit import quant as Q
+from labkit.data import load_fashion_mnist
+
+data = load_fashion_mnist()
+lenet = models.pretrained("lenet_300_100")
+print(lenet)
+
+# %% [markdown]
+# ## 2. A worked example
+#
+# Eight values in $[-1, 3]$ at 8 bits (unsigned): the scale is $4 / 255$ and the zero point
+# $\operatorname{round}(1 / s) = 64$. Real 0 becomes the integer 64 and comes back as exactly 0.0.
+
+# %%
+x = np.array([-1.0, -0.5, 0.0, 0.01, 0.5, 1.0, 2.0, 3.0], np.float32)
+s, z = Q.qparams(x, bits=8)
+q = Q.quantize(x, s, z, bits=8)
+x_back = Q.dequantize(q, s, z)
+print("scale =", s, " zero_point =", z)
+print("q      =", q)
+print("x_back =", x_back)
+q0 = Q.quantize(np.float32(0.0), s, z)
+print("0.0 -> q =", q0, "-> back to", Q.dequantize(q0, s, z))
+print("largest error:", np.abs(x_back - x).max(), "<= scale / 2 =", s / 2)
+
+# %% [markdown]
+# With 3 bits there are only 8 levels; each value snaps to the nearest one (red lines), and
+# values outside the range clamp to the end levels.
+
+# %%
+rng = np.random.default_rng(0)
+demo = rng.normal(0.5, 1.0, 5000).astype(np.float32)
+s3, z3 = Q.qparams(demo, bits=3)
+plot.quantization_grid(demo, s3, z3, 3, title=f"3-bit levels: scale {s3:.3f}, zero point {z3}")
+plt.show()
+
+# %% [markdown]
+# ## 3. Graded exercises
+#
+# ### Exercise 1 — scale and zero point from a range (1 point)
+#
+# Write `scale_zero_point(lo, hi, bits)` for **unsigned** `bits`-bit integers ($q_\min = 0$,
+# $q_\max = 2^b - 1$). Widen the range to contain 0, then return `(scale, zero_point)` with
+# `zero_point` an `int` in $[0, 2^b - 1]$ (round half to even, then clamp).
+
+
+# %% solution=scale_zero_point
+def scale_zero_point(lo, hi, bits):
+    ### BEGIN SOLUTION
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    qmax = 2**bits - 1
+    scale = (hi - lo) / qmax
+    if scale == 0:
+        return 1.0, 0
+    zero_point = int(np.clip(0 - np.rint(lo / scale), 0, qmax))
+    return scale, zero_point
+    ### END SOLUTION
+
+
+# %% check=scale_zero_point points=1
+from labkit.check import lab03
+
+lab03.scale_zero_point(scale_zero_point)
+
+# %% [markdown]
+# ### Exercise 2 — quantize (1 point)
+#
+# Write `quantize(x, scale, zero_point, bits)`: unsigned, $q = \operatorname{clamp}(\operatorname{rint}(x / s) + z, 0, 2^b - 1)$,
+# returned as an integer array (e.g. `np.uint8`).
+
+
+# %% solution=quantize
+def quantize(x, scale, zero_point, bits):
+    ### BEGIN SOLUTION
+    q = np.rint(x / scale) + zero_point
+    return np.clip(q, 0, 2**bits - 1).astype(np.uint8 if bits <= 8 else np.uint16)
+    ### END SOLUTION
+
+
+# %% check=quantize points=1
+lab03.quantize(quantize)
+
+# %% [markdown]
+# ### Exercise 3 — dequantize (1 point)
+#
+# Write `dequantize(q, scale, zero_point)` returning `scale * (q - zero_point)` as `float32`.
+# Careful: `q` is a `uint8` array, and in numpy `uint8 - int` stays `uint8` — `3 - 5` wraps around to 254.
+
+
+# %% solution=dequantize
+def dequantize(q, scale, zero_point):
+    ### BEGIN SOLUTION
+    return (np.float32(scale) * (q.astype(np.int32) - zero_point)).astype(np.float32)
+    ### END SOLUTION
+
+
+# %% check=dequantize points=1
+lab03.dequantize(dequantize)
+
+# %% [markdown]
+# ### Exercise 4 — per-channel symmetric scales (1 point)
+#
+# A weight tensor `W` has its output channels on axis 0 (`Dense.W` is (out, in), `Conv2d.W` is
+# (out, in, k, k)). Write `per_channel_scales(W, bits)` that returns one symmetric scale per output
+# channel, $s_c = \max|W_c| / (2^{b-1} - 1)$, shape `(out,)`.
+
+
+# %% solution=per_channel_scales
+def per_channel_scales(W, bits):
+    ### BEGIN SOLUTION
+    amax = np.abs(W).reshape(W.shape[0], -1).max(axis=1)
+    return amax / (2 ** (bits - 1) - 1)
+    ### END SOLUTION
+
+
+# %% check=per_channel_scales points=1
+lab03.per_channel_scales(per_channel_scales)
+
+# %% [markdown]
+# ## 4. Experiment — error vs bits
+#
+# Each extra bit halves the step $s$; the rounding error is roughly uniform on $[-s/2, s/2]$, so its
+# mean square $s^2/12$ drops **4× per bit** (the "6 dB per bit" of signal processing). We measure it
+# on the real weights of LeNet-300-100's first layer and on a Gaussian for comparison.
+
+# %% ignore-output
+bits_list = list(range(2, 13))
+W1 = lenet["fc1"].W
+gauss = np.random.default_rng(1).standard_normal(W1.size).astype(np.float32) * W1.std()
+err_w = [Q.quantization_error(W1, b, symmetric=True) for b in bits_list]
+err_g = [Q.quantization_error(gauss, b, symmetric=True) for b in bits_list]
+for b, ew, eg in zip(bits_list, err_w, err_g):
+    print(f"{b:2d} bits: fc1 weights MSE {ew:.3e}, Gaussian MSE {eg:.3e}")
+ratios = [err_w[i] / err_w[i + 1] for i in range(len(bits_list) - 1)]
+print("MSE ratio per extra bit (fc1):", np.round(ratios, 2))
+plot.error_vs_bits(bits_list, {"fc1 weights": err_w, "Gaussian, same std": err_g})
+plt.show()
+
+# %%
+mid = ratios[2:8]  # 4 -> 10 bits, away from the coarse and the float32-limited ends
+print("each extra bit divides the MSE by 3 to 5 (from 4 to 10 bits):", "yes" if all(3 < r < 5 for r in mid) else "no")
+
+# %% [markdown]
+# ## 5. Experiment — when real 0 is not representable
+#
+# Many tutorials compute the zero point as the float $-\ell / s$ and never round it, or take the
+# range $[\min x, \max x]$ without widening it to 0. Both look harmless. Here is what they do to the
+# **post-ReLU activations** of LeNet-300-100's first layer, more than half of which are exact zeros:
+#
+# * **float zero point**: $q = \operatorname{round}(x/s + z_f)$ with $z_f = -\ell/s$ not an integer —
+#   a real 0 lands between two levels and comes back as $\pm$ a fraction of $s$;
+# * **range not containing 0**: calibrating on the *non-zero* activations only, between their 1st
+#   and 99.99th percentiles (as a tutorial that "ignores dead units" would) — every 0 is then
+#   clamped up to the smallest level.
+
+# %% ignore-output
+h1 = lenet["relu1"].forward(lenet["fc1"].forward(data.X_train[:2000]))
+zeros = h1 == 0
+print(f"exact zeros among fc1's post-ReLU activations: {zeros.mean():.1%}")
+
+# correct scheme (labkit): range widened to contain 0, integer zero point
+s_ok, z_ok = Q.qparams(h1, 8)
+back_ok = Q.fake_quantize(h1, s_ok, z_ok, 8)
+
+# trap 1: a float zero point, lo taken slightly negative as from a pre-ReLU calibration
+lo, hi = -0.37, float(h1.max())
+s_f = (hi - lo) / 255
+z_f = -lo / s_f
+q_f = np.clip(np.rint(h1 / s_f + z_f), 0, 255)
+back_f = (s_f * (q_f - z_f)).astype(np.float32)
+
+# trap 2: range from the non-zero values only, so [lo, hi] does not contain 0
+nz = h1[h1 > 0]
+lo_n, hi_n = np.percentile(nz, 1), np.percentile(nz, 99.99)
+s_n = (hi_n - lo_n) / 255
+back_n = (np.clip(np.rint((h1 - lo_n) / s_n), 0, 255) * s_n + lo_n).astype(np.float32)
+
+for name, back in [("labkit (integer zero point)", back_ok), ("float zero point", back_f), ("range without 0", back_n)]:
+    mse_all = np.mean((back - h1) ** 2)
+    print(f"{name:28s}: zeros come back as {np.unique(back[zeros])[:3]}, MSE on all activations {mse_all:.3e}")
+
+# %%
+print("labkit: every exact zero comes back as exactly 0.0:", "yes" if np.all(back_ok[zeros] == 0) else "no")
+print("float zero point: zeros come back as exact 0.0:", "yes" if np.all(back_f[zeros] == 0) else "no")
+print("range without 0: zeros come back as exact 0.0:", "yes" if np.all(back_n[zeros] == 0) else "no")
+mse = lambda back: np.mean((back - h1) ** 2)
+print(
+    "float zero point: larger error on the activations than labkit's scheme:",
+    "yes" if mse(back_f) > mse(back_ok) else "no",
+)
+print(
+    "range without 0: larger error on the activations than labkit's scheme:",
+    "yes" if mse(back_n) > mse(back_ok) else "no",
+)
+
+# %% [markdown]
+# The zero point error is systematic, not noise: every switched-off unit now sends the same small
+# non-zero value to the next layer, and 300 of them add up in every dot product — a bias that
+# no amount of averaging removes.
+#
+# ## 6. Experiment — per-tensor vs per-channel on a real layer
+#
+# In a trained layer some output channels have much larger weights than others. A per-tensor scale
+# is set by the largest channel, so the small channels get only a few levels. LeNet-300-100's
+# `fc1` is such a layer: its rows' largest weights differ by a factor of about 3.
+
+# %% ignore-output
+amax = np.abs(W1).max(axis=1)
+print(f"fc1: max|W| per output channel from {amax.min():.3f} to {amax.max():.3f} (ratio {amax.max() / amax.min():.2f})")
+rows = {}
+for name, layer in lenet.weight_layers():
+    for b in (8, 4):
+        et = Q.quantization_error(layer.W, b, symmetric=True)
+        ec = Q.quantization_error(layer.W, b, symmetric=True, per_channel_axis=0)
+        rows[name, b] = (et, ec)
+        print(f"{name} {b} bits: per-tensor MSE {et:.3e}, per-channel MSE {ec:.3e}, ratio {et / ec:.2f}")
+fig, ax = plt.subplots(figsize=(7, 3))
+order = np.argsort(amax)
+ax.bar(np.arange(len(amax)), amax[order], width=1.0)
+ax.axhline(amax.max(), color="tab:red", ls="--", label="per-tensor range (set by the largest channel)")
+ax.set_xlabel("output channel of fc1 (sorted)")
+ax.set_ylabel("max |W|")
+ax.legend()
+plt.show()
+
+# %%
+for name, _ in lenet.weight_layers():
+    for b in (8, 4):
+        et, ec = rows[name, b]
+        print(f"{name}, {b} bits: per-channel error lower than per-tensor: {'yes' if ec < et else 'no'}")
+
+# %% [markdown]
+# ## 7. Experiment — calibrating activations with outliers
+#
+# Weights are known in advance; activations must be **calibrated** on sample inputs. Min-max uses the
+# extremes, so one unusual input stretches the range for everybody. Two remedies: clip at a
+# **percentile** (here 99.99%), or search the clipping range that minimises the **MSE** of the
+# round trip. We calibrate `fc1`'s activations on 2,000 training images of which 10 are corrupted
+# (an over-exposed sensor: pixel values ×6), then measure the error on clean test images.
+
+# %% ignore-output
+rng = np.random.default_rng(3)
+X_cal = data.X_train[:2000].copy()
+bad = rng.choice(len(X_cal), 10, replace=False)
+X_cal[bad] *= 6.0
+act = lambda X: lenet["relu1"].forward(lenet["fc1"].forward(X))
+a_cal, a_test = act(X_cal), act(data.X_test[:2000])
+p9999 = np.percentile(a_cal, 99.99)
+print(f"calibration activations: max {a_cal.max():.2f}, 99.99th pct {p9999:.2f}; clean test max {a_test.max():.2f}")
+calib = {}
+for b in (8, 4):
+    for method in ("minmax", "percentile", "mse"):
+        s_m, z_m = Q.qparams(a_cal, b, method=method)
+        err = float(np.mean((Q.fake_quantize(a_test, s_m, z_m, b) - a_test) ** 2))
+        calib[b, method] = err
+        print(f"{b} bits, {method:10s}: range [0, {s_m * (2**b - 1 - z_m):6.2f}], test MSE {err:.3e}")
+
+# %%
+for b in (8, 4):
+    print(
+        f"{b} bits: percentile and MSE calibration beat min-max on clean test activations:",
+        "yes" if calib[b, "percentile"] < calib[b, "minmax"] and calib[b, "mse"] < calib[b, "minmax"] else "no",
+    )
+
+# %% [markdown]
+# ## 8. Questions to think about
+#
+# 1. Section 4: why does the ratio per bit drift away from 4 at 2–3 bits? (Hint: is the error
+#    still uniform on $[-s/2, s/2]$ when most weights fall into three levels?)
+# 2. Symmetric quantization wastes one level (−128 is never used at 8 bits) and, for post-ReLU
+#    activations, half of the range. Why is it still the standard choice for *weights*?
+# 3. Per-channel scales cost one float per output channel. For `fc1` (300 × 784), what fraction of
+#    the int8 storage is that? When would per-channel scales *not* pay?
+# 4. Percentile clipping needs a percentile; MSE search needs nothing. When could minimising the
+#    MSE of the activations still be the wrong goal for the network's accuracy?
+#
+# ## 9. Summary
+#
+# | experiment | what was measured | finding |
+# |---|---|---|
+# | error vs bits | MSE of fc1's weights, 2–12 bits | ≈4× lower per extra bit between 4 and 10 bits |
+# | zero not representable | post-ReLU zeros with a float zero point / a range without 0 | zeros no longer come back as 0; larger error |
+# | per-tensor vs per-channel | MSE on LeNet-300-100's three layers, 8 and 4 bits | per-channel lower on every layer (≈3× on fc1) |
+# | calibration | fc1 activations with 10 corrupted calibration images | percentile and MSE beat min-max on clean data |
+#
+# The raw numbers are in the cells above each verdict. Next, lab 04 quantizes whole networks, trains
+# through the quantizer, and runs them with integers only.

@@ -1,0 +1,422 @@
+# %% [markdown]
+# # Lab 07 — Kernels and timing: when do fewer bytes become fewer milliseconds?
+#
+# **You will leave able to** store a pruned matrix in CSR and multiply with it, count the bytes a
+# dense, a sparse and an int8 mat-vec must move, time kernels honestly (warm-up, repeats, median
+# and spread, peers in the same run), explain the times with the machine's bandwidth and a
+# roofline, and say from which sparsity a sparse kernel beats a dense one on this machine.
+#
+# **Time:** about 45 minutes; the notebook runs in about a minute.
+#
+# **Reading:** Williams, Waterman and Patterson 2009, *Roofline: an insightful visual performance
+# model for multicore architectures* (CACM); Han et al. 2016, *EIE: efficient inference engine on
+# compressed deep neural network* (§2, why CSR-like formats and bandwidth); Jacob et al. 2018 (§2.3,
+# int8 GEMM with int32 accumulators).
+
+# %% [markdown]
+# ## 1. Time is bytes divided by bandwidth (for a mat-vec)
+#
+# A Dense layer at batch 1 computes $y = Wx$ with $W \in \mathbb{R}^{m \times n}$: $2mn$ floating
+# point operations on $4mn$ bytes of float32 weights. Each weight is used **once**: a modern core
+# does tens of operations in the time one byte arrives from memory, so the GEMV waits on memory.
+# Its time is, to a good approximation,
+#
+# $$ t \approx \frac{\text{bytes moved}}{\text{memory bandwidth}} . $$
+#
+# That is the whole story of compression kernels at batch 1: **int8** weights move 4× fewer bytes;
+# a **sparse** matrix moves only the kept weights — but each carries its column index, and reading
+# $x$ at scattered columns (a *gather*) is slower than streaming it.
+#
+# The **roofline** (Williams et al. 2009) makes this a picture. A kernel doing $F$ operations on $Q$
+# bytes has *arithmetic intensity* $I = F/Q$ (op/byte). With peak compute $P$ and bandwidth $B$
+# it can reach at most
+#
+# $$ \text{attainable}(I) = \min(P,\ B \cdot I). $$
+#
+# Left of the ridge point $I^* = P/B$ a kernel is memory-bound, right of it compute-bound.
+#
+# **CSR** (compressed sparse row) stores a matrix with $\mathrm{nnz}$ kept entries as three arrays:
+# `data` (the values, row by row), `indices` (the column of each value) and `indptr` ($m+1$ entries:
+# row $i$ is `data[indptr[i]:indptr[i+1]]`). For
+#
+# $$ A = \begin{pmatrix} 0 & 2 & 0 & 0 \\ 0 & 0 & 0 & 0 \\ 5 & 0 & 0 & 7 \\ 0 & 0 & 3 & 0 \end{pmatrix}:
+# \quad \texttt{data} = [2, 5, 7, 3],\ \texttt{indices} = [1, 0, 3, 2],\ \texttt{indptr} = [0, 1, 1, 3, 4]. $$
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+
+from labkit import bench, kernels
+from labkit.check import lab07
+
+rng = np.random.default_rng(0)
+THREADS = 1  # every pool pinned to one thread: timings compare kernels, not thread schedulers
+print(f"timings below use bench.thread_limits({THREADS}) around every measurement")
+
+# %% [markdown]
+# ## 2. A worked demo: dense float32 vs int8 GEMV, timed honestly
+#
+# `bench.timeit` calls the function a few times untimed (numba compiles on first use; caches warm
+# up), then `repeat` times timed, and reports the median, min, max and interquartile range.
+# Timings go in cells whose output nbval ignores; the cell after states the claim as a verdict.
+
+# %%
+n = 2048
+W = (rng.standard_normal((n, n)) * 0.05).astype(np.float32)
+x = rng.standard_normal(n).astype(np.float32)
+w_scale = (np.abs(W).max(axis=1) / 127).astype(np.float32)
+Wq = kernels.quantize_per_channel(W, w_scale, np.zeros(n, np.int64), axis=0)
+xq = kernels.quantize_per_tensor(x, np.float32(np.abs(x).max() / 127), 0)
+print(f"W: {W.nbytes:,} bytes as float32, {Wq.nbytes:,} bytes as int8")
+
+# %% ignore-output
+with bench.thread_limits(THREADS):
+    t_f32 = bench.timeit(np.dot, W, x, repeat=30, nbytes=W.nbytes + 8 * n, flops=2 * n * n)
+    t_i8 = bench.timeit(kernels.gemv_int8, Wq, xq, repeat=30, nbytes=Wq.nbytes + n + 4 * n, flops=2 * n * n)
+print("float32 GEMV (numpy BLAS):", t_f32)
+print("int8 GEMV (labkit, int32 accumulators):", t_i8)
+print(f"speed-up {t_f32.median / t_i8.median:.2f}x for {W.nbytes / Wq.nbytes:.0f}x fewer weight bytes")
+
+# %%
+print(f"int8 weights move 4x fewer bytes: {W.nbytes == 4 * Wq.nbytes}")
+print(f"int8 GEMV faster than float32 GEMV (best of 30 runs each): {'yes' if t_i8.min < t_f32.min else 'no'}")
+
+# %% [markdown]
+# The products are exact: int8 × int8 fits 16 bits and a sum of $n \le 131071$ of them fits
+# int32 (`kernels.max_accumulation_length()`); the float32 result only differs by rounding.
+
+# %%
+exact = Wq.astype(np.int64) @ xq.astype(np.int64)
+print("int8 GEMV equals the exact integer product:", np.array_equal(kernels.gemv_int8(Wq, xq), exact))
+
+# %% [markdown]
+# ## 3. Graded exercises
+#
+# ### Exercise 1 — CSR from a dense matrix (1 point)
+#
+# Return `(data, indices, indptr)` for the nonzeros of `A` (m × n), row by row, columns in
+# increasing order within a row: `data` float32, `indices` and `indptr` integers, `indptr` with
+# $m+1$ entries starting at 0.
+
+
+# %% solution=csr_from_dense
+def csr_from_dense(A):
+    ### BEGIN SOLUTION
+    m, n = A.shape
+    data, indices, indptr = [], [], [0]
+    for i in range(m):
+        cols = np.flatnonzero(A[i])
+        data.extend(A[i, cols])
+        indices.extend(cols)
+        indptr.append(len(data))
+    return np.array(data, np.float32), np.array(indices, np.int64), np.array(indptr, np.int64)
+    ### END SOLUTION
+
+
+# %% check=csr_from_dense points=1
+lab07.csr_from_dense(csr_from_dense)
+
+# %% [markdown]
+# ### Exercise 2 — CSR mat-vec (1 point)
+#
+# Compute $y = Ax$ from the CSR arrays: for each row $i$, sum `data[p] * x[indices[p]]` over
+# `p` in `indptr[i]:indptr[i+1]`. Return float32 of length $m$ = `len(indptr) - 1`.
+# (numpy slices per row are fine; `labkit.kernels.spmv` is the compiled version.)
+
+
+# %% solution=csr_matvec
+def csr_matvec(data, indices, indptr, x):
+    ### BEGIN SOLUTION
+    m = len(indptr) - 1
+    y = np.zeros(m, np.float32)
+    for i in range(m):
+        lo, hi = indptr[i], indptr[i + 1]
+        y[i] = np.dot(data[lo:hi], x[indices[lo:hi]])
+    return y
+    ### END SOLUTION
+
+
+# %% check=csr_matvec points=1
+lab07.csr_matvec(csr_matvec)
+
+# %% [markdown]
+# ### Exercise 3 — bytes moved by one GEMV (1 point)
+#
+# For $y = Wx$ with $W$ of shape $m \times n$ at a given sparsity, count the bytes that must be
+# read or written once, as an `int` per format:
+#
+# - `"dense_fp32"`: float32 W, float32 x, float32 y;
+# - `"csr_fp32"`: CSR with float32 values and int32 column indices for the
+#   $\mathrm{nnz} = mn - \lfloor \text{sparsity} \cdot mn \rfloor$ kept weights, int32 `indptr`,
+#   float32 x and y;
+# - `"int8"`: dense int8 W, int8 x, int32 y (the accumulators).
+
+
+# %% solution=gemv_bytes
+def gemv_bytes(m, n, sparsity):
+    ### BEGIN SOLUTION
+    nnz = m * n - int(np.floor(sparsity * m * n))
+    return {
+        "dense_fp32": 4 * m * n + 4 * n + 4 * m,
+        "csr_fp32": 8 * nnz + 4 * (m + 1) + 4 * n + 4 * m,
+        "int8": m * n + n + 4 * m,
+    }
+    ### END SOLUTION
+
+
+# %% check=gemv_bytes points=1
+lab07.gemv_bytes(gemv_bytes)
+
+# %% [markdown]
+# Counting alone already says where CSR *can* pay: float32 CSR moves 8 bytes per kept weight
+# against 4 per weight for dense, so it reads fewer bytes only beyond 50 % sparsity. The compact
+# variant in `labkit.kernels.compact_csr` (int8 values with a per-row scale, 16-bit columns) moves
+# 3 bytes per kept weight: it breaks even at 25 %.
+
+# %%
+for s in (0.25, 0.5, 0.8, 0.9, 0.95):
+    b = gemv_bytes(4096, 4096, s)
+    nnz = 4096 * 4096 - int(np.floor(s * 4096 * 4096))
+    compact = 3 * nnz + 4 * 4097 + 4 * 4096 + 4 * 4096 + 4 * 4096  # + one float32 scale per row
+    print(
+        f"sparsity {s:4.0%}: CSR/dense bytes {b['csr_fp32'] / b['dense_fp32']:.3f}, "
+        f"compact/dense {compact / b['dense_fp32']:.3f}, int8 dense/dense {b['int8'] / b['dense_fp32']:.3f}"
+    )
+
+# %% [markdown]
+# ## 4. Experiment: latency vs sparsity — where does CSR start to pay?
+#
+# One random 2048 × 2048 matrix, pruned at increasing sparsity (random positions: unstructured),
+# timed as dense float32 GEMV (BLAS), float32 CSR and compact int8 CSR (labkit, numba), and
+# `scipy.sparse` for reference — all in the same run.
+
+# %%
+import scipy.sparse as sp
+
+sparsities = [0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98]
+mats = []
+for s in sparsities:
+    A = W * (rng.random(W.shape) >= s)
+    c = kernels.csr_from_dense(A)
+    mats.append((s, c, kernels.compact_csr(c), sp.csr_matrix((c.data, c.indices, c.indptr), shape=c.shape)))
+print("nnz per sparsity:", [c.nnz for _, c, _, _ in mats])
+
+# %% ignore-output
+times = {"dense": [], "csr": [], "compact": [], "scipy": []}
+with bench.thread_limits(THREADS):
+    t_dense = bench.timeit(np.dot, W, x, repeat=20)
+    for _s, c, cc, S in mats:
+        times["dense"].append(t_dense.min)
+        times["csr"].append(bench.timeit(kernels.spmv, c, x, repeat=20).min)
+        times["compact"].append(bench.timeit(kernels.spmv, cc, x, repeat=20).min)
+        times["scipy"].append(bench.timeit(S.dot, x, repeat=20).min)
+for k, v in times.items():
+    print(f"{k:8s}", " ".join(f"{t * 1e3:7.3f}" for t in v), "ms (best of 20)")
+
+
+def crossover(t_sparse, t_dense):
+    """Lowest sparsity from which the sparse kernel is faster at every higher measured sparsity."""
+    lowest = None
+    for s, ts, td in sorted(zip(sparsities, t_sparse, t_dense), reverse=True):
+        if ts >= td:
+            break
+        lowest = s
+    return lowest
+
+
+cross = {k: crossover(times[k], times["dense"]) for k in ("csr", "compact", "scipy")}
+fig, ax = plt.subplots(figsize=(7, 4))
+pct = 100 * np.array(sparsities)
+for k, style in (("dense", "k--"), ("csr", "o-"), ("compact", "s-"), ("scipy", "^:")):
+    ax.plot(pct, 1e3 * np.array(times[k]), style, label=k)
+for k, c in cross.items():
+    if c is not None:
+        ax.axvline(100 * c, color="gray", lw=0.6)
+        ax.annotate(f"{k} pays from {100 * c:.0f}%", (100 * c, 1e3 * max(times["dense"])), rotation=90,
+                    fontsize=8, va="top", ha="right")  # fmt: skip
+ax.set(xlabel="sparsity (%)", ylabel="time per y = Wx (ms, best of 20)", yscale="log",
+       title="2048x2048 mat-vec: dense vs sparse (1 thread)")  # fmt: skip
+ax.legend()
+plt.show()
+print("crossover:", {k: None if v is None else f"{100 * v:.0f}%" for k, v in cross.items()})
+
+# %%
+i95 = sparsities.index(0.95)
+faster95 = times["csr"][i95] < times["dense"][i95]
+slower30 = times["csr"][0] > times["dense"][0]
+print(f"float32 CSR faster than dense at 95% sparsity (10x fewer bytes): {'yes' if faster95 else 'no'}")
+print(
+    f"compact CSR moves fewer bytes than float32 CSR (3 vs 8 per weight): {mats[i95][2].nbytes < mats[i95][1].nbytes}"
+)
+print(f"float32 CSR slower than dense at 30% sparsity (more bytes than dense): {'yes' if slower30 else 'no'}")
+
+# %% [markdown]
+# The byte count predicts break-even at 50 % sparsity for float32 CSR and 25 % for compact CSR.
+# The measured crossover usually comes later (the plot marks where it is on your machine): the
+# gather `x[indices[p]]` and the short per-row loops cost time that no byte count sees. scipy's
+# CSR, plain C without vectorized gathers, typically needs an even higher sparsity.
+# `python -m labkit bench` repeats this at 4096 × 4096 against scipy and PyTorch; the results on
+# the course's reference machine are in `docs/benchmarks.md`.
+
+# %% [markdown]
+# ## 5. Experiment: int8 vs float32 as the batch grows
+#
+# At batch $b$ a Dense layer computes $Y = XW^\top$: $2bmn$ operations on $\approx mn$ weight bytes
+# (int8) or $4mn$ (float32). Batch multiplies the work done per weight byte: the intensity
+# grows with $b$, and the kernel slides right on the roofline, from memory-bound to compute-bound.
+# Once compute-bound, what matters is operations per cycle — where BLAS's hand-tuned float32 FMA
+# kernels are very strong and labkit's numba int8 kernel (16-bit multiply-adds that LLVM picks)
+# is not.
+
+# %%
+batches = [1, 4, 16, 64]
+Xs = {b: rng.standard_normal((b, n)).astype(np.float32) for b in batches}
+Xqs = {b: kernels.quantize_per_tensor(X, np.float32(np.abs(X).max() / 127), 0) for b, X in Xs.items()}
+for b in batches:
+    i_f32 = 2 * b * n * n / (4 * n * n + 4 * b * n * 2)
+    i_i8 = 2 * b * n * n / (n * n + b * n + 4 * b * n)
+    print(f"batch {b:3d}: intensity float32 {i_f32:6.2f} flop/B, int8 {i_i8:6.2f} op/B")
+
+# %% ignore-output
+t_batch = {"float32 BLAS": [], "int8 labkit": []}
+with bench.thread_limits(THREADS):
+    for b in batches:
+        t_batch["float32 BLAS"].append(bench.timeit(np.matmul, Xs[b], W.T, repeat=10).min)
+        t_batch["int8 labkit"].append(bench.timeit(kernels.gemm_int8, Xqs[b], Wq, repeat=10).min)
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for k, v in t_batch.items():
+    ax.plot(batches, [1e3 * t / b for t, b in zip(v, batches)], "o-", label=k)
+ax.set(xscale="log", yscale="log", xlabel="batch", ylabel="ms per sample", title="int8 vs float32 per sample")
+ax.legend()
+plt.show()
+for k, v in t_batch.items():
+    print(k, [f"{t * 1e3:.2f} ms" for t in v])
+
+# %%
+speedup = [f / i for f, i in zip(t_batch["float32 BLAS"], t_batch["int8 labkit"])]
+print(f"int8 faster than float32 at batch 1: {'yes' if speedup[0] > 1 else 'no'}")
+print(f"int8's advantage shrinks from batch 1 to batch 64: {'yes' if speedup[-1] < speedup[0] else 'no'}")
+
+# %% [markdown]
+# ## 6. A roofline of this machine, with each kernel on it
+#
+# Three measurements: the streaming read bandwidth (`bench.bandwidth`) of a 128 MiB array (main
+# memory) and of a 16 MiB one (the size of our float32 W: it may stay in a large last-level cache,
+# which is then the roof that matters), and, as a practical compute roof, float32 GEMM through BLAS
+# (`bench.compute_peak`). Each kernel is placed at its intensity (operations / bytes, from counts)
+# and its achieved rate (operations / measured time).
+
+# %% ignore-output
+with bench.thread_limits(THREADS):
+    bw = bench.bandwidth(128 * 2**20, repeat=5)
+    bw_ws = bench.bandwidth(W.nbytes, repeat=10)
+    peak = bench.compute_peak(1024, repeat=3)
+    c90 = mats[sparsities.index(0.9)][1]
+    xq1 = Xqs[1][0].copy()
+    big = rng.standard_normal(4 * 2**20).astype(np.float32)
+    points = {  # name: (operations, bytes, Timing)
+        "GEMV f32": (2 * n * n, 4 * n * n, bench.timeit(np.dot, W, x, repeat=10)),
+        "GEMV int8": (2 * n * n, n * n, bench.timeit(kernels.gemv_int8, Wq, xq1, repeat=10)),
+        "SpMV CSR 90%": (2 * c90.nnz, c90.nbytes, bench.timeit(kernels.spmv, c90, x, repeat=10)),
+        "GEMM f32 b=64": (2 * 64 * n * n, 4 * n * n, bench.timeit(np.matmul, Xs[64], W.T, repeat=5)),
+        "GEMM int8 b=64": (2 * 64 * n * n, n * n, bench.timeit(kernels.gemm_int8, Xqs[64], Wq, repeat=5)),
+        "quantize": (2 * big.size, 5 * big.size, bench.timeit(kernels.quantize_per_tensor, big, 0.01, 0, repeat=10)),
+    }
+print("main memory:", bw, "\n16 MiB working set:", bw_ws)
+print(f"float32 GEMM {peak:.1f} GFLOP/s | ridge point {bench.ridge_point(peak, bw.read):.1f} flop/B (main memory)")
+I = np.logspace(-2, 3, 200)
+fig, ax = plt.subplots(figsize=(7, 4.5))
+ax.loglog(I, bench.roofline(I, peak, bw.read), "k-", lw=2, label="roofline, main memory")
+ax.loglog(I, bench.roofline(I, peak, bw_ws.read), "k:", lw=1.5, label="roofline, 16 MiB working set")
+for name, (ops, nbytes, t) in points.items():
+    ax.loglog(ops / nbytes, ops / t.median / 1e9, "o")
+    ax.annotate(name, (ops / nbytes, ops / t.median / 1e9), fontsize=8, xytext=(4, 4), textcoords="offset points")
+ax.set(xlabel="arithmetic intensity (op / byte)", ylabel="GOP/s", title=f"roofline, {THREADS} thread")
+ax.legend()
+plt.show()
+
+# %%
+ridge = bench.ridge_point(peak, bw.read)
+print(
+    f"float32 GEMV intensity = {2 * n * n / (4 * n * n)} flop/byte: below the ridge point (memory-bound): "
+    f"{'yes' if 0.5 < ridge else 'no'}"
+)
+print(f"SpMV at any sparsity has intensity <= 0.25 op/byte (2 ops per 8 bytes): {2 * c90.nnz / (8 * c90.nnz) <= 0.25}")
+
+# %% [markdown]
+# ## 7. Why unstructured sparsity seldom speeds up dense hardware — and what does
+#
+# - A CSR weight costs **8 bytes** and a gather; a dense weight 4 bytes streamed. Unstructured
+#   sparsity must remove more than half the weights just to break even on bytes, and the
+#   irregular access defeats SIMD lanes and prefetchers. At batch > 1, dense GEMM becomes
+#   compute-bound and runs at tens of GFLOP/s where SpMM, still gathering, does not.
+# - **Structured pruning** (removing whole neurons or channels, lab 02) leaves a *smaller dense*
+#   matrix: no indices, no gathers, all of BLAS's speed. 90 % of the rows removed is simply a
+#   10 × smaller GEMV:
+
+# %% ignore-output
+W_struct = np.ascontiguousarray(W[: n // 10])  # keep 10% of the output neurons
+with bench.thread_limits(THREADS):
+    t_struct = bench.timeit(np.dot, W_struct, x, repeat=20)
+    t_unstruct = bench.timeit(kernels.spmv, c90, x, repeat=20)
+print(
+    f"structured 90% (dense {W_struct.shape}): {t_struct.min * 1e3:.3f} ms; "
+    f"unstructured 90% (CSR): {t_unstruct.min * 1e3:.3f} ms"
+)
+
+# %%
+print(f"structured 90% pruning moves fewer bytes than CSR at 90%: {W_struct.nbytes < c90.nbytes}")
+print(f"structured 90% pruning at least as fast as CSR at 90%: {'yes' if t_struct.min <= t_unstruct.min else 'no'}")
+
+# %% [markdown]
+# - **int8** keeps the dense, regular layout and cuts bytes by 4: it pays at batch 1 on every
+#   machine, and at large batch wherever the hardware has int8 dot-product instructions
+#   (VNNI on x86, `sdot` on Arm, tensor cores on GPUs) and a library that uses them (fbgemm,
+#   oneDNN, cuBLASLt).
+#
+# ## 8. What changes on a GPU (on paper)
+#
+# | | this laptop-class CPU (measured above) | NVIDIA A100 40 GB (vendor datasheet) |
+# |---|---|---|
+# | memory bandwidth | see `bw` above (GB/s) | 1555 GB/s (HBM2) |
+# | float32 | see `peak` above (GFLOP/s) | 19.5 TFLOP/s (156 with TF32 tensor cores) |
+# | int8 | | 624 TOP/s (tensor cores) |
+# | ridge point, int8 | | ≈ 400 op/byte |
+#
+# The ridge point is far to the right: a GPU is even more memory-bound at batch 1, so int8 and
+# fewer bytes help there too. But its thousands of lanes execute in lock-step, so irregular
+# gathers hurt more, and unstructured sparsity pays only at very high sparsity (cuSPARSE). What GPUs
+# accelerate instead is *structured* sparsity: Ampere's tensor cores run the **2:4** pattern (2 of
+# every 4 weights zero, 50 % sparsity) at up to 2× the dense rate, with 2-bit indices per kept value
+# (Mishra et al. 2021, *Accelerating sparse deep neural networks*).
+#
+# ## 9. Questions to reflect on
+#
+# 1. Your byte count predicts the float32 CSR crossover at 50 % sparsity. Where did you measure it,
+#    and what does the gap say about the cost of the gather?
+# 2. Why does int8 help a batch-1 GEMV on every machine, but a batch-64 GEMM only where the
+#    library uses int8 dot-product instructions?
+# 3. The compact CSR stores a 16-bit column index per weight. How many bytes per weight would a
+#    relative index of 4 bits cost (Han et al. 2016, deep compression), and what would it break?
+# 4. A 2:4 pattern is 50 % sparse. On the roofline, why can it double GEMM speed on a GPU when 50 %
+#    unstructured sparsity on a CPU is not faster at all?
+#
+# ## 10. Summary
+
+# %%
+b90 = gemv_bytes(4096, 4096, 0.9)
+rows = [
+    ("dense float32 GEMV 4096x4096, bytes", b90["dense_fp32"]),
+    ("CSR float32 at 90 %, bytes", b90["csr_fp32"]),
+    ("int8 dense, bytes", b90["int8"]),
+    ("CSR / dense bytes break-even sparsity", "50 %"),
+    ("compact CSR / dense break-even sparsity", "25 %"),
+]
+for name, v in rows:
+    print(f"{name:42s} {v:>12,}" if isinstance(v, int) else f"{name:42s} {v:>12}")
+
+# %% ignore-output
+print("measured on this machine (1 thread):")
+print(f"  float32 GEMV {t_f32.median * 1e3:.3f} ms, int8 GEMV {t_i8.median * 1e3:.3f} ms (2048x2048)")
+print("  crossover vs dense:", {k: None if v is None else f"{100 * v:.0f}%" for k, v in cross.items()})
+print(f"  bandwidth {bw}; 16 MiB: {bw_ws}")

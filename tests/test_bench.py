@@ -1,0 +1,140 @@
+"""labkit.bench (timing statistics, bandwidth probe, roofline, thread limits) and the bench command.
+
+Nothing here asserts a speed: timings are only checked for being positive and consistent.
+"""
+
+import json
+
+import numba
+import numpy as np
+import pytest
+
+from labkit import bench, benchmarks
+
+
+def test_timeit_statistics_and_rates():
+    t = bench.timeit(np.sum, np.ones(1000), repeat=7, warmup=1, nbytes=8000, flops=1000)
+    assert t.repeat == 7
+    assert 0 < t.min <= t.q1 <= t.median <= t.q3 <= t.max
+    assert t.iqr == pytest.approx(t.q3 - t.q1)
+    assert t.gbps == pytest.approx(8000 / t.median / 1e9)
+    assert t.gflops == pytest.approx(1000 / t.median / 1e9)
+    assert "GB/s" in str(t) and "GFLOP/s" in str(t)
+    with pytest.raises(ValueError, match="repeat"):
+        bench.timeit(np.sum, np.ones(3), repeat=0)
+
+
+def test_timeit_counts_calls_and_min_time():
+    calls = []
+    bench.timeit(calls.append, 1, repeat=4, warmup=2)
+    assert len(calls) == 6
+    calls.clear()
+    t = bench.timeit(calls.append, 1, repeat=3, warmup=0, min_time=1e-4)
+    assert len(calls) >= 3 and t.median > 0  # inner loops repeat the call for short functions
+
+
+def test_timing_from_samples():
+    t = bench.timing_from_samples([3.0, 1.0, 2.0, 4.0, 5.0], nbytes=10)
+    assert (t.median, t.min, t.max, t.q1, t.q3, t.repeat) == (3.0, 1.0, 5.0, 2.0, 4.0, 5)
+    assert t.gbps == pytest.approx(10 / 3.0 / 1e9)
+    with pytest.raises(ValueError, match="at least one"):
+        bench.timing_from_samples([])
+
+
+def test_roofline_and_ridge():
+    np.testing.assert_allclose(bench.roofline([0.125, 1.0, 8.0, 100.0], 100.0, 20.0), [2.5, 20.0, 100.0, 100.0])
+    assert bench.ridge_point(100.0, 20.0) == 5.0
+    # at the ridge both roofs meet
+    assert bench.roofline(bench.ridge_point(100.0, 20.0), 100.0, 20.0) == pytest.approx(100.0)
+    with pytest.raises(ValueError, match="> 0"):
+        bench.roofline(1.0, 0.0, 20.0)
+
+
+def test_bandwidth_probe_is_sane():
+    bw = bench.bandwidth(nbytes=8 * 2**20, repeat=3)
+    assert bw.read > 0 and bw.copy > 0 and bw.nbytes == 8 * 2**20
+    assert bw.threads == numba.get_num_threads()
+    assert "GB/s" in str(bw)
+    with pytest.raises(ValueError, match="4096"):
+        bench.bandwidth(nbytes=100)
+
+
+def test_thread_limits_sets_and_restores():
+    before = numba.get_num_threads()
+    with bench.thread_limits(1) as how:
+        assert numba.get_num_threads() == 1
+        from threadpoolctl import threadpool_info
+
+        assert all(p["num_threads"] == 1 for p in threadpool_info())
+        assert how.startswith("1 threads") and "numba.set_num_threads(1)" in how and "threadpoolctl" in how
+    assert numba.get_num_threads() == before
+    with pytest.raises(ValueError, match="positive"):
+        with bench.thread_limits(0):
+            pass
+
+
+def test_dynamic_linear_int8_is_close_to_float():
+    rng = np.random.default_rng(0)
+    W = (rng.standard_normal((16, 40)) * 0.1).astype(np.float32)
+    X = rng.standard_normal((3, 40)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    from labkit import kernels
+
+    s = (np.abs(W).max(axis=1) / 127).astype(np.float32)
+    Wq = kernels.quantize_per_channel(W, s, np.zeros(16, np.int64))
+    y = benchmarks.dynamic_linear_int8(X, Wq, s, b)
+    exact = X @ W.T + b
+    # int8 on both sides: error a few percent of the output range at most
+    assert np.abs(y - exact).max() < 0.05 * np.abs(exact).max()
+
+
+TINY = {"n": 64, "batches": (1, 5), "sparsities": (0.5, 0.9), "spmm_batch": 3, "quant_n": 5000, "topk_n": 300_000,
+        "topk_arrays": 3, "mlp": (20, 30, 10), "repeat": 2, "bw_bytes": 2**20, "gemm_n": 64}  # fmt: skip
+
+
+def test_bench_command_runs_and_writes_json(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    md = tmp_path / "bench.md"
+    out = benchmarks.run(threads=1, json_path=str(path), config=TINY, markdown_path=str(md))
+    printed = capsys.readouterr().out
+    data = json.loads(path.read_text())
+    assert data["mode"] == "full" and data["config"]["n"] == 64
+    assert "numba.set_num_threads(1)" in data["threads"] and "thread pools:" in printed
+    assert data["bandwidth"]["read_gbps"] > 0
+    kernels_run = {r["kernel"] for r in data["rows"]}
+    for name in ("int8 GEMV b=1", "int8 GEMM b=5", "CSR SpMV 90%", "CSR SpMV 50% compact", "quantize int8",
+                 "global top-k threshold", "global 90% pruning MLP"):  # fmt: skip
+        assert name in kernels_run
+    for row in data["rows"]:
+        assert row["labkit_ms"] > 0 and row["peers"]
+        for p in row["peers"]:
+            assert (p["ms"] is None) == (p["ratio"] is None)
+            if p["ms"] is not None:
+                assert p["ratio"] == pytest.approx(p["ms"] / row["labkit_ms"])
+    assert set(data["crossover"]) >= {"labkit CSR", "labkit compact CSR", "scipy.sparse CSR"}
+    assert "ratio" in printed and "crossover" in printed
+    assert len(out["rows"]) == len(data["rows"])
+    report = md.read_text()
+    assert "| kernel |" in report and "thread pools:" in report and "crossover" in report
+    assert report.count("\n| int8 GEMV b=1 |") == 1
+
+
+def test_bench_subcommand_is_registered(monkeypatch):
+    from labkit import __main__ as cli
+
+    seen = {}
+    fake = lambda quick, threads, json_path, markdown_path: seen.update(
+        q=quick, t=threads, j=json_path, m=markdown_path
+    )
+    monkeypatch.setattr(benchmarks, "run", fake)
+    assert cli.main(["bench", "--quick", "--threads", "1", "--json", "x.json", "--markdown", "r.md"]) == 0
+    assert seen == {"q": True, "t": 1, "j": "x.json", "m": "r.md"}
+
+
+def test_torch_missing_rows_are_skipped_with_a_note(monkeypatch, capsys):
+    monkeypatch.setattr(benchmarks, "_torch", lambda: None)
+    out = benchmarks.run(threads=1, config=TINY, verbose=True)
+    assert "not installed" in out["torch_note"]
+    missing = [p for r in out["rows"] for p in r["peers"] if p["ms"] is None]
+    assert missing and all(p["missing"] == "torch not installed" for p in missing)
+    assert "skipped (torch not installed)" in capsys.readouterr().out

@@ -1,0 +1,121 @@
+"""Lab 01's checks pass the reference and fail the stub and plausible wrong answers."""
+
+import numpy as np
+
+from labkit import prune
+from labkit.check import lab01
+
+
+def stub(*args):
+    raise NotImplementedError()
+
+
+# --- magnitude_mask -----------------------------------------------------------------------------------
+
+
+def test_magnitude_mask_reference_and_stub():
+    ex = lab01.magnitude_mask
+    assert ex.passes(prune.magnitude_mask)
+    assert ex.passes(
+        lambda w, s: (lambda k, o: ~np.isin(np.arange(w.size), o[:k]).reshape(w.shape))(
+            int(np.floor(s * w.size)), np.argsort(np.abs(w).ravel(), kind="stable")
+        )
+    )
+    assert "not implemented" in ex.verdict(stub)
+
+
+def test_magnitude_mask_wrong_answers():
+    ex = lab01.magnitude_mask
+
+    def signed(w, s):  # ranks by signed value
+        k = int(np.floor(s * w.size))
+        keep = np.ones(w.size, bool)
+        keep[np.argsort(w.ravel(), kind="stable")[:k]] = False
+        return keep.reshape(w.shape)
+
+    def threshold_le(w, s):  # removes every |w| <= the k-th smallest: too many with ties
+        k = int(np.floor(s * w.size))
+        if k == 0:
+            return np.ones(w.shape, bool)
+        t = np.sort(np.abs(w).ravel())[k - 1]
+        return np.abs(w) > t
+
+    def rounded(w, s):  # round instead of floor
+        k = int(round(s * w.size))
+        keep = np.ones(w.size, bool)
+        keep[np.argsort(np.abs(w).ravel(), kind="stable")[:k]] = False
+        return keep.reshape(w.shape)
+
+    def unstable(w, s):  # ties broken by the highest index
+        k = int(np.floor(s * w.size))
+        a = np.abs(w).ravel()
+        order = np.lexsort((-np.arange(a.size), a))
+        keep = np.ones(a.size, bool)
+        keep[order[:k]] = False
+        return keep.reshape(w.shape)
+
+    assert "signed value" in ex.verdict(signed)
+    assert "removed 3 of 4 weights, expected 2" in ex.verdict(threshold_le) or "floor" in ex.verdict(threshold_le)
+    assert "floor" in ex.verdict(rounded)
+    assert "lower flat index" in ex.verdict(unstable)
+    assert "True must mean *kept*" in ex.verdict(lambda w, s: ~prune.magnitude_mask(w, s))
+    assert "bool" in ex.verdict(lambda w, s: prune.magnitude_mask(w, s).astype(np.float32))
+    assert "shape" in ex.verdict(lambda w, s: prune.magnitude_mask(w, s).ravel())
+
+
+# --- global_masks -------------------------------------------------------------------------------------
+
+
+def ref_global(ws, s):
+    model_like = np.concatenate([w.ravel() for w in ws])
+    keep = prune.magnitude_mask(model_like, s)
+    return [m.reshape(w.shape) for m, w in zip(np.split(keep, np.cumsum([w.size for w in ws])[:-1]), ws)]
+
+
+def test_global_masks():
+    ex = lab01.global_masks
+    assert ex.passes(ref_global)
+    assert "not implemented" in ex.verdict(stub)
+    assert "layer-wise" in ex.verdict(lambda ws, s: [prune.magnitude_mask(w, s) for w in ws])
+
+    def quantile(ws, s):  # np.quantile threshold: count differs from floor(s·n)
+        t = np.quantile(np.abs(np.concatenate([w.ravel() for w in ws])), s)
+        return [np.abs(w) > t for w in ws]
+
+    assert ex.verdict(quantile).startswith("FAIL: ")
+    assert "list of" in ex.verdict(lambda ws, s: ref_global(ws, s)[0])
+
+
+# --- masked_momentum_step -----------------------------------------------------------------------------
+
+
+def test_masked_momentum_step():
+    ex = lab01.masked_momentum_step
+
+    def ref(W, dW, v, mask, lr, mom):
+        v = (mom * v + dW * mask) * mask
+        return (W - lr * v) * mask, v
+
+    assert ex.passes(ref)
+    assert "not implemented" in ex.verdict(stub)
+
+    def only_grad(W, dW, v, mask, lr, mom):  # masks the gradient but not the old momentum
+        v = mom * v + dW * mask
+        return W - lr * v, v
+
+    def no_mask(W, dW, v, mask, lr, mom):
+        v = mom * v + dW
+        return W - lr * v, v
+
+    def reapply_only(W, dW, v, mask, lr, mom):  # weights fine, velocity keeps pushing
+        v = mom * v + dW
+        return (W - lr * v) * mask, v
+
+    def wrong_sign(W, dW, v, mask, lr, mom):
+        v = (mom * v + dW * mask) * mask
+        return (W + lr * v) * mask, v
+
+    assert "velocity still holds momentum" in ex.verdict(only_grad)
+    assert "not exactly 0" in ex.verdict(no_mask)
+    assert "velocity is not 0" in ex.verdict(reapply_only)
+    assert "W_new" in ex.verdict(wrong_sign)

@@ -1,0 +1,77 @@
+"""Lab 03's checks pass the reference and fail the stub and plausible wrong answers."""
+
+import numpy as np
+
+from labkit.check import lab03
+
+
+def stub(*args):
+    raise NotImplementedError()
+
+
+def szp_right(lo, hi, bits):
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    scale = (hi - lo) / (2**bits - 1)
+    return scale, int(np.clip(-np.rint(lo / scale), 0, 2**bits - 1))
+
+
+def test_scale_zero_point():
+    ex = lab03.scale_zero_point
+    assert ex.passes(szp_right)
+    assert "not implemented" in ex.verdict(stub)
+
+    def no_widening(lo, hi, bits):
+        scale = (hi - lo) / (2**bits - 1)
+        return scale, int(np.clip(-np.rint(lo / scale), 0, 2**bits - 1))
+
+    assert "contain 0" in ex.verdict(no_widening)
+    two_pow_b = lambda lo, hi, b: (szp_right(lo, hi, b)[0] * (2**b - 1) / 2**b, szp_right(lo, hi, b)[1])
+    assert "not 2^" in ex.verdict(two_pow_b)
+    assert "must be an int" in ex.verdict(lambda lo, hi, b: (szp_right(lo, hi, b)[0], float(szp_right(lo, hi, b)[1])))
+    assert "positive when lo < 0" in ex.verdict(lambda lo, hi, b: (szp_right(lo, hi, b)[0], -szp_right(lo, hi, b)[1]))
+    # a zero point that is not rounded (truncated instead)
+    trunc = lambda lo, hi, b: (szp_right(lo, hi, b)[0], int(-min(lo, 0) / szp_right(lo, hi, b)[0]))
+    assert ex.verdict(trunc).startswith("FAIL: ")
+
+
+def q_right(x, scale, zp, bits):
+    return np.clip(np.rint(x / scale) + zp, 0, 2**bits - 1).astype(np.int64)
+
+
+def test_quantize():
+    ex = lab03.quantize
+    assert ex.passes(q_right)
+    assert ex.passes(lambda x, s, z, b: q_right(x, s, z, b).astype(np.uint8))
+    assert "not implemented" in ex.verdict(stub)
+    assert "half to even" in ex.verdict(lambda x, s, z, b: np.clip(np.floor(x / s + 0.5) + z, 0, 2**b - 1).astype(int))
+    assert "clamp" in ex.verdict(lambda x, s, z, b: (np.rint(x / s) + z).astype(int))
+    assert "don't truncate" in ex.verdict(lambda x, s, z, b: np.clip(np.trunc(x / s) + z, 0, 2**b - 1).astype(int))
+    assert "add the zero point" in ex.verdict(lambda x, s, z, b: np.clip(np.rint(x / s) - z, 0, 2**b - 1).astype(int))
+    assert "integer" in ex.verdict(lambda x, s, z, b: np.clip(np.rint(x / s) + z, 0, 2**b - 1))
+
+
+def test_dequantize():
+    ex = lab03.dequantize
+    assert ex.passes(lambda q, s, z: (s * (q.astype(np.int32) - z)).astype(np.float32))
+    assert "not implemented" in ex.verdict(stub)
+    assert "wrapped around" in ex.verdict(lambda q, s, z: (s * (q - np.uint8(z))).astype(np.float32))
+    assert "subtract the zero point" in ex.verdict(lambda q, s, z: (s * (q.astype(np.int32) + z)).astype(np.float32))
+    assert "float32" in ex.verdict(lambda q, s, z: np.float64(s) * (q.astype(np.int32) - z))
+    assert "floats" in ex.verdict(lambda q, s, z: q.astype(np.int32) - z)
+
+
+def test_per_channel_scales():
+    ex = lab03.per_channel_scales
+    right = lambda W, b: np.abs(W).reshape(len(W), -1).max(axis=1) / (2 ** (b - 1) - 1)
+    assert ex.passes(right)
+    assert "not implemented" in ex.verdict(stub)
+    assert "one scale per output channel" in ex.verdict(lambda W, b: np.abs(W).max() / (2 ** (b - 1) - 1))
+    assert "whole tensor" in ex.verdict(lambda W, b: np.full(len(W), np.abs(W).max() / (2 ** (b - 1) - 1)))
+    assert "absolute" in ex.verdict(lambda W, b: W.reshape(len(W), -1).max(axis=1) / (2 ** (b - 1) - 1))
+    assert "not 2^" in ex.verdict(lambda W, b: np.abs(W).reshape(len(W), -1).max(axis=1) / 2 ** (b - 1))
+    assert "except axis 0" in ex.verdict(lambda W, b: np.abs(W).reshape(len(W), -1).max(axis=0) / (2 ** (b - 1) - 1))
+
+
+def test_pass_lines_print_once(capsys):
+    lab03.scale_zero_point(szp_right)
+    assert capsys.readouterr().out == lab03.scale_zero_point.pass_line + "\n"

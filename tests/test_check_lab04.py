@@ -1,0 +1,99 @@
+"""Lab 04's checks pass the reference and fail the stub and plausible wrong answers."""
+
+import numpy as np
+
+from labkit.check import lab04
+from labkit.quant import requantize
+
+
+def stub(*args):
+    raise NotImplementedError()
+
+
+def ste_right(g, x, s, z, bits):
+    q = np.rint(x / s) + z
+    return np.where((q >= 0) & (q <= 2**bits - 1), g, 0)
+
+
+def test_ste_backward():
+    ex = lab04.ste_backward
+    assert ex.passes(ste_right)
+    assert "not implemented" in ex.verdict(stub)
+    assert "pass every gradient" in ex.verdict(lambda g, x, s, z, b: g)
+    assert "true derivative" in ex.verdict(lambda g, x, s, z, b: np.zeros_like(g))
+    real_range = lambda g, x, s, z, b: np.where((x >= s * (0 - z)) & (x <= s * (2**b - 1 - z)), g, 0)
+    assert "compare after rounding" in ex.verdict(real_range)
+    assert ex.verdict(lambda g, x, s, z, b: np.where(np.abs(x) < 1, g, 0)).startswith("FAIL: ")
+
+
+def qm_right(M):
+    m, e = np.frexp(M)
+    M0, n = int(np.rint(m * 2**31)), int(-e)
+    return (2**30, n - 1) if M0 == 2**31 else (M0, n)
+
+
+def test_quantize_multiplier():
+    ex = lab04.quantize_multiplier
+    assert ex.passes(qm_right)
+    assert "not implemented" in ex.verdict(stub)
+
+    def no_carry(M):
+        m, e = np.frexp(M)
+        return int(np.rint(m * 2**31)), int(-e)
+
+    assert "does not fit int32" in ex.verdict(no_carry)
+    assert "off by one" in ex.verdict(lambda M: (qm_right(M)[0], qm_right(M)[1] + 1))
+    assert "not in [2^30, 2^31)" in ex.verdict(lambda M: (int(np.rint(M * 2**31)), 0))
+    assert "must be an integer" in ex.verdict(lambda M: (float(qm_right(M)[0]), qm_right(M)[1]))
+
+    def truncating(M):
+        m, e = np.frexp(M)
+        return int(m * 2**31), int(-e)
+
+    assert ex.verdict(truncating).startswith("FAIL: ")
+
+
+def rq_right(acc, M0, n, z):
+    return requantize(acc, M0, n, z)
+
+
+def test_requantize():
+    ex = lab04.requantize
+    assert ex.passes(rq_right)
+
+    def rint_float(acc, M0, n, z):  # float64 is exact at these sizes, so this is right too
+        return np.clip(np.rint(acc * (M0 * 2.0 ** -(31 + n))) + z, 0, 255).astype(np.uint8)
+
+    assert ex.passes(rint_float)
+    assert "not implemented" in ex.verdict(stub)
+    prod = lambda acc, M0: acc.astype(np.int64) * M0
+    assert "truncates" in ex.verdict(lambda acc, M0, n, z: np.clip((prod(acc, M0) >> (31 + n)) + z, 0, 255))
+    half_up = lambda acc, M0, n, z: np.clip(((prod(acc, M0) + (1 << (30 + n))) >> (31 + n)) + z, 0, 255)
+    assert "ties must go to even" in ex.verdict(half_up)
+    no_zp = lambda acc, M0, n, z: np.clip(np.rint(prod(acc, M0) / 2.0 ** (31 + n)), 0, 255).astype(np.uint8)
+    assert "zero point" in ex.verdict(no_zp)
+    assert "clamp" in ex.verdict(lambda acc, M0, n, z: np.rint(prod(acc, M0) / 2.0 ** (31 + n)).astype(int) + z)
+    assert "integers" in ex.verdict(lambda acc, M0, n, z: np.clip(np.rint(prod(acc, M0) / 2.0 ** (31 + n)) + z, 0, 255))
+
+
+def dense_right(q_x, z_x, q_W, q_b, M0, n, z_y, relu):
+    acc = (q_x.astype(np.int32) - z_x) @ q_W.T.astype(np.int32) + q_b
+    return requantize(acc, M0, n, z_y, relu=relu)
+
+
+def test_integer_dense():
+    ex = lab04.integer_dense
+    assert ex.passes(dense_right)
+    assert "not implemented" in ex.verdict(stub)
+    no_zx = lambda q_x, z_x, q_W, q_b, M0, n, z_y, relu: dense_right(q_x, 0, q_W, q_b, M0, n, z_y, relu)
+    assert "input zero point" in ex.verdict(no_zx)
+    no_b = lambda q_x, z_x, q_W, q_b, M0, n, z_y, relu: dense_right(q_x, z_x, q_W, 0 * q_b, M0, n, z_y, relu)
+    assert "bias" in ex.verdict(no_b)
+    no_relu = lambda q_x, z_x, q_W, q_b, M0, n, z_y, relu: dense_right(q_x, z_x, q_W, q_b, M0, n, z_y, False)
+    assert "fused ReLU" in ex.verdict(no_relu)
+
+    def uint8_overflow(q_x, z_x, q_W, q_b, M0, n, z_y, relu):  # products in uint8/int8 wrap around
+        acc = ((q_x - np.uint8(z_x)).astype(np.int8).astype(np.int32)) @ q_W.T.astype(np.int32) + q_b
+        return requantize(acc, M0, n, z_y, relu=relu)
+
+    assert ex.verdict(uint8_overflow).startswith("FAIL: ")

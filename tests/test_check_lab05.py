@@ -1,0 +1,157 @@
+"""Lab 05's checks pass the reference and fail the stub and plausible wrong answers, with specific hints."""
+
+import numpy as np
+
+from labkit.check import lab05
+
+
+def stub(*args):
+    raise NotImplementedError()
+
+
+def _lsm(z, T=1.0):
+    u = (z - z.max(axis=-1, keepdims=True)) / T
+    return u - np.log(np.exp(u).sum(axis=-1, keepdims=True))
+
+
+# --- softmax_T ----------------------------------------------------------------------------------
+
+
+def good_softmax(z, T):
+    return np.exp(_lsm(z, T))
+
+
+def test_softmax_T_passes_reference():
+    assert lab05.softmax_T.passes(good_softmax)
+    assert lab05.softmax_T.passes(
+        lambda z, T: (e := np.exp((z - z.max(1, keepdims=True)) / T)) / e.sum(1, keepdims=True)
+    )
+
+
+def test_softmax_T_fails_stub_and_wrong_answers():
+    ex = lab05.softmax_T
+    assert "not implemented" in ex.verdict(stub)
+    naive = lambda z, T: np.exp(z / T) / np.exp(z / T).sum(axis=1, keepdims=True)
+    assert "subtract each row's maximum" in ex.verdict(naive)
+    # subtracting the max of z (not of z / T) still overflows at tiny T
+    half_stable = lambda z, T: (e := np.exp(z / T - z.max(1, keepdims=True))) / e.sum(1, keepdims=True)
+    assert ex.verdict(half_stable).startswith("FAIL: ")
+    assert "at T = 1" in ex.verdict(lambda z, T: good_softmax(z, 1.0))
+    assert "multiplied the logits by T" in ex.verdict(lambda z, T: good_softmax(z * T, 1.0))
+    wrong_axis = lambda z, T: (e := np.exp((z - z.max()) / T)) / e.sum(axis=0, keepdims=True)
+    assert ex.verdict(wrong_axis).startswith("FAIL: ")
+    assert "sum to 1" in ex.verdict(lambda z, T: np.exp(_lsm(z, T)) * 1.1)
+    assert "shape" in ex.verdict(lambda z, T: good_softmax(z, T).ravel())
+    assert "numpy array" in ex.verdict(lambda z, T: good_softmax(z, T).tolist())
+
+
+# --- kd_loss_value ------------------------------------------------------------------------------
+
+
+def _parts(s, t, y, T):
+    ls, lt, l1 = _lsm(s, T), _lsm(t, T), _lsm(s, 1.0)
+    pt, ps = np.exp(lt), np.exp(ls)
+    rows = np.arange(len(y))
+    return (pt * (lt - ls)).sum(1), (ps * (ls - lt)).sum(1), -l1[rows, y], -ls[rows, y]
+
+
+def good_value(s, t, y, T, alpha):
+    kl, _, ce, _ = _parts(s, t, y, T)
+    return float(np.mean(alpha * T * T * kl + (1 - alpha) * ce))
+
+
+def test_kd_loss_value_passes_reference():
+    assert lab05.kd_loss_value.passes(good_value)
+    assert lab05.kd_loss_value.passes(lambda *a: np.float32(good_value(*a)))  # float32 rounding is within tolerance
+
+
+def test_kd_loss_value_fails_stub_and_wrong_answers():
+    ex = lab05.kd_loss_value
+    assert "not implemented" in ex.verdict(stub)
+
+    def variant(fn):
+        return lambda s, t, y, T, alpha: float(np.mean(fn(*_parts(s, t, y, T), T, alpha)))
+
+    assert "average over the n" in ex.verdict(lambda *a: good_value(*a) * len(a[2]))
+    assert "lacks the factor T^2" in ex.verdict(variant(lambda kl, kr, ce, ceT, T, a: a * kl + (1 - a) * ce))
+    assert "scaled by T" in ex.verdict(variant(lambda kl, kr, ce, ceT, T, a: a * T * kl + (1 - a) * ce))
+    assert "wrong way round" in ex.verdict(variant(lambda kl, kr, ce, ceT, T, a: a * T * T * kr + (1 - a) * ce))
+    assert "ordinary softmax (T = 1)" in ex.verdict(
+        variant(lambda kl, kr, ce, ceT, T, a: a * T * T * kl + (1 - a) * ceT)
+    )
+    assert "alpha weights the soft" in ex.verdict(variant(lambda kl, kr, ce, ceT, T, a: (1 - a) * T * T * kl + a * ce))
+    assert "hard-label term" in ex.verdict(variant(lambda kl, kr, ce, ceT, T, a: a * T * T * kl))
+    assert "soft-target term" in ex.verdict(variant(lambda kl, kr, ce, ceT, T, a: (1 - a) * ce))
+    assert "only the loss" in ex.verdict(lambda *a: (good_value(*a), None))
+
+    def naive(s, t, y, T, alpha):  # log of an unstable softmax: inf/nan for logits of 1000
+        ps = np.exp(s / T) / np.exp(s / T).sum(1, keepdims=True)
+        pt = np.exp(t / T) / np.exp(t / T).sum(1, keepdims=True)
+        p1 = np.exp(s) / np.exp(s).sum(1, keepdims=True)
+        kl = (pt * np.log(pt / ps)).sum(1)
+        return float(np.mean(alpha * T * T * kl - (1 - alpha) * np.log(p1[np.arange(len(y)), y])))
+
+    assert "stable" in ex.verdict(naive)
+
+
+# --- kd_loss_grad -------------------------------------------------------------------------------
+
+
+def good_grad(s, t, y, T, alpha):
+    n = len(y)
+    ps, pt, p1 = np.exp(_lsm(s, T)), np.exp(_lsm(t, T)), np.exp(_lsm(s, 1.0))
+    onehot = np.eye(s.shape[1])[y]
+    return (alpha * T * (ps - pt) + (1 - alpha) * (p1 - onehot)) / n
+
+
+def test_kd_loss_grad_passes_reference():
+    assert lab05.kd_loss_grad.passes(good_grad)
+    assert lab05.kd_loss_grad.passes(lambda *a: good_grad(*a).astype(np.float32))
+
+
+def test_kd_loss_grad_fails_stub_and_wrong_answers():
+    ex = lab05.kd_loss_grad
+    assert "not implemented" in ex.verdict(stub)
+
+    def variant(fn):
+        def grad(s, t, y, T, alpha):
+            ps, pt, p1 = np.exp(_lsm(s, T)), np.exp(_lsm(t, T)), np.exp(_lsm(s, 1.0))
+            onehot = np.eye(s.shape[1])[y]
+            return fn(ps, pt, p1, onehot, T, alpha) / len(y)
+
+        return grad
+
+    assert "1/n" in ex.verdict(lambda *a: good_grad(*a) * len(a[2]))
+    assert "sign is flipped" in ex.verdict(lambda *a: -good_grad(*a))
+    assert "not alpha T^2" in ex.verdict(
+        variant(lambda ps, pt, p1, oh, T, a: a * T * T * (ps - pt) + (1 - a) * (p1 - oh))
+    )
+    assert "lacks the factor T" in ex.verdict(variant(lambda ps, pt, p1, oh, T, a: a * (ps - pt) + (1 - a) * (p1 - oh)))
+    assert "hard-label part" in ex.verdict(variant(lambda ps, pt, p1, oh, T, a: a * T * (ps - pt)))
+    assert "ordinary softmax(s)" in ex.verdict(
+        variant(lambda ps, pt, p1, oh, T, a: a * T * (ps - pt) + (1 - a) * (ps - oh))
+    )
+    # the KL taken the other way round gives a different, non-trivially wrong gradient
+    reversed_kl = variant(lambda ps, pt, p1, oh, T, a: a * T * (pt - ps) + (1 - a) * (p1 - oh))
+    assert ex.verdict(reversed_kl).startswith("FAIL: ")
+    assert "shape" in ex.verdict(lambda *a: good_grad(*a).T)
+    assert "only the gradient" in ex.verdict(lambda *a: (0.0, good_grad(*a)))
+
+
+def test_checks_print_one_line(capsys):
+    lab05.softmax_T(good_softmax)
+    lab05.kd_loss_value(good_value)
+    lab05.kd_loss_grad(good_grad)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [lab05.softmax_T.pass_line, lab05.kd_loss_value.pass_line, lab05.kd_loss_grad.pass_line]
+    lab05.kd_loss_grad(stub)
+    assert capsys.readouterr().out.startswith("FAIL: not implemented")
+
+
+def test_cases_depend_only_on_rng():
+    for ex in (lab05.softmax_T, lab05.kd_loss_value, lab05.kd_loss_grad):
+        a = ex.cases(np.random.default_rng(7))
+        b = ex.cases(np.random.default_rng(7))
+        for ca, cb in zip(a, b):
+            for x, y in zip(ca.args, cb.args):
+                np.testing.assert_array_equal(x, y)

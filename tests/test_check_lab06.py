@@ -1,0 +1,209 @@
+"""Lab 06 checks: the reference passes; the stub and plausible wrong answers fail with a hint."""
+
+import heapq
+import math
+
+import numpy as np
+import pytest
+
+from labkit import codec
+from labkit.check import FAIL, lab06
+from labkit.models import mlp
+
+
+def stub(*args):
+    raise NotImplementedError()
+
+
+# --- Huffman code lengths ----------------------------------------------------------------------
+
+
+def textbook_lengths(freqs):  # an independent correct answer (ties broken differently)
+    heap = [(int(f), -i, [i]) for i, f in enumerate(freqs)]
+    heapq.heapify(heap)
+    L = np.zeros(len(freqs), dtype=int)
+    n = 0
+    while len(heap) > 1:
+        a, b = heapq.heappop(heap), heapq.heappop(heap)
+        L[a[2] + b[2]] += 1
+        n += 1
+        heapq.heappush(heap, (a[0] + b[0], n, a[2] + b[2]))
+    return L
+
+
+def fixed_length(freqs):
+    return np.full(len(freqs), math.ceil(math.log2(len(freqs))))
+
+
+def shannon_lengths(freqs):
+    p = np.asarray(freqs) / np.sum(freqs)
+    return np.ceil(-np.log2(p)).astype(int)
+
+
+def too_short(freqs):
+    return np.maximum(textbook_lengths(freqs) - 1, 1)
+
+
+def merges_most_frequent(freqs):
+    heap = [(-int(f), i, [i]) for i, f in enumerate(freqs)]
+    heapq.heapify(heap)
+    L = np.zeros(len(freqs), dtype=int)
+    n = len(freqs)
+    while len(heap) > 1:
+        a, b = heapq.heappop(heap), heapq.heappop(heap)
+        L[a[2] + b[2]] += 1
+        heapq.heappush(heap, (a[0] + b[0], n, a[2] + b[2]))
+        n += 1
+    return L
+
+
+def test_lengths_reference_and_independent_answer_pass():
+    ex = lab06.huffman_code_lengths
+    assert ex.passes(codec.huffman_code_lengths)
+    assert ex.passes(textbook_lengths)
+
+
+@pytest.mark.parametrize(
+    "fn, phrase",
+    [
+        (stub, "not implemented"),
+        (fixed_length, "fixed-length code"),
+        (shannon_lengths, "optimal code"),
+        (too_short, "Kraft"),
+        (merges_most_frequent, "least frequent"),
+        (lambda f: textbook_lengths(f)[:-1], "one length per symbol"),
+    ],
+)
+def test_lengths_wrong_answers_fail(fn, phrase):
+    line = lab06.huffman_code_lengths.verdict(fn)
+    assert line.startswith(FAIL) and phrase in line, line
+
+
+# --- relative indices --------------------------------------------------------------------------
+
+
+def no_fillers(x, width):
+    pos = np.flatnonzero(x)
+    return np.minimum(np.diff(pos, prepend=-1) - 1, 2**width - 1), x[pos]
+
+
+def position_differences(x, width):
+    gaps, vals = codec.relative_encode(x, width)
+    return gaps + 1, vals
+
+
+def filler_one_early(x, width):  # a filler already when the gap equals 2**width - 1
+    out_g, out_v, prev = [], [], -1
+    for p in np.flatnonzero(x):
+        run = p - prev - 1
+        while run >= 2**width - 1:
+            out_g.append(2**width - 2)
+            out_v.append(0)
+            run -= 2**width - 1
+        out_g.append(run)
+        out_v.append(x[p])
+        prev = p
+    return np.array(out_g, dtype=np.int64), np.array(out_v)
+
+
+def test_relative_reference_passes():
+    assert lab06.relative_encode.passes(codec.relative_encode)
+
+
+@pytest.mark.parametrize(
+    "fn, phrase",
+    [
+        (stub, "not implemented"),
+        (no_fillers, "filler zeros are missing"),
+        (position_differences, "zeros skipped"),
+        (filler_one_early, "expected"),
+        (lambda x, w: np.flatnonzero(x), "pair"),
+    ],
+)
+def test_relative_wrong_answers_fail(fn, phrase):
+    line = lab06.relative_encode.verdict(fn)
+    assert line.startswith(FAIL) and phrase in line, line
+
+
+# --- the compression ratio of a layer ----------------------------------------------------------
+
+
+def ratio_without_fillers(W, bits, ib):
+    nnz = np.count_nonzero(W)
+    return 4 * W.size / (4 * 2**bits + math.ceil(nnz * bits / 8) + math.ceil(nnz * ib / 8))
+
+
+def ratio_without_codebook(W, bits, ib):
+    m = codec.relative_encode(W.ravel(), ib)[0].size
+    return 4 * W.size / (math.ceil(m * bits / 8) + math.ceil(m * ib / 8))
+
+
+def ratio_in_bits(W, bits, ib):
+    m = codec.relative_encode(W.ravel(), ib)[0].size
+    return 4 * W.size / (4 * 2**bits + m * bits + m * ib)
+
+
+def test_ratio_reference_passes():
+    assert lab06.layer_compression_ratio.passes(lab06.reference_layer_ratio)
+
+
+@pytest.mark.parametrize(
+    "fn, phrase",
+    [
+        (stub, "not implemented"),
+        (ratio_without_fillers, "filler zeros"),
+        (ratio_without_codebook, "codebook"),
+        (ratio_in_bits, "bits as bytes"),
+        (lambda W, b, i: 1 / lab06.reference_layer_ratio(W, b, i), "inverse"),
+        (lambda W, b, i: "12x", "float"),
+    ],
+)
+def test_ratio_wrong_answers_fail(fn, phrase):
+    line = lab06.layer_compression_ratio.verdict(fn)
+    assert line.startswith(FAIL) and phrase in line, line
+
+
+def test_ratio_matches_the_codec_fixed_width_streams(rng):
+    # the exercise's formula counts the same streams the codec writes in its "kmeans" (fixed-width) form
+    model = mlp([60, 40], seed=0)
+    cb = np.sort(rng.standard_normal(15)).astype(np.float32)
+    model["fc1"].W = np.where(rng.random((40, 60)) < 0.1, cb[rng.integers(0, 15, (40, 60))], 0).astype(np.float32)
+    (row, _) = codec.compression_report(model, huffman=False, index_bits=5)
+    assert row["layout"] == "sparse"
+    streams = row["weight_bytes"] + row["index_bytes"]
+    m = row["stored_entries"]
+    assert streams == math.ceil(m * 4 / 8) + math.ceil(m * 5 / 8)  # 15 values + zero: 4 bits each
+
+
+# --- the size budget ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_task(rng):
+    """A linearly separable 3-class task and a sparse shared model that solves it."""
+    X = rng.standard_normal((300, 8)).astype(np.float32)
+    y = np.argmax(X[:, :3], axis=1)
+    model = mlp([8, 3], seed=0)
+    model["fc1"].W = np.zeros((3, 8), np.float32)
+    model["fc1"].W[[0, 1, 2], [0, 1, 2]] = 1.0
+    return model, X, y
+
+
+def test_size_budget_passes_and_fails(tmp_path, tiny_task):
+    model, X, y = tiny_task
+    path = codec.save_compressed(model, tmp_path / "best.lkdc")
+    assert lab06.size_budget_verdict(path, X, y).startswith("size_budget: the saved file loads")
+    assert "no file at" in lab06.size_budget_verdict(tmp_path / "missing.lkdc", X, y)
+    assert "over the budget" in lab06.size_budget_verdict(path, X, y, budget=10)
+    assert "test accuracy" in lab06.size_budget_verdict(path, X, (y + 1) % 3)
+    raw = path.read_bytes()
+    (tmp_path / "bad.lkdc").write_bytes(raw[:-3] + bytes([raw[-3] ^ 1]) + raw[-2:])
+    assert "does not load" in lab06.size_budget_verdict(tmp_path / "bad.lkdc", X, y)
+    assert "cannot classify" in lab06.size_budget_verdict(path, X[:, :5], y)
+
+
+def test_size_budget_prints_one_line(tmp_path, tiny_task, capsys):
+    model, X, y = tiny_task
+    lab06.size_budget(codec.save_compressed(model, tmp_path / "m.lkdc"), X, y)
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("size_budget:")

@@ -1,0 +1,144 @@
+"""labkit.quant.fakequant: the STE, observers, QAT through fit's callbacks, the FakeQuant layer."""
+
+import numpy as np
+import pytest
+
+from labkit import models, nn, train
+from labkit.quant import (
+    FakeQuant,
+    MinMaxObserver,
+    MovingAverageObserver,
+    QATCallback,
+    fake_quantize,
+    fake_quantize_backward,
+    fake_quantize_weights,
+    qparams,
+    quantize,
+    ste_mask,
+)
+
+
+def test_ste_passes_gradient_inside_range_only():
+    x = np.array([-2.0, -1.0, -0.4, 0.0, 0.3, 1.0, 1.05, 3.0], np.float32)
+    s, z = np.float32(0.5), 2  # unsigned 3 bits: q in [0, 7] <-> real [-1.0, 2.5]
+    g = np.arange(1, 9, dtype=np.float32)
+    out = fake_quantize_backward(g, x, s, z, bits=3)
+    assert out.tolist() == [0, 2, 3, 4, 5, 6, 7, 0]
+    # the boundary is taken after rounding: -1.2 / 0.5 = -2.4 -> -2, + 2 = 0 inside; -1.3 -> -3 + 2 = -1 outside
+    assert ste_mask(np.float32(-1.2), s, z, 3) and not ste_mask(np.float32(-1.3), s, z, 3)
+
+
+def test_ste_mask_matches_clamping(rng):
+    x = rng.normal(0, 2, 5000).astype(np.float32)
+    s, z = qparams(x[:100], 4)  # range from a subset: many values fall outside
+    inside = ste_mask(x, s, z, 4)
+    unclamped = np.rint(x.astype(np.float64) / np.float64(s)) + z
+    assert np.array_equal(inside, (unclamped >= 0) & (unclamped <= 15))
+    assert 0 < inside.sum() < x.size
+    # inside the range fake_quantize moves x by at most half a step; outside it saturates
+    fq = fake_quantize(x, s, z, 4)
+    assert np.all(np.abs(fq - x)[inside] <= s / 2 * (1 + 1e-5))
+    assert np.all(np.isin(fq[~inside], [s * (0 - z), s * (15 - z)]))
+
+
+def test_fake_quantize_backward_shape_check():
+    with pytest.raises(ValueError, match="must match"):
+        fake_quantize_backward(np.ones(3), np.ones(4), 0.1, 0)
+
+
+def test_observers():
+    mm = MinMaxObserver()
+    with pytest.raises(ValueError, match="seen no data"):
+        mm.qparams()
+    mm.observe(np.array([0.5, 2.0]))
+    mm.observe(np.array([-1.0, 1.0]))
+    assert (mm.lo, mm.hi) == (-1.0, 2.0)
+    assert mm.qparams(8) == qparams(np.array([-1.0, 2.0]), 8)
+    ema = MovingAverageObserver(0.5)
+    ema.observe(np.array([1.0, 4.0]))  # first batch sets the range (widened to contain 0)
+    ema.observe(np.array([-2.0, 2.0]))
+    assert (ema.lo, ema.hi) == (-1.0, 3.0)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        ema.observe(np.array([np.nan]))
+    with pytest.raises(ValueError, match="averaging_constant"):
+        MovingAverageObserver(0.0)
+
+
+class _State:
+    batch_index = None
+
+
+def test_qat_callback_swaps_and_restores(rng):
+    model = models.mlp([6, 5, 3], seed=1)
+    fc1 = model["fc1"]
+    fc1.W[0, 0] = 50.0  # an outlier in row 0: with 2 bits most of row 0 rounds to 0
+    W_float = fc1.W.copy()
+    cb = QATCallback(bits=2, per_channel=True)
+    cb.on_batch_begin(model, _State())
+    Wq = fc1.W.copy()
+    s, z = qparams(W_float, 2, symmetric=True, per_channel_axis=0)
+    assert np.array_equal(Wq, fake_quantize(W_float, s, z, 2, True, axis=0))
+    for row in Wq:
+        assert len(np.unique(row)) <= 3  # symmetric 2 bits: {-s, 0, s}
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    logits = model.forward(x, training=True)
+    _, dlogits = train.cross_entropy(logits, np.array([0, 1, 2, 0]))
+    model.backward(dlogits)
+    dW_full = fc1.dW.copy()
+    cb.on_backward_end(model, _State())
+    assert np.array_equal(fc1.W, W_float)  # the float shadow is back
+    mask = ste_mask(W_float, s, z, 2, True, axis=0)
+    assert np.array_equal(fc1.dW, np.where(mask, dW_full, 0))
+
+
+def test_qat_recovers_2bit_accuracy(digits):
+    model = models.mlp([64, 64, 10], seed=0)
+    train.fit(model, digits, epochs=15, lr=3e-3, seed=0, progress=False)
+    X, y = digits.X_test, digits.y_test
+    base = train.evaluate(model, X, y)
+    ptq = train.evaluate(fake_quantize_weights(model, 2), X, y)
+    qat_model = model.copy()
+    train.fit(qat_model, digits, epochs=10, lr=1e-3, seed=0, callbacks=[QATCallback(2)], progress=False)
+    qat = train.evaluate(fake_quantize_weights(qat_model, 2), X, y)
+    assert base > 0.9
+    assert ptq < base - 0.05  # 2 bits hurts...
+    assert qat > ptq + 0.5 * (base - ptq)  # ...and QAT wins back more than half of it
+
+
+def test_qat_callback_bad_layer_name(digits):
+    with pytest.raises(ValueError, match="unknown layers"):
+        train.fit(models.mlp([64, 10]), digits, epochs=1, callbacks=[QATCallback(4, layers=["fc9"])], progress=False)
+    with pytest.raises(ValueError, match="2..16 bits"):
+        QATCallback(1)
+
+
+def test_fake_quantize_weights_per_tensor_and_channel(rng):
+    model = models.mlp([8, 4, 2], seed=0)
+    for per_channel in (True, False):
+        q = fake_quantize_weights(model, 3, per_channel)
+        for (_, a), (_, b) in zip(model.weight_layers(), q.weight_layers()):
+            s, z = qparams(a.W, 3, symmetric=True, per_channel_axis=0 if per_channel else None)
+            assert np.array_equal(b.W, fake_quantize(a.W, s, z, 3, True, axis=0 if per_channel else None))
+            assert np.array_equal(b.b, a.b)
+    assert not np.array_equal(model["fc1"].W, q["fc1"].W)  # the original is untouched
+
+
+def test_fakequant_layer(rng, tmp_path):
+    layer = FakeQuant(bits=4)
+    x = rng.uniform(0, 3, (8, 5)).astype(np.float32)
+    assert np.array_equal(layer.forward(x), x)  # identity before any data
+    y = layer.forward(x, training=True)
+    s, z = layer.observer.qparams(4)
+    assert np.array_equal(y, fake_quantize(x, s, z, 4))
+    assert len(np.unique(y)) <= 16
+    big = x * 10
+    layer.forward(big)
+    g = layer.backward(np.ones_like(big))
+    assert np.array_equal(g, ste_mask(big, s, z, 4).astype(np.float32))
+    # a model with FakeQuant trains, saves and loads
+    net = nn.Sequential([nn.Dense(5, 4), nn.ReLU(), FakeQuant(6), nn.Dense(4, 2)], input_shape=(5,))
+    assert net.layer_names == ["fc1", "relu1", "fakequant1", "fc2"]
+    train.fit(net, (x, np.arange(8) % 2), epochs=2, batch_size=4, progress=False)
+    loaded = nn.load(nn.save(net, tmp_path / "fq.npz"))
+    assert isinstance(loaded["fakequant1"], FakeQuant) and loaded["fakequant1"].bits == 6
+    assert quantize(np.float32(0), s, z, 4) == z

@@ -1,0 +1,183 @@
+"""labkit.quant.integer: fixed-point requantization and the integer-only engine (Jacob et al. 2018)."""
+
+import numpy as np
+import pytest
+
+from labkit import metrics, models, nn, train
+from labkit.quant import (
+    IntegerModel,
+    dequantize,
+    integer_dense,
+    qparams,
+    quantize,
+    quantize_model,
+    quantize_multiplier,
+    requantize,
+    rounding_right_shift,
+    simulate_float64,
+)
+
+
+def test_quantize_multiplier(rng):
+    M = np.concatenate([rng.uniform(1e-6, 0.999, 1000), [0.5, 0.25, 1.0, 3.7, 1 - 2.0**-40]])
+    M0, n = quantize_multiplier(M)
+    assert M0.dtype == np.int32 and n.dtype == np.int32
+    assert np.all(M0 >= 2**30) and np.all(M0.astype(np.int64) < 2**31)
+    approx = M0.astype(np.float64) * np.exp2(-(31.0 + n))
+    assert np.all(np.abs(approx - M) <= M * 2.0**-31)
+    assert quantize_multiplier(0.5) == (2**30, 0)
+    assert quantize_multiplier(1 - 2.0**-40) == (2**30, -1)  # mantissa rounds up to 1: carried into the shift
+    for bad in (0.0, -1.0, np.nan, 2.0**31):
+        with pytest.raises(ValueError, match="multiplier must be finite"):
+            quantize_multiplier(bad)
+
+
+def test_rounding_right_shift_is_round_half_even(rng):
+    x = np.concatenate([rng.integers(-(2**40), 2**40, 5000), np.arange(-40, 41)])
+    for s in (1, 2, 3, 17, 31):
+        assert np.array_equal(rounding_right_shift(x, s), np.rint(x / 2.0**s).astype(np.int64))
+    assert rounding_right_shift(np.array([2, 6, -2, -6, 3, -3]), 2).tolist() == [0, 2, 0, -2, 1, -1]
+    with pytest.raises(ValueError, match="shift must be in 1..62"):
+        rounding_right_shift(np.array([1]), 0)
+
+
+def test_requantize_matches_real_multiplier(rng):
+    acc = rng.integers(-(2**20), 2**20, (200, 6)).astype(np.int32)
+    M = rng.uniform(1e-5, 1e-3, 6)
+    M0, n = quantize_multiplier(M)
+    got = requantize(acc, M0, n, 10, bits=8, signed=False)
+    exact = np.clip(np.rint(acc * (M0 * np.exp2(-(31.0 + n)))) + 10, 0, 255)
+    assert got.dtype == np.uint8 and np.array_equal(got, exact)
+    relu = requantize(acc, M0, n, 10, relu=True)
+    assert relu.min() == 10 and np.array_equal(relu, np.maximum(got, 10))
+    assert requantize(acc, M0, n, -5, bits=8, signed=True).dtype == np.int8
+
+
+def test_integer_dense_approximates_float_layer(rng):
+    x = rng.uniform(0, 1, (32, 20)).astype(np.float32)
+    W = rng.standard_normal((7, 20)).astype(np.float32) * 0.3
+    b = rng.standard_normal(7).astype(np.float32) * 0.1
+    y = x @ W.T + b
+    s_x, z_x = qparams(x, 8)
+    s_w, _ = qparams(W, 8, symmetric=True, per_channel_axis=0)
+    s_y, z_y = qparams(y, 8)
+    q_W = quantize(W, s_w, np.zeros(7, int), 8, True, axis=0)
+    q_b = np.rint(b / (np.float64(s_x) * s_w)).astype(np.int32)
+    M0, n = quantize_multiplier(np.float64(s_x) * s_w / np.float64(s_y))
+    q_y = integer_dense(quantize(x, s_x, z_x), z_x, q_W, q_b, M0, n, z_y)
+    assert q_y.dtype == np.uint8 and q_y.shape == (32, 7)
+    assert np.abs(dequantize(q_y, s_y, z_y) - y).max() < 3 * s_y
+    q_relu = integer_dense(quantize(x, s_x, z_x), z_x, q_W, q_b, M0, n, z_y, relu=True)
+    assert np.array_equal(q_relu, np.maximum(q_y, z_y))
+
+
+def test_engine_on_hand_checked_network():
+    """One Dense layer on hand-picked values: input scale 2.55 / 255 = 0.01, zero point 0."""
+    net = nn.Sequential([nn.Dense(2, 2)], input_shape=(2,))
+    net["fc1"].W = np.array([[1.0, -1.0], [0.5, 0.25]], np.float32)
+    net["fc1"].b = np.array([0.0, 1.0], np.float32)
+    calib = np.array([[0.0, 0.0], [2.55, 2.55]], np.float32)
+    eng = quantize_model(net, calib=calib)
+    assert eng.input_scale == np.float32(0.01) and eng.input_zero_point == 0
+    x = np.array([[1.0, 0.5]], np.float32)
+    y = net.forward(x)
+    assert np.allclose(eng.predict_logits(x), y, atol=eng.output_scale)
+    assert np.array_equal(eng.predict_int(x), simulate_float64(eng, x))
+
+
+@pytest.fixture(scope="module")
+def lenet300(fashion):
+    model = models.pretrained("lenet_300_100")
+    return model, quantize_model(model, calib=fashion.X_train[:2000])
+
+
+def test_lenet_300_100_bit_exact_and_accurate(lenet300, fashion):
+    model, eng = lenet300
+    X, y = fashion.X_test, fashion.y_test
+    q = eng.predict_int(X)
+    assert q.dtype == np.uint8
+    assert np.array_equal(q.astype(np.int64), simulate_float64(eng, X))  # bit for bit
+    float_pred = model.predict(X)
+    agreement = (q.argmax(axis=1) == float_pred).mean()
+    assert agreement >= 0.99
+    assert (float_pred == y).mean() - (q.argmax(axis=1) == y).mean() <= 0.003  # within 0.3 pp
+    assert np.array_equal(eng.predict(X[:50]), q[:50].argmax(axis=1))
+
+
+def test_engine_bytes(lenet300):
+    model, eng = lenet300
+    W = sum(layer.W.size for _, layer in model.weight_layers())
+    channels = sum(layer.W.shape[0] for _, layer in model.weight_layers())
+    # int8 W; per channel int32 bias + int32 M0 + int8 shift; per layer two uint8 zero points;
+    # float32 scale + uint8 zero point for the input and for the output
+    assert eng.nbytes == W + 9 * channels + 2 * 3 + 2 * 5
+    assert metrics.size_bytes(eng, "int8_engine") == eng.nbytes
+    assert metrics.size_bytes(model) / eng.nbytes >= 3.9
+    with pytest.raises(TypeError, match="IntegerModel"):
+        metrics.size_bytes(model, "int8_engine")
+
+
+def test_engine_structure(lenet300):
+    model, eng = lenet300
+    kinds = [k for k, _ in eng.ops]
+    assert kinds == ["dense", "dense", "dense"]
+    for _, op in eng.ops:
+        assert op.q_W.dtype == np.int8 and op.bias.dtype == np.int32 and op.M0.dtype == np.int32
+        assert np.all(np.abs(op.q_W).max(axis=1) == 127)  # symmetric per channel: each row uses its full range
+        assert np.all(op.M0.astype(np.int64) >= 2**30)
+    assert [op.relu for _, op in eng.ops] == [True, True, False]
+    assert "IntegerModel" in repr(eng)
+
+
+@pytest.mark.slow
+def test_lenet5_bit_exact_and_accurate(fashion):
+    model = models.pretrained("lenet5")
+    eng = quantize_model(model, calib=fashion.X_train[:2000])
+    assert [k for k, _ in eng.ops] == [
+        "reshape",
+        "conv",
+        "maxpool",
+        "conv",
+        "maxpool",
+        "flatten",
+        "dense",
+        "dense",
+        "dense",
+    ]
+    X = fashion.X_test
+    q = eng.predict_int(X)
+    assert np.array_equal(q[:2000].astype(np.int64), simulate_float64(eng, X[:2000]))  # the notebook checks all 10k
+    float_pred = model.predict(X)
+    assert (q.argmax(axis=1) == float_pred).mean() >= 0.99
+    assert (float_pred == fashion.y_test).mean() - (q.argmax(axis=1) == fashion.y_test).mean() <= 0.003
+
+
+def test_signed_activations_dropout_and_low_bits(digits):
+    model = models.mlp([64, 32, 10], seed=0, dropout=0.2)
+    train.fit(model, digits, epochs=5, lr=3e-3, seed=0, progress=False)
+    names = list(model.layer_names)
+    for kw in ({"act_signed": True}, {"bits": 4, "act_bits": 6}, {"method": "percentile"}, {"per_channel": False}):
+        eng = quantize_model(model, calib=digits.X_train, **kw)
+        q = eng.predict_int(digits.X_test)
+        assert np.array_equal(q.astype(np.int64), simulate_float64(eng, digits.X_test))
+        assert (q.argmax(axis=1) == model.predict(digits.X_test)).mean() > 0.85
+    assert model.layer_names == names  # quantize_model does not rename the float model's layers
+    assert isinstance(eng, IntegerModel)
+
+
+def test_quantize_model_bad_input(digits):
+    model = models.mlp([64, 10])
+    with pytest.raises(TypeError, match="calib"):
+        quantize_model(model)
+    with pytest.raises(ValueError, match="non-empty"):
+        quantize_model(model, calib=np.zeros((0, 64)))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        quantize_model(model, calib=np.full((2, 64), np.nan))
+    with pytest.raises(ValueError, match="must be <= 8"):
+        quantize_model(model, 9, calib=digits.X_train)
+    with pytest.raises(TypeError, match="Sequential"):
+        quantize_model("model", calib=digits.X_train)
+    with pytest.raises(ValueError, match="non-empty batch"):
+        quantize_model(model, calib=digits.X_train).predict_int(np.zeros((0, 64)))
+    with pytest.raises(TypeError, match="IntegerModel"):
+        simulate_float64(model, digits.X_test)

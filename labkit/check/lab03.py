@@ -174,6 +174,8 @@ def _per_channel_scales(W, bits):
 
 def _compare_pcs(got, expected, case):
     W, bits = case.args
+    if compare_arrays(got, expected, "your scales", rtol=1e-5, atol=1e-9) is None:
+        return None  # correct: the hints below only explain wrong answers
     got = np.asarray(got)
     half = 2 ** (bits - 1) - 1
     amax = np.abs(W.astype(np.float64)).reshape(len(W), -1).max(axis=1)

@@ -478,21 +478,20 @@ print("2-bit sharing costs more accuracy than 5-bit at sparsity 0.96:",
       "yes" if by[(0.96, 2)][3] < by[(0.96, 5)][3] else "no")  # fmt: skip
 
 # %% [markdown]
-# ## 7. Challenge: the best model under 32 KB (2 points)
+# ## 7. Challenge: the best model under 32 KB (ungraded)
 #
 # Produce a compressed file of **at most 32 KB (32,768 bytes)** whose model reaches **at least 85%**
 # test accuracy, and save it to `budget_path`. The check loads the file itself (it does not trust
-# the model in memory), measures its bytes and its accuracy. Choose your configuration *before*
+# the model in memory), measures its bytes and its accuracy. It is a challenge, not a graded
+# exercise: the grader verifies answers by re-running functions on its own inputs, and a file has none. Choose your configuration *before*
 # looking at test accuracy — choosing among many candidates by their test accuracy would tune on
 # the test set. The reference answer simply reuses the pipeline's model from section 4.
 
-# %% solution=size_budget
+# %%
 budget_path = workdir / "budget_model.lkdc"
-### BEGIN SOLUTION
-written = codec.save_compressed(shared, budget_path)
-### END SOLUTION
+written = codec.save_compressed(shared, budget_path)  # try your own configuration here
 
-# %% check=size_budget points=2
+# %%
 lab06.size_budget(budget_path, data.X_test, data.y_test)
 
 # %% [markdown]

@@ -34,7 +34,7 @@ def test_check_prints_one_line_and_hides_student_output(capsys):
         print("debug output")
         import warnings
 
-        warnings.warn("a warning")
+        warnings.warn("a warning", stacklevel=2)
         return sum(a * b + b for a, b in zip(s[:-1], s[1:]))
 
     assert lab00.count_parameters(noisy) is None

@@ -167,3 +167,11 @@ def test_reference_pruning_matches_labkit_prune(rng):
     for s in (0.0, 0.3, 0.9):
         W = rng.standard_normal((20, 30)).astype(np.float32)
         np.testing.assert_array_equal(lab08.reference_pruning(W, s), W * prune.magnitude_mask(W, s))
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_reference_passes_every_grader_seed(seed):
+    # regression: an all-positive 1-bit case made the correct answer look like the tutorial's
+    # step (b − a) and the grader rejected the solution for some seeds
+    for ex in (lab08.weight_pruning, lab08.weight_quantization):
+        assert ex.evaluate(ex.reference, ex.grading_cases(seed)) is None, (ex.grade_id, seed)

@@ -93,6 +93,17 @@ def compare_arrays(got, expected, what="result", rtol=1e-5, atol=1e-6, exact=Fal
     return None if got == expected else f"{what} is {got!r}, expected {expected!r}"
 
 
+def _matches_reference(got, expected) -> bool:
+    """True if ``got`` is an array of the reference's shape and dtype and equal to it (floats to 1e-6)."""
+    if not (isinstance(got, np.ndarray) and isinstance(expected, np.ndarray)):
+        return False
+    if got.shape != expected.shape or got.dtype != expected.dtype:
+        return False
+    if np.issubdtype(expected.dtype, np.floating):
+        return bool(np.allclose(got, expected, rtol=1e-6, atol=1e-7))
+    return bool(np.array_equal(got, expected))
+
+
 class Exercise:
     """A graded exercise: call it on the student's function to print the verdict line.
 
@@ -145,6 +156,11 @@ class Exercise:
         return None
 
     def _compare(self, got, expected, case):
+        if _matches_reference(got, expected):
+            # a hint heuristic (say "you used the tutorial's step") can coincide with the right answer
+            # on a degenerate case (a 1-bit grid, an all-positive matrix): an answer equal to the
+            # reference always passes, so only wrong answers reach the hints
+            return None
         try:
             return self.compare(got, expected, case)
         except Exception as exc:  # noqa: BLE001 - a malformed answer must still give a hint

@@ -117,6 +117,8 @@ def _compare_quantization(got, expected, case):
         return hint
     if not np.all(np.isfinite(got)):
         return "the result has NaN or inf entries: guard the all-zero matrix (b == a) instead of dividing by 0"
+    if got.shape == expected.shape and _core_compare(got, expected) is None:
+        return None  # correct: the hints below only explain wrong answers
     Wf = np.asarray(W, dtype=np.float64)
     a, b = min(Wf.min(), 0.0), max(Wf.max(), 0.0)
     if b > a:

@@ -112,9 +112,8 @@ def test_global_prune_subset_of_layers_and_errors():
 
 
 def test_global_prune_matches_kernels_contract():
-    kernels = pytest.importorskip("labkit.kernels")
-    if not hasattr(kernels, "global_magnitude_masks"):
-        pytest.skip("labkit.kernels has no global_magnitude_masks")
+    from labkit import kernels
+
     model = models.mlp([40, 30, 6], seed=5)
     ws = [layer.W.copy() for _, layer in model.weight_layers()]
     k = math.floor(0.7 * sum(w.size for w in ws))
@@ -122,6 +121,22 @@ def test_global_prune_matches_kernels_contract():
     got = prune.global_magnitude_prune(model, 0.7)
     for e, g in zip(expected, got.values()):
         np.testing.assert_array_equal(e, g)
+
+
+@pytest.mark.parametrize("sparsity", [0.3, 0.9, 0.98])
+def test_kernel_path_and_partition_path_give_the_same_masks(sparsity):
+    # float32 weights take the compiled radix select; float64 ones np.partition. Large enough
+    # (> 262,144 weights) that the kernel's sampled-bracket path runs, with many exact ties.
+    rng = np.random.default_rng(7)
+    ws32 = [np.round(rng.standard_normal(shape), 2).astype(np.float32) for shape in [(300, 784), (100, 300), (10, 100)]]
+    ws32[0][:, :50] = 0.0  # a block of already-pruned weights (ties at 0)
+    ws64 = [w.astype(np.float64) for w in ws32]
+    k = math.floor(sparsity * sum(w.size for w in ws32))
+    from labkit.prune.magnitude import _keep_masks
+
+    for a, b in zip(_keep_masks(ws32, k), _keep_masks(ws64, k)):
+        np.testing.assert_array_equal(a, b)
+    assert sum(int((~m).sum()) for m in _keep_masks(ws32, k)) == k
 
 
 def test_layerwise_prune_each_layer_exact():

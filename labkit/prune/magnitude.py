@@ -8,8 +8,12 @@ kept; ``layer.mask`` stores it and ``W * mask`` is the pruned weight.
 Exactness: ``magnitude_mask(w, s)`` removes exactly ``floor(s · w.size)`` entries. When several
 entries share the threshold magnitude, those with the smallest flat (C-order) index go first, so a
 mask never depends on the sort algorithm. The global version does the same over the layers taken in
-model order (the contract of ``labkit.kernels.global_magnitude_masks``). Selection uses
-``np.partition`` (an O(n) introselect), not a full sort.
+model order (the contract of ``labkit.kernels.global_magnitude_masks``).
+
+Selection never sorts. float32 weights (every labkit model's) go through the compiled radix select
+``labkit.kernels.global_magnitude_masks`` (O(n), no concatenated copy; lab 07 times it); other
+dtypes use ``np.partition`` (an O(n) introselect) on the concatenated magnitudes. Both give the same
+masks (tests/test_prune.py checks it).
 """
 
 from __future__ import annotations
@@ -69,6 +73,18 @@ def _smallest_k_mask(a: np.ndarray, k: int) -> np.ndarray:
     return keep
 
 
+def _keep_masks(arrays: list, k: int) -> list:
+    """Bool masks (True = kept), one per array, removing exactly the k smallest |w| over all of them."""
+    if arrays and all(a.dtype == np.float32 for a in arrays):
+        from ..kernels import global_magnitude_masks  # compiled (numba); imported on first use
+
+        return global_magnitude_masks([np.ascontiguousarray(a) for a in arrays], k)
+    flat = np.concatenate([np.abs(a).ravel() for a in arrays])
+    keep = _smallest_k_mask(flat, k)
+    sizes = [a.size for a in arrays]
+    return [part.reshape(a.shape) for a, part in zip(arrays, np.split(keep, np.cumsum(sizes)[:-1]))]
+
+
 def magnitude_mask(w: np.ndarray, sparsity: float) -> np.ndarray:
     """The mask that removes the ``floor(sparsity · w.size)`` entries of smallest ``|w|``.
 
@@ -90,8 +106,7 @@ def magnitude_mask(w: np.ndarray, sparsity: float) -> np.ndarray:
     """
     w = _check_weights(w)
     s = check_sparsity(sparsity)
-    k = math.floor(s * w.size)
-    return _smallest_k_mask(np.abs(w).ravel(), k).reshape(w.shape)
+    return _keep_masks([w], math.floor(s * w.size))[0]
 
 
 def _select_layers(model, layers):
@@ -148,13 +163,12 @@ def global_magnitude_prune(model, sparsity: float, layers=None, include_bias: bo
     chosen = _select_layers(model, layers)
     for name, layer in chosen:
         _check_weights(layer.W, f"{name}.W")
-    sizes = [layer.W.size for _, layer in chosen]
-    flat = np.concatenate([np.abs(layer.W).ravel() for _, layer in chosen])
-    keep = _smallest_k_mask(flat, math.floor(s * flat.size))
+    weights = [layer.W for _, layer in chosen]
+    keeps = _keep_masks(weights, math.floor(s * sum(w.size for w in weights)))
     masks = {}
-    for (name, layer), part in zip(chosen, np.split(keep, np.cumsum(sizes)[:-1])):
-        masks[name] = part.reshape(layer.W.shape)
-        _set_mask(layer, masks[name])
+    for (name, layer), keep in zip(chosen, keeps):
+        masks[name] = keep
+        _set_mask(layer, keep)
     return masks
 
 

@@ -282,29 +282,34 @@ lab02.agp_sparsity(agp_sparsity)
 # %%
 steps = np.arange(0, 1300)
 fig, ax = plt.subplots(figsize=(6, 3))
-ax.plot(steps, [100 * agp_sparsity(int(t), 0.0, 0.98, 0, 8, 79) for t in steps])
+ax.plot(steps, [100 * agp_sparsity(int(t), 0.0, 0.99, 0, 32, 19) for t in steps])
 ax.set_xlabel("training step (157 per epoch)")
 ax.set_ylabel("target sparsity (%)")
-ax.set_title("AGP: prune over 4 epochs, recover for 4")
+ax.set_title("AGP to 99%: 32 pruning steps over 4 epochs, then 4 to recover")
 ax.grid(True, alpha=0.3)
 plt.show()
 
 # %% [markdown]
-# ### AGP vs one-shot at 98%, same budget
+# ### AGP vs one-shot at 98% and 99%, same budget
 #
-# Both runs train 8 epochs (Adam, lr 1e-3) from the shipped model and end 98% sparse:
-# **one-shot** prunes at once and fine-tunes 8 epochs; **AGP** prunes along the curve above
-# (8 pruning steps, one every half epoch) and has 4 epochs at the final sparsity.
+# Every run trains 8 epochs (Adam, lr 1e-3, seed 3) from the shipped model and ends at the target
+# sparsity: **one-shot** prunes at once and fine-tunes 8 epochs; **AGP** prunes along the curve
+# above (32 pruning steps, one every 19 optimizer steps) and has 4 epochs at the final sparsity.
+# About 25 s.
 
 # %% ignore-output
-one = mlp.copy()
-one_acc = prune.one_shot_prune(one, data, 0.98, 8, eval_data=test, lr=1e-3, seed=3)["accuracy"]
-agp = mlp.copy()
-agp_cb = prune.AGPCallback(0.98, t0=0, n_steps=8, dt=79)
-train.fit(agp, data, epochs=8, lr=1e-3, callbacks=[agp_cb], seed=3, progress=True)
-agp_acc = train.evaluate(agp, *test)
-print(f"one-shot 98%: {100 * one_acc:.2f}%   AGP 98%: {100 * agp_acc:.2f}%")
-print("AGP pruning steps (step, sparsity):", [(s, round(v, 4)) for s, v in agp_cb.history])
+results = {}
+for target in (0.98, 0.99):
+    one = mlp.copy()
+    one_acc = prune.one_shot_prune(one, data, target, 8, eval_data=test, lr=1e-3, seed=3)["accuracy"]
+    agp = mlp.copy()
+    agp_cb = prune.AGPCallback(target, t0=0, n_steps=32, dt=19)
+    train.fit(agp, data, epochs=8, lr=1e-3, callbacks=[agp_cb], seed=3, progress=True)
+    agp_acc = train.evaluate(agp, *test)
+    results[target] = (one, one_acc, agp, agp_acc)
+    print(f"{target:.0%}: one-shot {100 * one_acc:.2f}%   AGP {100 * agp_acc:.2f}%   "
+          f"difference {100 * (agp_acc - one_acc):+.2f} pp")  # fmt: skip
+print("AGP pruning steps to 99% (step, sparsity), first five:", [(s, round(v, 4)) for s, v in agp_cb.history[:5]])
 
 
 # %%
@@ -314,11 +319,21 @@ def gap_words(d):
     return "under 0.5 pp" if d < 0.5 else "0.5 to 2 pp" if d < 2 else "2 to 5 pp" if d < 5 else "over 5 pp"
 
 
-d = 100 * (agp_acc - one_acc)
-print("both are 98% sparse:", round(metrics.sparsity(one), 6) >= 0.98 and round(metrics.sparsity(agp), 6) >= 0.98)
-print(f"at 98% sparsity, AGP beats one-shot with the same 8-epoch budget by more than 0.5 pp: "
-      f"{'yes' if d > 0.5 else 'no'} ({'a tie within 0.5 pp' if abs(d) < 0.5 else 'difference ' + gap_words(d)}"
-      f"{'' if abs(d) < 0.5 else ', AGP ahead' if d > 0 else ', one-shot ahead'})")  # fmt: skip
+d = {t: 100 * (r[3] - r[1]) for t, r in results.items()}
+print("each model ends at its target sparsity:",
+      all(round(metrics.sparsity(r[k]), 6) >= t for t, r in results.items() for k in (0, 2)))  # fmt: skip
+print(f"at 99% sparsity, AGP beats one-shot with the same 8-epoch budget by more than 1 pp: "
+      f"{'yes' if d[0.99] > 1 else 'no'}")  # fmt: skip
+print("at 98% AGP is ahead too, by less:", "yes" if 0 < d[0.98] < d[0.99] else "no")
+
+# %% [markdown]
+# The harder the cut, the more a gradual schedule pays: at 98% the two end within about half a
+# point, at 99% AGP is ahead by about 2 pp in our runs (seeds 3 and 4 gave +0.57 and +0.54 pp at 98%,
+# +2.03 and +1.88 pp at 99%). One-shot removes 99% of the weights before the network can adapt;
+# AGP's cubic schedule removes many weights early, while the network is still redundant, and
+# takes ever smaller steps near the end, when each removed weight matters. Lab 01's iterative
+# schedule used 4 big steps and did not beat one-shot at 98%: the step size matters as much as the
+# idea (question 4).
 
 # %% [markdown]
 # ## 7. A lottery ticket
@@ -370,7 +385,7 @@ print(f"mean margin: {'ticket ahead' if np.mean(diffs) > 0 else 'control ahead'}
 # | half the hidden neurons: accuracy, parameters, bytes, latency | LeNet-300-100 | §3 |
 # | half the channels: accuracy, parameters, MACs, latency | LeNet-5 | §4 |
 # | masked 90% vs structurally pruned latency, batch 1 and 256 | LeNet-300-100 | §5 |
-# | AGP vs one-shot at 98% with the same budget | LeNet-300-100 | §6 |
+# | AGP vs one-shot at 98% and 99% with the same budget | LeNet-300-100 | §6 |
 # | lottery ticket vs random re-init, 3 seeds | LeNet-300-100 | §7 |
 
 # %%

@@ -23,6 +23,7 @@ import platform
 import sys
 import time
 import warnings
+from functools import partial
 
 import numpy as np
 
@@ -95,8 +96,10 @@ def machine_description() -> dict:
 class Runner:
     """Collects rows: one labkit timing and its peers' timings per (kernel, size)."""
 
-    def __init__(self, repeat: int, read_gbps: float, verbose: bool = True):
+    def __init__(self, repeat: int, read_gbps: float, verbose: bool = True, rounds: int = 3, settle: float = 0.15):
         self.repeat = repeat
+        self.rounds = rounds
+        self.settle = settle
         self.read_gbps = read_gbps
         self.rows = []
         self.verbose = verbose
@@ -111,6 +114,12 @@ class Runner:
 
     def time(self, fn, *args, nbytes=None, flops=None, repeat=None):
         return bench.timeit(fn, *args, repeat=repeat or self.repeat, warmup=2, nbytes=nbytes, flops=flops)
+
+    def time_together(self, fns, nbytes=None, flops=None, repeat=None):
+        """Interleaved timings of zero-argument calls (``bench.timeit_interleaved``): one per name."""
+        repeat = repeat or self.repeat
+        return bench.timeit_interleaved(fns, repeat=repeat, warmup=2, rounds=min(self.rounds, repeat),
+                                        settle=self.settle, nbytes=nbytes, flops=flops)  # fmt: skip
 
     def add(self, kernel, size, labkit, peers, note=""):
         """labkit: (name, Timing); peers: list of (name, Timing or None (missing) with reason)."""
@@ -216,13 +225,12 @@ def case_int8(r: Runner, n: int, batches, torch, rng):
         label = f"int8 GEMV b={b}" if b == 1 else f"int8 GEMM b={b}"
         mac = b * n * n
         nbytes = Wq.nbytes + Xq.nbytes + 4 * b * n
-        peers = []
-        if b == 1:
-            x = np.ascontiguousarray(X[0])
-            peers.append(("numpy f32 GEMV", r.time(np.dot, W, x, nbytes=W.nbytes + 8 * n, flops=2 * mac)))
-        else:
-            WT = W.T
-            peers.append(("numpy f32 GEMM", r.time(np.matmul, X, WT, flops=2 * mac)))
+        numpy_name = "numpy f32 GEMV" if b == 1 else "numpy f32 GEMM"
+        fns = {
+            "labkit": partial(dynamic_linear_int8, X, Wq, w_scale, bias),
+            "core": partial(kernels.gemm_int8, Xq, Wq),
+            numpy_name: partial(np.dot, W, np.ascontiguousarray(X[0])) if b == 1 else partial(np.matmul, X, W.T),
+        }
         if tq is not None:
             tx = torch.from_numpy(X)
 
@@ -230,10 +238,19 @@ def case_int8(r: Runner, n: int, batches, torch, rng):
                 with torch.inference_mode():
                     return m(x)
 
-            peers.append(("torch fbgemm dynamic Linear", r.time(run_torch, flops=2 * mac)))
+            fns["torch"] = run_torch
+        numpy_bytes = W.nbytes + 8 * n if b == 1 else None
+        t = r.time_together(
+            fns,
+            nbytes={"labkit": nbytes, "core": nbytes, **({numpy_name: numpy_bytes} if numpy_bytes else {})},
+            flops={name: 2 * mac for name in fns},
+        )
+        peers = [(numpy_name, t[numpy_name])]
+        if tq is not None:
+            peers.append(("torch fbgemm dynamic Linear", t["torch"]))
         else:
             peers.append(("torch fbgemm dynamic Linear", None, "torch not installed"))
-        lab = r.time(dynamic_linear_int8, X, Wq, w_scale, bias, nbytes=nbytes, flops=2 * mac)
+        lab, core = t["labkit"], t["core"]
         r.add(
             label,
             f"{n}x{n}",
@@ -241,7 +258,6 @@ def case_int8(r: Runner, n: int, batches, torch, rng):
             peers,
             note="same work as torch's dynamic Linear: quantize the input, int8 product, float32 output",
         )
-        core = r.time(kernels.gemm_int8, Xq, Wq, nbytes=nbytes, flops=2 * mac)
         r.add(label + " core", f"{n}x{n}", ("gemm_int8 (int8 in, int32 out)", core), [p for p in peers if p[1]])
 
 
@@ -261,23 +277,33 @@ def case_sparse(r: Runner, n: int, sparsities, batch: int, torch, rng):
 
     W = rng.standard_normal((n, n), dtype=np.float32)
     x = rng.standard_normal(n, dtype=np.float32)
-    dense = r.time(np.dot, W, x, nbytes=W.nbytes + 8 * n, flops=2 * n * n)
     crossover = {"labkit CSR": [], "labkit compact CSR": [], "scipy.sparse CSR": [], "torch sparse CSR": []}
     for s in sparsities:
         A = W * (rng.random((n, n)) >= s)
         c = kernels.csr_from_dense(A)
         cc = kernels.compact_csr(c)
         S = sp.csr_matrix((c.data, c.indices, c.indptr), shape=c.shape)
-        t_csr = r.time(kernels.spmv, c, x, nbytes=c.nbytes + 8 * n, flops=2 * c.nnz)
-        t_cc = r.time(kernels.spmv, cc, x, nbytes=cc.nbytes + 8 * n, flops=2 * c.nnz)
-        t_sp = r.time(S.dot, x)
-        peers = [("scipy.sparse CSR", t_sp)]
+        # dense GEMV joins every group: the crossover compares times taken in the same rounds
+        fns = {
+            "csr": lambda c=c: kernels.spmv(c, x),
+            "compact": lambda cc=cc: kernels.spmv(cc, x),
+            "scipy": lambda S=S: S.dot(x),
+            "dense": lambda: np.dot(W, x),
+        }
         if torch is not None:
             T, tx = _torch_csr(torch, c), torch.from_numpy(x)
-            t_t = r.time(torch.mv, T, tx)
+            fns["torch"] = lambda T=T, tx=tx: torch.mv(T, tx)
+        t = r.time_together(
+            fns,
+            nbytes={"csr": c.nbytes + 8 * n, "compact": cc.nbytes + 8 * n, "dense": W.nbytes + 8 * n},
+            flops={"csr": 2 * c.nnz, "compact": 2 * c.nnz, "dense": 2 * n * n},
+        )
+        t_csr, t_cc, t_sp, dense = t["csr"], t["compact"], t["scipy"], t["dense"]
+        t_t = t.get("torch")
+        peers = [("scipy.sparse CSR", t_sp)]
+        if t_t is not None:
             peers.append(("torch sparse CSR", t_t))
         else:
-            t_t = None
             peers.append(("torch sparse CSR", None, "torch not installed"))
         peers.append(("numpy dense f32 GEMV", dense))
         label = f"CSR SpMV {round(100 * s)}%"
@@ -295,7 +321,7 @@ def case_sparse(r: Runner, n: int, sparsities, batch: int, torch, rng):
             ("torch sparse CSR", t_t),
         ):
             if t is not None:
-                crossover[key].append((s, t.median < dense.median))
+                crossover[key].append((s, t.median < dense.median))  # dense: this group's own timing
     # crossover: the lowest measured sparsity from which the sparse kernel beats dense at every higher one
     result = {}
     for key, pts in crossover.items():
@@ -313,45 +339,55 @@ def case_sparse(r: Runner, n: int, sparsities, batch: int, torch, rng):
     c = kernels.csr_from_dense(A)
     B = rng.standard_normal((n, batch), dtype=np.float32)
     S = sp.csr_matrix((c.data, c.indices, c.indptr), shape=c.shape)
-    peers = [("scipy.sparse CSR", r.time(S.dot, B)), ("numpy dense f32 GEMM", r.time(np.matmul, W, B))]
+    fns = {"labkit": lambda: kernels.spmm(c, B), "scipy": lambda: S.dot(B), "dense": lambda: W @ B}
     if torch is not None:
         T, tB = _torch_csr(torch, c), torch.from_numpy(B)
-        peers.insert(1, ("torch sparse CSR", r.time(torch.mm, T, tB)))
-    r.add(
-        f"CSR SpMM 90% b={batch}",
-        f"{n}x{n}",
-        ("spmm float32 CSR", r.time(kernels.spmm, c, B, flops=2 * c.nnz * batch)),
-        peers,
-    )
+        fns["torch"] = lambda: torch.mm(T, tB)
+    t = r.time_together(fns, flops={"labkit": 2 * c.nnz * batch})
+    peers = [("scipy.sparse CSR", t["scipy"])]
+    if "torch" in t:
+        peers.append(("torch sparse CSR", t["torch"]))
+    peers.append(("numpy dense f32 GEMM", t["dense"]))
+    r.add(f"CSR SpMM 90% b={batch}", f"{n}x{n}", ("spmm float32 CSR", t["labkit"]), peers)
     return result
 
 
 def case_quantize(r: Runner, n: int, torch, rng):
     x = rng.standard_normal(n, dtype=np.float32)
     scale = np.float32(np.abs(x).max() / 127)
-    lab = r.time(kernels.quantize_per_tensor, x, scale, 0, nbytes=5 * n)
-    naive = lambda: np.clip(np.rint(x / scale), -128, 127).astype(np.int8)  # noqa: E731
-    peers = [("numpy clip(rint(x/s))", r.time(naive))]
+    fns = {
+        "labkit": lambda: kernels.quantize_per_tensor(x, scale, 0),
+        "numpy": lambda: np.clip(np.rint(x / scale), -128, 127).astype(np.int8),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's deprecation notice for quantized tensors
+        if torch is not None:
+            tx = torch.from_numpy(x)
+            fns["torch"] = lambda: torch.quantize_per_tensor(tx, float(scale), 0, torch.qint8)
+            same = np.array_equal(fns["torch"]().int_repr().numpy(), kernels.quantize_per_tensor(x, scale, 0))
+        else:
+            same = None
+        t = r.time_together(fns, nbytes={"labkit": 5 * n})
+    lab = t["labkit"]
+    peers = [("numpy clip(rint(x/s))", t["numpy"])]
     if torch is not None:
-        tx = torch.from_numpy(x)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tq = lambda: torch.quantize_per_tensor(tx, float(scale), 0, torch.qint8)  # noqa: E731
-            peers.append(("torch.quantize_per_tensor", r.time(tq)))
-            same = np.array_equal(tq().int_repr().numpy(), kernels.quantize_per_tensor(x, scale, 0))
+        peers.append(("torch.quantize_per_tensor", t["torch"]))
     else:
-        same = None
         peers.append(("torch.quantize_per_tensor", None, "torch not installed"))
     note = "bytes = 4 read + 1 written per element" + (
         "" if same is None else f"; identical codes to torch: {'yes' if same else 'no'}"
     )
     r.add("quantize int8", f"{n / 2**20:.0f}M floats", ("quantize_per_tensor", lab), peers, note=note)
     q = kernels.quantize_per_tensor(x, scale, 0)
+    t = r.time_together(
+        {"labkit": lambda: kernels.dequantize_per_tensor(q, scale, 0), "numpy": lambda: q.astype(np.float32) * scale},
+        nbytes={"labkit": 5 * n},
+    )
     r.add(
         "dequantize int8",
         f"{n / 2**20:.0f}M",
-        ("dequantize_per_tensor", r.time(kernels.dequantize_per_tensor, q, scale, 0, nbytes=5 * n)),
-        [("numpy (q - z) * s", r.time(lambda: (q.astype(np.float32) - 0) * scale))],
+        ("dequantize_per_tensor", t["labkit"]),
+        [("numpy (q - z) * s", t["numpy"])],
     )
 
 
@@ -437,6 +473,8 @@ FULL = {
     "topk_arrays": 5,
     "mlp": (784, 4096, 4096, 10),
     "repeat": 30,
+    "rounds": 3,
+    "settle": 0.15,
     "bw_bytes": 512 * 2**20,
 }
 QUICK = {
@@ -449,6 +487,8 @@ QUICK = {
     "topk_arrays": 5,
     "mlp": (784, 1024, 1024, 10),
     "repeat": 7,
+    "rounds": 2,
+    "settle": 0.1,
     "bw_bytes": 128 * 2**20,
 }
 
@@ -500,7 +540,14 @@ def run(
         if verbose:
             print(f"memory bandwidth: {bw}; float32 BLAS GEMM: {peak:.1f} GFLOP/s")
             print("ratio = peer median / labkit median (> 1: labkit faster)\n", flush=True)
-        r = Runner(cfg["repeat"], bw.read, verbose)
+        r = Runner(cfg["repeat"], bw.read, verbose, rounds=cfg["rounds"], settle=cfg["settle"])
+        out["timing"] = (
+            f"labkit and its peers timed in alternating blocks: {cfg['repeat']} calls each in {cfg['rounds']} "
+            f"blocks, {cfg['settle']} s pause and 2 untimed calls before each block (top-k and pruning rows: "
+            "one block each)"
+        )
+        if verbose:
+            print(f"timing: {out['timing']}")
         case_int8(r, cfg["n"], cfg["batches"], torch, rng)
         out["crossover"] = case_sparse(r, cfg["n"], cfg["sparsities"], cfg["spmm_batch"], torch, rng)
         case_quantize(r, cfg["quant_n"], torch, rng)
@@ -540,6 +587,7 @@ def render_markdown(out: dict) -> str:
         f"- {m.get('platform')}; Python {m.get('python')}; numpy {m.get('numpy')}, scipy {m.get('scipy')}, "
         f"numba {m.get('numba')}, torch {m.get('torch')}; BLAS: {', '.join(m.get('blas', []))}",
         f"- thread pools: {out['threads']}; numba threading layer: {out.get('numba_threading_layer')}",
+        f"- timing: {out.get('timing', 'one block per kernel')}",
         f"- memory bandwidth (numba, all threads): read {out['bandwidth']['read_gbps']:.1f} GB/s, copy "
         f"{out['bandwidth']['copy_gbps']:.1f} GB/s over {out['bandwidth']['nbytes'] / 2**20:.0f} MiB; float32 BLAS "
         f"GEMM {out['blas_f32_gemm_gflops']:.1f} GFLOP/s",

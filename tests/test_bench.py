@@ -33,6 +33,40 @@ def test_timeit_counts_calls_and_min_time():
     assert len(calls) >= 3 and t.median > 0  # inner loops repeat the call for short functions
 
 
+def test_timeit_interleaved_alternates_blocks_and_counts_calls():
+    log = []
+    fns = {name: (lambda n=name: log.append(n)) for name in "abc"}
+    out = bench.timeit_interleaved(fns, repeat=5, warmup=1, rounds=2, settle=0, nbytes={"a": 100}, flops={"c": 10})
+    assert list(out) == ["a", "b", "c"]
+    assert all(t.repeat == 5 and t.median > 0 for t in out.values())
+    assert out["a"].gbps is not None and out["b"].gbps is None and out["c"].gflops is not None
+    # round 0: blocks of 1 warm-up + 3 timed calls in the order a, b, c; round 1: 1 + 2, rotated to b, c, a
+    assert "".join(log) == "aaaabbbbccccbbbcccaaa"
+
+
+def test_timeit_interleaved_times_each_contender_separately():
+    import time
+
+    out = bench.timeit_interleaved({"slow": lambda: time.sleep(0.01), "fast": lambda: None}, repeat=5, settle=0)
+    assert out["slow"].min >= 0.01 > out["fast"].median
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"fns": {}}, ValueError, "at least one"),
+        ({"fns": {"a": 3}}, TypeError, "callable"),
+        ({"fns": {"a": print}, "repeat": 0}, ValueError, "repeat"),
+        ({"fns": {"a": print}, "repeat": 2, "rounds": 3}, ValueError, "rounds"),
+        ({"fns": {"a": print}, "settle": -1}, ValueError, "settle"),
+        ({"fns": {"a": print}, "nbytes": {"b": 1}}, ValueError, "not in fns"),
+    ],
+)
+def test_timeit_interleaved_rejects_bad_input(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        bench.timeit_interleaved(**kwargs)
+
+
 def test_timing_from_samples():
     t = bench.timing_from_samples([3.0, 1.0, 2.0, 4.0, 5.0], nbytes=10)
     assert (t.median, t.min, t.max, t.q1, t.q3, t.repeat) == (3.0, 1.0, 5.0, 2.0, 4.0, 5)
@@ -89,7 +123,8 @@ def test_dynamic_linear_int8_is_close_to_float():
 
 
 TINY = {"n": 64, "batches": (1, 5), "sparsities": (0.5, 0.9), "spmm_batch": 3, "quant_n": 5000, "topk_n": 300_000,
-        "topk_arrays": 3, "mlp": (20, 30, 10), "repeat": 2, "bw_bytes": 2**20, "gemm_n": 64}  # fmt: skip
+        "topk_arrays": 3, "mlp": (20, 30, 10), "repeat": 2, "rounds": 2, "settle": 0.0, "bw_bytes": 2**20,
+        "gemm_n": 64}  # fmt: skip
 
 
 def test_bench_command_runs_and_writes_json(tmp_path, capsys):
@@ -116,6 +151,7 @@ def test_bench_command_runs_and_writes_json(tmp_path, capsys):
     assert len(out["rows"]) == len(data["rows"])
     report = md.read_text()
     assert "| kernel |" in report and "thread pools:" in report and "crossover" in report
+    assert "alternating blocks: 2 calls each in 2 blocks" in data["timing"] and data["timing"] in report
     assert report.count("\n| int8 GEMV b=1 |") == 1
 
 

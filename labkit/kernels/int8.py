@@ -166,7 +166,7 @@ def _gemm_core(A, za, B, mode, out32, out8, outf, bias_i, mult, shift, zp, lo, h
     # runs the epilogue on that tile. (An epilogue inside the dot-product loop stops LLVM from
     # vectorizing it.) Small M: stream rows of B straight from int8. Larger M: widen T rows of B
     # to int16 once and reuse them against every row of A.
-    T = 64 if M < _TILE else _TILE
+    T = 256 if M < _TILE else _TILE  # small M: few large tasks (each task costs a wake-up)
     nb = (N + T - 1) // T
     for jb in prange(nb):
         j0 = jb * T

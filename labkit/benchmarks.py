@@ -285,14 +285,14 @@ def case_sparse(r: Runner, n: int, sparsities, batch: int, torch, rng):
         S = sp.csr_matrix((c.data, c.indices, c.indptr), shape=c.shape)
         # dense GEMV joins every group: the crossover compares times taken in the same rounds
         fns = {
-            "csr": lambda c=c: kernels.spmv(c, x),
-            "compact": lambda cc=cc: kernels.spmv(cc, x),
-            "scipy": lambda S=S: S.dot(x),
-            "dense": lambda: np.dot(W, x),
+            "csr": partial(kernels.spmv, c, x),
+            "compact": partial(kernels.spmv, cc, x),
+            "scipy": partial(S.dot, x),
+            "dense": partial(np.dot, W, x),
         }
         if torch is not None:
             T, tx = _torch_csr(torch, c), torch.from_numpy(x)
-            fns["torch"] = lambda T=T, tx=tx: torch.mv(T, tx)
+            fns["torch"] = partial(torch.mv, T, tx)
         t = r.time_together(
             fns,
             nbytes={"csr": c.nbytes + 8 * n, "compact": cc.nbytes + 8 * n, "dense": W.nbytes + 8 * n},
@@ -339,10 +339,10 @@ def case_sparse(r: Runner, n: int, sparsities, batch: int, torch, rng):
     c = kernels.csr_from_dense(A)
     B = rng.standard_normal((n, batch), dtype=np.float32)
     S = sp.csr_matrix((c.data, c.indices, c.indptr), shape=c.shape)
-    fns = {"labkit": lambda: kernels.spmm(c, B), "scipy": lambda: S.dot(B), "dense": lambda: W @ B}
+    fns = {"labkit": partial(kernels.spmm, c, B), "scipy": partial(S.dot, B), "dense": partial(np.matmul, W, B)}
     if torch is not None:
         T, tB = _torch_csr(torch, c), torch.from_numpy(B)
-        fns["torch"] = lambda: torch.mm(T, tB)
+        fns["torch"] = partial(torch.mm, T, tB)
     t = r.time_together(fns, flops={"labkit": 2 * c.nnz * batch})
     peers = [("scipy.sparse CSR", t["scipy"])]
     if "torch" in t:
@@ -380,7 +380,10 @@ def case_quantize(r: Runner, n: int, torch, rng):
     r.add("quantize int8", f"{n / 2**20:.0f}M floats", ("quantize_per_tensor", lab), peers, note=note)
     q = kernels.quantize_per_tensor(x, scale, 0)
     t = r.time_together(
-        {"labkit": lambda: kernels.dequantize_per_tensor(q, scale, 0), "numpy": lambda: q.astype(np.float32) * scale},
+        {
+            "labkit": lambda: kernels.dequantize_per_tensor(q, scale, 0),
+            "numpy": lambda: (q.astype(np.float32) - 0) * scale,
+        },
         nbytes={"labkit": 5 * n},
     )
     r.add(

@@ -225,12 +225,15 @@ def case_int8(r: Runner, n: int, batches, torch, rng):
         label = f"int8 GEMV b={b}" if b == 1 else f"int8 GEMM b={b}"
         mac = b * n * n
         nbytes = Wq.nbytes + Xq.nbytes + 4 * b * n
-        numpy_name = "numpy f32 GEMV" if b == 1 else "numpy f32 GEMM"
-        fns = {
-            "labkit": partial(dynamic_linear_int8, X, Wq, w_scale, bias),
-            "core": partial(kernels.gemm_int8, Xq, Wq),
-            numpy_name: partial(np.dot, W, np.ascontiguousarray(X[0])) if b == 1 else partial(np.matmul, X, W.T),
-        }
+        fns = {"labkit": partial(dynamic_linear_int8, X, Wq, w_scale, bias), "core": partial(kernels.gemm_int8, Xq, Wq)}
+        nbytes_of = {"labkit": nbytes, "core": nbytes}
+        if b == 1:
+            numpy_name = "numpy f32 GEMV"
+            fns[numpy_name] = partial(np.dot, W, np.ascontiguousarray(X[0]))
+            nbytes_of[numpy_name] = W.nbytes + 8 * n
+        else:
+            numpy_name = "numpy f32 GEMM"
+            fns[numpy_name] = partial(np.matmul, X, W.T)
         if tq is not None:
             tx = torch.from_numpy(X)
 
@@ -239,12 +242,7 @@ def case_int8(r: Runner, n: int, batches, torch, rng):
                     return m(x)
 
             fns["torch"] = run_torch
-        numpy_bytes = W.nbytes + 8 * n if b == 1 else None
-        t = r.time_together(
-            fns,
-            nbytes={"labkit": nbytes, "core": nbytes, **({numpy_name: numpy_bytes} if numpy_bytes else {})},
-            flops={name: 2 * mac for name in fns},
-        )
+        t = r.time_together(fns, nbytes=nbytes_of, flops={name: 2 * mac for name in fns})
         peers = [(numpy_name, t[numpy_name])]
         if tq is not None:
             peers.append(("torch fbgemm dynamic Linear", t["torch"]))

@@ -10,7 +10,40 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["sample_grid", "training_curves", "error_vs_bits", "accuracy_vs_bits", "quantization_grid"]
+__all__ = ["show", "sample_grid", "training_curves", "error_vs_bits", "accuracy_vs_bits", "quantization_grid"]
+
+
+def show(fig=None, alt: str = "", *, dpi: int = 100):
+    """Display a figure in the notebook with its alternative text, then close it.
+
+    Every lab shows its figures through this helper instead of ``plt.show()``, so that each image
+    output carries a description that screen readers, JupyterLab and nbconvert's HTML pick up: the
+    PNG's output metadata holds ``{"image/png": {"alt": alt}}`` and the output's ``text/plain``
+    is the same text (what nbval compares, so the description is checked like any printed line).
+
+    Parameters
+    ----------
+    fig : matplotlib Figure, optional
+        The figure to show; default: the current figure.
+    alt : str
+        What the figure shows and what to read from it (not "a plot"), one or two sentences.
+        Must not hold raw floats that vary between machines: it is compared by nbval.
+    dpi : int
+        Resolution of the PNG.
+    """
+    import base64
+    import io
+
+    from IPython.display import display
+
+    if not isinstance(alt, str) or not alt.strip():
+        raise ValueError(f"alt must be a non-empty description of the figure, got {alt!r}")
+    fig = plt.gcf() if fig is None else fig
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    png = base64.b64encode(buf.getvalue()).decode("ascii")
+    display({"image/png": png, "text/plain": alt}, raw=True, metadata={"image/png": {"alt": alt}})
 
 
 def sample_grid(X, y, class_names, per_class: int = 8, rng=None, image_shape=(28, 28)):

@@ -1,0 +1,81 @@
+"""Lab 10's check passes a learner's right answer and rejects the stub and plausible wrong answers."""
+
+import numpy as np
+import pytest
+
+from labkit.check import lab10
+
+
+def stub(*args):
+    raise NotImplementedError()
+
+
+def right(W, b, s_x):
+    """What a learner writes: per-row max, divide by 127, round, and the bias at s_x · s_W."""
+    s_w = (np.abs(W).max(axis=1) / 127).astype(np.float32)
+    q_W = np.clip(np.rint(W / s_w[:, None]), -127, 127).astype(np.int8)
+    b_scale = (np.float32(s_x) * s_w).astype(np.float32)
+    q_b = np.rint(b / b_scale).astype(np.int32)
+    c = W.shape[0]
+    return {"W_q": q_W, "W_scale": s_w, "W_zero_point": np.zeros(c, np.int8), "b_q": q_b, "b_scale": b_scale,
+            "b_zero_point": np.zeros(c, np.int32)}  # fmt: skip
+
+
+def wrong(**change):
+    """``right`` with some entries recomputed by ``change[key](W, b, s_x, answer)``."""
+
+    def fn(W, b, s_x):
+        out = right(W, b, s_x)
+        for k, f in change.items():
+            out[k] = f(W, b, s_x, out)
+        return out
+
+    return fn
+
+
+def test_reference_and_learner_answer_pass():
+    ex = lab10.qdq_initializers
+    assert ex.passes(right)
+    assert ex.verdict(right) == ex.pass_line
+    assert ex.passes(lab10._qdq_initializers)
+
+
+@pytest.mark.parametrize(
+    "fn, hint",
+    [
+        (stub, "not implemented"),
+        (lambda W, b, s_x: (W, b), "return a dict"),
+        (lambda W, b, s_x: {k: v for k, v in right(W, b, s_x).items() if k != "b_q"}, "lacks b_q"),
+        (wrong(W_zero_point=lambda W, b, s, o: np.zeros(W.shape[0], np.int64)), "W_zero_point has dtype int64"),
+        (wrong(W_zero_point=lambda W, b, s, o: np.zeros(W.shape[0], np.uint8)), "int8 weights need an int8 zero point"),
+        (wrong(b_zero_point=lambda W, b, s, o: np.zeros(W.shape[0], np.int8)), "its zero point is int32"),
+        (wrong(b_q=lambda W, b, s, o: o["b_q"].astype(np.int8)), "int8 would overflow"),
+        (wrong(W_scale=lambda W, b, s, o: (1 / o["W_scale"]).astype(np.float32)), "inverted"),
+        (wrong(W_scale=lambda W, b, s, o: (np.abs(W).max(axis=1) / 128).astype(np.float32)), "/ 128"),
+        (wrong(W_scale=lambda W, b, s, o: (np.abs(W).max(axis=1) / 255).astype(np.float32)), "/ 255"),
+        (wrong(W_scale=lambda W, b, s, o: np.float32(np.abs(W).max() / 127)), "per-tensor"),
+        (wrong(W_scale=lambda W, b, s, o: (np.abs(W).max(axis=0) / 127).astype(np.float32)), "one per input"),
+        (
+            wrong(W_scale=lambda W, b, s, o: np.full(W.shape[0], np.abs(W).max() / 127, np.float32)),
+            "largest |W| of the whole matrix",
+        ),
+        (wrong(W_q=lambda W, b, s, o: np.trunc(W / o["W_scale"][:, None]).astype(np.int8)), "truncates"),
+        (wrong(W_q=lambda W, b, s, o: np.rint(W / o["W_scale"][:, None]).astype(np.int16)), "W_q has dtype int16"),
+        (wrong(W_q=lambda W, b, s, o: o["W_q"].T.copy()), "W_q has shape"),
+        (wrong(b_scale=lambda W, b, s, o: o["W_scale"].copy()), "forgets the input scale"),
+        (wrong(b_q=lambda W, b, s, o: np.rint(b / o["W_scale"]).astype(np.int32)), "forgets s_x"),
+        (wrong(b_q=lambda W, b, s, o: np.trunc(b / o["b_scale"]).astype(np.int32)), "b_q differs"),
+        (wrong(W_zero_point=lambda W, b, s, o: np.full(W.shape[0], 1, np.int8)), "zero points 0"),
+        (wrong(W_scale=lambda W, b, s, o: list(o["W_scale"])), "must be a numpy array"),
+    ],
+)
+def test_wrong_answers_get_specific_hints(fn, hint):
+    line = lab10.qdq_initializers.verdict(fn)
+    assert line.startswith("FAIL: ") and hint in line, line
+
+
+def test_cases_depend_only_on_the_seed():
+    ex = lab10.qdq_initializers
+    a, b = ex.grading_cases(7), ex.grading_cases(7)
+    assert all(np.array_equal(x.args[0], y.args[0]) for x, y in zip(a, b))
+    assert not np.array_equal(ex.grading_cases(8)[1].args[0], a[1].args[0])

@@ -13,9 +13,10 @@ def stub(*args):
 def right(W, b, s_x):
     """What a learner writes: per-row max, divide by 127, round, and the bias at s_x · s_W."""
     s_w = (np.abs(W).max(axis=1) / 127).astype(np.float32)
-    q_W = np.clip(np.rint(W / s_w[:, None]), -127, 127).astype(np.int8)
-    b_scale = (np.float32(s_x) * s_w).astype(np.float32)
-    q_b = np.rint(b / b_scale).astype(np.int32)
+    q_W = np.clip(np.rint(W.astype(np.float64) / s_w[:, None]), -127, 127).astype(np.int8)
+    acc_scale = np.float64(s_x) * s_w.astype(np.float64)
+    q_b = np.rint(b.astype(np.float64) / acc_scale).astype(np.int32)
+    b_scale = acc_scale.astype(np.float32)
     c = W.shape[0]
     return {"W_q": q_W, "W_scale": s_w, "W_zero_point": np.zeros(c, np.int8), "b_q": q_b, "b_scale": b_scale,
             "b_zero_point": np.zeros(c, np.int32)}  # fmt: skip
@@ -60,11 +61,13 @@ def test_reference_and_learner_answer_pass():
             "largest |W| of the whole matrix",
         ),
         (wrong(W_q=lambda W, b, s, o: np.trunc(W / o["W_scale"][:, None]).astype(np.int8)), "truncates"),
+        (wrong(W_q=lambda W, b, s, o: np.rint(W / o["W_scale"][:, None]).astype(np.int8)), "divide in float64"),
         (wrong(W_q=lambda W, b, s, o: np.rint(W / o["W_scale"][:, None]).astype(np.int16)), "W_q has dtype int16"),
         (wrong(W_q=lambda W, b, s, o: o["W_q"].T.copy()), "W_q has shape"),
         (wrong(b_scale=lambda W, b, s, o: o["W_scale"].copy()), "forgets the input scale"),
         (wrong(b_q=lambda W, b, s, o: np.rint(b / o["W_scale"]).astype(np.int32)), "forgets s_x"),
         (wrong(b_q=lambda W, b, s, o: np.trunc(b / o["b_scale"]).astype(np.int32)), "b_q differs"),
+        (wrong(b_q=lambda W, b, s, o: np.rint(b / o["b_scale"]).astype(np.int32) + 1), "b_q differs"),
         (wrong(W_zero_point=lambda W, b, s, o: np.full(W.shape[0], 1, np.int8)), "zero points 0"),
         (wrong(W_scale=lambda W, b, s, o: list(o["W_scale"])), "must be a numpy array"),
     ],
@@ -72,6 +75,18 @@ def test_reference_and_learner_answer_pass():
 def test_wrong_answers_get_specific_hints(fn, hint):
     line = lab10.qdq_initializers.verdict(fn)
     assert line.startswith("FAIL: ") and hint in line, line
+
+
+def test_float32_division_at_a_near_tie_is_caught():
+    # s_W = 1.27 / 127 in float32; 0.025 / s_W = 2.50000009 in float64 (→ 3) but exactly 2.5 in float32 (→ 2)
+    W = np.array([[0.025, 1.27, 0.0], [0.5, -0.25, 0.125]], np.float32)
+    b, s_x = np.zeros(2, np.float32), np.float32(0.01)
+    s_w = (np.abs(W).max(axis=1) / 127).astype(np.float32)
+    got = right(W, b, s_x)
+    got["W_q"] = np.clip(np.rint(W / s_w[:, None]), -127, 127).astype(np.int8)
+    assert got["W_q"][0, 0] == 2 and right(W, b, s_x)["W_q"][0, 0] == 3
+    hint = lab10._compare(got, lab10._qdq_initializers(W, b, s_x), lab10.Case((W, b, s_x)))
+    assert hint and "divide in float64" in hint
 
 
 def test_cases_depend_only_on_the_seed():

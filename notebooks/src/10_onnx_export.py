@@ -243,7 +243,11 @@ if HAVE_ONNX:
     X1k = X_test[:1000]
     q_s8 = export.run_onnx(export.onnx_session(f_int8w), X1k, "logits_q").astype(np.int64)
     sat = export.emulate_onnxruntime(base, engine, X1k, u8s8_saturation=True)
-    follows = "saturating u8s8 (AVX2)" if np.array_equal(q_s8, sat) else "exact" if np.array_equal(q_s8, q_emu[:1000]) else "neither"
+    follows = "neither"
+    if np.array_equal(q_s8, sat):
+        follows = "saturating u8s8 (AVX2)"
+    elif np.array_equal(q_s8, q_emu[:1000]):
+        follows = "exact"
     print(f"int8-weight file on this CPU: {follows}; {int((q_s8 != q_lab[:1000]).sum())} of {q_s8.size} integer "
           f"logits differ from labkit's engine, by at most {int(np.abs(q_s8 - q_lab[:1000]).max())}; predictions agree "
           f"on {100 * np.mean(q_s8.argmax(1) == q_lab[:1000].argmax(1)):.1f}%")  # fmt: skip
@@ -307,6 +311,7 @@ if HAVE_ONNX:
 # (`bench.timeit_interleaved`): labkit's numpy forward pass, its CSR kernel (`kernels.spmv`) for the
 # pruned model, its integer engine in numpy and the fused int8 kernel of lab 07
 # (`kernels.gemm_int8_requant`) — against onnxruntime on each file.
+
 
 # %%
 def csr_forward(csrs, biases, x):

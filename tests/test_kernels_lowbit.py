@@ -142,3 +142,29 @@ def test_nm24_validation():
         K.gemv_nm24(m, np.ones(4, np.float32))
     with pytest.raises(TypeError):
         K.gemv_nm24(np.zeros((2, 8), np.float32), np.ones(8, np.float32))
+
+
+def test_bench_rows_for_int4_and_2_4(capsys):
+    """The bench rows run on a tiny size, give ratios for every measured peer and name the missing ones."""
+    from labkit import benchmarks
+    from labkit.benchmarks import Runner
+
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    r = Runner(repeat=2, read_gbps=10.0, verbose=False, rounds=1, settle=0.0)
+    benchmarks.case_lowbit(r, 64, (32, 1000), torch, np.random.default_rng(0))
+    names = [row["kernel"] for row in r.rows]
+    assert names == ["int4 GEMV g=32", "int4 GEMV g=1000", "2:4 sparse GEMV"]
+    for row in r.rows:
+        assert row["labkit_ms"] > 0 and row["gbps"] > 0
+        peers = {p["peer"]: p for p in row["peers"]}
+        assert peers["numpy f32 GEMV"]["ratio"] > 0 and peers["labkit int8 GEMV"]["ratio"] > 0
+        for p in row["peers"]:
+            assert (p["ms"] is None) == (p["ratio"] is None)
+    two_four = {p["peer"]: p for p in r.rows[2]["peers"]}
+    assert two_four["torch semi-structured 2:4"]["ms"] is None
+    if torch is not None:  # torch's int4 op takes groups of 32..256 that divide K: measured at g=32 on 64 columns
+        torch_row = {p["peer"]: p for p in r.rows[0]["peers"]}["torch _weight_int4pack_mm_for_cpu"]
+        assert torch_row["ms"] is not None and "same answers as torch: yes" in r.rows[0]["note"]

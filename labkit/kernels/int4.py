@@ -9,10 +9,12 @@ product is
 
 The second form is what the fast kernel computes: the group sums of ``x`` are shared by all rows
 (computed once), so the inner loop is one multiply-add per weight on the integer ``q`` converted to
-float32 on the fly. Layout: two weights per byte, column ``2j`` in the low nibble and ``2j + 1`` in
-the high nibble (``labkit.quant.pack_int4``), unsigned 0..15 (signed symmetric weights are stored
-as ``q + 8`` with zero point 8). The kernel reads ``N·K/2`` bytes of weights instead of ``4·N·K``
-for float32 — the whole point, as GEMV is memory-bound (lab 07's roofline).
+float32 on the fly; ``x`` is split once into its even and odd entries, so that the low and high
+nibbles of consecutive bytes meet contiguous vectors. Layout: two weights per byte, column ``2j``
+in the low nibble and ``2j + 1`` in the high nibble (``labkit.quant.pack_int4``), unsigned 0..15
+(signed symmetric weights are stored as ``q + 8`` with zero point 8). The kernel reads ``N·K/2``
+bytes of weights instead of ``4·N·K`` for float32 — the whole point, as GEMV is memory-bound
+(lab 07's roofline).
 
 Group sizes must be even (32, 64, 128 …) so a group starts on a byte boundary, or ``g >= K`` (one
 group per row). ``K`` may be odd (the last high nibble is padding).
@@ -73,27 +75,23 @@ def gemv_int4_reference(packed, scale, zero_point, x, group_size: int) -> np.nda
 
 
 @njit(cache=True, parallel=True, fastmath=_FAST)
-def _gemv_int4_core(packed, scale, zp, x, g, y):
-    N = packed.shape[0]
-    K = x.shape[0]
+def _gemv_int4_core(packed, scale, zp, xe, xo, xsum, g2, y):
+    N, nb = packed.shape
     G = scale.shape[1]
-    xsum = np.zeros(G, np.float32)  # per-group sums of x, shared by all rows
-    for k in range(K):
-        xsum[k // g] += x[k]
-    half = K // 2  # full bytes; an odd K leaves one low nibble in byte `half`
     for i in prange(N):
         row = packed[i]
         acc = np.float32(0.0)
         for t in range(G):
-            b0 = (t * g) // 2
-            b1 = min(((t + 1) * g) // 2, half)
-            s = np.float32(0.0)
+            # unsigned loop bounds: numba then drops its negative-index checks and LLVM vectorizes the loop
+            b0 = np.uint64(t * g2)
+            b1 = np.uint64(min((t + 1) * g2, nb))
+            s_lo = np.float32(0.0)
+            s_hi = np.float32(0.0)
             for b in range(b0, b1):
-                v = row[b]
-                s += np.float32(v & 15) * x[2 * b] + np.float32(v >> 4) * x[2 * b + 1]
-            if K % 2 == 1 and t == G - 1:
-                s += np.float32(row[half] & 15) * x[K - 1]
-            acc += scale[i, t] * (s - np.float32(zp[i, t]) * xsum[t])
+                v = np.int32(row[b])
+                s_lo += np.float32(v & 15) * xe[b]
+                s_hi += np.float32(v >> 4) * xo[b]
+            acc += scale[i, t] * (s_lo + s_hi - np.float32(zp[i, t]) * xsum[t])
         y[i] = acc
 
 
@@ -116,7 +114,15 @@ def gemv_int4(packed, scale, zero_point, x, group_size: int) -> np.ndarray:
     float32 array (N,), equal to :func:`gemv_int4_reference` up to float32 rounding.
     """
     g = _check(packed, scale, zero_point, x, group_size)
-    y = np.zeros(packed.shape[0], np.float32)
-    if packed.shape[0] and x.shape[0]:
-        _gemv_int4_core(packed, scale, zero_point, x, np.int64(g), y)
+    N, K = packed.shape[0], x.shape[0]
+    y = np.zeros(N, np.float32)
+    if N and K:
+        # x split into the entries that meet low nibbles (even columns) and high nibbles (odd columns),
+        # each contiguous (an odd K pads the last high nibble's partner with 0); group sums of x
+        xe = np.ascontiguousarray(x[0::2])
+        xo = np.zeros(xe.size, np.float32)
+        xo[: K // 2] = x[1::2]
+        G = scale.shape[1]
+        xsum = np.add.reduceat(x, np.arange(G) * g).astype(np.float32)
+        _gemv_int4_core(packed, scale, zero_point, xe, xo, xsum, np.int64(g // 2 if g < K else xe.size), y)
     return y

@@ -311,7 +311,8 @@ def gptq_quantize(W, X, bits: int, group_size=None, symmetric: bool = False, dam
     X = _check_inputs(X, n_in)
     g = check_group_size(group_size, n_in)
     block = _check_block(block)
-    Wd, U, _ = prepare_hessian(W, hessian(X), damp)
+    H = hessian(X)
+    Wd, U, _ = prepare_hessian(W, H, damp)
     qmin, qmax = int_range(bits, bool(symmetric))
     if symmetric:
         qmin = -qmax
@@ -325,10 +326,10 @@ def gptq_quantize(W, X, bits: int, group_size=None, symmetric: bool = False, dam
     perm = np.arange(n_in)
     if act_order:
         # decreasing H_jj (dead inputs count as 1, as in the authors' code); U is rebuilt in that order
-        d = np.diag(hessian(X)).copy()
+        d = np.diag(H).copy()
         d[d == 0] = 1.0
         perm = np.argsort(-d, kind="stable")
-        Wd, U, _ = prepare_hessian(W[:, perm], hessian(X[:, perm]), damp)
+        Wd, U, _ = prepare_hessian(W[:, perm], H[np.ix_(perm, perm)], damp)
     Q = np.zeros((out, n_in), np.float64)  # integers, in the processing order
     Wq = Wd.copy()
     for i1 in range(0, n_in, block):

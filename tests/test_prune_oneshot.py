@@ -277,6 +277,10 @@ def test_compress_layerwise_validation(rng):
         compress_layerwise(model, X, "gptq")
     with pytest.raises(ValueError, match="sparsity"):
         compress_layerwise(model, X, "wanda")
+    with pytest.raises(ValueError, match="NaN"):
+        compress_layerwise(model, np.full_like(X, np.nan), "rtn", bits=4)
+    with pytest.raises(ValueError, match="float"):
+        compress_layerwise(model, X.astype(int), "rtn", bits=4)
     with pytest.raises(ValueError, match="unknown layers"):
         compress_layerwise(model, X, "rtn", bits=4, layers=["fc9"])
     with pytest.raises(ValueError, match="multiple of m"):

@@ -357,6 +357,8 @@ def compress_layerwise(model, X_calib, method: str, layers=None, sequential: boo
     x = np.asarray(X_calib)
     if x.dtype.kind != "f" or x.ndim < 2 or x.shape[0] == 0:
         raise ValueError(f"X_calib must be a non-empty float array (n, ...), got {x.dtype} {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("X_calib contains NaN or inf values; expected finite calibration images")
     new = model.copy()
     names = [nm for nm, _ in new.weight_layers()]
     todo = set(names if layers is None else layers)

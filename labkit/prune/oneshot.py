@@ -11,11 +11,13 @@ All three act on a weight matrix ``W`` (out, in) — ``Dense.W``, or ``Conv2d.W`
   same ``floor(sparsity · in)`` weights of smallest score (ties: lower index first), or n:m groups.
 * **SparseGPT** (Frantar & Alistarh, ICML 2023): the GPTQ sweep of :mod:`labkit.quant.gptq` with
   "set to 0" instead of "round": the mask of each block of ``block`` columns is chosen by the OBS
-  saliency ``w² / [H⁻¹]_jj²`` (from the Cholesky factor, i.e. given the columns already fixed) over
-  the whole (out × block) slab, then each pruned weight's error is spread over the columns to its
-  right. The reconstruction is sequential: a kept weight left of a pruned one is already fixed, so
-  for a fixed mask the result equals the exact least-squares reconstruction (:func:`reconstruct`)
-  when every pruned weight of a row comes before its kept ones, and approximates it otherwise.
+  saliency ``w_j² / U_jj²`` over the whole (out × block) slab, ``U`` the upper Cholesky factor of
+  ``H⁻¹`` (the authors' code divides by the square of its diagonal; ``U_jj² = [H_F⁻¹]_jj``, the inverse
+  Hessian of the columns F not yet fixed, so this is OBS's ``w² / [H⁻¹]_jj``), then each pruned
+  weight's error is spread over the columns to its right. The reconstruction is sequential: a kept
+  weight left of a pruned one is already fixed, so for a fixed mask the result equals the exact
+  least-squares reconstruction (:func:`reconstruct`) when every pruned weight of a row comes before
+  its kept ones, and approximates it otherwise.
 
 The model-level driver :func:`compress_layerwise` runs any of these (and RTN, GPTQ, AWQ from
 ``labkit.quant``) layer by layer on calibration images, each layer seeing the outputs of the
@@ -172,7 +174,7 @@ def sparsegpt_prune(W, X, sparsity=None, n=None, m=None, damp: float = 0.01, blo
         Calibration inputs of the layer (training split).
     sparsity : float in [0, 1), or None
         In each block of ``block`` columns, ``floor(sparsity · out · width)`` weights are pruned, the
-        smallest ``w² / [H⁻¹]_jj²`` over the whole slab (rows may differ; the layer's total is exact
+        smallest saliency ``w_j² / U_jj²`` over the whole slab (rows may differ; the layer's total is exact
         when ``block`` divides ``in``).
     n, m : int, or None
         n:m mode: in every m consecutive columns, each row keeps the n of largest saliency,

@@ -13,7 +13,8 @@
 # out of reach. Here they run on the course's own models: LeNet-300-100, LeNet-5 and the 784-1200-1200-10
 # teacher of lab 05 (its 1200 × 1200 layer is the closest thing we have to an LLM's wide layers).
 #
-# **Time:** about 75 minutes. The notebook computes for a few minutes (see section 10 for the measurement).
+# **Time:** about 75 minutes. The notebook computes for about a minute and a half of CPU time (1.4 min
+# measured on the 2-core reference machine with one BLAS thread; the last cell prints it for your run).
 #
 # **Reading:** Hassibi & Stork 1993 (*Optimal Brain Surgeon*); Frantar, Ashkboos, Hoefler & Alistarh
 # 2023 (*GPTQ*, ICLR), §3–4 and Algorithm 1; Frantar & Alistarh 2023 (*SparseGPT*, ICML); Sun, Liu,
@@ -367,10 +368,11 @@ spread = 100 * (max(choice_grid.values()) - min(choice_grid.values()))
 print(f"spread over the 9 GPTQ settings: {spread:.2f} pp (one validation image is 0.05 pp)")
 
 # %% [markdown]
-# The spread over these settings is a few tenths of a point at most — comparable to the noise of
-# 2,000 validation images — so the choice matters little here; that itself is the finding (GPTQ is
-# not fragile in its damping or calibration size on these models). The chosen values are printed
-# above; the rest of the lab uses them.
+# In the reference run the nine GPTQ settings span about 0.6 pp (a dozen validation images), within the
+# noise of 2,000 images, and AWQ's three grids 0.1 pp: the choice matters little here, and that is
+# itself the finding (GPTQ is not fragile in its damping or calibration size on these models; only the
+# strongest damping, 0.1, is consistently a little worse). The chosen values are printed above; the rest
+# of the lab uses them.
 
 # %% [markdown]
 # ## 5. Experiment — accuracy vs bits: RTN, GPTQ, AWQ
@@ -382,13 +384,14 @@ print(f"spread over the 9 GPTQ settings: {spread:.2f} pp (one validation image i
 # %%
 OPTS = {"rtn": {}, "gptq": {"damp": DAMP}, "awq": {"grid": GRID}}
 METHODS_Q = ("rtn", "gptq", "awq")
-quantized = {}  # (model, bits, group, method) -> compressed network, reused once on test in section 9
+quantized, q_info = {}, {}  # (model, bits, group, method) -> compressed network (reused once on test), its info
 
 
 def quantize_net(name, bits, group, method):
     key = (name, bits, group, method)
     if key not in quantized:
-        quantized[key] = P.compress_layerwise(nets[name], CAL, method, bits=bits, group_size=group, **OPTS[method])[0]
+        opts = OPTS[method]
+        quantized[key], q_info[key] = P.compress_layerwise(nets[name], CAL, method, bits=bits, group_size=group, **opts)
     return quantized[key]
 
 
@@ -442,6 +445,14 @@ print("LeNet-5: 3-bit g64 GPTQ at least 3 pp above RTN on validation:",
       "yes" if acc_other["lenet5", 3, "gptq"] > acc_other["lenet5", 3, "rtn"] + 0.03 else "no")  # fmt: skip
 
 # %% [markdown]
+# AWQ's α per layer at 3 bits, groups of 64 (0 means "no scaling": AWQ fell back to RTN for that layer):
+
+# %% ignore-output
+for name in ("lenet_300_100", "teacher", "lenet5"):
+    alphas = {ln: round(v["alpha"], 2) for ln, v in q_info[name, 3, 64, "awq"].items()}
+    print(f"{name:14s} α per layer: {alphas}")
+
+# %% [markdown]
 # ### Why GPTQ gains more on some layers than on others: the conditioning of $H$
 #
 # GPTQ can only move error into directions the inputs do not use. If $H$ is nearly a multiple of the
@@ -475,6 +486,15 @@ for name, lname, shape, cond, dead, ratio in layer_rows:
 ratios = {(n, ln): r for n, ln, _, _, _, r in layer_rows}
 print("GPTQ lowers the calibration output error of every layer (RTN/GPTQ > 1):",
       "yes" if all(r > 1 for r in ratios.values()) else "no")  # fmt: skip
+
+# %% [markdown]
+# GPTQ divides the calibration output error of every layer by about 10 to 60 — yet on LeNet-300-100
+# and the teacher at 3–4 bits with groups of 64 the *accuracy* barely moves, because RTN with groups
+# of 64 already loses little (compare the "row" and "g64" rows of the table). The layers where GPTQ
+# gains most are the ones with many nearly dead inputs and a badly conditioned $H$ (`fc1`: 272 of 784
+# pixels are (almost) always 0 at the image border), where the error can be pushed into directions no
+# input ever uses. The accuracy gains appear where RTN hurts: 2 bits, one scale per row, and LeNet-5,
+# whose small convolutions have only 25 and 150 weights per output channel.
 
 # %% [markdown]
 # ## 6. Experiment — accuracy vs sparsity: magnitude, Wanda, SparseGPT
@@ -521,7 +541,7 @@ ax.legend(loc="lower left")
 plot.show(fig, alt=(
     "Validation accuracy of LeNet-300-100 pruned one-shot to 50, 60, 70, 80 and 90 percent sparsity, without "
     "retraining, for magnitude, Wanda and SparseGPT. SparseGPT stays highest at every sparsity and the gap widens "
-    "with sparsity; Wanda is not better than magnitude on this small network."
+    "with sparsity; Wanda is level with magnitude at 50 percent and below it beyond."
 ))  # fmt: skip
 
 # %%
@@ -581,6 +601,16 @@ print("one epoch recovers more for magnitude than for SparseGPT (mean over 3 see
       "yes" if gain["magnitude"] > gain["sparsegpt"] else "no")  # fmt: skip
 print("after one epoch the three methods end within 2 pp of each other (means):",
       "yes" if max(ft[m][0] for m in METHODS_P) - min(ft[m][0] for m in METHODS_P) < 0.02 else "no")  # fmt: skip
+paired = stats.seed_summary([tuned["magnitude", s] - tuned["sparsegpt", s] for s in SEEDS])
+print("magnitude's mask ends above SparseGPT's after one epoch (t-interval of the paired difference over 3 seeds):",
+      stats.verdict(paired[2], paired[3]))  # fmt: skip
+
+# %% [markdown]
+# One-shot, SparseGPT is far ahead at 80 % (it *reconstructs* the kept weights); one epoch of fine-tuning
+# erases that lead and more: the magnitude mask recovers by tens of points and ends highest, Wanda's
+# per-row mask lowest. Retraining can re-fit the kept weights by itself — what it cannot change is the
+# mask, and a mask chosen to make a *reconstruction* of the float outputs easy is not the mask that
+# trains best. SparseGPT's strength is the regime this lab is about: when retraining is not possible.
 
 # %% [markdown]
 # ## 7. Experiment — AWQ's finding in miniature: which 1 % to protect?
@@ -634,9 +664,18 @@ for name in ("teacher", "lenet_300_100"):
 
 # %%
 for name in ("teacher", "lenet_300_100"):
-    rand = max(acc_protect[name, f"random {s}"] for s in SEEDS)
-    print(f"{name}: activation-salient protection above weight-salient and every random draw (validation):",
-          "yes" if acc_protect[name, "activation"] > max(acc_protect[name, "weight"], rand) else "no")  # fmt: skip
+    moved = max(abs(acc_protect[name, k] - acc_protect[name, "none"]) for k in acc_protect if k[0] == name)
+    print(f"{name}: protecting 1 % of the channels, by any rule, moves 3-bit RTN by less than 1 pp (validation):",
+          "yes" if moved < 0.01 else "no")  # fmt: skip
+
+# %% [markdown]
+# In miniature the finding does not reproduce with any force: on the validation images the three rules
+# are within a few images of each other (the test verdict is in section 9). The reason is the premise.
+# In an LLM a handful of hidden features carry activations 10–100× the typical size, and the weights
+# that multiply them dominate the output error; keeping them exact removes most of the error. Here the
+# input norms of LeNet-300-100's layers vary by a factor of 1.5–2.6 between the median and the 99th
+# percentile (section 6): there is no 1 % that matters much more than the rest. The same measurement
+# explains why AWQ's search often settles on a small α here (the table in section 5).
 
 # %% [markdown]
 # ## 8. Experiment — the kernels: int4 groups and 2:4 against dense float32 and int8
@@ -769,6 +808,30 @@ for text, _diff, lo, hi in results:
     print(f"{text}: {stats.verdict(lo, hi)}")
 
 # %% [markdown]
+# **Reading the verdicts** (this paragraph was written after running; the numbers are in the cell above).
+#
+# * **GPTQ vs RTN.** A clear win where RTN hurts: LeNet-5 at 3 bits (about +4.5 pp; RTN loses about 6 pp
+#   there, GPTQ about 1.5 pp) and LeNet-300-100 at 4 bits (about +0.5 pp). On LeNet-300-100 at 3 bits
+#   and on the teacher at 3 and 4 bits the difference is not resolved: with groups of 64, RTN already
+#   stays within a few tenths of a point of the float model on test, so there is little left to win,
+#   even though GPTQ's calibration output error is 10–60× smaller (section 5). The teacher's wide
+#   1200 × 1200 layer is where GPTQ's *output error* falls a lot; its *accuracy* is at the ceiling either way.
+# * **AWQ vs RTN at 3 bits, g64.** Not resolved on the teacher and LeNet-5; on LeNet-300-100 AWQ is
+#   slightly *worse* ("no", about −0.4 pp). AWQ minimises each layer's output error on calibration
+#   images, one layer at a time; without activation outliers (section 7) the scaling has little to
+#   protect, and a per-layer error optimum does not have to be an accuracy optimum.
+# * **SparseGPT vs magnitude.** Yes at 50 % and 2:4 on LeNet-300-100 (about +2.7 and +8.5 pp) and at 2:4 on
+#   the teacher; at 50 % on the teacher not resolved — the wide teacher loses only about 0.2 pp to
+#   magnitude pruning at 50 %, nothing is left to reconstruct.
+# * **Wanda vs magnitude.** Not resolved at 50 %, "no" at 2:4 on both models: per-row (or per-group)
+#   selection without outlier features only removes the freedom of a layer-wise threshold (section 6).
+# * **Activation- vs weight-salient protection.** Not resolved on both models, for the reason of section 7.
+#
+# None of this says the methods fail on LLMs; it says which of their premises — wide layers, correlated
+# inputs, activation outliers, no retraining — hold on a given model, and that those premises decide
+# whether a method pays.
+
+# %% [markdown]
 # ## 10. Questions to think about
 #
 # 1. Section 1 gives OBS less than half of magnitude's error on one row. Why can the advantage only
@@ -788,17 +851,20 @@ for text, _diff, lo, hi in results:
 #
 # ## 11. Summary
 #
-# | experiment | what was measured | where to read it |
+# Numbers from the reference run (validation unless marked test; your run prints its own above).
+#
+# | experiment | what was measured | finding |
 # |---|---|---|
-# | OBS vs magnitude, one row | output error after removing 50 of 100 weights | section 1 verdict |
-# | OBQ vs GPTQ | output error and time per row on LeNet-300-100 `fc2` at 3 bits; GPTQ with $H \propto I$ = RTN | section 2 |
-# | choices | calibration size × damping for GPTQ, AWQ grid, on validation | section 4 |
-# | accuracy vs bits | RTN, GPTQ, AWQ at 8–2 bits and 4 group sizes (LeNet-300-100), 3–4 bits (teacher, LeNet-5) | section 5 table and figure |
-# | conditioning of $H$ | eigenvalue spread and RTN/GPTQ output-error ratio per layer | section 5 |
-# | accuracy vs sparsity | magnitude, Wanda, SparseGPT at 50–90 % and 2:4, then one epoch of fine-tuning over 3 seeds | section 6 |
-# | AWQ in miniature | 1 % of channels in float, chosen by activation, weight or at random | section 7 |
-# | kernels | bytes (exact) and time ratios (this machine) of int8, int4 g64 and 2:4 GEMV vs float32 | section 8 |
-# | claims on test | 17 paired comparisons with 95 % intervals and verdicts | section 9 |
+# | OBS vs magnitude, one row | output error after removing 50 of 100 weights of `fc3` | OBS about 100× lower |
+# | OBQ vs GPTQ | output error and time per row, LeNet-300-100 `fc2`, 3 bits | both about 10× below RTN; GPTQ hundreds of times faster; with $H \propto I$ GPTQ = RTN bit for bit |
+# | choices | calibration size × damping (GPTQ), AWQ grid | 512 images, damp 0.001, grid 5; spread 0.6 pp |
+# | accuracy vs bits | RTN, GPTQ, AWQ, 8–2 bits, 4 group sizes (LeNet-300-100); 3–4 bits (teacher, LeNet-5) | all near float to 4 bits; GPTQ holds 94 % at 2 bits where RTN drops to 83 %; LeNet-5 3 bits: GPTQ 96.7 vs RTN 89.8 |
+# | conditioning of $H$ | eigenvalue spread, dead inputs, RTN/GPTQ output-error ratio per layer | GPTQ 10–60× lower error on every layer |
+# | accuracy vs sparsity | magnitude, Wanda, SparseGPT, 50–90 % and 2:4 | SparseGPT highest everywhere (65.6 % vs 35.5 % at 90 %); Wanda ≤ magnitude beyond 50 % |
+# | fine-tuning, 80 % | one epoch, 3 seeds | magnitude 52.6 → 91.1, SparseGPT 85.1 → 89.7, Wanda 47.3 → 88.4 |
+# | AWQ in miniature | 1 % of channels in float by activation, weight, random | all within a few images; no outlier channels to protect |
+# | kernels | bytes (exact) and time ratios of int8, int4 g64 and 2:4 GEMV vs float32 | bytes 0.25, 0.145, 0.53; times machine-dependent (section 8) |
+# | claims on test | 18 paired comparisons with 95 % intervals | 5 yes, 3 no, 10 not resolved (section 9) |
 
 # %% ignore-output
 print(f"CPU time of this notebook's kernel: {(time.process_time() - cpu_start) / 60:.1f} minutes")

@@ -664,7 +664,7 @@ for name in ("teacher", "lenet_300_100"):
 
 # %%
 for name in ("teacher", "lenet_300_100"):
-    moved = max(abs(acc_protect[name, k] - acc_protect[name, "none"]) for k in acc_protect if k[0] == name)
+    moved = max(abs(acc_protect[k] - acc_protect[name, "none"]) for k in acc_protect if k[0] == name)
     print(f"{name}: protecting 1 % of the channels, by any rule, moves 3-bit RTN by less than 1 pp (validation):",
           "yes" if moved < 0.01 else "no")  # fmt: skip
 

@@ -460,6 +460,102 @@ def case_prune(r: Runner, sizes, torch, rng, repeat: int):
     )
 
 
+def _torch_int4(torch, q, scale, zp, group_size):
+    """PyTorch's CPU int4 weight-only GEMM (tinygemm layout, private aten ops used by torchao), or a reason.
+
+    It computes ``(q - 8) · scale + zero`` per group, so labkit's ``scale · (q - z)`` is passed as
+    ``zero = scale · (8 - z)``.
+    """
+    try:
+        packed = torch._convert_weight_to_int4pack_for_cpu(torch.from_numpy(q.astype(np.int32)), 1)
+        zero = scale * (8.0 - zp.astype(np.float32))
+        sz = torch.stack([torch.from_numpy(scale.T.copy()), torch.from_numpy(zero.T.copy())], dim=2).contiguous()
+        fn = torch._weight_int4pack_mm_for_cpu
+        fn(torch.zeros((1, q.shape[1]), dtype=torch.float32), packed, group_size, sz)  # raises if unsupported
+        return (lambda x: fn(x, packed, group_size, sz)), None
+    except (AttributeError, RuntimeError, TypeError) as e:  # op missing, or a size it does not support
+        return None, f"torch int4 op unavailable here: {str(e).splitlines()[0][:80]}"
+
+
+def _pack_nibbles(q):
+    """(n, k) uint8 values 0..15 → (n, ceil(k/2)) bytes, column 2j in the low nibble (labkit.quant.pack_int4)."""
+    if q.shape[1] % 2:
+        q = np.concatenate([q, np.zeros((q.shape[0], 1), np.uint8)], axis=1)
+    return np.ascontiguousarray(q[:, 0::2] | (q[:, 1::2] << 4))
+
+
+def case_lowbit(r: Runner, n: int, groups, torch, rng):
+    """Lab 09's kernels at batch 1: group-wise int4 GEMV and 2:4 sparse GEMV vs dense float32, int8, peers."""
+    import scipy.sparse as sp
+
+    W = (rng.standard_normal((n, n), dtype=np.float32) * 0.05).astype(np.float32)
+    x = rng.standard_normal(n, dtype=np.float32)
+    w_scale = (np.abs(W).max(axis=1) / 127).astype(np.float32)
+    Wq8 = kernels.quantize_per_channel(W, w_scale, np.zeros(n, np.int64), axis=0)
+    dense_name, int8_name = "numpy f32 GEMV", "labkit int8 GEMV"
+    common = {
+        dense_name: partial(np.dot, W, x),
+        int8_name: partial(dynamic_linear_int8, x.reshape(1, -1), Wq8, w_scale, np.zeros(n, np.float32)),
+    }
+    common_bytes = {dense_name: W.nbytes + 8 * n, int8_name: Wq8.nbytes + 4 * n + 9 * n}
+    for g in groups:
+        G = -(-n // min(g, n))
+        q = rng.integers(0, 16, (n, n), dtype=np.uint8)
+        packed = _pack_nibbles(q)
+        scale = rng.uniform(0.001, 0.01, (n, G)).astype(np.float32)
+        zp = rng.integers(0, 16, (n, G), dtype=np.uint8)
+        nbytes = packed.nbytes + scale.nbytes + zp.nbytes + 8 * n
+        fns = {"labkit": partial(kernels.gemv_int4, packed, scale, zp, x, g), **common}
+        note = f"int4 operands {nbytes / common_bytes[dense_name]:.3f}x the bytes of float32"
+        peer = "torch _weight_int4pack_mm_for_cpu"
+        missing = "torch not installed"
+        if torch is not None:
+            tfn, missing = _torch_int4(torch, q, scale, zp, g)
+            if tfn is not None:
+                tx = torch.from_numpy(x.reshape(1, -1))
+
+                def run_torch(f=tfn, t=tx):
+                    with torch.inference_mode():
+                        return f(t)
+
+                ours = kernels.gemv_int4(packed, scale, zp, x, g)
+                same = np.allclose(run_torch().numpy()[0], ours, rtol=1e-3, atol=1e-3 * float(np.abs(ours).max()))
+                note += f"; same answers as torch: {'yes' if same else 'no'}"
+                fns["torch"] = run_torch
+        t = r.time_together(fns, nbytes={"labkit": nbytes, **common_bytes}, flops={k: 2 * n * n for k in fns})
+        peers = [(dense_name, t[dense_name]), (int8_name, t[int8_name])]
+        peers.append((peer, t["torch"]) if "torch" in t else (peer, None, missing))
+        r.add(f"int4 GEMV g={g}", f"{n}x{n}", ("gemv_int4 (float32 x, int4 W unpacked in-kernel)", t["labkit"]),
+              peers, note=note)  # fmt: skip
+    # 2:4: the same matrix pruned to the 2 largest |w| of every 4, against dense, CSR at 50 %, int8
+    g4 = np.abs(W).reshape(n, -1, 4)
+    keep = np.zeros(g4.shape, bool)
+    np.put_along_axis(keep, np.argsort(-g4, axis=2, kind="stable")[:, :, :2], True, axis=2)
+    keep = keep.reshape(n, n)
+    A = np.where(keep, W, 0).astype(np.float32)
+    m = kernels.nm24_compress(A, keep)
+    c = kernels.csr_from_dense(A)
+    S = sp.csr_matrix((c.data, c.indices, c.indptr), shape=c.shape)
+    fns = {"labkit": partial(kernels.gemv_nm24, m, x), "csr": partial(kernels.spmv, c, x), "scipy": partial(S.dot, x)}
+    fns.update(common)
+    t = r.time_together(
+        fns,
+        nbytes={"labkit": m.nbytes + 8 * n, "csr": c.nbytes + 8 * n, **common_bytes},
+        flops={"labkit": n * n, "csr": 2 * c.nnz, dense_name: 2 * n * n},
+    )
+    peers = [
+        (dense_name, t[dense_name]),
+        ("labkit CSR SpMV (same 50 %)", t["csr"]),
+        ("scipy.sparse CSR", t["scipy"]),
+        (int8_name, t[int8_name]),
+        ("torch semi-structured 2:4", None, "torch not installed" if torch is None else "CUDA-only in PyTorch"),
+    ]
+    note = f"matrix {m.nbytes / W.nbytes:.3f}x the bytes of dense float32 (CSR: {c.nbytes / W.nbytes:.3f}x)"
+    r.add(
+        "2:4 sparse GEMV", f"{n}x{n}", ("gemv_nm24 (float32 values + 2-bit positions)", t["labkit"]), peers, note=note
+    )
+
+
 # ----------------------------------------------------------------------------------------------
 # the command
 # ----------------------------------------------------------------------------------------------
@@ -477,6 +573,7 @@ FULL = {
     "rounds": 3,
     "settle": 0.15,
     "bw_bytes": 512 * 2**20,
+    "int4_groups": (32, 128),
 }
 QUICK = {
     "n": 2048,
@@ -491,6 +588,7 @@ QUICK = {
     "rounds": 2,
     "settle": 0.1,
     "bw_bytes": 128 * 2**20,
+    "int4_groups": (128,),
 }
 
 
@@ -554,6 +652,7 @@ def run(
         case_quantize(r, cfg["quant_n"], torch, rng)
         case_topk(r, cfg["topk_n"], cfg["topk_arrays"], torch, rng)
         case_prune(r, cfg["mlp"], torch, rng, max(3, cfg["repeat"] // 3))
+        case_lowbit(r, cfg["n"], cfg.get("int4_groups", (128,)), torch, rng)
     out["rows"] = r.rows
     out["seconds"] = time.perf_counter() - t_start
     if verbose:
@@ -645,6 +744,9 @@ def _warm_up():
     big = [rng.standard_normal(300_000, dtype=np.float32)]
     kernels.global_topk_threshold(big, 1000)
     kernels.global_magnitude_masks(big, 1000)
+    q4 = rng.integers(0, 256, (8, 8), dtype=np.uint8)
+    kernels.gemv_int4(q4, np.ones((8, 1), np.float32), np.zeros((8, 1), np.uint8), W[0].copy(), 16)
+    kernels.gemv_nm24(kernels.nm24_compress(np.zeros((8, 16), np.float32)), W[0].copy())
 
 
 def add_parser(sub):

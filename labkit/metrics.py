@@ -17,6 +17,7 @@ __all__ = [
     "macs",
     "size_bytes",
     "register_size_format",
+    "int4_group_bytes",
     "SIZE_FORMATS",
     "accuracy",
 ]
@@ -85,8 +86,49 @@ def _int8(model) -> int:
     return total
 
 
+def _is_2_4(W2: np.ndarray) -> bool:
+    return W2.shape[1] % 4 == 0 and bool(np.all(np.count_nonzero(W2.reshape(W2.shape[0], -1, 4), axis=2) <= 2))
+
+
+def _nm_2_4(model) -> int:
+    """2:4 storage (``labkit.kernels.NM24``) for each weight matrix (rows = output units, a Conv2d's
+    in_c·k·k columns) that is 2:4 sparse: float32 values (in/2 per row) + 2-bit positions (4 bits per
+    group of 4, ``ceil(in/8)`` bytes per row); a layer that is not 2:4 (or whose in is not a multiple
+    of 4) stays dense float32. Biases dense float32."""
+    total = 0
+    for _, layer in model.weight_layers():
+        W2 = layer.W.reshape(layer.W.shape[0], -1)
+        rows, cols = W2.shape
+        total += (4 * rows * (cols // 2) + rows * -(-cols // 8)) if _is_2_4(W2) else 4 * W2.size
+        total += 4 * layer.b.size
+    return total
+
+
+def int4_group_bytes(model, group_size=None) -> int:
+    """Bytes of every weight matrix (out, in) as group-wise int4 (``labkit.quant.quantize_groupwise``
+    with bits=4, ``labkit.kernels.gemv_int4`` layout): two weights per byte (``ceil(in/2)`` per row),
+    per row and group one float32 scale and one 4-bit zero point (``ceil(G/2)`` bytes per row,
+    ``G = ceil(in / group_size)``, one group per row if None); biases float32."""
+    total = 0
+    for _, layer in model.weight_layers():
+        rows, cols = layer.W.shape[0], int(np.prod(layer.W.shape[1:]))
+        g = cols if group_size is None else min(int(group_size), cols)
+        groups = -(-cols // g)
+        total += rows * (-(-cols // 2)) + rows * groups * 4 + rows * (-(-groups // 2)) + 4 * layer.b.size
+    return total
+
+
 #: name → function(model) -> int. Other modules add theirs with :func:`register_size_format`.
-SIZE_FORMATS = {"dense_fp32": _dense_fp32, "csr": _csr_fp32, "int8": _int8}
+SIZE_FORMATS = {
+    "dense_fp32": _dense_fp32,
+    "csr": _csr_fp32,
+    "int8": _int8,
+    "2:4": _nm_2_4,
+    "int4": lambda model: int4_group_bytes(model, None),
+    "int4_g32": lambda model: int4_group_bytes(model, 32),
+    "int4_g64": lambda model: int4_group_bytes(model, 64),
+    "int4_g128": lambda model: int4_group_bytes(model, 128),
+}
 
 
 def register_size_format(name: str, fn) -> None:
@@ -98,8 +140,10 @@ def size_bytes(model, fmt: str = "dense_fp32") -> int:
     """Exact size in bytes of ``model`` stored in format ``fmt``.
 
     Formats: ``dense_fp32`` (every parameter as float32), ``csr`` (float32 values, int32 indices),
-    ``int8`` (int8 weights + per-channel float32 scales + int32 biases), and those registered by
-    other modules (``labkit.codec`` adds the compressed formats).
+    ``int8`` (int8 weights + per-channel float32 scales + int32 biases), ``2:4`` (float32 values +
+    2-bit positions), ``int4``/``int4_g32``/``int4_g64``/``int4_g128`` (packed int4 weights + float32
+    scale and 4-bit zero point per row or group, see :func:`int4_group_bytes`), and those
+    registered by other modules (``labkit.codec`` adds the compressed formats).
     """
     if fmt not in SIZE_FORMATS:
         raise ValueError(f"unknown size format {fmt!r}; known: {', '.join(sorted(SIZE_FORMATS))}")

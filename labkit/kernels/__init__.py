@@ -12,6 +12,8 @@ module                     kernels
 ``kernels.quantize``       :func:`quantize_per_tensor`, :func:`quantize_per_channel`,
                            :func:`dequantize_per_tensor`, :func:`dequantize_per_channel`
 ``kernels.select``         :func:`global_topk_threshold`, :func:`global_magnitude_masks`
+``kernels.int4``           :func:`gemv_int4` (group-wise int4 weights, two per byte, float32 x)
+``kernels.nm_sparse``      :class:`NM24`, :func:`nm24_compress`, :func:`gemv_nm24` (2:4 sparsity)
 =========================  =====================================================================
 
 Every fast kernel validates its inputs in Python (dtype, shape, contiguity, index ranges) and
@@ -35,6 +37,7 @@ import numba as _numba
 if "NUMBA_THREADING_LAYER" not in _os.environ:
     _numba.config.THREADING_LAYER = "workqueue"  # only takes effect before numba's first parallel call
 
+from .int4 import gemv_int4, gemv_int4_reference, unpack_int4_reference
 from .int8 import (
     gemm_int8,
     gemm_int8_dequant,
@@ -45,6 +48,7 @@ from .int8 import (
     max_accumulation_length,
     requantize_reference,
 )
+from .nm_sparse import NM24, gemv_nm24, gemv_nm24_reference, nm24_compress, nm24_decompress
 from .quantize import (
     dequantize_per_channel,
     dequantize_per_tensor,
@@ -101,4 +105,13 @@ __all__ = [
     "spmm_reference",
     "spmv",
     "spmv_reference",
+    # lab 09: int4 groups and 2:4 sparsity
+    "gemv_int4",
+    "gemv_int4_reference",
+    "unpack_int4_reference",
+    "NM24",
+    "nm24_compress",
+    "nm24_decompress",
+    "gemv_nm24",
+    "gemv_nm24_reference",
 ]

@@ -2,7 +2,8 @@
 sensitivity scans, structured pruning that really shrinks shapes, and lottery-ticket rewinding.
 
 One idea per file: :mod:`.magnitude`, :mod:`.schedules`, :mod:`.sensitivity`, :mod:`.structured`,
-:mod:`.lottery`. Every public name is importable from ``labkit.prune``.
+:mod:`.lottery`, :mod:`.oneshot` (n:m, Wanda, SparseGPT, the calibrated layer-by-layer driver).
+Every public name is importable from ``labkit.prune``.
 """
 
 from .lottery import SnapshotCallback, lottery_ticket, random_reinit, rewind
@@ -16,6 +17,7 @@ from .magnitude import (
     masks_of,
     remove_masks,
 )
+from .oneshot import compress_layerwise, layer_inputs, nm_mask, reconstruct, sparsegpt_prune, wanda_mask, wanda_scores
 from .schedules import AGPCallback, agp_sparsity, iterative_prune, one_shot_prune
 from .sensitivity import sensitivity_scan
 from .structured import mask_units, prune_channels, prune_neurons, unit_importance, units_to_keep
@@ -43,4 +45,12 @@ __all__ = [
     "rewind",
     "random_reinit",
     "lottery_ticket",
+    # lab 09: one-shot pruning without retraining, and the layer-by-layer driver
+    "nm_mask",
+    "wanda_scores",
+    "wanda_mask",
+    "sparsegpt_prune",
+    "reconstruct",
+    "layer_inputs",
+    "compress_layerwise",
 ]

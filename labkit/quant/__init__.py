@@ -1,13 +1,16 @@
 """Quantization: uniform affine/symmetric quantizers, calibration, fake quantization with the STE for
-QAT, an integer-only inference engine, and k-means weight sharing.
+QAT, an integer-only inference engine, k-means weight sharing, and calibrated one-shot methods
+(group-wise int4, GPTQ, AWQ).
 
 One idea per file: ``affine`` (qparams, quantize, dequantize, calibration), ``fakequant`` (STE,
 observers, QAT callback, FakeQuant layer), ``integer`` (fixed-point requantization, quantize_model,
-the integer engine), ``kmeans`` (weight sharing with codebook fine-tuning). Every public name is
-importable from ``labkit.quant``.
+the integer engine), ``kmeans`` (weight sharing with codebook fine-tuning), ``groupwise``
+(per-group scales, int4 packing), ``gptq`` (the OBS step, OBQ, GPTQ), ``awq`` (activation-aware
+scales and their folding). Every public name is importable from ``labkit.quant``.
 """
 
 from .affine import METHODS, dequantize, fake_quantize, int_range, qparams, quantization_error, quantize
+from .awq import AWQResult, activation_scale, awq_quantize, awq_scales, awq_search, fold_awq_scales
 from .fakequant import (
     FakeQuant,
     MinMaxObserver,
@@ -17,6 +20,8 @@ from .fakequant import (
     fake_quantize_weights,
     ste_mask,
 )
+from .gptq import GPTQResult, gptq_quantize, hessian, layer_output_error, obq_quantize_row, obs_eliminate, obs_update
+from .groupwise import dequantize_groupwise, groupwise_params, pack_int4, quantize_groupwise, unpack_int4
 from .integer import (
     IntConv2d,
     IntDense,
@@ -59,4 +64,23 @@ __all__ = [
     "codebook_gradient",
     "kmeans_quantize_model",
     "CodebookFinetune",
+    # lab 09: calibrated one-shot quantization (gptq, awq, groupwise)
+    "gptq_quantize",
+    "GPTQResult",
+    "hessian",
+    "obs_update",
+    "obs_eliminate",
+    "obq_quantize_row",
+    "layer_output_error",
+    "awq_scales",
+    "awq_search",
+    "awq_quantize",
+    "AWQResult",
+    "activation_scale",
+    "fold_awq_scales",
+    "quantize_groupwise",
+    "dequantize_groupwise",
+    "groupwise_params",
+    "pack_int4",
+    "unpack_int4",
 ]

@@ -210,23 +210,42 @@ class Exercise:
         except ValueError:
             seed = 0
         outputs = []
+        watch = _ReferenceWatch(self._reference_codes())
         for case in self.grading_cases(seed):
             try:
                 with quiet():
                     c = case.copy()
-                    got = fn(*c.args, **c.kwargs) if callable(fn) else None
                     if not callable(fn):
                         raise TypeError(f"expected a function, got {type(fn).__name__}")
+                    with watch:
+                        got = fn(*c.args, **c.kwargs)
                 outputs.append({"ok": encode(got)})
             except Exception as exc:  # noqa: BLE001 - recorded as the student's error on this case
                 outputs.append({"error": f"{type(exc).__name__}: {exc}"[:500]})
                 break  # the grader stops at the first failing case too
-        line = json.dumps({"grade_id": self.grade_id, "seed": seed, "outputs": outputs}) + "\n"
+        record = {"grade_id": self.grade_id, "seed": seed, "outputs": outputs, "reference_calls": watch.calls}
+        line = json.dumps(record) + "\n"
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, line.encode())  # one O_APPEND write: records never interleave
         finally:
             os.close(fd)
+
+    def _reference_codes(self) -> frozenset:
+        """Code objects of the reference implementation (through partials and ``functools.wraps``)."""
+        import functools
+
+        codes, fn = set(), self.reference
+        for _ in range(10):
+            while isinstance(fn, functools.partial):
+                fn = fn.func
+            code = getattr(fn, "__code__", None) or getattr(getattr(fn, "__func__", None), "__code__", None)
+            if code is not None:
+                codes.add(code)
+            fn = getattr(fn, "__wrapped__", None)
+            if fn is None:
+                break
+        return frozenset(codes)
 
     def verify(self, outputs, seed: int):
         """Grader side: first hint on recorded ``outputs`` against the reference (None if all match).
@@ -262,6 +281,35 @@ class Exercise:
                 "the check did not run your function normally"
             )
         return None
+
+
+class _ReferenceWatch:
+    """Counts calls of the reference's code while the student's function runs on the grader's cases.
+
+    A profile function (``sys.setprofile``) sees every Python call, however the function was reached:
+    a direct import, an alias, ``getattr``/``importlib`` with a built name, another labkit module, or
+    ``Exercise.reference`` itself, because it compares code objects, not names.
+    """
+
+    def __init__(self, codes):
+        self.codes, self.calls, self._saved = codes, 0, None
+
+    def _profile(self, frame, event, arg):
+        if event == "call" and frame.f_code in self.codes:
+            self.calls += 1
+
+    def __enter__(self):
+        self._saved = _getprofile()
+        if self.codes:
+            _setprofile(self._profile)
+        return self
+
+    def __exit__(self, *exc):
+        _setprofile(self._saved)
+        return False
+
+
+_setprofile, _getprofile = sys.setprofile, sys.getprofile  # bound at import, before any student code runs
 
 
 # --- safe encoding of outputs for the grader ----------------------------------------------------------

@@ -24,10 +24,16 @@ def add_parsers(sub) -> None:
     g.add_argument("--memory", type=int, default=4096, help="address-space limit per submission in MiB (0 = none)")
     g.add_argument("--force", action="store_true", help="re-grade submissions that are already graded")
     g.add_argument("--seed", type=int, default=None, help="seed of the grader's cases (default: fresh per run)")
-    g.add_argument("--no-sandbox", action="store_true",
-                   help="run student code WITHOUT the bubblewrap sandbox, with your rights (recorded per result)")
-    g.add_argument("--forbid-reference", action="store_true",
-                   help="score 0 an exercise whose answer calls labkit's own reference implementation of it")
+    g.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="run student code WITHOUT the bubblewrap sandbox, with your rights (recorded per result)",
+    )
+    g.add_argument(
+        "--forbid-reference",
+        action="store_true",
+        help="score 0 an exercise whose answer calls labkit's own reference implementation of it",
+    )
     g.add_argument("--keep-temp", action="store_true", help="keep each submission's temporary folder (debugging)")
     g.set_defaults(fn=cmd_grade)
 

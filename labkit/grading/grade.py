@@ -472,6 +472,12 @@ def grade(
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
     options = options or GradeOptions()
+    if options.sandbox:
+        from labkit.grading.sandbox import check_available
+
+        check_available()  # raises SandboxUnavailable (what is missing, how to install it)
+    else:
+        log("WARNING: --no-sandbox: student code runs with the grader's own rights (recorded per result)")
     asg = load_assignment(assignment)
     sub_dir, out = Path(submissions), Path(out)
     if not sub_dir.is_dir():
@@ -496,12 +502,6 @@ def grade(
             }  # fmt: skip
     except (OSError, ValueError, AttributeError):
         pass
-    if options.sandbox:
-        from labkit.grading.sandbox import check_available
-
-        check_available()  # raises SandboxUnavailable (what is missing, how to install it)
-    else:
-        log("WARNING: --no-sandbox: student code runs with the grader's own rights (recorded per result)")
     run_seed = secrets.randbits(32) if seed is None else int(seed)
     preflight(asg, run_seed)
     todo = [
@@ -512,8 +512,13 @@ def grade(
     lock = threading.Lock()
 
     def save():
-        manifest = {"assignment": str(asg.path), "assignment_sha256": asg.sha256, "sandbox": options.sandbox,
-                    "forbid_reference": options.forbid_reference, "results": results}
+        manifest = {
+            "assignment": str(asg.path),
+            "assignment_sha256": asg.sha256,
+            "sandbox": options.sandbox,
+            "forbid_reference": options.forbid_reference,
+            "results": results,
+        }
         write_atomic(manifest_path, json.dumps(manifest, indent=1))
         write_atomic(out / "gradebook.csv", gradebook_csv(asg, results))
 

@@ -61,9 +61,9 @@ def _python_paths() -> list[str]:
     paths = {sys.base_prefix, sys.prefix, sys.exec_prefix, sys.base_exec_prefix}
     for exe in (sys.executable, os.path.realpath(sys.executable)):
         paths.add(os.path.dirname(exe))
-    for p in sys.path:
-        if p and os.path.isdir(p) and not os.path.isdir(os.path.join(p, "labkit")):
-            paths.add(os.path.realpath(p))  # never a folder holding the kit: that could be the repository
+    for p in sys.path:  # package folders only: never the current folder or a PYTHONPATH entry (a course folder?)
+        if p and os.path.basename(p.rstrip("/")) in ("site-packages", "dist-packages") and os.path.isdir(p):
+            paths.add(os.path.realpath(p))
     return sorted(p for p in paths if p and os.path.isdir(p))
 
 
@@ -154,7 +154,7 @@ def command(
         args += ["--ro-bind", str(host), inside]
     for k, v in env.items():
         args += ["--setenv", k, v]
-    args += ["--chdir", BOX, "--"]
+    args += ["--remount-ro", "/", "--chdir", BOX, "--"]
     return args + list(inner)
 
 

@@ -190,8 +190,11 @@ def _run(asg, records, attempts=()):
 
 
 def test_score_flags_reference_calls_and_zeroes_them_only_when_forbidden(tmp_path, monkeypatch):
+    def honest(lg, y):
+        return float(np.mean(np.argmax(lg, 1) == y))
+
     recs = [_record(lab00.count_parameters, lab00.count_parameters.reference, tmp_path, monkeypatch),
-            _record(lab00.accuracy, lambda lg, y: float(np.mean(np.argmax(lg, 1) == y)), tmp_path, monkeypatch)]  # fmt: skip
+            _record(lab00.accuracy, honest, tmp_path, monkeypatch)]  # fmt: skip
     asg, spec = _spec()
     r = score(spec, _run(asg, recs))
     assert [e["points"] for e in r["exercises"]] == [1, 1]
@@ -268,7 +271,8 @@ def test_hostile_batch_is_contained_and_the_honest_submission_scores_full(tmp_pa
     exec(subs._ATTACK_HELPERS, ns)  # noqa: S102 - the committed attack's own helpers
     assert out in ns["output_folders"]() and any(f.parent == folder for f in ns["submission_files"]())
     targets = [kit / f"{mark}.py", kit.parent / f"{mark}.txt", Path("/tmp") / f"{mark}.txt",
-               Path(os.path.expanduser("~")) / f"{mark}.txt", Path("/root") / f"{mark}.txt", out / f"{mark}.txt"]  # fmt: skip
+               Path(os.path.expanduser("~")) / f"{mark}.txt", Path("/root") / f"{mark}.txt",
+               out / f"{mark}.txt"]  # fmt: skip
     for t in targets:
         assert not t.exists(), f"left over from an earlier run: {t}"
     kit_init = (kit / "check" / "__init__.py").read_bytes()
@@ -277,7 +281,8 @@ def test_hostile_batch_is_contained_and_the_honest_submission_scores_full(tmp_pa
     except OSError as exc:
         pytest.skip(f"port {subs.LISTEN_PORT} is busy: {exc}")
     cmd = [sys.executable, "-m", "labkit", "grade", "--assignment", str(LAB00), "--submissions", str(folder),
-           "--out", str(out), "--jobs", "2", "--cell-timeout", "60", "--timeout", "240", "--forbid-reference"]  # fmt: skip
+           "--out", str(out), "--jobs", "2", "--cell-timeout", "60", "--timeout", "240",
+           "--forbid-reference"]  # fmt: skip
     env = {**os.environ, "LABKIT_CHECK_RAISE": "1"}  # a failing check raises (nbgrader style)
     try:
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1500, env=env)

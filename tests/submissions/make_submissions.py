@@ -239,8 +239,9 @@ def submission_files():
 SANDBOX_WRITES = (
     _ATTACK_HELPERS
     + """
-targets = [KIT / f"{MARK}.py", KIT / "check" / "__init__.py", REPO / f"{MARK}.txt", pathlib.Path("/tmp") / f"{MARK}.txt",
-           pathlib.Path(os.path.expanduser("~")) / f"{MARK}.txt", pathlib.Path("/root") / f"{MARK}.txt"]
+targets = [KIT / f"{MARK}.py", KIT / "check" / "__init__.py", REPO / f"{MARK}.txt",
+           pathlib.Path("/tmp") / f"{MARK}.txt", pathlib.Path(os.path.expanduser("~")) / f"{MARK}.txt",
+           pathlib.Path("/root") / f"{MARK}.txt"]
 targets += [d / f"{MARK}.txt" for d in output_folders()]
 written = []
 for t in targets:
@@ -260,8 +261,8 @@ SANDBOX_READS = (
     _ATTACK_HELPERS
     + """
 stolen = []
-for f in [REPO / "notebooks" / "00_welcome_and_baseline.ipynb", REPO / "notebooks" / "src" / "00_welcome_and_baseline.py",
-          *submission_files()]:
+for f in [REPO / "notebooks" / "00_welcome_and_baseline.ipynb",
+          REPO / "notebooks" / "src" / "00_welcome_and_baseline.py", *submission_files()]:
     try:
         stolen.append(f.read_bytes()[:100])
     except OSError:

@@ -86,10 +86,11 @@ def _ro_binds() -> list[str]:
     """``--ro-bind`` arguments, skipping any folder that contains the kit (the repository of an editable
     install: a venv inside the repository is bound by itself, never the repository)."""
     kits = kit_paths()
+    checkouts = [k for k in kits if not ({"site-packages", "dist-packages"} & set(Path(k).parts))]
     args: list[str] = []
     for p in _python_paths():
-        if any(_covers(p, k) and p != k for k in kits):
-            continue
+        if any(_covers(p, k) and p != k for k in checkouts):
+            continue  # a folder around the repository of an editable install: its package folder only
         args += ["--ro-bind", p, p]
     for k in kits:
         args += ["--ro-bind", k, k]

@@ -314,7 +314,8 @@ def test_hostile_batch_is_contained_and_the_honest_submission_scores_full(tmp_pa
             assert word in status(name), f"{name}: status {status(name)!r} lacks {word!r}"
     writes = [a["what"] for a in results["sandbox_writes"]["attempts"] if a["kind"] == "write"]
     assert any(w.startswith(str(kit)) for w in writes) and any(w.startswith("/tmp/") for w in writes)
-    assert "flagged" not in status("sandbox_reads")  # reads of what is not there: nothing to report
+    # reads of files that are not there: no attempt to report (the plain "flagged" is the source scan's)
+    assert results["sandbox_reads"]["attempts"] == [] and "flagged:" not in status("sandbox_reads")
     # the reference routes: flagged and 0 with --forbid-reference
     for name in ("ref_import", "ref_dynamic"):
         assert total(name) == 0, results[name]

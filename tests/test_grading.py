@@ -428,7 +428,7 @@ def test_preflight_rejects_unrecordable_or_unseeded_exercises():
 @pytest.mark.slow
 def test_committed_submissions_score_as_expected(tmp_path):
     subs = _load_make_submissions()
-    folder = subs.copy_as_notebooks(tmp_path / "subs")
+    folder = subs.copy_as_notebooks(tmp_path / "subs", list(subs.SUBMISSIONS))  # sandbox_*: test_grading_sandbox
     assert sorted(p.stem for p in folder.glob("*.ipynb")) == sorted(subs.SUBMISSIONS)
     out = tmp_path / "out"
     # three at a time: two of the hostile notebooks mostly wait (a frozen nbval, a 20 s cell timeout)

@@ -138,9 +138,9 @@ def command(
     bwrap = bwrap_path()
     if bwrap is None:
         raise SandboxUnavailable(f"bubblewrap (bwrap) is not installed: {INSTALL_HINT}")
-    args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv"]
+    args = [bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--clearenv"]
     if os.geteuid() == 0:
-        args += ["--unshare-user", "--uid", "65534", "--gid", "65534", "--cap-drop", "ALL"]
+        args += ["--uid", "65534", "--gid", "65534", "--cap-drop", "ALL"]
     if _supports("--disable-userns"):
         args += ["--disable-userns"]
     args += ["--tmpfs", "/", "--proc", "/proc", "--dev", "/dev"]

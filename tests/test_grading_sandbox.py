@@ -172,6 +172,25 @@ def test_reference_calls_are_seen_whatever_the_route(tmp_path, monkeypatch):
     assert sys.getprofile() is None  # the watch restores the profiler
 
 
+def test_the_public_function_a_reference_wraps_counts_as_the_reference(tmp_path, monkeypatch):
+    import labkit.quant
+    from labkit.check import lab01, lab03
+
+    ex = lab03.quantize  # its reference wraps labkit.quant.quantize
+
+    def through_the_kit(x, scale, zero_point, bits):
+        return labkit.quant.quantize(x, scale, zero_point, bits, signed=False).astype(np.int64)
+
+    def honest(x, scale, zero_point, bits):
+        return np.clip(np.rint(np.asarray(x) / scale) + zero_point, 0, 2**bits - 1).astype(np.int64)
+
+    assert _record(ex, through_the_kit, tmp_path, monkeypatch)["reference_calls"] > 0
+    assert _record(ex, honest, tmp_path, monkeypatch)["reference_calls"] == 0
+    # an earlier exercise's kit version used inside a later one is not that one's reference
+    names = {c.co_name for c in lab01.global_masks._reference_codes()}
+    assert "magnitude_mask" not in names
+
+
 def _spec(**extra):
     from labkit.grading import notebook as nbmod
 

@@ -245,7 +245,49 @@ class Exercise:
             fn = getattr(fn, "__wrapped__", None)
             if fn is None:
                 break
-        return frozenset(codes)
+        return frozenset(codes | self._implementation_codes(codes))
+
+    def _implementation_codes(self, codes) -> set:
+        """The public labkit function a thin reference wrapper in ``labkit.check`` delegates to.
+
+        When the reference (say ``labkit.check.lab03._quantize_ref``) calls exactly one public function
+        outside ``labkit.check`` (``labkit.quant.quantize``) on its first case, calling that function
+        is calling the reference. Not counted: a reference that is itself a public function (its
+        helpers, such as input validation, are fair game), a wrapper that composes several functions,
+        and a function that is another exercise of the same lab (using an earlier exercise's kit
+        version is allowed).
+        """
+        cases = self.fixed_cases or self.cases()
+        mods = {c.co_filename for c in codes}
+        if not cases or not codes or not all(os.sep + "check" + os.sep in f for f in mods):
+            return set()
+        module = sys.modules.get(getattr(self.reference, "__module__", "") or "")
+        others = {o.grade_id for o in (vars(module).values() if module else ()) if isinstance(o, Exercise)}
+        others.discard(self.grade_id)
+        found: set = set()
+
+        def profile(frame, event, arg):
+            if event == "call" and frame.f_back is not None and frame.f_back.f_code in codes:
+                mod = frame.f_globals.get("__name__", "")
+                if (
+                    mod.startswith("labkit.")
+                    and not mod.startswith("labkit.check")
+                    and not (frame.f_code.co_name.startswith("_"))
+                ):
+                    found.add(frame.f_code)
+
+        saved = _getprofile()
+        try:
+            c = cases[0].copy()
+            with quiet():
+                _setprofile(profile)
+                self.reference(*c.args, **c.kwargs)
+        except Exception:  # noqa: BLE001, S110 - no extra codes then: the reference itself is still watched
+            pass
+        finally:
+            _setprofile(saved)
+        found = {c for c in found if c.co_name not in others}
+        return found if len(found) == 1 else set()
 
     def verify(self, outputs, seed: int):
         """Grader side: first hint on recorded ``outputs`` against the reference (None if all match).

@@ -334,7 +334,8 @@ def test_hostile_batch_is_contained_and_the_honest_submission_scores_full(tmp_pa
     writes = [a["what"] for a in results["sandbox_writes"]["attempts"] if a["kind"] == "write"]
     assert any(w.startswith(str(kit)) for w in writes) and any(w.startswith("/tmp/") for w in writes)
     # reads of files that are not there: no attempt to report (the plain "flagged" is the source scan's)
-    assert results["sandbox_reads"]["attempts"] == [] and "flagged:" not in status("sandbox_reads")
+    assert not [a for a in results["sandbox_reads"]["attempts"] if a["kind"] != "process"]
+    assert "flagged:" not in status("sandbox_reads")
     # the reference routes: flagged and 0 with --forbid-reference
     for name in ("ref_import", "ref_dynamic"):
         assert total(name) == 0, results[name]

@@ -225,13 +225,18 @@ def _ancestor_arg(flag):
             return None
 
 
+def _pytest_dirs(name):
+    """Folders called `name` in pytest's temporary folders (with or without pytest-xdist's popen-gwN)."""
+    return glob.glob(f"/tmp/pytest-of-*/pytest-*/*/{{name}}") + glob.glob(f"/tmp/pytest-of-*/pytest-*/*/*/{{name}}")
+
+
 def output_folders():
-    found = [_ancestor_arg(b"--out")] + [pathlib.Path(p) for p in glob.glob("/tmp/pytest-of-*/pytest-*/*/out")]
+    found = [_ancestor_arg(b"--out")] + [pathlib.Path(p) for p in _pytest_dirs("out")]
     return [p for p in found if p is not None and p.is_dir()]
 
 
 def submission_files():
-    found = [_ancestor_arg(b"--submissions")] + [pathlib.Path(p) for p in glob.glob("/tmp/pytest-of-*/pytest-*/*/subs")]
+    found = [_ancestor_arg(b"--submissions")] + [pathlib.Path(p) for p in _pytest_dirs("subs")]
     files = [f for d in found if d is not None and d.is_dir() for f in d.glob("*.ipynb")]
     return files + sorted((REPO / "tests" / "submissions" / "lab00").glob("*.ipynb.json"))
 '''

@@ -431,8 +431,9 @@ def test_committed_submissions_score_as_expected(tmp_path):
     folder = subs.copy_as_notebooks(tmp_path / "subs", list(subs.SUBMISSIONS))  # sandbox_*: test_grading_sandbox
     assert sorted(p.stem for p in folder.glob("*.ipynb")) == sorted(subs.SUBMISSIONS)
     out = tmp_path / "out"
-    # three at a time: two of the hostile notebooks mostly wait (a frozen nbval, a 20 s cell timeout)
-    _grade_cli(LAB00, folder, out, "--jobs", "3", "--cell-timeout", "20", "--timeout", "75", "--memory", "2048")
+    # three at a time: two of the hostile notebooks mostly wait (a frozen nbval, a 20 s cell timeout);
+    # 150 s overall: under a load of 15 on 2 cores, loop_top_level needed 69 s to reach its cell timeout
+    _grade_cli(LAB00, folder, out, "--jobs", "3", "--cell-timeout", "20", "--timeout", "150", "--memory", "2048")
     book = _gradebook(out)
     assert set(book) == set(subs.SUBMISSIONS)
     for name, (_answers, points, status_words, what) in subs.SUBMISSIONS.items():

@@ -340,4 +340,5 @@ def test_hostile_batch_is_contained_and_the_honest_submission_scores_full(tmp_pa
     for name in ("ref_import", "ref_dynamic"):
         assert total(name) == 0, results[name]
         assert "calls labkit's reference for count_parameters, accuracy" in status(name)
-    assert "started a process" in " ".join(results["daemon"]["notes"])
+    notes = " ".join(results["daemon"]["notes"])
+    assert "attempted (process): subprocess.Popen" in notes and subs.DAEMON_MARKER in notes

@@ -210,23 +210,84 @@ class Exercise:
         except ValueError:
             seed = 0
         outputs = []
+        watch = _ReferenceWatch(self._reference_codes())
         for case in self.grading_cases(seed):
             try:
                 with quiet():
                     c = case.copy()
-                    got = fn(*c.args, **c.kwargs) if callable(fn) else None
                     if not callable(fn):
                         raise TypeError(f"expected a function, got {type(fn).__name__}")
+                    with watch:
+                        got = fn(*c.args, **c.kwargs)
                 outputs.append({"ok": encode(got)})
             except Exception as exc:  # noqa: BLE001 - recorded as the student's error on this case
                 outputs.append({"error": f"{type(exc).__name__}: {exc}"[:500]})
                 break  # the grader stops at the first failing case too
-        line = json.dumps({"grade_id": self.grade_id, "seed": seed, "outputs": outputs}) + "\n"
+        record = {"grade_id": self.grade_id, "seed": seed, "outputs": outputs, "reference_calls": watch.calls}
+        line = json.dumps(record) + "\n"
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, line.encode())  # one O_APPEND write: records never interleave
         finally:
             os.close(fd)
+
+    def _reference_codes(self) -> frozenset:
+        """Code objects of the reference implementation (through partials and ``functools.wraps``)."""
+        import functools
+
+        codes, fn = set(), self.reference
+        for _ in range(10):
+            while isinstance(fn, functools.partial):
+                fn = fn.func
+            code = getattr(fn, "__code__", None) or getattr(getattr(fn, "__func__", None), "__code__", None)
+            if code is not None:
+                codes.add(code)
+            fn = getattr(fn, "__wrapped__", None)
+            if fn is None:
+                break
+        return frozenset(codes | self._implementation_codes(codes))
+
+    def _implementation_codes(self, codes) -> set:
+        """The public labkit function a thin reference wrapper in ``labkit.check`` delegates to.
+
+        When the reference (say ``labkit.check.lab03._quantize_ref``) calls exactly one public function
+        outside ``labkit.check`` (``labkit.quant.quantize``) on its first case, calling that function
+        is calling the reference. Not counted: a reference that is itself a public function (its
+        helpers, such as input validation, are fair game), a wrapper that composes several functions,
+        and a function that is another exercise of the same lab (using an earlier exercise's kit
+        version is allowed).
+        """
+        cases = self.fixed_cases or self.cases()
+        mods = {c.co_filename for c in codes}
+        if not cases or not codes or not all(os.sep + "check" + os.sep in f for f in mods):
+            return set()
+        module = sys.modules.get(getattr(self.reference, "__module__", "") or "")
+        others = {o.grade_id for o in (vars(module).values() if module else ()) if isinstance(o, Exercise)}
+        others.discard(self.grade_id)
+        found: set = set()
+
+        def profile(frame, event, arg):
+            if event == "call" and frame.f_back is not None and frame.f_back.f_code in codes:
+                mod = frame.f_globals.get("__name__", "")
+                if (
+                    mod.startswith("labkit.")
+                    and not mod.startswith("labkit.check")
+                    and not (frame.f_code.co_name.startswith("_"))
+                ):
+                    found.add(frame.f_code)
+
+        saved = _getprofile()
+        try:
+            c = cases[0].copy()
+            with quiet():
+                _setprofile(profile)
+                self.reference(*c.args, **c.kwargs)
+        except Exception:  # noqa: BLE001, S110 - no extra codes then: the reference itself is still watched
+            pass
+        finally:
+            _setprofile(saved)
+        found = {c for c in found if c.co_name not in others}
+        return found if len(found) == 1 else set()
 
     def verify(self, outputs, seed: int):
         """Grader side: first hint on recorded ``outputs`` against the reference (None if all match).
@@ -262,6 +323,35 @@ class Exercise:
                 "the check did not run your function normally"
             )
         return None
+
+
+class _ReferenceWatch:
+    """Counts calls of the reference's code while the student's function runs on the grader's cases.
+
+    A profile function (``sys.setprofile``) sees every Python call, however the function was reached:
+    a direct import, an alias, ``getattr``/``importlib`` with a built name, another labkit module, or
+    ``Exercise.reference`` itself, because it compares code objects, not names.
+    """
+
+    def __init__(self, codes):
+        self.codes, self.calls, self._saved = codes, 0, None
+
+    def _profile(self, frame, event, arg):
+        if event == "call" and frame.f_code in self.codes:
+            self.calls += 1
+
+    def __enter__(self):
+        self._saved = _getprofile()
+        if self.codes:
+            _setprofile(self._profile)
+        return self
+
+    def __exit__(self, *exc):
+        _setprofile(self._saved)
+        return False
+
+
+_setprofile, _getprofile = sys.setprofile, sys.getprofile  # bound at import, before any student code runs
 
 
 # --- safe encoding of outputs for the grader ----------------------------------------------------------

@@ -29,6 +29,7 @@ from pathlib import Path
 
 MAX_RECORD_BYTES = 256 * 2**20
 MAX_RESULTS_BYTES = 16 * 2**20
+MAX_AUDIT_BYTES = 2**20
 PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -130,34 +131,94 @@ def _read_lines(path: Path, limit: int):
     return out, truncated
 
 
-def run(tmp: Path, spec: dict) -> dict:
-    work = tmp / "work"
-    notebook = work / spec["notebook"]
-    results_path, record_path = tmp / "cells.jsonl", tmp / "record.jsonl"
-    subreaper = _become_subreaper()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "LABKIT_GRADE"))}
+PASS_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "PYTHONHASHSEED", "LABKIT_DATA_DIR", "LABKIT_CHECK_RAISE", "VIRTUAL_ENV")
+PASS_PREFIXES = ("OMP_", "OPENBLAS_", "MKL_", "NUMBA_", "BLIS_")
+
+
+def _sandbox_env(spec: dict) -> dict:
+    """The whole environment inside the sandbox (bwrap starts from an empty one)."""
+    from labkit.grading.sandbox import BOX, GRADER_DIR
+
+    env = {k: v for k, v in os.environ.items() if k in PASS_ENV or k.startswith(PASS_PREFIXES)}
+    pythonpath = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     env.update(
-        LABKIT_GRADE_RECORD=str(record_path),
+        PATH=os.pathsep.join([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"]),
+        HOME=f"{BOX}/home",
+        TMPDIR=f"{BOX}/tmp",
+        PYTHONPATH=os.pathsep.join(["/labkit-sandbox-site", *pythonpath]),
+        LABKIT_GRADE_RECORD=f"{GRADER_DIR}/record.jsonl",
         LABKIT_GRADE_SEED=str(spec["seed"]),
+        LABKIT_SANDBOX_AUDIT=f"{GRADER_DIR}/audit.jsonl",
+        LABKIT_SANDBOX_BOX=BOX,
+        LABKIT_SANDBOX_RUNNER="1",
         PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
         PYTHONDONTWRITEBYTECODE="1",
         MPLBACKEND="Agg",
-        JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+        MPLCONFIGDIR=f"{BOX}/home/.matplotlib",
+        JUPYTER_RUNTIME_DIR=f"{BOX}/.runtime",
         PYDEVD_DISABLE_FILE_VALIDATION="1",
     )
-    (tmp / "pytest.ini").write_text("[pytest]\naddopts =\n")
-    cmd = [
-        sys.executable, "-m", "pytest", str(notebook), "-c", str(tmp / "pytest.ini"), "--rootdir", str(work),
+    env.setdefault("LANG", "C.UTF-8")
+    return env
+
+
+def _pytest_args(notebook, ini, rootdir, results, spec) -> list:
+    return [
+        sys.executable, "-m", "pytest", str(notebook), "-c", str(ini), "--rootdir", str(rootdir),
         "-p", "nbval.plugin", "-p", "labkit.grading._nbval_results", "-p", "no:cacheprovider",
         "--nbval-lax", "--nbval-current-env", f"--nbval-cell-timeout={spec['cell_timeout']}",
-        f"--nbval-kernel-startup-timeout={spec['startup_timeout']}", f"--labkit-results={results_path}", "-q",
+        f"--nbval-kernel-startup-timeout={spec['startup_timeout']}", f"--labkit-results={results}", "-q",
     ]  # fmt: skip
+
+
+def _matplotlib_font_lists() -> list:
+    """The grader's matplotlib font cache files (read-only in the sandbox), without importing matplotlib."""
+    folders = [os.environ.get("MPLCONFIGDIR"), os.path.join(os.environ.get("XDG_CACHE_HOME", ""), "matplotlib"),
+               os.path.expanduser("~/.cache/matplotlib")]  # fmt: skip
+    for folder in folders:
+        if folder and os.path.isdir(folder):
+            found = sorted(Path(folder).glob("fontlist-v*.json"))
+            if found:
+                return found
+    return []
+
+
+def run(tmp: Path, spec: dict) -> dict:
+    work = tmp / "work"
+    notebook = work / spec["notebook"]
+    results_path, record_path, audit_path = tmp / "cells.jsonl", tmp / "record.jsonl", tmp / "audit.jsonl"
+    subreaper = _become_subreaper()
+    (tmp / "pytest.ini").write_text("[pytest]\naddopts =\n")
+    if spec.get("sandbox", True):
+        from labkit.grading import sandbox
+
+        g = sandbox.GRADER_DIR
+        inner = _pytest_args(f"{sandbox.BOX}/{spec['notebook']}", f"{g}/pytest.ini", sandbox.BOX,
+                             f"{g}/cells.jsonl", spec)  # fmt: skip
+        files = {"cells.jsonl": results_path, "record.jsonl": record_path, "audit.jsonl": audit_path}
+        ro = {f"{sandbox.BOX}/{spec['notebook']}": notebook, f"{g}/pytest.ini": tmp / "pytest.ini"}
+        for font_list in _matplotlib_font_lists():  # else every kernel rebuilds it (10+ s, runs fc-list)
+            ro[f"{sandbox.BOX}/home/.matplotlib/{font_list.name}"] = font_list
+        cmd = sandbox.command(inner, files, _sandbox_env(spec), box_mb=int(spec.get("box_mb", 256)), ro_files=ro)
+        env, cwd = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, tmp
+    else:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "LABKIT_GRADE"))}
+        env.update(
+            LABKIT_GRADE_RECORD=str(record_path),
+            LABKIT_GRADE_SEED=str(spec["seed"]),
+            PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
+            PYTHONDONTWRITEBYTECODE="1",
+            MPLBACKEND="Agg",
+            JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+            PYDEVD_DISABLE_FILE_VALIDATION="1",
+        )
+        cmd, cwd = _pytest_args(notebook, tmp / "pytest.ini", work, results_path, spec), work
     t0 = time.monotonic()
     timed_out = False
     with open(tmp / "pytest.log", "wb") as log:
         proc = subprocess.Popen(
             cmd,
-            cwd=work,
+            cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -176,7 +237,10 @@ def run(tmp: Path, spec: dict) -> dict:
     seconds = time.monotonic() - t0
     cells, cells_truncated = _read_lines(results_path, MAX_RESULTS_BYTES)
     records, records_truncated = _read_lines(record_path, MAX_RECORD_BYTES)
+    attempts, _ = _read_lines(audit_path, MAX_AUDIT_BYTES)
     return {
+        "sandbox": bool(spec.get("sandbox", True)),
+        "attempts": [{"kind": str(a.get("kind")), "what": str(a.get("what"))[:300]} for a in attempts][:200],
         "seconds": round(seconds, 2),
         "timed_out": timed_out,
         "returncode": proc.returncode,

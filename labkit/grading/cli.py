@@ -24,6 +24,16 @@ def add_parsers(sub) -> None:
     g.add_argument("--memory", type=int, default=4096, help="address-space limit per submission in MiB (0 = none)")
     g.add_argument("--force", action="store_true", help="re-grade submissions that are already graded")
     g.add_argument("--seed", type=int, default=None, help="seed of the grader's cases (default: fresh per run)")
+    g.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="run student code WITHOUT the bubblewrap sandbox, with your rights (recorded per result)",
+    )
+    g.add_argument(
+        "--forbid-reference",
+        action="store_true",
+        help="score 0 an exercise whose answer calls labkit's own reference implementation of it",
+    )
     g.add_argument("--keep-temp", action="store_true", help="keep each submission's temporary folder (debugging)")
     g.set_defaults(fn=cmd_grade)
 
@@ -41,11 +51,16 @@ def cmd_release(args) -> int:
 
 def cmd_grade(args) -> int:
     from labkit.grading.grade import GradeOptions, grade
+    from labkit.grading.sandbox import SandboxUnavailable
 
     try:
-        opts = GradeOptions(cell_timeout=args.cell_timeout, timeout=args.timeout, memory_mb=args.memory)
+        opts = GradeOptions(cell_timeout=args.cell_timeout, timeout=args.timeout, memory_mb=args.memory,
+                            sandbox=not args.no_sandbox, forbid_reference=args.forbid_reference)  # fmt: skip
         grade(args.assignment, args.submissions, args.out, jobs=args.jobs, options=opts, force=args.force,
               seed=args.seed, keep_temp=args.keep_temp)  # fmt: skip
+    except SandboxUnavailable as exc:
+        print(f"grade: refusing to run student code without a sandbox: {exc}")
+        return 3
     except (ValueError, OSError) as exc:
         print(f"grade: {exc}")
         return 2

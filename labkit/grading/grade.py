@@ -50,12 +50,20 @@ class GradeOptions:
     memory_mb: int = 4096
     file_mb: int = 512
     startup_timeout: float = 120.0
+    sandbox: bool = True
+    box_mb: int = 256
+    forbid_reference: bool = False
 
     def __post_init__(self):
         for name in ("cell_timeout", "timeout", "startup_timeout"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or v <= 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {v!r}")
+        for name in ("sandbox", "forbid_reference"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if not isinstance(self.box_mb, int) or self.box_mb < 16:
+            raise ValueError(f"box_mb must be an int >= 16 (MiB of the sandbox's working tmpfs), got {self.box_mb!r}")
         for name in ("memory_mb", "file_mb"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 0:
@@ -128,7 +136,7 @@ def score(spec: dict, run: dict) -> dict:
     for r in run["records"]:
         if isinstance(r.get("grade_id"), str):
             records[r["grade_id"]] = r  # the last call of an exercise is the check cell's
-    exercises = []
+    exercises, reference_users = [], []
     for chk in spec["checks"]:
         cell = cells_by_index.get(chk["code_index"])
         nbval_ok = cell is not None and cell.get("outcome") == "passed"
@@ -152,6 +160,16 @@ def score(spec: dict, run: dict) -> dict:
                     verified = True
                 else:
                     hint = f"the check cell printed the pass line, but on the grader's own cases: {vhint}"
+        rec = records.get(chk["answer_id"]) or {}
+        ref_calls = rec.get("reference_calls")
+        used_reference = isinstance(ref_calls, int) and not isinstance(ref_calls, bool) and ref_calls > 0
+        if used_reference:
+            reference_users.append(chk["answer_id"])
+            if spec.get("forbid_reference"):
+                verified = False
+                hint = "your answer calls labkit's own implementation of this exercise: 0 points (--forbid-reference)"
+            elif verified:
+                hint = "passed, but your answer calls labkit's own implementation of this exercise (flagged)"
         points = chk["points"] if (nbval_ok and verified) else 0.0
         exercises.append(
             {
@@ -180,13 +198,38 @@ def score(spec: dict, run: dict) -> dict:
         status.append(f"missing answer {gid}")
     if run.get("records_truncated"):
         status.append("record too large")
+    attempts = [a for a in run.get("attempts", []) if isinstance(a, dict)]
+    escapes = [a for a in attempts if a.get("kind") in ("write", "connect")]  # new processes: notes only
+    if escapes:
+        status.append("flagged: " + attempt_summary(escapes))
+    if reference_users:
+        status.append("flagged: calls labkit's reference for " + ", ".join(reference_users))
+    if run.get("sandbox") is False:
+        status.append("no sandbox")
     return {
         "exercises": exercises,
         "status": status,
+        "attempts": attempts,
+        "sandbox": run.get("sandbox", True),
+        "reference_calls": reference_users,
         "seconds": run["seconds"],
         "leftover_processes": run["leftover_processes"],
         "log_tail": run["log_tail"][-1500:],
     }
+
+
+_KINDS = {"write": "wrote outside its folder", "connect": "opened a network connection", "process": "started a process"}
+
+
+def attempt_summary(attempts: list, shown: int = 2) -> str:
+    """``wrote outside its folder (/root/x, /tmp/y); opened a network connection (('127.0.0.1', 5))``."""
+    parts = []
+    for kind, label in _KINDS.items():
+        whats = [str(a.get("what", "")) for a in attempts if a.get("kind") == kind]
+        if whats:
+            more = f" and {len(whats) - shown} more" if len(whats) > shown else ""
+            parts.append(f"{label} ({', '.join(w[:120] for w in whats[:shown])}{more})")
+    return "; ".join(parts) or "unknown attempt"
 
 
 def preflight(assignment, seed: int) -> None:
@@ -266,6 +309,9 @@ def grade_one(assignment, student: str, raw: bytes, opts: GradeOptions, seed: in
             "memory_mb": opts.memory_mb,
             "file_mb": opts.file_mb,
             "startup_timeout": opts.startup_timeout,
+            "sandbox": opts.sandbox,
+            "box_mb": opts.box_mb,
+            "forbid_reference": opts.forbid_reference,
             "missing": assembly.missing,
             "checks": [
                 {
@@ -308,10 +354,14 @@ def grade_one(assignment, student: str, raw: bytes, opts: GradeOptions, seed: in
             return {**r, "sha256": sha}
         result["exercises"] = _normalise(assignment, result["exercises"])
         result["student"] = student
+        if any(st.startswith("flagged") for st in result["status"]):
+            status_extra = [st for st in status_extra if st != "flagged"]
         result["status"] = status_extra + result["status"]
-        result["notes"] = assembly.notes
+        result["notes"] = assembly.notes + [f"attempted ({a['kind']}): {a['what']}" for a in result.get("attempts", [])]
         result["sha256"] = sha
         result["seed"] = seed
+        result["sandbox"] = opts.sandbox
+        result["forbid_reference"] = opts.forbid_reference
         return result
     finally:
         if keep_temp:
@@ -422,6 +472,12 @@ def grade(
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
     options = options or GradeOptions()
+    if options.sandbox:
+        from labkit.grading.sandbox import check_available
+
+        check_available()  # raises SandboxUnavailable (what is missing, how to install it)
+    else:
+        log("WARNING: --no-sandbox: student code runs with the grader's own rights (recorded per result)")
     asg = load_assignment(assignment)
     sub_dir, out = Path(submissions), Path(out)
     if not sub_dir.is_dir():
@@ -439,7 +495,11 @@ def grade(
     try:
         old = json.loads(manifest_path.read_text())
         if old.get("assignment_sha256") == asg.sha256:
-            results = {k: v for k, v in old.get("results", {}).items() if k in students}
+            results = {
+                k: v for k, v in old.get("results", {}).items()
+                if k in students and v.get("sandbox", True) == options.sandbox
+                and v.get("forbid_reference", False) == options.forbid_reference
+            }  # fmt: skip
     except (OSError, ValueError, AttributeError):
         pass
     run_seed = secrets.randbits(32) if seed is None else int(seed)
@@ -452,7 +512,13 @@ def grade(
     lock = threading.Lock()
 
     def save():
-        manifest = {"assignment": str(asg.path), "assignment_sha256": asg.sha256, "results": results}
+        manifest = {
+            "assignment": str(asg.path),
+            "assignment_sha256": asg.sha256,
+            "sandbox": options.sandbox,
+            "forbid_reference": options.forbid_reference,
+            "results": results,
+        }
         write_atomic(manifest_path, json.dumps(manifest, indent=1))
         write_atomic(out / "gradebook.csv", gradebook_csv(asg, results))
 

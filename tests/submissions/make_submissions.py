@@ -197,6 +197,140 @@ subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "{DAEMON
 
 {COUNT}'''
 
+# --- escaping the sandbox (tests/test_grading_sandbox.py): each attack is tried, then the answer is right -----
+ATTACK_MARKER = "labkit-sandbox-attack-5c1e"
+LISTEN_PORT = 47913  # the test listens on 127.0.0.1 here; the submission tries to connect
+
+_ATTACK_HELPERS = f'''import glob, os, pathlib
+import labkit
+
+MARK = "{ATTACK_MARKER}"
+KIT = pathlib.Path(labkit.__file__).resolve().parent
+REPO = KIT.parent
+
+
+def _ancestor_arg(flag):
+    """The value of `flag` on an ancestor's command line (the grader's), as a hostile cell would find it."""
+    pid = os.getpid()
+    for _ in range(30):
+        try:
+            args = pathlib.Path(f"/proc/{{pid}}/cmdline").read_bytes().split(b"\\0")
+            stat = pathlib.Path(f"/proc/{{pid}}/stat").read_text()
+        except OSError:
+            return None
+        if flag in args:
+            return pathlib.Path(args[args.index(flag) + 1].decode())
+        pid = int(stat[stat.rindex(")") + 2:].split()[1])
+        if pid <= 1:
+            return None
+
+
+def _pytest_dirs(name):
+    """Folders called `name` in pytest's temporary folders (with or without pytest-xdist's popen-gwN)."""
+    return glob.glob(f"/tmp/pytest-of-*/pytest-*/*/{{name}}") + glob.glob(f"/tmp/pytest-of-*/pytest-*/*/*/{{name}}")
+
+
+def output_folders():
+    found = [_ancestor_arg(b"--out")] + [pathlib.Path(p) for p in _pytest_dirs("out")]
+    return [p for p in found if p is not None and p.is_dir()]
+
+
+def submission_files():
+    found = [_ancestor_arg(b"--submissions")] + [pathlib.Path(p) for p in _pytest_dirs("subs")]
+    files = [f for d in found if d is not None and d.is_dir() for f in d.glob("*.ipynb")]
+    return files + sorted((REPO / "tests" / "submissions" / "lab00").glob("*.ipynb.json"))
+'''
+
+SANDBOX_WRITES = (
+    _ATTACK_HELPERS
+    + """
+targets = [KIT / f"{MARK}.py", KIT / "check" / "__init__.py", REPO / f"{MARK}.txt",
+           pathlib.Path("/tmp") / f"{MARK}.txt", pathlib.Path(os.path.expanduser("~")) / f"{MARK}.txt",
+           pathlib.Path("/root") / f"{MARK}.txt"]
+targets += [d / f"{MARK}.txt" for d in output_folders()]
+written = []
+for t in targets:
+    try:
+        with open(t, "a") as f:
+            f.write("# written by a student's answer cell\\n")
+        written.append(str(t))
+    except OSError:
+        pass
+print("files written:", len(written))
+
+def count_parameters(sizes):
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))"""
+)
+
+SANDBOX_READS = (
+    _ATTACK_HELPERS
+    + """
+stolen = []
+for f in [REPO / "notebooks" / "00_welcome_and_baseline.ipynb",
+          REPO / "notebooks" / "src" / "00_welcome_and_baseline.py", *submission_files()]:
+    try:
+        stolen.append(f.read_bytes()[:100])
+    except OSError:
+        pass
+print("files read:", len(stolen))
+
+def count_parameters(sizes):
+    # right only when nothing could be read: a sandbox that leaks costs this submission its point
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])) + len(stolen)"""
+)
+
+SANDBOX_NETWORK = f'''import socket
+reached = []
+for host, port in [("127.0.0.1", {LISTEN_PORT}), ("localhost", {LISTEN_PORT}), ("1.1.1.1", 53), ("8.8.8.8", 443)]:
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect((host, port))
+        s.sendall(b"{ATTACK_MARKER}")
+        reached.append(host)
+    except OSError:
+        pass
+    finally:
+        s.close()
+print("hosts reached:", len(reached))
+
+def count_parameters(sizes):
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])) + len(reached)'''
+
+SANDBOX_DISK = """import os, tempfile
+written_mb = 0
+chunk = b"\\0" * 2**20
+for folder in (".", tempfile.gettempdir(), "/tmp"):
+    try:
+        with open(os.path.join(folder, "filler.bin"), "wb") as f:
+            for _ in range(4096):          # up to 4 GiB in each folder, unless something stops it
+                f.write(chunk)
+                written_mb += 1
+    except OSError:
+        pass
+print("wrote until refused")
+
+def count_parameters(sizes):
+    # right only if the writes were refused well before 3 GiB in total
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])) + (written_mb >= 3 * 1024)"""
+
+# --- calling labkit's own reference implementation instead of writing the answer ---------------------
+REF_IMPORT_COUNT = "from labkit.check.lab00 import _count_parameters as count_parameters"
+REF_IMPORT_ACC = """import sys
+import labkit.check.lab00
+
+accuracy = sys.modules["labkit.check.lab00"].accuracy.reference   # through the Exercise object"""
+REF_DYNAMIC_COUNT = """import importlib
+_mod = importlib.import_module("labkit." + "check." + "lab" + "0" * 2)
+_impl = getattr(_mod, "_count" + "_param" + "eters")
+
+def count_parameters(sizes):
+    return _impl(list(sizes))"""
+REF_DYNAMIC_ACC = """from labkit.check import exercises   # another labkit module hands out the exercise
+
+def accuracy(logits, y):
+    return exercises("lab00")["accuracy"].reference(logits, y)"""
+
 # name: (answers {answer_id: source, None = delete the cell}, expected points, expected status words, note)
 SUBMISSIONS = {
     "correct": ({"count_parameters": COUNT, "accuracy": ACC}, 2, [], "both right"),
@@ -231,6 +365,21 @@ SUBMISSIONS = {
                      "accuracy": ACC}, 0, ["timeout"], "freezes nbval: only the overall timeout ends it"),
     "grader_files": ({"count_parameters": SPEC_TAMPER, "accuracy": ACC}, 1, [], "rewrites the grader's spec/results"),
     "daemon": ({"count_parameters": DAEMON, "accuracy": ACC}, 2, [], "leaves a detached process behind"),
+    "ref_import": ({"count_parameters": REF_IMPORT_COUNT, "accuracy": REF_IMPORT_ACC}, 2, ["calls labkit's reference"],
+                   "imports the reference / takes it from the Exercise (0 with --forbid-reference)"),
+    "ref_dynamic": ({"count_parameters": REF_DYNAMIC_COUNT, "accuracy": REF_DYNAMIC_ACC}, 2,
+                    ["calls labkit's reference"], "importlib + getattr with built names / labkit.check.exercises"),
+}  # fmt: skip
+
+# Run by tests/test_grading_sandbox.py in one batch with `correct`, `daemon` and the two `ref_*` above.
+SANDBOX_SUBMISSIONS = {
+    "sandbox_writes": ({"count_parameters": SANDBOX_WRITES, "accuracy": ACC}, 2, ["flagged: wrote outside"],
+                       "writes into the kit, the repository, the output folder, /tmp, $HOME"),
+    "sandbox_reads": ({"count_parameters": SANDBOX_READS, "accuracy": ACC}, 2, [],
+                      "reads the instructor notebook and other submissions (point lost if any read works)"),
+    "sandbox_network": ({"count_parameters": SANDBOX_NETWORK, "accuracy": ACC}, 2, ["opened a network connection"],
+                        "connects to a listener on 127.0.0.1 and to the internet"),
+    "sandbox_disk": ({"count_parameters": SANDBOX_DISK, "accuracy": ACC}, 2, [], "fills its folder, TMPDIR and /tmp"),
 }  # fmt: skip
 
 
@@ -275,14 +424,14 @@ def build(name, answers):
 def main():
     sys.path.insert(0, str(ROOT))
     HERE.mkdir(parents=True, exist_ok=True)
-    for name, (answers, *_rest) in SUBMISSIONS.items():
+    for name, (answers, *_rest) in {**SUBMISSIONS, **SANDBOX_SUBMISSIONS}.items():
         path = HERE / f"{name}{SUFFIX}"
         if answers is None:
             text = build("correct", {"count_parameters": COUNT, "accuracy": ACC})
             path.write_text(text[: len(text) // 2])  # cut mid-file: invalid JSON
         else:
             path.write_text(build(name, answers))
-    print(f"wrote {len(SUBMISSIONS)} submissions to {HERE}")
+    print(f"wrote {len(SUBMISSIONS) + len(SANDBOX_SUBMISSIONS)} submissions to {HERE}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Holds the ``sitecustomize.py`` that the grader's sandbox puts first on ``PYTHONPATH``."""

@@ -219,12 +219,38 @@ def test_agp_bad_input(bad):
 def test_agp_callback_reaches_final_sparsity_and_keeps_it():
     X, y = tiny_data()
     model = models.mlp([20, 16, 12, 4], seed=0)
-    cb = prune.AGPCallback(0.8, t0=0, n_steps=4, dt=2)
+    cb = prune.AGPCallback(0.8, t0=0, n_steps=4, dt=2, scope="global")
     train.fit(model, (X, y), epochs=3, batch_size=64, callbacks=[cb], progress=False)  # 12 steps
     assert [s for s, _ in cb.history] == [0, 2, 4, 6, 8]
     assert cb.history[-1][1] == 0.8
     n = metrics.count_params(model, weights_only=True)
     assert metrics.count_params(model, True) - metrics.count_nonzero(model, True) == math.floor(0.8 * n)
+
+
+def test_agp_callback_prunes_each_layer_to_the_schedule_by_default():
+    # Zhu & Gupta 2017 bring every layer to s_t; before the fix AGPCallback used one global
+    # threshold, which on this net left fc layers at different sparsities (checked below).
+    X, y = tiny_data()
+    model = models.mlp([20, 16, 12, 4], seed=0)
+    model["fc1"].W *= 10  # layers of very different scales: one global threshold would spare fc1
+    cb = prune.AGPCallback(0.75, t0=0, n_steps=4, dt=2)
+    assert cb.scope == "layer"
+    train.fit(model, (X, y), epochs=3, batch_size=64, callbacks=[cb], progress=False)
+    for step, per_layer in cb.layer_history:
+        s_t = dict(cb.history)[step]
+        for name, layer in model.weight_layers():
+            assert per_layer[name] == math.floor(s_t * layer.W.size) / layer.W.size
+    for name, layer in model.weight_layers():
+        assert np.count_nonzero(~layer.mask) == math.floor(0.75 * layer.W.size), name
+        assert np.all(layer.W[~layer.mask] == 0)
+    other = models.mlp([20, 16, 12, 4], seed=0)
+    other["fc1"].W *= 10
+    g = prune.AGPCallback(0.75, t0=0, n_steps=4, dt=2, scope="global")
+    train.fit(other, (X, y), epochs=3, batch_size=64, callbacks=[g], progress=False)
+    final = g.layer_history[-1][1]
+    assert final["fc1"] < 0.75 < max(final.values())  # one threshold spares the large layer
+    with pytest.raises(ValueError, match="scope"):
+        prune.AGPCallback(0.75, t0=0, n_steps=4, dt=2, scope="per-layer")
 
 
 def test_iterative_and_one_shot():

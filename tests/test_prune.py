@@ -370,6 +370,63 @@ def test_prune_channels_lenet5_matches_masked():
     np.testing.assert_allclose(small.forward(X), masked.forward(X), rtol=1e-4, atol=1e-5)
 
 
+def _dead_units_by_weight_mask(model, layer, amount):
+    """Prune all incoming weights of the ``amount`` lowest-norm units of ``layer`` with a weight
+    mask, keeping their biases (what a weight-level mask does): each such unit emits relu(b)."""
+    masked = prune.mask_units(model, layer, amount, keep_bias=True)
+    lay = masked[layer]
+    lay.mask = lay.W != 0  # a weight mask that removed those units' incoming weights
+    return masked
+
+
+@pytest.mark.slow
+def test_prune_neurons_folds_dead_units_bias_lenet_300_100():
+    # Before the fix the shrunk model dropped relu(b1[removed]) @ W2[:, removed]: outputs differed
+    # from the masked model it came from (max |logit diff| of order 1 on LeNet-300-100).
+    X = np.random.default_rng(0).random((32, 784), dtype=np.float32)
+    model = models.pretrained("lenet_300_100")
+    masked = _dead_units_by_weight_mask(model, "fc1", 0.5)
+    dead = np.flatnonzero(~masked["fc1"].mask.any(axis=1))
+    assert dead.size == 150 and np.count_nonzero(np.maximum(masked["fc1"].b[dead], 0)) > 10
+    small = prune.prune_neurons(masked, "fc1", 0.5)
+    assert small["fc1"].W.shape == (150, 784)
+    np.testing.assert_allclose(small.forward(X), masked.forward(X), rtol=1e-4, atol=1e-4)
+    masked2 = _dead_units_by_weight_mask(small, "fc2", 0.5)
+    small2 = prune.prune_neurons(masked2, "fc2", 0.5)
+    np.testing.assert_allclose(small2.forward(X), masked2.forward(X), rtol=1e-4, atol=1e-4)
+    # removed outright: the constant is lost, and the result equals mask_units' outright removal
+    dropped = prune.prune_neurons(masked, "fc1", 0.5, bias="drop")
+    assert np.abs(dropped.forward(X) - masked.forward(X)).max() > 1e-2
+    outright = prune.mask_units(model, "fc1", 0.5)
+    np.testing.assert_allclose(prune.prune_neurons(model, "fc1", 0.5).forward(X), outright.forward(X), atol=1e-4)
+    with pytest.raises(ValueError, match="fold"):
+        prune.prune_neurons(masked, "fc1", 0.5, bias="keep")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layer", ["conv1", "conv2"])
+def test_prune_channels_folds_dead_channels_bias_lenet5(layer):
+    X = np.random.default_rng(0).random((8, 784), dtype=np.float32)
+    model = models.pretrained("lenet5")
+    masked = _dead_units_by_weight_mask(model, layer, 0.5)
+    dead = np.flatnonzero(~masked[layer].mask.reshape(masked[layer].mask.shape[0], -1).any(axis=1))
+    assert np.count_nonzero(np.maximum(masked[layer].b[dead], 0)) > 0  # some dead channel emits relu(b) > 0
+    small = prune.prune_channels(masked, layer, 0.5)
+    np.testing.assert_allclose(small.forward(X), masked.forward(X), rtol=1e-4, atol=1e-4)
+    dropped = prune.prune_channels(masked, layer, 0.5, bias="drop")
+    assert np.abs(dropped.forward(X) - masked.forward(X)).max() > 1e-3
+
+
+def test_prune_channels_cannot_fold_into_padded_conv():
+    model = tiny_convnet()
+    model["conv1"].b[...] = 0.5
+    masked = _dead_units_by_weight_mask(model, "conv1", 0.5)
+    with pytest.raises(ValueError, match="padding"):
+        prune.prune_channels(masked, "conv1", 0.5)  # conv2 has zero padding: not exact
+    small = prune.prune_channels(masked, "conv1", 0.5, bias="drop")  # removed outright, as stated
+    assert small["conv1"].W.shape == (2, 1, 3, 3)
+
+
 # --- lottery ----------------------------------------------------------------------------------------
 
 

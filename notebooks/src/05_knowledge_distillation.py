@@ -5,7 +5,8 @@
 # Hinton, Vinyals & Dean (2015) and its gradient; distil a large teacher into a small student with
 # `labkit.distill`; and judge, with seeds and baselines, *when* distillation pays and when it does not.
 #
-# **Time:** about 45 minutes to read and do; the notebook runs in about 1–2 minutes on two cores.
+# **Time:** about 45 minutes to read and do; the notebook needs a little over two minutes of CPU time
+# (one BLAS thread; longer on a busy machine).
 #
 # Pruning (labs 01–02) and quantization (labs 03–04) shrink a trained network in place.
 # Distillation trains a *different*, smaller network — the **student** — to imitate a large one — the

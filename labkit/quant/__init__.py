@@ -7,7 +7,7 @@ the integer engine), ``kmeans`` (weight sharing with codebook fine-tuning). Ever
 importable from ``labkit.quant``.
 """
 
-from .affine import METHODS, dequantize, fake_quantize, int_range, qparams, quantization_error, quantize
+from .affine import METHODS, QParams, dequantize, fake_quantize, int_range, qparams, quantization_error, quantize
 from .fakequant import (
     FakeQuant,
     MinMaxObserver,
@@ -32,6 +32,7 @@ from .kmeans import CodebookFinetune, codebook_gradient, kmeans_assign, kmeans_q
 
 __all__ = [
     "METHODS",
+    "QParams",
     "int_range",
     "qparams",
     "quantize",

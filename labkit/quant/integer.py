@@ -329,7 +329,8 @@ def quantize_model(model, bits: int = 8, *, calib, act_bits: int = 8, act_signed
     model : labkit.nn.Sequential of Dense, Conv2d, ReLU, MaxPool2d, Flatten, Reshape (Dropout and
         FakeQuant are the identity at inference)
     bits : int, 2..8
-        Weight bits: symmetric, per output channel (``per_channel``) or per tensor, zero point 0.
+        Weight bits: symmetric, per output channel (``per_channel``) or per tensor, zero point 0,
+        narrow range ``±(2^(bits-1) - 1)`` (int8 weights in [-127, 127], as in TFLite).
     calib : ndarray (n, features), float
         Calibration inputs (training data, never the test set) for the activation ranges.
     act_bits : int, 2..8; act_signed : bool
@@ -369,7 +370,9 @@ def quantize_model(model, bits: int = 8, *, calib, act_bits: int = 8, act_signed
             k += 1
             s_w, _ = qparams(layer.W, bits, symmetric=True, per_channel_axis=0 if per_channel else None)
             s_w = np.broadcast_to(np.asarray(s_w, np.float32), (layer.W.shape[0],))
-            q_W = quantize(layer.W, s_w.reshape(-1), np.zeros(len(s_w), np.int64), bits, True, axis=0)
+            q_W = quantize(
+                layer.W, s_w.reshape(-1), np.zeros(len(s_w), np.int64), bits, True, axis=0, narrow_range=True
+            )  # symmetric weights: never -2^(bits-1)
             acc_scale = np.float64(s_x) * s_w.astype(np.float64)
             q_b = np.rint(layer.b.astype(np.float64) / acc_scale)
             if np.any(np.abs(q_b) >= 2**31 - 2**24):

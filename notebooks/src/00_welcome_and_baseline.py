@@ -175,7 +175,10 @@ plot.show(
     "rises, while the test accuracy peaks after epoch 2 and dips after epoch 3.",
 )
 best_epoch = 1 + int(np.argmax(history["eval_acc"]))
-print("test accuracy rose every epoch:", "yes" if all(a < b for a, b in zip(history["eval_acc"], history["eval_acc"][1:])) else "no")
+print(
+    "test accuracy rose every epoch:",
+    "yes" if all(a < b for a, b in zip(history["eval_acc"], history["eval_acc"][1:])) else "no",
+)
 print("best test accuracy after epoch:", best_epoch)
 
 # %% [markdown]

@@ -18,14 +18,18 @@ from .fakequant import (
     ste_mask,
 )
 from .integer import (
+    ROUNDINGS,
     IntConv2d,
     IntDense,
     IntegerModel,
+    fixed_point_multiply,
     integer_dense,
     quantize_model,
     quantize_multiplier,
     requantize,
+    rounding_divide_by_pot,
     rounding_right_shift,
+    saturating_rounding_doubling_high_mul,
     simulate_float64,
 )
 from .kmeans import CodebookFinetune, codebook_gradient, kmeans_assign, kmeans_quantize, kmeans_quantize_model
@@ -48,6 +52,10 @@ __all__ = [
     "fake_quantize_weights",
     "quantize_multiplier",
     "rounding_right_shift",
+    "ROUNDINGS",
+    "saturating_rounding_doubling_high_mul",
+    "rounding_divide_by_pot",
+    "fixed_point_multiply",
     "requantize",
     "integer_dense",
     "IntDense",

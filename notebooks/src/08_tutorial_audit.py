@@ -341,8 +341,7 @@ print("every entry of the middle column recomputed: yes")
 # array: set the $k = \lfloor \text{sparsity}\cdot W.\text{size} \rfloor$ entries with the smallest
 # $|w|$ to 0 and leave every other entry unchanged. Return a new array of W's shape (do not modify W).
 # Ties among equal magnitudes may be broken any way. Hint: `np.argsort` on `np.abs(W).ravel()`, and
-# write through `out.ravel()` (a view of a contiguous copy). When your answer is right, the check prints
-# `weight_pruning: magnitude pruning correct on 9 matrices (shape kept, floor(s·n) smallest |w| zeroed)`.
+# write through `out.ravel()` (a view of a contiguous copy).
 
 
 # %% solution=weight_pruning
@@ -370,9 +369,6 @@ lab08.weight_pruning(weight_pruning)
 # 2. $\Delta = (b-a)/(2^w-1)$ (as `np.float32`), zero point $z = \mathrm{clip}(\mathrm{round}(-a/\Delta), 0, 2^w-1)$;
 # 3. $q = \mathrm{clip}(\mathrm{round}(W/\Delta) + z,\ 0,\ 2^w-1)$ with `np.rint` (halves to even);
 # 4. return $\Delta\,(q - z)$ as float32.
-#
-# When your answer is right, the check prints
-# `weight_quantization: correct on 9 matrices (step (b−a)/(2^w−1), zero point keeps 0 exact)`.
 
 
 # %% solution=weight_quantization

@@ -61,10 +61,27 @@ def test_requantize():
     ex = lab04.requantize
     assert ex.passes(rq_right)
 
-    def rint_float(acc, M0, n, z):  # float64 is exact at these sizes, so this is right too
-        return np.clip(np.rint(acc * (M0 * 2.0 ** -(31 + n))) + z, 0, 255).astype(np.uint8)
-
-    assert ex.passes(rint_float)
+    # Floating-point answers are rejected (issue 18, item 11): the exercise is integer-only, and the
+    # fixed cases put |acc · M0| beyond 2^53 next to rounding ties, where float64 rounds wrongly.
+    floats = {
+        "issue's float answer": lambda acc, M0, n, z: np.clip(np.rint(acc * (M0 / 2**31) / 2**n) + z, 0, 255).astype(
+            np.uint8
+        ),
+        "float multiplier": lambda acc, M0, n, z: np.clip(np.rint(acc * (M0 * 2.0 ** -(31 + n))) + z, 0, 255).astype(
+            np.uint8
+        ),
+        "int64 product, float division": lambda acc, M0, n, z: np.clip(
+            np.rint(acc.astype(np.int64) * M0 / 2.0 ** (31 + n)) + z, 0, 255
+        ).astype(np.uint8),
+        "float ldexp": lambda acc, M0, n, z: np.clip(
+            np.rint(np.ldexp(acc.astype(np.float64) * M0, -(31 + n))) + z, 0, 255
+        ).astype(np.int64),
+    }
+    for name, fn in floats.items():
+        v = ex.verdict(fn)
+        assert "float64 (53-bit mantissa) cannot hold that product exactly" in v and "integer" in v, (name, v)
+    raw = lambda acc, M0, n, z: np.rint(acc * (M0 / 2**31) / 2**n) + z  # the issue's expression as written
+    assert "return integers" in ex.verdict(raw)
     assert "not implemented" in ex.verdict(stub)
     prod = lambda acc, M0: acc.astype(np.int64) * M0
     assert "truncates" in ex.verdict(lambda acc, M0, n, z: np.clip((prod(acc, M0) >> (31 + n)) + z, 0, 255))
@@ -97,3 +114,20 @@ def test_integer_dense():
         return requantize(acc, M0, n, z_y, relu=relu)
 
     assert ex.verdict(uint8_overflow).startswith("FAIL: ")
+
+
+def test_requantize_float64_cases_are_next_to_ties_beyond_2_53():
+    from fractions import Fraction
+
+    for case in lab04.requantize.fixed_cases[1:]:
+        acc, M0, n, z = case.args
+        n_beyond = 0
+        for a in acc.tolist():
+            exact = Fraction(a * M0, 2 ** (31 + n))
+            if abs(a * M0) > 2**53:
+                n_beyond += 1
+                frac = exact - (exact.numerator // exact.denominator)
+                assert abs(frac - Fraction(1, 2)) * 2 ** (31 + n) < 2 ** (n - 14)  # within float64's blur
+                assert float(np.rint(a * (M0 / 2**31) / 2**n)) != round(exact)  # float64 rounds wrongly
+                assert 0 <= round(exact) + z <= 255  # not hidden by the clamp
+        assert n_beyond >= 4

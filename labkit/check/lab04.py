@@ -30,6 +30,13 @@ def _compare_ste(got, expected, case):
     if np.allclose(got, 0) and not np.allclose(expected, 0):
         return "all zeros is the true derivative of round(); the STE passes grad_out through inside the clipping range"
     qmax = 2**bits - 1
+    q = np.rint(x.astype(np.float64) / np.float64(scale)) + zp
+    signed = np.where((q >= -(2 ** (bits - 1))) & (q <= 2 ** (bits - 1) - 1), grad_out, 0)
+    if np.allclose(got, signed) and not np.allclose(signed, expected):
+        return f"the codes are unsigned here: qmin = 0 and qmax = 2^bits - 1 = {qmax}, not the signed range"
+    strict = np.where((q > 0) & (q < qmax), grad_out, 0)
+    if np.allclose(got, strict) and not np.allclose(strict, expected):
+        return "the ends are inside the range: pass the gradient where qmin <= q <= qmax (<=, not <)"
     lo, hi = float(scale) * (0 - zp), float(scale) * (qmax - zp)
     if np.allclose(got, np.where((x >= lo) & (x <= hi), grad_out, 0)):
         return (
@@ -241,6 +248,9 @@ def _compare_int_dense(got, expected, case):
         return "add the int32 bias q_b to the accumulator before requantizing"
     if np.array_equal(got, req((x32 - z_x) @ W32.T + q_b, not relu)):
         return "the fused ReLU is a clamp at the output zero point z_y (relu=True only)"
+    wrapped = (q_x - np.asarray(z_x).astype(q_x.dtype)).astype(np.int8).astype(np.int32)
+    if np.array_equal(got, req(wrapped @ W32.T + q_b)):
+        return "q_x - z_x wrapped around in uint8: cast q_x to int32 before subtracting the zero point"
     return compare_arrays(got, expected, "your layer's output")
 
 

@@ -95,8 +95,7 @@ for name, shape_in, shape_out in model.shapes():
 #
 # A Dense layer from $n_\text{in}$ to $n_\text{out}$ units has $n_\text{in} n_\text{out}$ weights and
 # $n_\text{out}$ biases. Write `count_parameters(sizes)` for an MLP given its layer sizes,
-# e.g. `[784, 300, 100, 10]`. Return an `int`. When your answer is right, the check prints
-# `count_parameters: correct on 7 architectures (LeNet-300-100 has 266,610 parameters)`.
+# e.g. `[784, 300, 100, 10]`. Return an `int`.
 
 
 # %% solution=count_parameters
@@ -116,8 +115,7 @@ lab00.count_parameters(count_parameters)
 #
 # The network's prediction for an image is the class with the largest logit. Write
 # `accuracy(logits, y)` that returns the fraction of rows of `logits` (shape (n, classes)) whose
-# argmax equals the label `y` (shape (n,)), as a float in [0, 1]. When your answer is right, the
-# check prints `accuracy: correct on 4 batches`.
+# argmax equals the label `y` (shape (n,)), as a float in [0, 1].
 
 
 # %% solution=accuracy
@@ -170,8 +168,8 @@ lines = ax.get_lines() + ax.figure.axes[1].get_lines()
 ax.legend(lines, [ln.get_label() for ln in lines], loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3)
 plot.show(
     ax.figure,
-    alt="Training loss (circles, solid line, left axis), training accuracy (squares, dashed line) and test "
-    "accuracy (triangles, solid line), both on the right axis, after each of the 3 epochs. The loss falls every epoch and the training accuracy "
+    alt="Training loss (left axis) and training and test accuracy (right axis) after each of the 3 epochs, "
+    "three lines told apart by marker and line style. The loss falls every epoch and the training accuracy "
     "rises, while the test accuracy peaks after epoch 2 and dips after epoch 3.",
 )
 best_epoch = 1 + int(np.argmax(history["eval_acc"]))

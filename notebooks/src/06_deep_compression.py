@@ -486,28 +486,27 @@ def pareto(points):
 front = sorted(pareto(points), key=lambda p: p[2])
 for s, bits, size, acc in sorted(points):
     mark = "  <- Pareto" if (s, bits, size, acc) in front else ""
-    print(f"sparsity {s:.2f}, {bits} bits: {size:>7,} bytes ({DENSE / size:5.1f}x), accuracy {100 * acc:.2f}%{mark}")
+    print(f"sparsity {s:<5g}, {bits} bits: {size:>7,} bytes ({DENSE / size:5.1f}x), accuracy {100 * acc:.2f}%{mark}")
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 4.5))
 for s, marker in zip(SPARSITIES, "osD"):
     pts = [p for p in points if p[0] == s]
-    ax.scatter([p[2] / 1024 for p in pts], [100 * p[3] for p in pts], marker=marker, label=f"sparsity {s:.2f}")
+    ax.scatter([p[2] / 1024 for p in pts], [100 * p[3] for p in pts], marker=marker, label=f"sparsity {s:g}")
     for p in pts:
         ax.annotate(f"{p[1]}b", (p[2] / 1024, 100 * p[3]), textcoords="offset points", xytext=(4, 3), fontsize=8)
 ax.plot([p[2] / 1024 for p in front], [100 * p[3] for p in front], "k--", lw=1, label="Pareto front")
 ax.axhline(100 * base_acc, color="grey", lw=1, label="baseline (1,041 KB)")
-ax.axvline(32, color="tab:red", lw=1, ls=":", label="32 KB budget")
+ax.axvline(32, color=plot.COLORS[3], lw=1, ls=":", label="32 KB budget")
 ax.set(
-    xscale="log",
-    xlabel="compressed file (KB, log scale)",
+    xlabel="compressed file (KB)",
     ylabel="test accuracy (%)",
     title="LeNet-300-100: accuracy vs bytes",
 )
 ax.legend(fontsize=8, loc="lower right")
 plot.show(
     fig,
-    alt="Test accuracy against compressed file size (KB, log scale) for three overall sparsities (0.85 circles, "
+    alt="Test accuracy against compressed file size (KB) for three overall sparsities (0.85 circles, "
     "0.925 squares, 0.96 diamonds), each point labelled with its bit width 2 to 5. A dashed line joins the "
     "Pareto-optimal points; a grey horizontal line marks the float baseline and a dotted vertical line the "
     "32 KB budget. Read which points lie on the front and which bit widths they use; the next cell lists "

@@ -111,3 +111,45 @@ def test_heading_check_accepts_the_convention():
 def test_heading_check_fails_on_a_mismatch(old, new, expect):
     problems = heading_problems(_cells(GOOD.replace(old, new, 1)))
     assert any(expect in p for p in problems), problems
+
+
+# --- a wrong answer stops "Run All" at its check (every lab, headless) ----------------------------
+
+NOTEBOOKS = ROOT / "notebooks"
+LAB_NOTEBOOKS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lab", LAB_NOTEBOOKS, ids=[p.stem for p in LAB_NOTEBOOKS])
+def test_the_first_exercise_stub_stops_run_all_at_its_check(lab, tmp_path):
+    """Execute the student release top to bottom (nbclient, like "Run All"): the untouched stub of
+    the first exercise makes its check raise CheckFailed with the not-implemented hint, and no
+    later cell runs."""
+    import time
+
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    from labkit.grading import notebook as nbmod
+    from labkit.grading.release import student_release
+
+    nb = nbformat.read(lab, as_version=4)
+    asg = nbmod.load_assignment(lab, nb=nb)
+    student = student_release(nb, asg)
+    first_check = next(i for i, c in enumerate(student.cells) if nbmod.is_check(c))
+    client = NotebookClient(
+        student, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+    )
+    t0 = time.perf_counter()
+    with pytest.raises(CellExecutionError) as info:
+        client.execute()
+    print(f"{lab.stem}: stopped after {time.perf_counter() - t0:.1f} s")
+    assert info.value.ename == "CheckFailed"
+    assert info.value.evalue.startswith("not implemented yet")
+    errors = [i for i, c in enumerate(student.cells) if any(o.output_type == "error" for o in c.get("outputs", []))]
+    assert errors == [first_check]
+    (err,) = [o for o in student.cells[first_check].outputs if o.output_type == "error"]
+    assert err.traceback[0].startswith("FAIL: not implemented yet") and len(err.traceback) == 2
+    later = [c for c in student.cells[first_check + 1 :] if c.cell_type == "code"]
+    assert later and all(c.execution_count is None and not c.outputs for c in later), "a cell after the check ran"

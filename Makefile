@@ -45,10 +45,10 @@ test: setup  ## run every test: pytest over tests/ and nbval over every notebook
 test-fast: setup  ## unit tests only (no notebooks)
 	$(BIN)/python -m pytest -n $(JOBS) tests/ -m "not slow and not browser" -p no:cacheprovider
 
-course: setup  ## execute every notebook into HTML under build/
-	mkdir -p build/course
-	$(BIN)/jupyter nbconvert --to html --execute --ExecutePreprocessor.timeout=600 \
-		--output-dir build/course notebooks/[0-9][0-9]_*.ipynb
+# The course's template (etc/nbconvert/templates/labkit: figure alt text, contrast fixes) and a
+# WCAG AA highlighting style (accessible-pygments' a11y-high-contrast-light); see scripts/nbbuild.py.
+course: setup  ## execute every notebook into accessible HTML under build/course
+	$(BIN)/python scripts/nbbuild.py --html build/course --execute-html notebooks/[0-9][0-9]_*.ipynb
 
 release: setup  ## write release/student and release/solution for every lab (re-runs each lab first)
 	$(BIN)/python -m labkit release --out release/

@@ -1,16 +1,165 @@
 """The course's standard figures. Each function draws on a given or new matplotlib Axes and returns it.
 
 Figures are for looking; the numbers they show are always also computed (and checked) in code.
-Other labs add their figures here: histograms, sparsity maps, accuracy–compression curves, Pareto
-fronts, latency curves.
+Every figure is shown with :func:`show`, which attaches its alternative text.
+
+Readable by everyone (WCAG 2.1 AA, issue 19): importing this module sets matplotlib's defaults to
+the Okabe–Ito colour-blind-safe palette (Okabe & Ito 2008), ordered so that the first colours have
+at least 3:1 contrast against white, and gives every series its own marker *and* line style, so no
+series is told apart by colour alone. Text is at least 9 pt and near-black. Axes are ticked at the
+values tried (:func:`tick_at`), legends sit outside the axes so they cover nothing (:func:`legend`),
+and axes are linear unless a log axis is the point (the axis label then says "log scale").
 """
 
 from __future__ import annotations
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
+from cycler import cycler
 
-__all__ = ["show", "sample_grid", "training_curves", "error_vs_bits", "accuracy_vs_bits", "quantization_grid"]
+__all__ = [
+    "show",
+    "COLORS",
+    "MARKERS",
+    "LINESTYLES",
+    "HATCHES",
+    "STYLE",
+    "apply_style",
+    "tick_at",
+    "legend",
+    "contrast_ratio",
+    "sample_grid",
+    "training_curves",
+    "error_vs_bits",
+    "accuracy_vs_bits",
+    "quantization_grid",
+]
+
+#: Okabe–Ito colours, the ones with >= 3:1 contrast on white first (blue, vermillion, bluish green,
+#: black, reddish purple), then the light ones (orange, sky blue, yellow) that rely on marker and style.
+COLORS = ["#0072B2", "#D55E00", "#009E73", "#000000", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 1)), (0, (8, 2))]
+HATCHES = ["", "//", "..", "xx", "\\\\", "++", "oo", "--"]
+#: Text and reference lines: near-black and a grey with 7:1 contrast on white.
+INK, GREY = "#1a1a1a", "#595959"
+
+STYLE = {
+    "axes.prop_cycle": cycler(color=COLORS) + cycler(marker=MARKERS) + cycler(linestyle=LINESTYLES),
+    "lines.linewidth": 1.8,
+    "lines.markersize": 6,
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "legend.fontsize": 9,
+    "text.color": INK,
+    "axes.labelcolor": INK,
+    "axes.edgecolor": INK,
+    "xtick.color": INK,
+    "ytick.color": INK,
+    "axes.titlecolor": INK,
+    "grid.color": "#b0b0b0",
+    "grid.alpha": 0.5,
+    "legend.framealpha": 1.0,
+    "legend.edgecolor": GREY,
+    "figure.facecolor": "white",
+    "axes.facecolor": "white",
+    "savefig.facecolor": "white",
+    "image.cmap": "viridis",
+}
+
+
+def apply_style() -> None:
+    """Make :data:`STYLE` matplotlib's default (done once when ``labkit.plot`` is imported)."""
+    mpl.rcParams.update(STYLE)
+
+
+apply_style()
+
+
+def contrast_ratio(color_a, color_b="white") -> float:
+    """WCAG 2.1 contrast ratio between two colours, from 1 (same) to 21 (black on white)."""
+
+    def luminance(c):
+        rgb = np.asarray(mpl.colors.to_rgb(c), dtype=float)
+        lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+        return float(lin @ [0.2126, 0.7152, 0.0722])
+
+    hi, lo = sorted((luminance(color_a), luminance(color_b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def _label(v, fmt=None) -> str:
+    if fmt is not None:
+        return fmt.format(v) if "{" in fmt else fmt % v
+    v = float(v)
+    if v == int(v) and abs(v) < 1e15:
+        return f"{int(v):,}"
+    return f"{v:g}"
+
+
+def tick_at(ax, values, axis: str = "x", fmt=None, log=None, min_gap: float = 0.045):
+    """Tick ``axis`` at exactly ``values`` (the values tried), labelled plainly (``20``, ``1,000``, ``0.5``).
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    values : sequence of float
+        The values tried; every one gets a tick mark.
+    axis : {"x", "y"}
+    fmt : str, optional
+        ``"{:.0%}"``-style or ``"%d"``-style format; default: integers with thousands separators,
+        other numbers with ``%g``.
+    log : bool, optional
+        Use a log axis. Default: only if all values are positive and span more than a factor of 50
+        (then equal ratios are equally far apart, which is the point; say "log scale" in the label).
+    min_gap : float
+        Labels closer than this fraction of the axis length to the previous label are left out
+        (their tick marks stay), so labels never overlap; the first and last are always labelled.
+    """
+    if axis not in ("x", "y"):
+        raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
+    vals = sorted({float(v) for v in values})
+    if not vals:
+        raise ValueError("values must not be empty")
+    if log is None:
+        log = vals[0] > 0 and vals[-1] / vals[0] > 50
+    if log:
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    pos = np.log10(vals) if log else np.asarray(vals)
+    span = float(pos[-1] - pos[0]) or 1.0
+    labels, kept = [], []  # kept: indices of labelled values
+    for k, p in enumerate(pos):
+        keep = not kept or (p - pos[kept[-1]]) / span >= min_gap
+        if k == len(pos) - 1 and not keep and len(kept) > 1:
+            labels[kept.pop()] = ""  # the last value wins over the label just before it
+            keep = True
+        labels.append(_label(vals[k], fmt) if keep else "")
+        if keep:
+            kept.append(k)
+    axis_obj = ax.xaxis if axis == "x" else ax.yaxis
+    axis_obj.set_major_locator(mpl.ticker.FixedLocator(vals))
+    axis_obj.set_major_formatter(mpl.ticker.FixedFormatter(labels))
+    axis_obj.set_minor_locator(mpl.ticker.NullLocator())
+    return ax
+
+
+def legend(ax, handles=None, labels=None, where: str = "right", **kwargs):
+    """A legend outside the axes, so it covers no data: ``where`` is ``"right"`` or ``"below"``."""
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    elif labels is None:
+        labels = [h.get_label() for h in handles]
+    if where == "right":
+        place = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0}
+    elif where == "below":
+        place = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.16), "ncol": min(len(labels), 3) or 1}
+    else:
+        raise ValueError(f"where must be 'right' or 'below', got {where!r}")
+    return ax.legend(handles, labels, **{**place, **kwargs})
 
 
 def show(fig=None, alt: str = "", *, dpi: int = 100):
@@ -74,26 +223,34 @@ def sample_grid(X, y, class_names, per_class: int = 8, rng=None, image_shape=(28
 
 
 def training_curves(history, ax=None, title="training"):
-    """Loss (left axis) and accuracy (right axis) per epoch from a ``fit`` history."""
+    """Loss (left axis) and accuracy (right axis) per epoch from a ``fit`` history, ticked at each epoch."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))
     epochs = np.arange(1, len(history["loss"]) + 1)
-    ax.plot(epochs, history["loss"], "o-", color="tab:blue", label="training loss")
+    ax.plot(epochs, history["loss"], color=COLORS[0], marker=MARKERS[0], ls=LINESTYLES[0], label="training loss")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("cross-entropy", color="tab:blue")
+    ax.set_ylabel("cross-entropy (training loss)")
     ax2 = ax.twinx()
-    ax2.plot(epochs, history["train_acc"], "s--", color="tab:orange", label="training accuracy")
+    ax2.plot(
+        epochs, history["train_acc"], color=COLORS[1], marker=MARKERS[1], ls=LINESTYLES[1], label="training accuracy"
+    )
     if "eval_acc" in history:
-        ax2.plot(epochs, history["eval_acc"], "^-", color="tab:green", label="test accuracy")
+        ax2.plot(
+            epochs, history["eval_acc"], color=COLORS[2], marker=MARKERS[2], ls=LINESTYLES[2], label="test accuracy"
+        )
     ax2.set_ylabel("accuracy")
+    tick_at(ax, epochs, "x", log=False)
     lines = ax.get_lines() + ax2.get_lines()
-    ax.legend(lines, [ln.get_label() for ln in lines], loc="center right")
+    legend(ax, lines, [ln.get_label() for ln in lines], where="below")
     ax.set_title(title)
     return ax
 
 
 def error_vs_bits(bits, errors: dict, ax=None, title="quantization error vs bits"):
-    """Mean squared quantization error (log scale) against bit width, one line per label.
+    """Mean squared quantization error against bit width, one line per label, ticked at the bits tried.
+
+    The error axis is logarithmic on purpose (each extra bit divides the error by about 4, a straight
+    line on a log axis); its label says so.
 
     Parameters
     ----------
@@ -102,18 +259,20 @@ def error_vs_bits(bits, errors: dict, ax=None, title="quantization error vs bits
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))
-    for (label, errs), marker in zip(errors.items(), "os^vD<>"):
-        ax.semilogy(list(bits), list(errs), marker + "-", label=label)
+    for label, errs in errors.items():
+        ax.plot(list(bits), list(errs), label=label)
+    ax.set_yscale("log")
+    tick_at(ax, bits, "x", log=False)
     ax.set_xlabel("bits")
-    ax.set_ylabel("mean squared error")
+    ax.set_ylabel("mean squared error (log scale)")
     ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.grid(True, which="major")
+    legend(ax)
     return ax
 
 
 def accuracy_vs_bits(bits, curves: dict, baseline=None, ax=None, title="accuracy vs bits"):
-    """Test accuracy against bit width, one line per label, with the float baseline as a dashed line.
+    """Test accuracy against bit width, one line per label, with the float baseline as a grey line.
 
     Parameters
     ----------
@@ -123,16 +282,17 @@ def accuracy_vs_bits(bits, curves: dict, baseline=None, ax=None, title="accuracy
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))
-    for (label, accs), marker in zip(curves.items(), "os^vD<>"):
-        ax.plot(list(bits), [100 * a for a in accs], marker + "-", label=label)
+    for label, accs in curves.items():
+        ax.plot(list(bits), [100 * a for a in accs], label=label)
     if baseline is not None:
-        ax.axhline(100 * baseline, color="gray", ls="--", label="float32")
+        ax.axhline(100 * baseline, color=GREY, ls=(0, (2, 2)), marker="", lw=1.2, label="float32")
+    tick_at(ax, bits, "x", log=False)
     ax.set_xlabel("weight bits")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
     ax.invert_xaxis()
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.grid(True)
+    legend(ax)
     return ax
 
 
@@ -141,11 +301,14 @@ def quantization_grid(x, scale, zero_point, bits, signed=False, ax=None, title="
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3))
     qmin, qmax = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
-    ax.hist(np.ravel(x), bins=120, color="tab:blue", alpha=0.7)
+    ax.hist(np.ravel(x), bins=120, color=COLORS[0], label="values")
     for q in range(qmin, qmax + 1):
-        ax.axvline(float(scale) * (q - zero_point), color="tab:red", lw=0.6, alpha=0.6)
+        ax.axvline(float(scale) * (q - zero_point), color=COLORS[1], ls="--", marker="", lw=0.9,
+                   label="quantization levels" if q == qmin else None)  # fmt: skip
     ax.set_yscale("log")
     ax.set_xlabel("value")
+    ax.set_ylabel("count (log scale)")
+    legend(ax)
     ax.set_title(title)
     return ax
 
@@ -156,28 +319,30 @@ __all__ += ["accuracy_vs_sparsity", "weight_histograms", "sparsity_map", "sensit
 
 
 def accuracy_vs_sparsity(sparsities, curves: dict, baseline=None, ax=None, title="accuracy vs sparsity"):
-    """Test accuracy (%) against the fraction of weights removed, one line per label.
+    """Test accuracy (%) against the fraction of weights removed, one line per label, ticked at the sparsities.
 
     Parameters
     ----------
     sparsities : sequence of float in [0, 1)
     curves : {label: sequence of accuracies in [0, 1]}; labels containing "fine-tuned" are drawn solid,
-        the others dashed
+        the others dashed (each also has its own colour and marker)
     baseline : float, optional — the dense model's accuracy, drawn as a grey line
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
     x = 100 * np.asarray(sparsities, dtype=float)
-    for (label, accs), marker in zip(curves.items(), "os^vD<>"):
+    for k, (label, accs) in enumerate(curves.items()):
         ls = "-" if "fine-tuned" in label else "--"
-        ax.plot(x, [100 * a for a in accs], marker + ls, label=label)
+        ax.plot(x, [100 * a for a in accs], color=COLORS[k % len(COLORS)], marker=MARKERS[k % len(MARKERS)],
+                ls=ls, label=label)  # fmt: skip
     if baseline is not None:
-        ax.axhline(100 * baseline, color="gray", ls=":", label="dense baseline")
+        ax.axhline(100 * baseline, color=GREY, ls=(0, (1, 1.5)), marker="", lw=1.2, label="dense baseline")
+    tick_at(ax, x, "x", log=False)
     ax.set_xlabel("weights removed (%)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.grid(True)
+    legend(ax)
     return ax
 
 
@@ -195,12 +360,13 @@ def weight_histograms(before: dict, after: dict, bins: int = 100):
         w0 = np.ravel(before[name])
         w1 = np.ravel(after[name])
         edges = np.linspace(w0.min(), w0.max(), bins + 1)
-        ax.hist(w0, bins=edges, color="tab:blue", alpha=0.5, label="before")
-        ax.hist(w1[w1 != 0], bins=edges, color="tab:red", alpha=0.7, label="kept after")
+        ax.hist(w0, bins=edges, color=COLORS[6], label="before")
+        ax.hist(w1[w1 != 0], bins=edges, histtype="step", color=COLORS[1], lw=1.6, label="kept after")
         ax.set_yscale("log")
+        ax.set_ylabel("count (log scale)")
         ax.set_title(f"{name}: {np.count_nonzero(w1):,} of {w1.size:,} kept")
         ax.set_xlabel("weight")
-    axes[0].legend()
+    legend(axes[-1])
     fig.tight_layout()
     return fig
 
@@ -234,34 +400,47 @@ def sparsity_map(mask, image_shape=(28, 28), units=None, ax=None, title=None):
 
 
 def sensitivity_curves(sparsities, scan: dict, baseline=None, ax=None, title="sensitivity: one layer pruned at a time"):
-    """Accuracy (%) against sparsity when only one layer is pruned, one line per layer."""
+    """Accuracy (%) against sparsity when only one layer is pruned, one line per layer, ticked at the sparsities."""
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
     x = 100 * np.asarray(sparsities, dtype=float)
-    for (name, accs), marker in zip(scan.items(), "os^vD<>"):
-        ax.plot(x, 100 * np.asarray(accs), marker + "-", label=name)
+    for name, accs in scan.items():
+        ax.plot(x, 100 * np.asarray(accs), label=name)
     if baseline is not None:
-        ax.axhline(100 * baseline, color="gray", ls=":", label="dense baseline")
+        ax.axhline(100 * baseline, color=GREY, ls=(0, (1, 1.5)), marker="", lw=1.2, label="dense baseline")
+    tick_at(ax, x, "x", log=False)
     ax.set_xlabel("weights removed from that layer (%)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.grid(True)
+    legend(ax)
     return ax
 
 
-def latency_bars(labels, times_ms: dict, ax=None, title="latency (median)"):
-    """Grouped bars: one group per model label, one bar per batch size (``{batch_label: [ms per model]}``)."""
+def latency_bars(labels, times_ms: dict, ax=None, title="latency (median)", log: bool = False, values: bool = True):
+    """Grouped bars: one group per model label, one bar per batch size (``{batch_label: [ms per model]}``).
+
+    The axis is linear (so a 2x difference looks like one) unless ``log=True`` is asked for; each
+    series has its own colour and hatch, and with ``values`` every bar is labelled with its time.
+    """
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.5))
     x = np.arange(len(labels))
     width = 0.8 / max(len(times_ms), 1)
     for i, (batch, ms) in enumerate(times_ms.items()):
-        ax.bar(x + (i - (len(times_ms) - 1) / 2) * width, ms, width, label=batch)
+        at = x + (i - (len(times_ms) - 1) / 2) * width
+        style = {"color": COLORS[i % len(COLORS)], "hatch": HATCHES[i % len(HATCHES)], "edgecolor": INK, "lw": 0.6}
+        bars = ax.bar(at, ms, width, label=batch, **style)
+        if values:
+            ax.bar_label(bars, labels=[f"{v:.3g}" for v in ms], fontsize=8, padding=2)
     ax.set_xticks(x)
-    ax.set_xticklabels(labels, fontsize=8)
-    ax.set_yscale("log")
-    ax.set_ylabel("ms per forward pass")
+    ax.set_xticklabels(labels, fontsize=9)
+    if log:
+        ax.set_yscale("log")
+        ax.set_ylabel("ms per forward pass (log scale)")
+    else:
+        ax.set_ylabel("ms per forward pass")
+        ax.set_ylim(0, 1.15 * max((max(ms) for ms in times_ms.values()), default=1))
     ax.set_title(title)
-    ax.legend()
+    legend(ax)
     return ax

@@ -18,6 +18,13 @@ Usage::
     python scripts/nbbuild.py notebooks/src/01_magnitude_pruning.py [...]   # build + execute
     python scripts/nbbuild.py --all                                          # every source
     python scripts/nbbuild.py --no-execute ...                               # build only
+    python scripts/nbbuild.py --html build/course notebooks/NN_name.ipynb    # render to accessible HTML
+
+``--html DIR`` renders built notebooks (``.ipynb``; with ``--execute-html`` after running them) to
+HTML with the course's template (``etc/nbconvert/templates/labkit``: alt text on every figure,
+prompts with enough contrast) and a syntax-highlighting style meeting WCAG AA contrast
+(:data:`HIGHLIGHT_STYLE`, from accessible-pygments). ``make course`` and the accessibility tests
+render through :func:`render_html`.
 """
 
 from __future__ import annotations
@@ -34,6 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 NB_DIR = ROOT / "notebooks"
 SRC_DIR = NB_DIR / "src"
 MARKER = re.compile(r"^# %%(.*)$")
+TEMPLATES = ROOT / "etc" / "nbconvert" / "templates"
+TEMPLATE = "labkit"
+HIGHLIGHT_STYLE = "a11y-high-contrast-light"  # accessible-pygments: WCAG AA (and AAA) contrast on white
 
 
 def parse_marker(rest: str):
@@ -124,13 +134,59 @@ def build(src: Path, execute: bool = True, timeout: int = 600) -> Path:
     return dest
 
 
+def html_exporter():
+    """nbconvert's HTMLExporter with the course template and the accessible highlighting style."""
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+
+    config = Config()
+    config.CSSHTMLHeaderPreprocessor.style = HIGHLIGHT_STYLE
+    config.HTMLExporter.extra_template_basedirs = [str(TEMPLATES)]
+    return HTMLExporter(config=config, template_name=TEMPLATE)
+
+
+def render_html(notebook: Path, out_dir: Path, execute: bool = False, timeout: int = 600, exporter=None) -> Path:
+    """Render ``notebook`` (an ``.ipynb``) to ``out_dir/<stem>.html``; returns the HTML's path.
+
+    With ``execute`` the notebook is run first (in its own folder); otherwise its stored outputs are
+    rendered as they are. The file is written atomically.
+    """
+    notebook, out_dir = Path(notebook), Path(out_dir)
+    nb = nbformat.read(notebook, as_version=4)
+    if execute:
+        from nbclient import NotebookClient
+
+        resources = {"metadata": {"path": str(notebook.parent.resolve())}}
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", resources=resources).execute()
+    exporter = exporter or html_exporter()
+    html, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": notebook.stem}})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dest = out_dir / (notebook.stem + ".html")
+    tmp = dest.with_suffix(".html.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(dest)
+    return dest
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sources", nargs="*", type=Path)
     p.add_argument("--all", action="store_true")
     p.add_argument("--no-execute", action="store_true")
     p.add_argument("--timeout", type=int, default=600, help="per-cell timeout in seconds")
+    p.add_argument("--html", type=Path, metavar="DIR", help="render the given .ipynb notebooks to HTML in DIR")
+    p.add_argument("--execute-html", action="store_true", help="with --html: run each notebook before rendering")
     args = p.parse_args(argv)
+    if args.html:
+        notebooks = sorted(NB_DIR.glob("[0-9][0-9]_*.ipynb")) if args.all else args.sources
+        if not notebooks:
+            p.error("name notebooks or use --all")
+        exporter = html_exporter()
+        for nb in notebooks:
+            t0 = time.perf_counter()
+            dest = render_html(Path(nb), args.html, execute=args.execute_html, timeout=args.timeout, exporter=exporter)
+            print(f"{dest}: rendered in {time.perf_counter() - t0:.1f} s")
+        return 0
     sources = sorted(SRC_DIR.glob("[0-9][0-9]_*.py")) if args.all else args.sources
     if not sources:
         p.error("name sources or use --all")

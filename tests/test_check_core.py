@@ -6,7 +6,7 @@ import importlib
 import numpy as np
 import pytest
 
-from labkit.check import Exercise
+from labkit.check import FAIL, Case, CheckFailed, Exercise
 
 LABS = [f"lab{i:02d}" for i in range(11)]
 
@@ -49,3 +49,69 @@ def test_an_answer_equal_to_the_reference_passes_even_if_a_heuristic_fires():
     assert ex.evaluate(lambda x: 3 * x, cases) == "this heuristic fires on everything"
     # same values but a different dtype still goes to the lab's own comparison
     assert ex.evaluate(lambda x: (2 * x).astype(np.float32), cases) is not None
+
+
+# --- a failing check raises (issue 21) ----------------------------------------------------------------
+
+
+def _double_exercise():
+    return Exercise(
+        "double",
+        lambda x: 2 * x,
+        fixed_cases=[Case((np.arange(3),), label="arange(3)")],
+        pass_line="double: ok",
+    )
+
+
+def test_a_passing_check_prints_its_pass_line_and_raises_nothing(capsys):
+    ex = _double_exercise()
+    assert ex(lambda x: x + x) is None
+    assert capsys.readouterr().out == "double: ok\n"
+
+
+def test_a_failing_check_raises_an_assertion_error_whose_message_is_the_hint(capsys):
+    ex = _double_exercise()
+    wrong = lambda x: 3 * x  # noqa: E731
+    with pytest.raises(AssertionError) as info:
+        ex(wrong)
+    err = info.value
+    assert isinstance(err, CheckFailed)
+    assert str(err) == err.hint == ex.evaluate(wrong, ex.cases())
+    assert "differs" in err.hint and "arange(3)" in err.hint
+    assert err.line == FAIL + err.hint == ex.verdict(wrong)
+    assert err.grade_id == "double"
+    assert capsys.readouterr().out == ""  # nothing printed: the error shows the hint
+
+
+def test_a_failing_check_renders_as_its_fail_line_without_library_frames():
+    ex = _double_exercise()
+
+    def stub(x):
+        raise NotImplementedError()
+
+    with pytest.raises(CheckFailed) as info:
+        ex(stub)
+    shown = info.value._render_traceback_()
+    assert isinstance(shown, list) and all(isinstance(s, str) for s in shown)
+    assert shown[0] == "FAIL: not implemented yet: replace `raise NotImplementedError()` with your code"
+    assert "double" in shown[1]
+    assert not any("File " in s or "_core.py" in s or "Traceback" in s for s in shown)
+
+
+def test_ipython_shows_a_failed_check_as_its_short_lines():
+    """IPython's own traceback path (JupyterLab, nbclient, nbval, nbgrader all go through it)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.user_ns["ex"] = _double_exercise()
+    shown = []
+    saved = shell._showtraceback
+    shell._showtraceback = lambda etype, value, stb: shown.append((etype.__name__, str(value), stb))
+    try:
+        result = shell.run_cell("ex(lambda x: 3 * x)\nprint('after')")
+    finally:
+        shell._showtraceback = saved
+    assert isinstance(result.error_in_exec, CheckFailed)
+    ((ename, evalue, stb),) = shown
+    assert ename == "CheckFailed" and evalue.startswith("your result differs")
+    assert stb[0] == "FAIL: " + evalue and len(stb) == 2

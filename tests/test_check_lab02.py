@@ -32,7 +32,7 @@ def test_remove_neurons():
     assert "columns" in ex.verdict(lambda W1, b1, W2, keep: (W1[keep], b1[keep], W2[keep]))
     assert "biases" in ex.verdict(lambda W1, b1, W2, keep: (W1[keep], b1, W2[:, keep]))
     assert "in order" in ex.verdict(lambda W1, b1, W2, keep: (W1[keep[::-1]], b1[keep[::-1]], W2[:, keep[::-1]]))
-    assert ex.verdict(lambda W1, b1, W2, keep: (W1[:, keep], b1[keep], W2[:, keep])).startswith("FAIL: ")
+    assert "keep the rows of W1 and b1" in ex.verdict(lambda W1, b1, W2, keep: (W1[:, keep], b1[keep], W2[:, keep]))
 
 
 def test_agp_sparsity():
@@ -72,5 +72,5 @@ def test_agp_sparsity():
     assert "last pruning step" in ex.verdict(no_floor)
     assert "cube" in ex.verdict(linear)
     assert "before t0" in ex.verdict(unclamped) or "stays s_final" in ex.verdict(unclamped)
-    assert ex.verdict(ignores_t0).startswith("FAIL: ")
+    assert "before t0 the sparsity is s_init" in ex.verdict(ignores_t0)
     assert "float" in ex.verdict(lambda *a: "0.5")

@@ -23,7 +23,18 @@ def test_ste_backward():
     assert "true derivative" in ex.verdict(lambda g, x, s, z, b: np.zeros_like(g))
     real_range = lambda g, x, s, z, b: np.where((x >= s * (0 - z)) & (x <= s * (2**b - 1 - z)), g, 0)
     assert "compare after rounding" in ex.verdict(real_range)
-    assert ex.verdict(lambda g, x, s, z, b: np.where(np.abs(x) < 1, g, 0)).startswith("FAIL: ")
+
+    def signed_range(g, x, s, z, b):
+        q = np.rint(x / s) + z
+        return np.where((q >= -(2 ** (b - 1))) & (q <= 2 ** (b - 1) - 1), g, 0)
+
+    def strict(g, x, s, z, b):
+        q = np.rint(x / s) + z
+        return np.where((q > 0) & (q < 2**b - 1), g, 0)
+
+    assert "unsigned here" in ex.verdict(signed_range)
+    assert "<=, not <" in ex.verdict(strict)
+    assert "shape" in ex.verdict(lambda g, x, s, z, b: ste_right(g, x, s, z, b)[:-1])
 
 
 def qm_right(M):
@@ -50,7 +61,8 @@ def test_quantize_multiplier():
         m, e = np.frexp(M)
         return int(m * 2**31), int(-e)
 
-    assert ex.verdict(truncating).startswith("FAIL: ")
+    assert "don't truncate" in ex.verdict(truncating)
+    assert "return a pair" in ex.verdict(lambda M: qm_right(M)[0])
 
 
 def rq_right(acc, M0, n, z):
@@ -61,10 +73,27 @@ def test_requantize():
     ex = lab04.requantize
     assert ex.passes(rq_right)
 
-    def rint_float(acc, M0, n, z):  # float64 is exact at these sizes, so this is right too
-        return np.clip(np.rint(acc * (M0 * 2.0 ** -(31 + n))) + z, 0, 255).astype(np.uint8)
-
-    assert ex.passes(rint_float)
+    # Floating-point answers are rejected (issue 18, item 11): the exercise is integer-only, and the
+    # fixed cases put |acc · M0| beyond 2^53 next to rounding ties, where float64 rounds wrongly.
+    floats = {
+        "issue's float answer": lambda acc, M0, n, z: np.clip(np.rint(acc * (M0 / 2**31) / 2**n) + z, 0, 255).astype(
+            np.uint8
+        ),
+        "float multiplier": lambda acc, M0, n, z: np.clip(np.rint(acc * (M0 * 2.0 ** -(31 + n))) + z, 0, 255).astype(
+            np.uint8
+        ),
+        "int64 product, float division": lambda acc, M0, n, z: np.clip(
+            np.rint(acc.astype(np.int64) * M0 / 2.0 ** (31 + n)) + z, 0, 255
+        ).astype(np.uint8),
+        "float ldexp": lambda acc, M0, n, z: np.clip(
+            np.rint(np.ldexp(acc.astype(np.float64) * M0, -(31 + n))) + z, 0, 255
+        ).astype(np.int64),
+    }
+    for name, fn in floats.items():
+        v = ex.verdict(fn)
+        assert "float64 (53-bit mantissa) cannot hold that product exactly" in v and "integer" in v, (name, v)
+    raw = lambda acc, M0, n, z: np.rint(acc * (M0 / 2**31) / 2**n) + z  # the issue's expression as written
+    assert "return integers" in ex.verdict(raw)
     assert "not implemented" in ex.verdict(stub)
     prod = lambda acc, M0: acc.astype(np.int64) * M0
     assert "truncates" in ex.verdict(lambda acc, M0, n, z: np.clip((prod(acc, M0) >> (31 + n)) + z, 0, 255))
@@ -96,4 +125,21 @@ def test_integer_dense():
         acc = ((q_x - np.uint8(z_x)).astype(np.int8).astype(np.int32)) @ q_W.T.astype(np.int32) + q_b
         return requantize(acc, M0, n, z_y, relu=relu)
 
-    assert ex.verdict(uint8_overflow).startswith("FAIL: ")
+    assert "wrapped around in uint8" in ex.verdict(uint8_overflow)
+
+
+def test_requantize_float64_cases_are_next_to_ties_beyond_2_53():
+    from fractions import Fraction
+
+    for case in lab04.requantize.fixed_cases[1:]:
+        acc, M0, n, z = case.args
+        n_beyond = 0
+        for a in acc.tolist():
+            exact = Fraction(a * M0, 2 ** (31 + n))
+            if abs(a * M0) > 2**53:
+                n_beyond += 1
+                frac = exact - (exact.numerator // exact.denominator)
+                assert abs(frac - Fraction(1, 2)) * 2 ** (31 + n) < 2 ** (n - 14)  # within float64's blur
+                assert float(np.rint(a * (M0 / 2**31) / 2**n)) != round(exact)  # float64 rounds wrongly
+                assert 0 <= round(exact) + z <= 255  # not hidden by the clamp
+        assert n_beyond >= 4

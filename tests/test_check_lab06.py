@@ -128,34 +128,83 @@ def test_relative_wrong_answers_fail(fn, phrase):
 # --- the compression ratio of a layer ----------------------------------------------------------
 
 
-def ratio_without_fillers(W, bits, ib):
-    nnz = np.count_nonzero(W)
-    return 4 * W.size / (4 * 2**bits + math.ceil(nnz * bits / 8) + math.ceil(nnz * ib / 8))
-
-
-def ratio_without_codebook(W, bits, ib):
+def _parts(W, ib):
+    K = int(np.unique(W[W != 0]).size)
     m = codec.relative_encode(W.ravel(), ib)[0].size
-    return 4 * W.size / (math.ceil(m * bits / 8) + math.ceil(m * ib / 8))
+    return K, m, int(np.count_nonzero(W))
 
 
-def ratio_in_bits(W, bits, ib):
-    m = codec.relative_encode(W.ravel(), ib)[0].size
-    return 4 * W.size / (4 * 2**bits + m * bits + m * ib)
+def ratio_b_bits(W, ib):  # the old exercise: ceil(log2 K) bits, no code reserved for zeros
+    K, m, _ = _parts(W, ib)
+    b = max(1, math.ceil(math.log2(K)))
+    return 4 * W.size / (4 * K + math.ceil(m * b / 8) + math.ceil(m * ib / 8))
+
+
+def ratio_without_fillers(W, ib):
+    K, _, nnz = _parts(W, ib)
+    c = lab06.code_bits(K)
+    return 4 * W.size / (4 * K + math.ceil(nnz * c / 8) + math.ceil(nnz * ib / 8))
+
+
+def ratio_without_fillers_b_bits(W, ib):
+    K, _, nnz = _parts(W, ib)
+    b = max(1, math.ceil(math.log2(K)))
+    return 4 * W.size / (4 * K + math.ceil(nnz * b / 8) + math.ceil(nnz * ib / 8))
+
+
+def ratio_without_codebook(W, ib):
+    K, m, _ = _parts(W, ib)
+    c = lab06.code_bits(K)
+    return 4 * W.size / (math.ceil(m * c / 8) + math.ceil(m * ib / 8))
+
+
+def ratio_codebook_with_zero(W, ib):
+    K, m, _ = _parts(W, ib)
+    c = lab06.code_bits(K)
+    return 4 * W.size / (4 * (K + 1) + math.ceil(m * c / 8) + math.ceil(m * ib / 8))
+
+
+def ratio_full_codebook(W, ib):  # 2^b entries although only K are used
+    K, m, _ = _parts(W, ib)
+    c, b = lab06.code_bits(K), max(1, math.ceil(math.log2(K)))
+    return 4 * W.size / (4 * 2**b + math.ceil(m * c / 8) + math.ceil(m * ib / 8))
+
+
+def ratio_in_bits(W, ib):
+    K, m, _ = _parts(W, ib)
+    c = lab06.code_bits(K)
+    return 4 * W.size / (4 * K + m * c + m * ib)
+
+
+def ratio_fractional_bytes(W, ib):
+    K, m, _ = _parts(W, ib)
+    c = lab06.code_bits(K)
+    return 4 * W.size / (4 * K + m * c / 8 + m * ib / 8)
 
 
 def test_ratio_reference_passes():
     assert lab06.layer_compression_ratio.passes(lab06.reference_layer_ratio)
 
 
+def test_code_bits_reserves_a_code_for_zero():
+    assert [lab06.code_bits(k) for k in (1, 2, 3, 4, 7, 8, 15, 16, 31, 32)] == [1, 2, 2, 3, 3, 4, 4, 5, 5, 6]
+
+
 @pytest.mark.parametrize(
     "fn, phrase",
     [
         (stub, "not implemented"),
+        (ratio_b_bits, "reserves code 0"),
         (ratio_without_fillers, "filler zeros"),
-        (ratio_without_codebook, "codebook"),
+        (ratio_without_fillers_b_bits, "count the"),
+        (ratio_without_codebook, "left out the codebook"),
+        (ratio_codebook_with_zero, "zero needs no entry"),
+        (ratio_full_codebook, "the codebook holds"),  # K = 3: 2^2 entries = K + 1, either hint fits
         (ratio_in_bits, "bits as bytes"),
-        (lambda W, b, i: 1 / lab06.reference_layer_ratio(W, b, i), "inverse"),
-        (lambda W, b, i: "12x", "float"),
+        (ratio_fractional_bytes, "whole bytes"),
+        (lambda W, i: 1 / lab06.reference_layer_ratio(W, i), "inverse"),
+        (lambda W, i: "12x", "float"),
+        (lambda W, i: 2 * lab06.reference_layer_ratio(W, i), "expected"),
     ],
 )
 def test_ratio_wrong_answers_fail(fn, phrase):
@@ -163,16 +212,19 @@ def test_ratio_wrong_answers_fail(fn, phrase):
     assert line.startswith(FAIL) and phrase in line, line
 
 
-def test_ratio_matches_the_codec_fixed_width_streams(rng):
-    # the exercise's formula counts the same streams the codec writes in its "kmeans" (fixed-width) form
+@pytest.mark.parametrize("k", [3, 15, 16, 17])
+def test_ratio_equals_the_codec_sparse_layout(rng, k):
+    # the exercise's bytes are exactly the codebook and the two fixed-width streams the codec writes
+    # for a sparse layer in its "kmeans" form (huffman=False): same K, same code width, same fillers
     model = mlp([60, 40], seed=0)
-    cb = np.sort(rng.standard_normal(15)).astype(np.float32)
-    model["fc1"].W = np.where(rng.random((40, 60)) < 0.1, cb[rng.integers(0, 15, (40, 60))], 0).astype(np.float32)
+    cb = np.sort(rng.standard_normal(k)).astype(np.float32)
+    model["fc1"].W = np.where(rng.random((40, 60)) < 0.1, cb[rng.integers(0, k, (40, 60))], 0).astype(np.float32)
     (row, _) = codec.compression_report(model, huffman=False, index_bits=5)
     assert row["layout"] == "sparse"
-    streams = row["weight_bytes"] + row["index_bytes"]
-    m = row["stored_entries"]
-    assert streams == math.ceil(m * 4 / 8) + math.ceil(m * 5 / 8)  # 15 values + zero: 4 bits each
+    stored = row["codebook_bytes"] + row["weight_bytes"] + row["index_bytes"]
+    W = model["fc1"].W
+    assert lab06.reference_layer_ratio(W, 5) == pytest.approx(4 * W.size / stored, rel=1e-12)
+    assert row["stored_entries"] == codec.relative_encode(W.ravel(), 5)[0].size  # fillers included
 
 
 # --- the size budget ---------------------------------------------------------------------------

@@ -49,14 +49,14 @@ def test_csr_from_dense():
         d, i, p = csr_right(A.T)  # CSC of A: rows listed per column
         return d, i, p
 
-    assert ex.verdict(column_major).startswith("FAIL: ")
+    assert "column by column" in ex.verdict(column_major)
 
     def rows_as_indices(A):
         d, i, p = csr_right(A)
         rows = np.repeat(np.arange(A.shape[0]), np.diff(p))
         return d, rows, p
 
-    assert ex.verdict(rows_as_indices).startswith("FAIL: ")
+    assert "row numbers" in ex.verdict(rows_as_indices)
     assert "tuple" in ex.verdict(lambda A: csr_right(A)[0])
 
 
@@ -98,7 +98,7 @@ def test_csr_matvec():
                 y[i] += data[p] * x[indices[p]]
         return y
 
-    assert ex.verdict(off_by_one).startswith("FAIL: ")
+    assert "last entry is missing" in ex.verdict(off_by_one)
     assert "one entry per row" in ex.verdict(lambda d, i, p, x: np.zeros(len(x) + 1))
 
 
@@ -135,4 +135,4 @@ def test_gemv_bytes():
     assert "must be an int" in ex.verdict(tweak("int8", lambda m, n, s, d: float(d["int8"])))
     assert "keys" in ex.verdict(lambda m, n, s: {"dense": 1})
     # float32 bytes for int8 weights (4 per weight) is caught too
-    assert ex.verdict(tweak("int8", lambda m, n, s, d: 4 * m * n + n + 4 * m)).startswith("FAIL: ")
+    assert "1 byte each, not 4" in ex.verdict(tweak("int8", lambda m, n, s, d: 4 * m * n + n + 4 * m))

@@ -23,6 +23,8 @@ def test_environment_yml_matches_pyproject():
     wanted |= {_name(s) for s in pyproject["project"]["optional-dependencies"]["dev"]}
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     conda = {_name(d) for d in env["dependencies"] if isinstance(d, str)} - {"python", "pip"}
+    pip = [d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
+    conda |= {_name(s) for s in (pip[0] if pip else []) if not s.startswith("-")}  # pip-only packages
     # environment.yml may also list peers (onnx and onnxruntime, for lab 10), never a package pyproject lacks
     peers = {_name(s) for s in pyproject["project"]["optional-dependencies"]["peers"]}
     extra, missing = conda - peers - wanted, wanted - conda

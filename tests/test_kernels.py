@@ -353,6 +353,34 @@ def test_quantize_rounds_half_to_even_then_clamps():
     np.testing.assert_array_equal(K.quantize_per_tensor(x, 1.0, 3, bits=4), [3, 5, 5, 3, 1, 7, -8])
 
 
+def test_quantize_kernels_narrow_range_never_emit_the_lowest_code(rng):
+    # issue 18, item 2: symmetric int8 weights live in [-127, 127]; the kernels clamp there when asked
+    assert K.qrange(8, True, narrow_range=True) == (-127, 127) and K.qrange(4, False, True) == (1, 15)
+    x = np.array([0.5, 1.5, 2.5, -0.5, -2.5, 1000, -1000, -127.5, -np.inf], np.float32)
+    np.testing.assert_array_equal(
+        K.quantize_per_tensor(x, 1.0, 0, narrow_range=True), [0, 2, 2, 0, -2, 127, -127, -127, -127]
+    )
+    w = (rng.standard_normal((4, 300)) * 3).astype(np.float32)
+    s = np.array([0.01, 0.02, 0.03, 0.04], np.float32)
+    z = np.zeros(4, np.int64)
+    qc = K.quantize_per_channel(w, s, z, axis=0, narrow_range=True)
+    assert qc.min() == -127
+    np.testing.assert_array_equal(qc, K.quantize_reference(w, s, z, axis=0, narrow_range=True))
+    assert K.quantize_per_channel(w, s, z, axis=0).min() == -128  # full range by default
+    # the fused requantization clamps its output the same way
+    A = rng.integers(-128, 128, (5, 16)).astype(np.int8)
+    B = rng.integers(-128, 128, (3, 16)).astype(np.int8)
+    args = (A, B, np.zeros(3, np.int32), np.full(3, 2**30), np.full(3, -8), 0, 0)
+    out = K.gemm_int8_requant(*args, narrow_range=True)
+    full = K.gemm_int8_requant(*args)
+    assert full.min() == -128 and out.min() == -127
+    acc = K.gemm_int8_reference(A, B, 0)
+    ref = K.requantize_reference(acc, args[2], args[3], args[4], narrow_range=True)
+    np.testing.assert_array_equal(out, ref)
+    with pytest.raises(ValueError, match="out_zero_point"):
+        K.gemm_int8_requant(*args[:5], -128, 0, narrow_range=True)
+
+
 @SETTINGS
 @given(shapes, st.integers(0, 2**32 - 1), st.booleans())
 def test_quantize_per_channel_bit_exact(shape, seed, signed):

@@ -219,12 +219,38 @@ def test_agp_bad_input(bad):
 def test_agp_callback_reaches_final_sparsity_and_keeps_it():
     X, y = tiny_data()
     model = models.mlp([20, 16, 12, 4], seed=0)
-    cb = prune.AGPCallback(0.8, t0=0, n_steps=4, dt=2)
+    cb = prune.AGPCallback(0.8, t0=0, n_steps=4, dt=2, scope="global")
     train.fit(model, (X, y), epochs=3, batch_size=64, callbacks=[cb], progress=False)  # 12 steps
     assert [s for s, _ in cb.history] == [0, 2, 4, 6, 8]
     assert cb.history[-1][1] == 0.8
     n = metrics.count_params(model, weights_only=True)
     assert metrics.count_params(model, True) - metrics.count_nonzero(model, True) == math.floor(0.8 * n)
+
+
+def test_agp_callback_prunes_each_layer_to_the_schedule_by_default():
+    # Zhu & Gupta 2017 bring every layer to s_t; before the fix AGPCallback used one global
+    # threshold, which on this net left fc layers at different sparsities (checked below).
+    X, y = tiny_data()
+    model = models.mlp([20, 16, 12, 4], seed=0)
+    model["fc1"].W *= 10  # layers of very different scales: one global threshold would spare fc1
+    cb = prune.AGPCallback(0.75, t0=0, n_steps=4, dt=2)
+    assert cb.scope == "layer"
+    train.fit(model, (X, y), epochs=3, batch_size=64, callbacks=[cb], progress=False)
+    for step, per_layer in cb.layer_history:
+        s_t = dict(cb.history)[step]
+        for name, layer in model.weight_layers():
+            assert per_layer[name] == math.floor(s_t * layer.W.size) / layer.W.size
+    for name, layer in model.weight_layers():
+        assert np.count_nonzero(~layer.mask) == math.floor(0.75 * layer.W.size), name
+        assert np.all(layer.W[~layer.mask] == 0)
+    other = models.mlp([20, 16, 12, 4], seed=0)
+    other["fc1"].W *= 10
+    g = prune.AGPCallback(0.75, t0=0, n_steps=4, dt=2, scope="global")
+    train.fit(other, (X, y), epochs=3, batch_size=64, callbacks=[g], progress=False)
+    final = g.layer_history[-1][1]
+    assert final["fc1"] < 0.75 < max(final.values())  # one threshold spares the large layer
+    with pytest.raises(ValueError, match="scope"):
+        prune.AGPCallback(0.75, t0=0, n_steps=4, dt=2, scope="per-layer")
 
 
 def test_iterative_and_one_shot():
@@ -342,6 +368,63 @@ def test_prune_channels_lenet5_matches_masked():
     assert small["fc1"].W.shape == (120, 200)
     masked = prune.mask_units(prune.mask_units(model, "conv1", 0.5), "conv2", 0.5)
     np.testing.assert_allclose(small.forward(X), masked.forward(X), rtol=1e-4, atol=1e-5)
+
+
+def _dead_units_by_weight_mask(model, layer, amount):
+    """Prune all incoming weights of the ``amount`` lowest-norm units of ``layer`` with a weight
+    mask, keeping their biases (what a weight-level mask does): each such unit emits relu(b)."""
+    masked = prune.mask_units(model, layer, amount, keep_bias=True)
+    lay = masked[layer]
+    lay.mask = lay.W != 0  # a weight mask that removed those units' incoming weights
+    return masked
+
+
+@pytest.mark.slow
+def test_prune_neurons_folds_dead_units_bias_lenet_300_100():
+    # Before the fix the shrunk model dropped relu(b1[removed]) @ W2[:, removed]: outputs differed
+    # from the masked model it came from (max |logit diff| of order 1 on LeNet-300-100).
+    X = np.random.default_rng(0).random((32, 784), dtype=np.float32)
+    model = models.pretrained("lenet_300_100")
+    masked = _dead_units_by_weight_mask(model, "fc1", 0.5)
+    dead = np.flatnonzero(~masked["fc1"].mask.any(axis=1))
+    assert dead.size == 150 and np.count_nonzero(np.maximum(masked["fc1"].b[dead], 0)) > 10
+    small = prune.prune_neurons(masked, "fc1", 0.5)
+    assert small["fc1"].W.shape == (150, 784)
+    np.testing.assert_allclose(small.forward(X), masked.forward(X), rtol=1e-4, atol=1e-4)
+    masked2 = _dead_units_by_weight_mask(small, "fc2", 0.5)
+    small2 = prune.prune_neurons(masked2, "fc2", 0.5)
+    np.testing.assert_allclose(small2.forward(X), masked2.forward(X), rtol=1e-4, atol=1e-4)
+    # removed outright: the constant is lost, and the result equals mask_units' outright removal
+    dropped = prune.prune_neurons(masked, "fc1", 0.5, bias="drop")
+    assert np.abs(dropped.forward(X) - masked.forward(X)).max() > 1e-2
+    outright = prune.mask_units(model, "fc1", 0.5)
+    np.testing.assert_allclose(prune.prune_neurons(model, "fc1", 0.5).forward(X), outright.forward(X), atol=1e-4)
+    with pytest.raises(ValueError, match="fold"):
+        prune.prune_neurons(masked, "fc1", 0.5, bias="keep")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layer", ["conv1", "conv2"])
+def test_prune_channels_folds_dead_channels_bias_lenet5(layer):
+    X = np.random.default_rng(0).random((8, 784), dtype=np.float32)
+    model = models.pretrained("lenet5")
+    masked = _dead_units_by_weight_mask(model, layer, 0.5)
+    dead = np.flatnonzero(~masked[layer].mask.reshape(masked[layer].mask.shape[0], -1).any(axis=1))
+    assert np.count_nonzero(np.maximum(masked[layer].b[dead], 0)) > 0  # some dead channel emits relu(b) > 0
+    small = prune.prune_channels(masked, layer, 0.5)
+    np.testing.assert_allclose(small.forward(X), masked.forward(X), rtol=1e-4, atol=1e-4)
+    dropped = prune.prune_channels(masked, layer, 0.5, bias="drop")
+    assert np.abs(dropped.forward(X) - masked.forward(X)).max() > 1e-3
+
+
+def test_prune_channels_cannot_fold_into_padded_conv():
+    model = tiny_convnet()
+    model["conv1"].b[...] = 0.5
+    masked = _dead_units_by_weight_mask(model, "conv1", 0.5)
+    with pytest.raises(ValueError, match="padding"):
+        prune.prune_channels(masked, "conv1", 0.5)  # conv2 has zero padding: not exact
+    small = prune.prune_channels(masked, "conv1", 0.5, bias="drop")  # removed outright, as stated
+    assert small["conv1"].W.shape == (2, 1, 3, 3)
 
 
 # --- lottery ----------------------------------------------------------------------------------------

@@ -194,3 +194,51 @@ def test_quantize_bad_zero_point_axis_and_nan():
         quantize(np.array([np.nan]), 0.1, 0)
     with pytest.raises(TypeError, match="expects integers"):
         dequantize(np.ones(3), 0.1, 0)
+
+
+# --- narrow range (issue 18, item 2) -----------------------------------------------------------------
+
+
+def test_int_range_narrow():
+    assert int_range(8, True, narrow_range=True) == (-127, 127)
+    assert int_range(8, False, narrow_range=True) == (1, 255)
+    assert int_range(2, True, narrow_range=True) == (-1, 1)
+    with pytest.raises(ValueError, match="2..16"):
+        int_range(1, True, narrow_range=True)
+
+
+@pytest.mark.parametrize("axis", [None, 0])
+def test_symmetric_8bit_quantizer_never_emits_minus_128(axis, rng):
+    # Before the fix, inputs beyond the calibrated range clamped to -128 (the docs promise ±127).
+    w = rng.standard_normal((6, 50)).astype(np.float32)
+    qp = qparams(w, 8, symmetric=True, per_channel_axis=axis)
+    s, z = qp  # still unpacks as (scale, zero_point)
+    assert qp.narrow_range and qp.signed and qp.bits == 8 and qp.qrange == (-127, 127)
+    x = np.concatenate([w, -3 * w, 3 * w], axis=1)  # far outside the calibrated range
+    q = quantize(x, qp, axis=axis)
+    assert q.min() == -127 and q.max() == 127
+    assert np.array_equal(quantize(x, s, z, 8, True, axis, narrow_range=True), q)
+    assert quantize(x, s, z, 8, True, axis).min() == -128  # the full range stays available, explicitly
+    assert np.array_equal(fake_quantize(x, qp, axis=axis), dequantize(q, s, z, axis))
+    # unsigned symmetric: zero point 128, narrow range [1, 255]
+    qpu = qparams(w, 8, symmetric=True, signed=False, per_channel_axis=axis)
+    assert qpu.qrange == (1, 255) and quantize(x, qpu, axis=axis).min() == 1
+
+
+def test_qparams_carries_its_range():
+    x = np.linspace(-1, 3, 50, dtype=np.float32)
+    qa = qparams(x, 8)
+    assert (qa.bits, qa.signed, qa.narrow_range) == (8, False, False) and qa.qrange == (0, 255)
+    assert qa == (qa.scale, qa.zero_point) and "narrow_range=False" in repr(qa)
+    import pickle
+
+    back = pickle.loads(pickle.dumps(qa))
+    assert back.qrange == qa.qrange and tuple(back) == tuple(qa)
+    assert qparams(x, 4, symmetric=True, narrow_range=False).qrange == (-8, 7)  # explicit choice
+    with pytest.raises(TypeError, match="not both"):
+        quantize(x, qa, 3)
+    with pytest.raises(TypeError, match="zero_point is missing"):
+        quantize(x, 0.1)
+    # symmetric quantization error uses the narrow range: nothing lands on -2^(b-1)
+    sym = qparams(x, 4, symmetric=True)
+    assert quantize(x, sym).min() >= -7

@@ -142,3 +142,32 @@ def test_fakequant_layer(rng, tmp_path):
     loaded = nn.load(nn.save(net, tmp_path / "fq.npz"))
     assert isinstance(loaded["fakequant1"], FakeQuant) and loaded["fakequant1"].bits == 6
     assert quantize(np.float32(0), s, z, 4) == z
+
+
+def test_ste_mask_follows_the_narrow_range(rng):
+    # issue 18, item 2: the STE mask clamps where quantize clamps. A symmetric 8-bit quantizer
+    # emits [-127, 127], so x = -128·s is outside (before the fix: inside, and quantized to -128).
+    w = rng.standard_normal(200).astype(np.float32)
+    qp = qparams(w, 8, symmetric=True)
+    s, _ = qp
+    x = np.array([-128, -127, -126.6, -127.4, 127, 127.4, 127.6, 128], np.float32) * s
+    mask = ste_mask(x, qp)
+    assert mask.tolist() == [False, True, True, True, True, True, False, False]
+    q_raw = np.rint(x.astype(np.float64) / np.float64(s))
+    assert np.array_equal(mask, np.asarray(quantize(x, qp)) == q_raw)  # inside <=> not clamped
+    assert ste_mask(x, s, 0, 8, True)[0]  # the full signed range, asked for explicitly
+    g = np.ones_like(x)
+    assert np.array_equal(fake_quantize_backward(g, x, qp), mask.astype(np.float32))
+    obs = MinMaxObserver()
+    obs.observe(w)
+    oq = obs.qparams(8, symmetric=True)
+    assert oq.narrow_range and oq.qrange == (-127, 127)
+    assert not obs.qparams(8).narrow_range
+
+
+def test_fake_quantized_weights_use_the_narrow_range(rng):
+    model = models.mlp([8, 4, 2], seed=0)
+    q = fake_quantize_weights(model, 2, per_channel=False)  # 2-bit symmetric: levels -1, 0, 1 only
+    for (_, a), (_, b) in zip(model.weight_layers(), q.weight_layers()):
+        s, _ = qparams(a.W, 2, symmetric=True)
+        assert set(np.unique(np.rint(b.W / s)).tolist()) <= {-1.0, 0.0, 1.0}

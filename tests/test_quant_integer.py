@@ -181,3 +181,121 @@ def test_quantize_model_bad_input(digits):
         quantize_model(model, calib=digits.X_train).predict_int(np.zeros((0, 64)))
     with pytest.raises(TypeError, match="IntegerModel"):
         simulate_float64(model, digits.X_test)
+
+
+# --- gemmlowp requantization (issue 18, item 4) -----------------------------------------------------
+from labkit.quant import (  # noqa: E402
+    fixed_point_multiply,
+    rounding_divide_by_pot,
+    saturating_rounding_doubling_high_mul,
+)
+
+I32_MIN, I32_MAX = -(2**31), 2**31 - 1
+
+
+@pytest.mark.parametrize(
+    "a, b, expected",
+    [
+        (I32_MIN, I32_MIN, I32_MAX),  # 2^62 / 2^31 = 2^31 does not fit int32: saturates
+        (I32_MIN, I32_MAX, -(2**31) + 1),  # -2^31·(2^31-1)/2^31 = -(2^31 - 1), exact
+        (I32_MAX, I32_MAX, I32_MAX - 1),  # (2^31-1)^2 / 2^31 = 2^31 - 2 + 2^-31 -> 2^31 - 2
+        (2**30, 2**30, 2**29),  # exact
+        (3, 2**30, 2),  # 1.5: tie, nudge 2^30 -> (3·2^30 + 2^30) / 2^31 = 2
+        (-3, 2**30, -1),  # -1.5: tie, nudge 1 - 2^30 -> (-2^32 + 1) / 2^31 truncates to -1
+        (-5, 2**30, -2),  # -2.5 -> -2 (ties toward +inf)
+        (5, 2**30, 3),  # 2.5 -> 3
+        (-7, 2**29, -2),  # -1.75 -> -2 (not a tie)
+        (1, 1, 0),  # 2^-31 -> 0
+        (-1, 1, 0),
+    ],
+)
+def test_saturating_rounding_doubling_high_mul_hand_cases(a, b, expected):
+    got = saturating_rounding_doubling_high_mul(np.int64(a), np.int64(b))
+    assert got.dtype == np.int32 and int(got) == expected
+
+
+@pytest.mark.parametrize(
+    "x, e, expected",
+    [
+        (3, 1, 2),  # 1.5 -> 2 (away from zero)
+        (-3, 1, -2),  # -1.5 -> -2 (away from zero)
+        (5, 1, 3),  # 2.5 -> 3 (not to even)
+        (-5, 1, -3),
+        (-5, 2, -1),  # -1.25 -> -1
+        (-6, 2, -2),  # -1.5 -> -2
+        (-2, 2, -1),  # -0.5 -> -1
+        (2, 2, 1),  # 0.5 -> 1
+        (7, 0, 7),  # exponent 0: unchanged
+        (I32_MIN, 31, -1),
+        (I32_MAX, 31, 1),
+    ],
+)
+def test_rounding_divide_by_pot_hand_cases(x, e, expected):
+    assert int(rounding_divide_by_pot(np.int64(x), e)) == expected
+
+
+def _gemmlowp_python(acc, M0, n):
+    """The C definitions with Python ints: an independent oracle."""
+
+    def srdhm(a, b):
+        if a == b == I32_MIN:
+            return I32_MAX
+        ab = a * b
+        s = ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30))
+        return s // 2**31 if s >= 0 else -((-s) // 2**31)
+
+    def rdbpot(x, e):
+        mask = (1 << e) - 1
+        return (x >> e) + ((x & mask) > (mask >> 1) + (x < 0))
+
+    left, right = max(-n, 0), max(n, 0)
+    return rdbpot(srdhm(acc << left, M0), right)
+
+
+def test_gemmlowp_matches_the_c_definitions_and_single_is_exact_nearest(rng):
+    from fractions import Fraction
+
+    acc = rng.integers(-(2**31), 2**31, 400)
+    acc[:4] = [I32_MIN, I32_MAX, 0, -1]
+    M0 = rng.integers(2**30, 2**31, 400)
+    n = rng.integers(0, 20, 400)
+    g = fixed_point_multiply(acc, M0, n, "gemmlowp")
+    s = fixed_point_multiply(acc, M0, n, "single")
+    for a, m, k, gi, si in zip(acc.tolist(), M0.tolist(), n.tolist(), g.tolist(), s.tolist()):
+        assert gi == _gemmlowp_python(a, m, k)
+        exact = Fraction(a * m, 2 ** (31 + k))
+        assert si == round(exact)  # Python rounds half to even, exactly
+        assert abs(gi - si) <= 1
+    with pytest.raises(ValueError, match="rounding"):
+        fixed_point_multiply(acc, M0, n, "nearest")
+    with pytest.raises(ValueError, match="int32"):
+        fixed_point_multiply(np.array([2**31]), 2**30, 0, "gemmlowp")
+
+
+@pytest.mark.parametrize(
+    "acc, M0, n, single, gemmlowp",
+    [
+        (5, 2**30, 1, 1, 2),  # 1.25: gemmlowp rounds twice (2.5 -> 3, then 1.5 -> 2)
+        (1, 2**30, 0, 0, 1),  # a tie 0.5: to even (0) vs toward +inf (1)
+        (-3, 2**30, 0, -2, -1),  # a negative tie -1.5: to even (-2) vs toward +inf (-1)
+        (-6, 2**30, 1, -2, -2),  # -1.5 after an exact first step: both -2
+        (3, 2**30, 1, 1, 1),  # 0.75
+    ],
+)
+def test_where_single_and_gemmlowp_rounding_differ(acc, M0, n, single, gemmlowp):
+    assert int(fixed_point_multiply(np.array(acc), M0, n, "single")) == single
+    assert int(fixed_point_multiply(np.array(acc), M0, n, "gemmlowp")) == gemmlowp
+    assert int(requantize(np.array([acc]), M0, n, 10, rounding="gemmlowp")[0]) == 10 + gemmlowp
+    assert int(requantize(np.array([acc]), M0, n, 10)[0]) == 10 + single
+
+
+def test_engine_with_gemmlowp_rounding(lenet300, fashion):
+    model, eng = lenet300
+    X = fashion.X_test[:500]
+    g = quantize_model(model, calib=fashion.X_train[:2000], rounding="gemmlowp")
+    assert g.rounding == "gemmlowp" and eng.rounding == "single"
+    a, b = eng.predict_int(X), g.predict_int(X)
+    np.testing.assert_array_equal(b, eng.with_rounding("gemmlowp").predict_int(X))
+    assert 0 < np.count_nonzero(a != b) and np.abs(a.astype(int) - b).max() <= 2
+    with pytest.raises(ValueError, match="rounding"):
+        quantize_model(model, calib=fashion.X_train[:100], rounding="tflite")

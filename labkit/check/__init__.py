@@ -1,14 +1,15 @@
 """Check cells: one :class:`~labkit.check._core.Exercise` per graded exercise, grouped by lab.
 
 In a notebook: ``from labkit.check import lab01`` then, under the answer cell,
-``lab01.magnitude_mask(magnitude_mask)`` prints the pass line or a ``FAIL:`` hint.
+``lab01.magnitude_mask(magnitude_mask)`` prints the pass line, or raises
+:class:`~labkit.check._core.CheckFailed` (an ``AssertionError``) whose message is the hint.
 """
 
 import importlib
 
-from ._core import FAIL, Case, Exercise, compare_arrays
+from ._core import FAIL, Case, CheckFailed, Exercise, compare_arrays
 
-__all__ = ["Case", "Exercise", "compare_arrays", "FAIL", "exercises"]
+__all__ = ["Case", "CheckFailed", "Exercise", "compare_arrays", "FAIL", "exercises"]
 
 
 def exercises(lab: str) -> dict:

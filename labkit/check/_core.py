@@ -14,8 +14,11 @@ record is plain JSON (:func:`encode`), never pickle, so reading it cannot run th
 Whatever happens inside the kernel (a redefined ``check``, a patched ``labkit.check``, a printed pass
 line), the grader awards the points only if these outputs match the reference on its own cases.
 
-With ``LABKIT_CHECK_RAISE`` set, a failing check also raises ``AssertionError`` after printing its
-line, so that nbgrader's autograder (which only counts errors) scores it as failed.
+A failing check raises :class:`CheckFailed`, an ``AssertionError`` whose message is the hint, so
+"Run All" stops at the first wrong answer with its hint in view, in JupyterLab, under nbval and
+under nbgrader's autograder (which counts a grade cell as failed when it raises) alike. IPython
+shows it as the single line ``FAIL: <hint>`` (:meth:`CheckFailed._render_traceback_`) instead of a
+traceback through labkit's internals; the error output still names ``CheckFailed`` as its ``ename``.
 """
 
 from __future__ import annotations
@@ -33,9 +36,28 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Case", "Exercise", "compare_arrays", "FAIL", "encode", "decode", "quiet"]
+__all__ = ["Case", "CheckFailed", "Exercise", "compare_arrays", "FAIL", "encode", "decode", "quiet"]
 
 FAIL = "FAIL: "
+
+
+class CheckFailed(AssertionError):
+    """A check cell's verdict on a wrong answer: ``str(exc)`` is the hint, ``exc.line`` the ``FAIL:`` line.
+
+    ``exc.grade_id`` names the exercise. IPython (JupyterLab, nbclient, nbval, nbgrader) displays an
+    exception through its ``_render_traceback_()`` when it has one: here the ``FAIL:`` line and where
+    to look, without the frames of labkit's checking code, which would only hide the hint.
+    """
+
+    def __init__(self, hint: str, grade_id: str = ""):
+        super().__init__(hint)
+        self.hint = hint
+        self.grade_id = grade_id
+        self.line = FAIL + hint
+
+    def _render_traceback_(self) -> list:
+        where = f"the check of `{self.grade_id}`" if self.grade_id else "this check"
+        return [self.line, f"({where} stopped here: fix your answer above, then run the cells again)"]
 
 
 @dataclass
@@ -176,14 +198,17 @@ class Exercise:
         return self.verdict(fn) == self.pass_line
 
     def __call__(self, fn) -> None:
-        """Print the verdict line (returns None, so a check cell shows exactly that one line)."""
-        line = self.verdict(fn)
-        if line == self.pass_line:  # a failing check scores 0 anyway: nothing to record
-            self._record_for_grader(fn)
-        print(line)
-        if line != self.pass_line and os.environ.get("LABKIT_CHECK_RAISE"):
-            # nbgrader's autograder counts a grade cell as failed only if it raises
-            raise AssertionError(line)
+        """Print the pass line, or raise :class:`CheckFailed` with the hint on a wrong answer.
+
+        Returns None on success, so a check cell shows exactly the pass line (nbval and the grader
+        compare it). On failure nothing is printed and nothing is recorded for the grader (a failed
+        check scores 0 anyway); the raised error stops "Run All" at this cell.
+        """
+        hint = self.evaluate(fn, self.cases())
+        if hint is not None:
+            raise CheckFailed(hint, self.grade_id)
+        self._record_for_grader(fn)
+        print(self.pass_line)
 
     # --- grading hook -------------------------------------------------------------------------------
 

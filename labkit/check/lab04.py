@@ -30,6 +30,13 @@ def _compare_ste(got, expected, case):
     if np.allclose(got, 0) and not np.allclose(expected, 0):
         return "all zeros is the true derivative of round(); the STE passes grad_out through inside the clipping range"
     qmax = 2**bits - 1
+    q = np.rint(x.astype(np.float64) / np.float64(scale)) + zp
+    signed = np.where((q >= -(2 ** (bits - 1))) & (q <= 2 ** (bits - 1) - 1), grad_out, 0)
+    if np.allclose(got, signed) and not np.allclose(signed, expected):
+        return f"the codes are unsigned here: qmin = 0 and qmax = 2^bits - 1 = {qmax}, not the signed range"
+    strict = np.where((q > 0) & (q < qmax), grad_out, 0)
+    if np.allclose(got, strict) and not np.allclose(strict, expected):
+        return "the ends are inside the range: pass the gradient where qmin <= q <= qmax (<=, not <)"
     lo, hi = float(scale) * (0 - zp), float(scale) * (qmax - zp)
     if np.allclose(got, np.where((x >= lo) & (x <= hi), grad_out, 0)):
         return (
@@ -120,6 +127,28 @@ def _requant(acc, M0, n, zero_point):
     return _requantize(acc, M0, n, zero_point, bits=8, signed=False).astype(np.int64)
 
 
+_FLOAT_HINT = (
+    "off by one next to a rounding tie where |acc · M0| exceeds 2^53: float64 (53-bit mantissa) cannot "
+    "hold that product exactly, so any floating-point formula rounds the wrong way there. This exercise is "
+    "integer-only arithmetic: form the int64 product acc.astype(np.int64) * M0 and round it with integer "
+    "shifts (no division, no np.rint on floats)"
+)
+
+
+def _float_answers(acc, M0, n, zp):
+    """What a floating-point requantization gives (each formula a student might write)."""
+    s = 31 + int(n)
+    prod = acc.astype(np.int64) * np.int64(M0)
+    with np.errstate(all="ignore"):
+        forms = (
+            np.rint(acc * (M0 / 2**31) / 2**n),
+            np.rint(acc * (M0 * 2.0**-s)),
+            np.rint(prod / 2.0**s),
+            np.rint(acc.astype(np.float64) * M0 / 2.0**s),
+        )
+    return [np.clip(f + zp, 0, 255).astype(np.int64) for f in forms]
+
+
 def _compare_requant(got, expected, case):
     acc, M0, n, zp = case.args
     got = np.asarray(got)
@@ -134,6 +163,12 @@ def _compare_requant(got, expected, case):
     s = 31 + int(n)
     if got.min() < 0 or got.max() > 255:
         return f"values outside [0, 255] (min {got.min()}, max {got.max()}): clamp after adding the zero point"
+    wrong = got != expected
+    big = np.abs(acc.astype(np.float64) * float(M0)) > 2.0**53
+    if any(np.array_equal(got, f) for f in _float_answers(acc, M0, n, zp)) or (
+        np.all(big[wrong]) and np.all(np.abs(got - expected)[wrong] == 1)
+    ):
+        return _FLOAT_HINT
     if np.array_equal(got, np.clip((prod >> s) + zp, 0, 255)):
         return "a plain >> truncates (floors); round instead: add half of 2^(31+n) before shifting (ties to even)"
     if np.array_equal(got, np.clip(((prod + (1 << (s - 1))) >> s) + zp, 0, 255)):
@@ -163,13 +198,29 @@ def _tie_case():
     return Case((acc, 2**30, 3, 100), label="M = 2^-4: exact ties, and values to clamp")
 
 
+def _beyond_float64_cases():
+    # |acc · M0| > 2^53 within 2^(n-14) of a rounding tie: float64 rounds the product onto the tie and
+    # np.rint then sends it to the even neighbour, one step from the exact answer (searched offline
+    # by solving acc · M0 ≡ 2^(30+n) ± d (mod 2^(31+n)) for small d; tests/test_check_lab04.py
+    # verifies each entry). Only integer arithmetic passes.
+    a = np.array([103822683, -103822683, 519113415, -519113415, 7, -7, 0], np.int32)  # ±25, ±123 (n = 22)
+    b = np.array([70495494, -70495494, 352477470, -352477470, 1000], np.int32)  # ±21, ±107 (n = 21)
+    return [
+        Case((a, 2125512223, 22, 128), label="|acc · M0| > 2^53 next to ties (M0 = 2125512223, n = 22)"),
+        Case((b, 1373525973, 21, 128), label="|acc · M0| > 2^53 next to ties (M0 = 1373525973, n = 21)"),
+    ]
+
+
 requantize = Exercise(
     "requantize",
     _requant,
-    fixed_cases=[_tie_case()],
+    fixed_cases=[_tie_case(), *_beyond_float64_cases()],
     cases=_requant_cases,
     compare=_compare_requant,
-    pass_line="requantize: correct on 5 cases (int64 product, rounding shift with ties to even, zero point, clamp)",
+    pass_line=(
+        "requantize: correct on 7 cases (int64 product, rounding shift with ties to even, zero point, clamp; "
+        "products beyond float64's 2^53)"
+    ),
 )
 
 # --- Exercise 4: one integer-only Dense layer -------------------------------------------------------
@@ -197,6 +248,9 @@ def _compare_int_dense(got, expected, case):
         return "add the int32 bias q_b to the accumulator before requantizing"
     if np.array_equal(got, req((x32 - z_x) @ W32.T + q_b, not relu)):
         return "the fused ReLU is a clamp at the output zero point z_y (relu=True only)"
+    wrapped = (q_x - np.asarray(z_x).astype(q_x.dtype)).astype(np.int8).astype(np.int32)
+    if np.array_equal(got, req(wrapped @ W32.T + q_b)):
+        return "q_x - z_x wrapped around in uint8: cast q_x to int32 before subtracting the zero point"
     return compare_arrays(got, expected, "your layer's output")
 
 

@@ -205,6 +205,8 @@ def _compare_kd_grad(got, expected, case):
         (alpha * T * (ps - pt) / n, "the hard-label part (1 - alpha)(softmax(s) - onehot(y)) / n is missing"),
         (alpha * T * (ps - pt) / n + (1 - alpha) * (ps - onehot) / n,
          "the hard-label part uses softmax(s / T); it must use the ordinary softmax(s)"),
+        (alpha * T * (pt - ps) / n + hard,
+         "the soft part is reversed: it is alpha T (p_student - p_teacher) / n, the student's softmax(s/T) first"),
     ]  # fmt: skip
     for value, hint in wrong:
         if np.allclose(g, value, rtol=1e-6, atol=1e-10) and not np.allclose(value, expected, rtol=1e-6, atol=1e-10):

@@ -2,8 +2,10 @@
 
 * ``huffman_code_lengths(freqs)``: code lengths of an optimal prefix code (any optimal one passes).
 * ``relative_encode(x, width)``: gaps (zeros skipped) and values, with filler zeros (exact).
-* ``layer_compression_ratio(W, bits, index_bits)``: float32 bytes of W over the bytes of its
-  pruned + shared form (codebook, fixed-width weight indices and relative indices incl. fillers).
+* ``layer_compression_ratio(W, index_bits)``: float32 bytes of W over the bytes of its pruned +
+  shared form as the codec stores it: codebook of the K distinct non-zero values, a
+  ``ceil(log2(K + 1))``-bit code (code 0 reserved for zeros and fillers) and a relative index per
+  stored entry, fillers included.
 * ``size_budget(path)``: the saved compressed model loads, fits the budget and is accurate enough.
 """
 
@@ -25,6 +27,7 @@ __all__ = [
     "relative_encode",
     "layer_compression_ratio",
     "reference_layer_ratio",
+    "code_bits",
     "size_budget",
     "size_budget_verdict",
     "BUDGET_BYTES",
@@ -138,14 +141,33 @@ relative_encode = Exercise(
 # --- 3. the compression ratio of a layer -------------------------------------------------------
 
 
-def reference_layer_ratio(W, bits, index_bits):
-    """``4·W.size / (4·2^bits + ceil(m·bits/8) + ceil(m·index_bits/8))``, m = stored entries incl. fillers."""
-    m = _relative_encode(np.asarray(W).ravel(), index_bits)[0].size
-    return 4 * W.size / (4 * 2**bits + math.ceil(m * bits / 8) + math.ceil(m * index_bits / 8))
+def code_bits(K) -> int:
+    """Bits of one fixed-width weight code for ``K`` shared non-zero values: ``ceil(log2(K + 1))``.
+
+    Code 0 is reserved for "weight 0" (fillers and pruned positions), codes 1..K name the codebook
+    entries: K + 1 symbols in all, as in :mod:`labkit.codec.modelfile`.
+    """
+    return max(1, math.ceil(math.log2(int(K) + 1)))
+
+
+def reference_layer_ratio(W, index_bits):
+    """Float32 bytes of ``W`` over its pruned + shared form before Huffman coding.
+
+    ``4·W.size / (4·K + ceil(m·c/8) + ceil(m·index_bits/8))`` with K the distinct non-zero values
+    of ``W`` (the codebook), ``c = ceil(log2(K + 1))`` bits per code and ``m`` the stored entries of
+    ``relative_encode(W.ravel(), index_bits)``, fillers included: the codebook and the two
+    fixed-width streams of the codec's sparse layout.
+    """
+    W = np.asarray(W)
+    K = int(np.unique(W[W != 0]).size)
+    m = _relative_encode(W.ravel(), index_bits)[0].size
+    return 4 * W.size / (4 * K + math.ceil(m * code_bits(K) / 8) + math.ceil(m * index_bits / 8))
 
 
 def _compare_ratio(got, expected, case):
-    W, bits, ib = case.args
+    W, ib = case.args
+    if isinstance(got, (str, bytes, bool, np.bool_)):
+        return f"return the ratio as a float, got {type(got).__name__}"
     try:
         got = float(got)
     except (TypeError, ValueError):
@@ -153,41 +175,79 @@ def _compare_ratio(got, expected, case):
     if math.isclose(got, expected, rel_tol=1e-9):
         return None
     nnz = int(np.count_nonzero(W))
+    K = int(np.unique(W[W != 0]).size)
     m = _relative_encode(np.asarray(W).ravel(), ib)[0].size
-    cb = 4 * 2**bits
-    variants = {
-        "you left out the filler zeros: count every stored entry of relative_encode": 4
-        * W.size
-        / (cb + math.ceil(nnz * bits / 8) + math.ceil(nnz * ib / 8)),
-        "you left out the codebook: 2^bits float32 values, 4 bytes each": 4
-        * W.size
-        / (math.ceil(m * bits / 8) + math.ceil(m * ib / 8)),
-        "you counted bits as bytes: divide the bit counts by 8": 4 * W.size / (cb + m * bits + m * ib),
-    }
+    c = code_bits(K)
+    b = max(1, math.ceil(math.log2(K)))  # the bits of the k-means index without the reserved code
+
+    def ratio(codebook, entries, bits, index_bits, to_bytes=lambda n: math.ceil(n / 8)):
+        return 4 * W.size / (codebook + to_bytes(entries * bits) + to_bytes(entries * index_bits))
+
     if math.isclose(got, 1 / expected, rel_tol=1e-6):
         return "that is the inverse: original bytes / compressed bytes"
-    for hint, value in variants.items():
+    variants = [
+        (
+            ratio(4 * K, m, b, ib),
+            f"you coded each entry in ceil(log2 K) = {b} bits; the codec reserves code 0 for zeros and fillers, so "
+            f"K = {K} shared values need ceil(log2(K + 1)) = {c} bits",
+        ),
+        (
+            ratio(4 * K, nnz, c, ib),
+            f"you left out the {m - nnz} filler zeros: count every stored entry of relative_encode ({m}, not {nnz})",
+        ),
+        (
+            ratio(4 * K, nnz, b, ib),
+            f"two things: count the {m - nnz} filler zeros too, and code each entry in ceil(log2(K + 1)) = {c} bits "
+            "(code 0 is reserved for zeros)",
+        ),
+        (ratio(0, m, c, ib), "you left out the codebook: K float32 values, 4 bytes each"),
+        (
+            ratio(4 * (K + 1), m, c, ib),
+            "the codebook holds only the K non-zero shared values (4 bytes each); zero needs no entry, it is code 0",
+        ),
+        (
+            ratio(4 * 2**b, m, c, ib),
+            f"the codebook holds the K = {K} distinct non-zero values of W, not 2^{b} = {2**b} entries",
+        ),
+        (ratio(4 * K, m, c, ib, to_bytes=lambda n: n), "you counted bits as bytes: divide the bit counts by 8"),
+        (
+            ratio(4 * K, m, c, ib, to_bytes=lambda n: n / 8),
+            "each stream occupies whole bytes: round each stream's bit count up with ceil(bits / 8)",
+        ),
+    ]
+    for value, hint in variants:
         if math.isclose(got, value, rel_tol=1e-9):
             return hint
-    return f"ratio {got:.6g}, expected {expected:.6g} ({nnz} non-zeros, {m} stored entries with fillers)"
+    return f"ratio {got:.6g}, expected {expected:.6g} (K = {K} shared values, {c}-bit codes, {m} stored entries)"
 
 
 def _ratio_cases(rng):
     cases = []
-    for shape, density, bits, ib in [((30, 40), 0.1, 4, 5), ((100, 50), 0.05, 5, 5), ((20, 20), 0.3, 3, 3),
-                                     ((300, 10), 0.02, 6, 4)]:  # fmt: skip
-        cb = rng.standard_normal(2**bits).astype(np.float32)
-        W = np.where(rng.random(shape) < density, cb[rng.integers(0, 2**bits, shape)], 0).astype(np.float32)
-        cases.append(Case((W, bits, ib), label=f"{shape}, density {density}, {bits}-bit weights, {ib}-bit indices"))
+    for shape, density, k, ib in [((30, 40), 0.1, 16, 5), ((100, 50), 0.05, 32, 5), ((20, 20), 0.3, 7, 3),
+                                  ((300, 10), 0.02, 5, 4)]:  # fmt: skip
+        cb = np.unique(rng.standard_normal(k).astype(np.float32))
+        W = np.where(rng.random(shape) < density, cb[rng.integers(0, cb.size, shape)], 0).astype(np.float32)
+        K = int(np.unique(W[W != 0]).size)
+        cases.append(Case((W, ib), label=f"{shape}, density {density}, K = {K} shared values, {ib}-bit indices"))
     return cases
 
 
 layer_compression_ratio = Exercise(
     "layer_compression_ratio",
     reference_layer_ratio,
+    fixed_cases=[
+        Case(
+            (np.tile(np.array([0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5], np.float32), (8, 1)), 3),
+            label="the 3-bit example, 8 rows: K = 2 shared values",
+        ),
+        Case(
+            (np.tile(np.array([0.5, 0, 0, -0.25] + [0] * 5 + [1.0] + [0] * 7 + [0.5], np.float32), (4, 1)), 2),
+            label="K = 3 shared values (2-bit codes), 2-bit indices",
+        ),
+    ],
     cases=_ratio_cases,
     compare=_compare_ratio,
-    pass_line="layer_compression_ratio: exact on 4 pruned, shared layers",
+    pass_line="layer_compression_ratio: exact on 6 pruned, shared layers, as the codec stores them",
 )
 
 # --- 4. the size-budget challenge -------------------------------------------------------------

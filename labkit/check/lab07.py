@@ -39,12 +39,16 @@ def _compare_csr(got, expected, case):
     if indptr[0] != 0 or indptr[-1] != e_data.size:
         return f"indptr must start at 0 and end at nnz = {e_data.size}, got {indptr[0]} ... {indptr[-1]}"
     if not np.array_equal(indptr, e_ptr):
+        c_data, c_idx, c_ptr = csr_from_dense_reference(np.ascontiguousarray(A.T, np.float32))
+        if indptr.shape == c_ptr.shape and np.array_equal(indptr, c_ptr) and np.array_equal(indices, c_idx):
+            return "you walked A column by column (that is CSC, or CSR of A.T): CSR goes row by row"
         return compare_arrays(indptr, e_ptr, "indptr") + " (indptr[i+1] - indptr[i] = nonzeros in row i)"
     if not np.array_equal(indices, e_idx):
         rows_t, cols_t = np.nonzero(A.T)
         if np.array_equal(np.sort(indices), np.sort(e_idx)) and not np.array_equal(indices, e_idx):
             return "the columns are not in row-major order: walk row by row, columns left to right"
-        if indices.size == rows_t.size and np.array_equal(indices, rows_t):
+        rows = np.nonzero(A)[0]
+        if (indices.size == rows_t.size and np.array_equal(indices, rows_t)) or np.array_equal(indices, rows):
             return "indices hold row numbers: CSR stores each nonzero's column"
         return compare_arrays(indices, e_idx, "indices")
     return compare_arrays(data, e_data, "data", rtol=0, atol=0, exact=True)
@@ -100,10 +104,23 @@ def _compare_matvec(got, expected, case):
         A[i, indices[indptr[i] : indptr[i + 1]]] = data[indptr[i] : indptr[i + 1]]
     if m == x.shape[0] and not np.allclose(A, A.T) and np.allclose(got_a, A.T @ x, rtol=1e-4, atol=1e-5):
         return "you computed A.T @ x: in row i, multiply data[p] by x[indices[p]] and add to y[i]"
+    short = _naive_short_rows(case)
+    if not np.allclose(short, expected) and np.allclose(got_a, short, rtol=1e-4, atol=1e-5):
+        return "each row's last entry is missing: row i is p in range(indptr[i], indptr[i + 1]), end excluded"
     no_gather = _naive_no_gather(case)
     if not np.allclose(no_gather, expected) and np.allclose(got_a, no_gather, rtol=1e-4, atol=1e-5):
         return "multiply each value by x at its column: x[indices[p]], not x[p]"
     return compare_arrays(got_a, expected, "y", rtol=1e-4, atol=1e-5)
+
+
+def _naive_short_rows(case):
+    """The slip range(indptr[i], indptr[i + 1] - 1): drops each row's last entry."""
+    data, indices, indptr, x = case.args
+    out = np.zeros(len(indptr) - 1)
+    for i in range(len(out)):
+        for p in range(indptr[i], indptr[i + 1] - 1):
+            out[i] += data[p] * x[indices[p]]
+    return out
 
 
 def _naive_no_gather(case):
@@ -190,6 +207,8 @@ def _compare_bytes(got, expected, case):
                 return "int8: the accumulator output y is int32, 4 bytes per row"
             if g == m * n:
                 return "int8 = m·n counts only W: add x (1 byte each, int8) and y (4 bytes each, int32)"
+            if g == 4 * m * n + n + 4 * m:
+                return "int8 weights take 1 byte each, not 4: W is m·n bytes"
         return f"{key} is {g}, expected {e}"
     return None
 

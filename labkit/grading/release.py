@@ -3,8 +3,10 @@
 ``release("notebooks", "release")`` writes, for every ``notebooks/NN_name.ipynb``:
 
 * ``release/student/NN_name.ipynb``: each solution (between ``### BEGIN SOLUTION`` and
-  ``### END SOLUTION``) replaced by ``# YOUR CODE HERE`` / ``raise NotImplementedError()``, every
-  output cleared except the check cells' expected line;
+  ``### END SOLUTION``) replaced by ``# YOUR CODE HERE`` / ``raise NotImplementedError()``; no cell
+  has an output or an execution count (the release shows targets, not results). Above each check
+  cell a markdown cell states the target: the line the check prints when the answer is right,
+  taken from the instructor notebook's stored output (the grader compares against that same line);
 * ``release/solution/NN_name.ipynb``: the instructor notebook, executed;
 * ``release/MANIFEST.json``: per lab its exercises, points and the instructor notebook's SHA-256.
 
@@ -21,9 +23,23 @@ from pathlib import Path
 import nbformat
 
 from labkit.grading.grade import write_atomic
-from labkit.grading.notebook import BEGIN, END, answer_cells, lab_notebooks, load_assignment, student_notebook
+from labkit.grading.notebook import (
+    BEGIN,
+    END,
+    _outputs_text,
+    answer_cells,
+    lab_notebooks,
+    load_assignment,
+    student_notebook,
+)
 
-__all__ = ["release", "execute_notebook", "ReleaseError"]
+__all__ = ["release", "execute_notebook", "student_release", "ReleaseError"]
+
+TARGET = (
+    "When your answer is right, the check below prints\n\n"
+    "    {line}\n\n"
+    "A wrong answer stops the notebook at the check with `FAIL:` and a hint; fix the answer and run again."
+)
 
 
 class ReleaseError(ValueError):
@@ -37,6 +53,30 @@ def execute_notebook(nb, cwd: Path, timeout: float = 600):
     nb = nbformat.reads(nbformat.writes(nb), as_version=4)  # a copy, sources as strings
     NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
     return nb
+
+
+def student_release(nb, assignment):
+    """The student notebook of an executed instructor notebook ``nb``: stubs, no outputs, targets stated.
+
+    ``assignment`` is :func:`labkit.grading.notebook.load_assignment` of ``nb``; each check's pass
+    line becomes a markdown cell (metadata ``labkit.target``) just above its check cell.
+    """
+    st = student_notebook(nb)
+    checks = {c.cell_index: c for c in assignment.checks}
+    cells = []
+    for i, cell in enumerate(st.cells):
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+        if i in checks:
+            check = checks[i]
+            stored = _outputs_text(nb.cells[i]).strip()  # the instructor's line (equal to check.pass_line)
+            text = nbformat.v4.new_markdown_cell(TARGET.format(line=stored or check.pass_line))
+            text.metadata["labkit"] = {"target": check.grade_id}
+            cells.append(text)
+        cells.append(cell)
+    st.cells = cells
+    return st
 
 
 def _problems(path: Path, nb) -> list[str]:
@@ -96,7 +136,7 @@ def release(notebooks="notebooks", out="release", execute: bool = True, timeout:
         nb.metadata.pop("widgets", None)
         asg = load_assignment(path, nb=nb, allow_empty=True)
         write_atomic(out / "solution" / path.name, nbformat.writes(nb))
-        write_atomic(out / "student" / path.name, nbformat.writes(student_notebook(nb)))
+        write_atomic(out / "student" / path.name, nbformat.writes(student_release(nb, asg)))
         manifest["labs"][path.name] = {
             "instructor_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
             "exercises": [{"grade_id": c.grade_id, "answer": c.answer_id, "points": c.points} for c in asg.checks],

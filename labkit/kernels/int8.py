@@ -78,24 +78,27 @@ def _rshift_round_half_even(p: np.ndarray, s: np.ndarray) -> np.ndarray:
     return q + up
 
 
-def _out_range(bits, signed, zp, relu):
+def _out_range(bits, signed, zp, relu, narrow_range=False):
     lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    lo += bool(narrow_range)  # narrow range: the lowest code is never emitted (TFLite's narrow_range)
     return (max(lo, zp) if relu else lo), hi
 
 
 def requantize_reference(
-    acc, bias, multiplier, shift, out_zero_point: int = 0, bits: int = 8, signed: bool = True, relu: bool = False
-) -> np.ndarray:
+    acc, bias, multiplier, shift, out_zero_point: int = 0, bits: int = 8, signed: bool = True, relu: bool = False,
+    narrow_range: bool = False,
+) -> np.ndarray:  # fmt: skip
     """Integer requantization of an int32 accumulator (M, N) per output channel j (numpy reference).
 
     ``y = clamp(out_zero_point + round_half_even(sat32(acc + bias[j]) * multiplier[j] / 2**(31 + shift[j])),
     qmin, qmax)``, computed exactly in int64; ``[qmin, qmax]`` is the signed or unsigned ``bits``-bit
-    range, and a fused ReLU raises qmin to ``out_zero_point`` (real 0). Same formula as
-    ``labkit.quant.requantize`` (which adds the bias before, in int32). Returns int8 / uint8.
+    range (without its lowest code if ``narrow_range``), and a fused ReLU raises qmin to
+    ``out_zero_point`` (real 0). Same formula as ``labkit.quant.requantize`` (which adds the bias
+    before, in int32). Returns int8 / uint8.
     """
     v = np.clip(np.asarray(acc, np.int64) + np.asarray(bias, np.int64), -INT32_MAX - 1, INT32_MAX)
     q = _rshift_round_half_even(v * np.asarray(multiplier, np.int64), 31 + np.asarray(shift, np.int64))
-    lo, hi = _out_range(bits, signed, out_zero_point, relu)
+    lo, hi = _out_range(bits, signed, out_zero_point, relu, narrow_range)
     return np.clip(q + out_zero_point, lo, hi).astype(np.int8 if signed else np.uint8)
 
 
@@ -277,7 +280,7 @@ def gemv_int8(W: np.ndarray, x: np.ndarray, x_zero_point: int = 0) -> np.ndarray
 
 def gemm_int8_requant(
     A, B, bias, multiplier, shift, out_zero_point: int = 0, a_zero_point: int = 0, bits: int = 8,
-    signed: bool = True, relu: bool = False,
+    signed: bool = True, relu: bool = False, narrow_range: bool = False,
 ):  # fmt: skip
     """int8 GEMM fused with per-channel fixed-point requantization (Jacob et al. 2018).
 
@@ -301,6 +304,9 @@ def gemm_int8_requant(
         int8 output range ``[-2**(bits-1), 2**(bits-1) - 1]`` or uint8 ``[0, 2**bits - 1]``.
     relu : bool
         Fused ReLU: clamp below at ``out_zero_point`` (real 0) instead of at qmin.
+    narrow_range : bool
+        Leave out the lowest code (int8 output in ``[-2**(bits-1) + 1, 2**(bits-1) - 1]``), for an
+        output quantized symmetrically (``labkit.quant.int_range(bits, signed, narrow_range=True)``).
 
     Returns
     -------
@@ -320,11 +326,11 @@ def gemm_int8_requant(
     if N and ((31 + sh).min() < 0 or (31 + sh).max() > 62):
         raise ValueError(f"shift must satisfy 0 <= 31 + shift <= 62, got range [{sh.min()}, {sh.max()}]")
     zp = as_scalar("out_zero_point", out_zero_point, "i")
-    qlo, qhi = _out_range(int(bits), signed, zp, False)
+    qlo, qhi = _out_range(int(bits), signed, zp, False, narrow_range)
     if not qlo <= zp <= qhi:
         kind = "signed" if signed else "unsigned"
         raise ValueError(f"out_zero_point must be in [{qlo}, {qhi}] for {bits}-bit {kind} output, got {zp}")
-    lo, hi = _out_range(int(bits), signed, zp, relu)
+    lo, hi = _out_range(int(bits), signed, zp, relu, narrow_range)
     out_dtype = np.int8 if signed else np.uint8
     return _run(A, za, B, 1, bias_i=bias_i, mult=mult, shift=sh, zp=zp, lo=lo, hi=hi, out_dtype=out_dtype)
 

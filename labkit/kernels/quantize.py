@@ -39,11 +39,16 @@ __all__ = [
 _CHUNK = 1 << 16
 
 
-def qrange(bits: int = 8, signed: bool = True) -> tuple[int, int]:
-    """The integer range ``(qmin, qmax)`` of a ``bits``-wide signed or unsigned code."""
+def qrange(bits: int = 8, signed: bool = True, narrow_range: bool = False) -> tuple[int, int]:
+    """The integer range ``(qmin, qmax)`` of a ``bits``-wide signed or unsigned code.
+
+    ``narrow_range=True`` leaves out the lowest code (int8: ``[-127, 127]``), as for symmetric
+    weights; the same range as ``labkit.quant.int_range(bits, signed, narrow_range)``.
+    """
     if not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 8:
         raise ValueError(f"bits must be an int in [2, 8] (int8/uint8 storage), got {bits!r}")
-    return (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    return (lo + 1 if narrow_range else lo), hi
 
 
 # ----------------------------------------------------------------------------------------------
@@ -58,9 +63,10 @@ def _channel_shape(x, axis):
     return shape
 
 
-def quantize_reference(x, scale, zero_point, bits=8, signed=True, axis=None) -> np.ndarray:
-    """``clamp(rint(x * float32(1/scale)) + zero_point)``, per tensor (axis None) or per channel."""
-    lo, hi = qrange(bits, signed)
+def quantize_reference(x, scale, zero_point, bits=8, signed=True, axis=None, narrow_range=False) -> np.ndarray:
+    """``clamp(rint(x * float32(1/scale)) + zero_point)``, per tensor (axis None) or per channel,
+    to :func:`qrange` ``(bits, signed, narrow_range)``."""
+    lo, hi = qrange(bits, signed, narrow_range)
     shape = _channel_shape(x, axis)
     inv = (np.float32(1) / np.asarray(scale, np.float32)).reshape(shape)
     zp = np.asarray(zero_point, np.float32).reshape(shape)
@@ -168,9 +174,9 @@ def _params(scale, zero_point, C, lo, hi, per_channel):
     return s, z
 
 
-def _quantize(x, scale, zero_point, bits, signed, axis):
+def _quantize(x, scale, zero_point, bits, signed, axis, narrow_range=False):
     as_array("x", x, np.float32)
-    lo, hi = qrange(bits, signed)
+    lo, hi = qrange(bits, signed, narrow_range)
     x3, C = _view3(x, axis)
     s, z = _params(scale, zero_point, C, lo, hi, axis is not None)
     out = np.empty(x.shape, np.int8 if signed else np.uint8)
@@ -181,7 +187,8 @@ def _quantize(x, scale, zero_point, bits, signed, axis):
     return out
 
 
-def quantize_per_tensor(x: np.ndarray, scale: float, zero_point: int, bits: int = 8, signed: bool = True):
+def quantize_per_tensor(x: np.ndarray, scale: float, zero_point: int, bits: int = 8, signed: bool = True,
+                        narrow_range: bool = False):  # fmt: skip
     """Quantize float32 x (any shape, C-contiguous) with one scale and zero point.
 
     Returns int8 (signed) or uint8 (unsigned) of x's shape, bit-exact with :func:`quantize_reference`.
@@ -189,14 +196,17 @@ def quantize_per_tensor(x: np.ndarray, scale: float, zero_point: int, bits: int 
     would cost a second pass over x; test ``np.isnan(x).any()`` first if NaN can occur).
     ``torch.quantize_per_tensor`` (fbgemm) rounds ``x · (1/s) + zero_point`` instead, so at exact
     ties with an odd zero point it can land one step higher; with an even zero point (0 for
-    symmetric int8) the two agree bit for bit.
+    symmetric int8) the two agree bit for bit. ``narrow_range=True`` clamps to :func:`qrange`
+    without its lowest code (symmetric int8 weights: never -128).
     """
-    return _quantize(x, scale, zero_point, bits, signed, None)
+    return _quantize(x, scale, zero_point, bits, signed, None, narrow_range)
 
 
-def quantize_per_channel(x, scales, zero_points, axis: int = 0, bits: int = 8, signed: bool = True):
-    """Quantize float32 x with one scale and zero point per index along ``axis`` (arrays of x.shape[axis])."""
-    return _quantize(x, scales, zero_points, bits, signed, axis)
+def quantize_per_channel(x, scales, zero_points, axis: int = 0, bits: int = 8, signed: bool = True,
+                         narrow_range: bool = False):  # fmt: skip
+    """Quantize float32 x with one scale and zero point per index along ``axis`` (arrays of x.shape[axis]);
+    ``narrow_range`` as in :func:`quantize_per_tensor`."""
+    return _quantize(x, scales, zero_points, bits, signed, axis, narrow_range)
 
 
 def _dequantize(q, scale, zero_point, axis):

@@ -10,6 +10,10 @@
      \\qquad t \\in \\{t_0, t_0 + \\Delta t, \\dots, t_0 + n\\Delta t\\},
 
   pruning fast at first (while there are many redundant weights) and slowly near the end.
+  Zhu & Gupta bring **each layer** to ``s_t`` (every layer's weights are masked to its own
+  magnitude threshold); :class:`AGPCallback` does that by default (``scope="layer"``) and offers
+  one global threshold over all chosen layers as an option (``scope="global"``), which lets the
+  layers end at different sparsities whose overall fraction is ``s_t``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import numbers
 
 from ..train import evaluate, fit
-from .magnitude import MaskCallback, check_sparsity, global_magnitude_prune
+from .magnitude import MaskCallback, check_sparsity, global_magnitude_prune, layerwise_magnitude_prune
 
 __all__ = ["agp_sparsity", "AGPCallback", "iterative_prune", "one_shot_prune"]
 
@@ -64,7 +68,7 @@ def agp_sparsity(step: int, s_init: float, s_final: float, t0: int, n_steps: int
 
 
 class AGPCallback(MaskCallback):
-    """Gradual pruning during ``fit``: at every pruning step of the AGP schedule, re-prune globally.
+    """Gradual pruning during ``fit``: at every pruning step of the AGP schedule, re-prune to ``s_t``.
 
     Between pruning steps it behaves like :class:`MaskCallback` (pruned weights stay at zero). Set
     ``n_steps · dt`` shorter than the training run to leave some steps for recovery at the final
@@ -76,21 +80,37 @@ class AGPCallback(MaskCallback):
     t0, n_steps, dt : int, see :func:`agp_sparsity` (``dt`` in optimizer steps)
     s_init : float, default 0
     layers : list of str, optional — which weight layers to prune (default all)
+    scope : "layer" (default) or "global"
+        ``"layer"``: every chosen layer is pruned to ``s_t`` by its own magnitude threshold, as in
+        Zhu & Gupta 2017. ``"global"``: one magnitude threshold over all chosen layers removes the
+        fraction ``s_t`` of their weights together (layers end at different sparsities).
+
+    Attributes
+    ----------
+    history : list of (step, s_t) at each pruning step
+    layer_history : list of (step, {layer_name: sparsity reached}) at each pruning step
     """
 
-    def __init__(self, s_final, t0, n_steps, dt, s_init=0.0, layers=None):
+    def __init__(self, s_final, t0, n_steps, dt, s_init=0.0, layers=None, scope="layer"):
         agp_sparsity(0, s_init, s_final, t0, n_steps, dt)  # validates the arguments
+        if scope not in ("layer", "global"):
+            raise ValueError(f'scope must be "layer" (Zhu & Gupta 2017) or "global", got {scope!r}')
         self.s_init, self.s_final = float(s_init), float(s_final)
         self.t0, self.n_steps, self.dt = int(t0), int(n_steps), int(dt)
-        self.layers = layers
+        self.layers, self.scope = layers, scope
         self.history: list = []  # (step, sparsity) at each pruning step
+        self.layer_history: list = []  # (step, {layer: sparsity reached}) at each pruning step
 
     def _maybe_prune(self, model, step):
         if step < self.t0 or step > self.t0 + self.n_steps * self.dt or (step - self.t0) % self.dt:
             return
         s = agp_sparsity(step, self.s_init, self.s_final, self.t0, self.n_steps, self.dt)
-        global_magnitude_prune(model, s, layers=self.layers)
+        if self.scope == "layer":
+            masks = layerwise_magnitude_prune(model, s, layers=self.layers)
+        else:
+            masks = global_magnitude_prune(model, s, layers=self.layers)
         self.history.append((step, s))
+        self.layer_history.append((step, {name: int((~m).sum()) / max(m.size, 1) for name, m in masks.items()}))
 
     def on_train_begin(self, model, state):
         super().on_train_begin(model, state)

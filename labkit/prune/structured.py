@@ -10,6 +10,16 @@ later matmul is smaller. Units are ranked by the norm of their incoming weights,
 Each ``prune_*`` function returns a **new** model (the input is untouched) whose outputs equal those
 of the same-shaped model with the removed units masked out (:func:`mask_units`): exactly in real
 arithmetic, to float32 rounding in practice.
+
+**A removed unit's bias.** A ReLU unit whose incoming weights are all zero (say, a weight mask
+removed them but kept its bias) is not silent: it outputs the constant ``relu(b_j)``, which the next
+layer multiplies by its column ``W2[:, j]``. Removing such a unit *outright* would drop that
+constant. So, by default (``bias="fold"``), shrinking adds ``W2[:, removed] @ relu(b1[removed])``
+(for a channel: ``relu(b_c)`` times the sum of the next layer's weights it feeds) to the next
+layer's bias, for every removed unit whose incoming weights are all zero: the shrunk model then
+equals the masked model it came from. A removed unit with non-zero incoming weights has no
+constant output; it is removed outright (weights, bias, and the next layer's columns), as
+:func:`mask_units` does by default. ``bias="drop"`` removes every unit outright.
 """
 
 from __future__ import annotations
@@ -101,13 +111,58 @@ def _input_columns(keep: np.ndarray, flatten_hw) -> np.ndarray:
     return (keep[:, None] * flatten_hw + np.arange(flatten_hw)[None, :]).ravel()
 
 
-def _shrink(model, layer, amount, norm, kind, keep=None):
+def _constant_output(model, i, j, b):
+    """What a unit with zero incoming weights and bias ``b`` emits into layer ``j``: ``b`` passed
+    through the per-unit layers between (ReLU clips it; max-pooling and dropout at inference keep a
+    constant)."""
+    c = b.copy()
+    for layer in model.layers[i + 1 : j]:
+        if isinstance(layer, ReLU):
+            c = np.maximum(c, 0)
+    return c
+
+
+def _fold(model, i, j, hw, drop, bias):
+    """Bias change of layer ``j`` that replaces the dropped units' constant outputs (float64, (out,))."""
+    a, b = model.layers[i], model.layers[j]
+    out = np.zeros(b.b.shape, np.float64)
+    if bias == "drop" or drop.size == 0:
+        return out
+    rows = a.W.reshape(a.W.shape[0], -1)
+    if a.mask is not None:
+        rows = np.where(a.mask.reshape(rows.shape), rows, 0)
+    dead = drop[~np.any(rows[drop] != 0, axis=1)]  # removed units with all-zero incoming weights
+    c = _constant_output(model, i, j, a.b[dead].astype(np.float64))
+    dead, c = dead[c != 0], c[c != 0]
+    if dead.size == 0:
+        return out
+    if isinstance(b, Dense):
+        cols = _input_columns(dead, hw)
+        values = np.repeat(c, 1 if hw is None else hw)
+        return b.W[:, cols].astype(np.float64) @ values
+    if b.padding:
+        raise ValueError(
+            f"cannot fold the constant outputs relu(b) of removed channels {dead.tolist()} of {a.name!r} into "
+            f"{b.name!r}: its zero padding makes their contribution vary near the border; "
+            'use bias="drop" to remove them outright'
+        )
+    return b.W[:, dead].astype(np.float64).sum(axis=(2, 3)) @ c
+
+
+def _check_bias(bias):
+    if bias not in ("fold", "drop"):
+        raise ValueError(f'bias must be "fold" (keep a removed unit\'s constant relu(b)) or "drop", got {bias!r}')
+
+
+def _shrink(model, layer, amount, norm, kind, keep=None, bias="fold"):
+    _check_bias(bias)
     i, j, hw = _pair(model, layer, kind)
     new = model.copy()
     a, b = new.layers[i], new.layers[j]
     if keep is None:
-        keep = units_to_keep(a.W, amount, norm)
+        keep = units_to_keep(a.W if a.mask is None else np.where(a.mask, a.W, 0), amount, norm)
     cols = _input_columns(keep, hw)
+    shift = _fold(new, i, j, hw, np.setdiff1d(np.arange(a.W.shape[0]), keep), bias)
     if isinstance(a, Dense):
         a2 = Dense(a.in_features, len(keep))
     else:
@@ -118,7 +173,7 @@ def _shrink(model, layer, amount, norm, kind, keep=None):
         b2 = Dense(len(cols), b.out_features)
     else:
         b2 = Conv2d(len(keep), b.out_channels, b.kernel_size, b.stride, b.padding)
-    b2.W, b2.b = np.ascontiguousarray(b.W[:, cols]), b.b.copy()
+    b2.W, b2.b = np.ascontiguousarray(b.W[:, cols]), (b.b + shift).astype(b.b.dtype)
     b2.mask = None if b.mask is None else np.ascontiguousarray(b.mask[:, cols])
     layers = list(new.layers)
     layers[i], layers[j] = a2, b2
@@ -128,7 +183,7 @@ def _shrink(model, layer, amount, norm, kind, keep=None):
     return out
 
 
-def prune_neurons(model, layer: str, amount: float, norm: str = "l1") -> Sequential:
+def prune_neurons(model, layer: str, amount: float, norm: str = "l1", bias: str = "fold") -> Sequential:
     """A new, smaller model without the ``floor(amount · out)`` neurons of Dense ``layer`` of smallest norm.
 
     Removes those rows of ``layer.W`` and ``layer.b`` (and of its mask) and the matching columns of
@@ -139,31 +194,47 @@ def prune_neurons(model, layer: str, amount: float, norm: str = "l1") -> Sequent
     model : labkit.nn.Sequential
     layer : str — a hidden Dense layer (not the output layer)
     amount : float in [0, 1) — fraction of its neurons to remove
-    norm : {"l1", "l2"} — importance of a neuron = norm of its incoming weights (row of W)
+    norm : {"l1", "l2"} — importance of a neuron = norm of its incoming (unmasked) weights (row of W)
+    bias : {"fold", "drop"}
+        ``"fold"`` (default): a removed neuron whose incoming weights are all zero still emitted
+        ``relu(b_j)``; ``W2[:, j] · relu(b_j)`` is added to the next layer's bias, so the shrunk
+        model equals the masked one. Removed neurons with non-zero weights are removed outright.
+        ``"drop"``: every removed neuron is removed outright (its constant output is lost).
     """
-    return _shrink(model, layer, amount, norm, Dense)
+    return _shrink(model, layer, amount, norm, Dense, bias=bias)
 
 
-def prune_channels(model, layer: str, amount: float, norm: str = "l1") -> Sequential:
+def prune_channels(model, layer: str, amount: float, norm: str = "l1", bias: str = "fold") -> Sequential:
     """A new, smaller model without the ``floor(amount · out_channels)`` filters of Conv2d ``layer`` of smallest norm.
 
     Removes those filters (``W[c]``, ``b[c]``) and the matching input channels of the next Conv2d, or,
     when a Flatten comes first (LeNet-5's conv2 → fc1), the ``h·w`` columns of the next Dense layer
     that each removed channel fed.
+
+    ``bias``: as in :func:`prune_neurons`; a removed channel with an all-zero filter emitted the
+    constant ``relu(b_c)`` at every position, folded as ``relu(b_c) · Σ W2[:, c]`` into the next
+    layer's bias (the next conv must have no zero padding for that to be exact; it raises otherwise).
     """
-    return _shrink(model, layer, amount, norm, Conv2d)
+    return _shrink(model, layer, amount, norm, Conv2d, bias=bias)
 
 
-def mask_units(model, layer: str, amount: float, norm: str = "l1") -> Sequential:
+def mask_units(model, layer: str, amount: float, norm: str = "l1", keep_bias: bool = False) -> Sequential:
     """A copy of ``model`` with the same units as :func:`prune_neurons`/:func:`prune_channels` would
-    remove zeroed instead (weights, bias and the next layer's input columns): same shapes, same outputs."""
+    remove zeroed instead: same shapes, same outputs as the shrunk model.
+
+    ``keep_bias=False`` (default): the units are removed outright — their incoming weights, their
+    bias and the next layer's input columns are zeroed. ``keep_bias=True``: only the incoming
+    weights are zeroed (as a weight mask does), so each such unit still emits ``relu(b)``; shrinking
+    this model with the default ``bias="fold"`` keeps that constant in the next layer's bias.
+    """
     kind = Dense if isinstance(model[layer], Dense) else Conv2d
     i, j, hw = _pair(model, layer, kind)
     new = model.copy()
     a, b = new.layers[i], new.layers[j]
-    keep = units_to_keep(a.W, amount, norm)
+    keep = units_to_keep(a.W if a.mask is None else np.where(a.mask, a.W, 0), amount, norm)
     drop = np.setdiff1d(np.arange(a.W.shape[0]), keep)
     a.W[drop] = 0
-    a.b[drop] = 0
-    b.W[:, _input_columns(drop, hw)] = 0
+    if not keep_bias:
+        a.b[drop] = 0
+        b.W[:, _input_columns(drop, hw)] = 0
     return new

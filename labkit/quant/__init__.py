@@ -9,7 +9,7 @@ the integer engine), ``kmeans`` (weight sharing with codebook fine-tuning), ``gr
 scales and their folding). Every public name is importable from ``labkit.quant``.
 """
 
-from .affine import METHODS, dequantize, fake_quantize, int_range, qparams, quantization_error, quantize
+from .affine import METHODS, QParams, dequantize, fake_quantize, int_range, qparams, quantization_error, quantize
 from .awq import AWQResult, activation_scale, awq_quantize, awq_scales, awq_search, fold_awq_scales
 from .fakequant import (
     FakeQuant,
@@ -23,20 +23,25 @@ from .fakequant import (
 from .gptq import GPTQResult, gptq_quantize, hessian, layer_output_error, obq_quantize_row, obs_eliminate, obs_update
 from .groupwise import dequantize_groupwise, groupwise_params, pack_int4, quantize_groupwise, unpack_int4
 from .integer import (
+    ROUNDINGS,
     IntConv2d,
     IntDense,
     IntegerModel,
+    fixed_point_multiply,
     integer_dense,
     quantize_model,
     quantize_multiplier,
     requantize,
+    rounding_divide_by_pot,
     rounding_right_shift,
+    saturating_rounding_doubling_high_mul,
     simulate_float64,
 )
 from .kmeans import CodebookFinetune, codebook_gradient, kmeans_assign, kmeans_quantize, kmeans_quantize_model
 
 __all__ = [
     "METHODS",
+    "QParams",
     "int_range",
     "qparams",
     "quantize",
@@ -52,6 +57,10 @@ __all__ = [
     "fake_quantize_weights",
     "quantize_multiplier",
     "rounding_right_shift",
+    "ROUNDINGS",
+    "saturating_rounding_doubling_high_mul",
+    "rounding_divide_by_pot",
+    "fixed_point_multiply",
     "requantize",
     "integer_dense",
     "IntDense",

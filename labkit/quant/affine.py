@@ -10,8 +10,13 @@ integer ``zero_point`` (zero padding and ReLU depend on it).
 
 Integer ranges for ``bits`` b: signed ``[-2^(b-1), 2^(b-1) - 1]``, unsigned ``[0, 2^b - 1]``.
 Symmetric quantization fixes ``zero_point`` at 0 (signed) or ``2^(b-1)`` (unsigned) and uses
-the restricted range ``±(2^(b-1) - 1)`` so that ``-scale·qmax`` and ``+scale·qmax`` are both
-representable (the int8 weight scheme of TFLite and Krishnamoorthi 2018).
+the **narrow range** ``zero_point ± (2^(b-1) - 1)`` — for int8, ``[-127, 127]`` — so that
+``-scale·qmax`` and ``+scale·qmax`` are both representable and the code ``-128`` is never emitted,
+not even for inputs beyond the calibrated range (the int8 weight scheme of TFLite, whose flag is
+``narrow_range``, and of Krishnamoorthi 2018). The narrow range is an explicit choice carried with
+the parameters: :func:`qparams` returns a :class:`QParams` (it unpacks as ``scale, zero_point``)
+that records ``bits``, ``signed`` and ``narrow_range``; :func:`quantize`, :func:`fake_quantize`,
+the STE mask, the integer engine and the kernels clamp to :func:`int_range` with the same flag.
 
 Calibration chooses the real range ``[lo, hi]`` that the integer range covers:
 
@@ -28,6 +33,7 @@ import numbers
 import numpy as np
 
 __all__ = [
+    "QParams",
     "int_range",
     "qparams",
     "quantize",
@@ -50,10 +56,69 @@ def _check_bits(bits, symmetric=False) -> int:
     return int(bits)
 
 
-def int_range(bits: int = 8, signed: bool = False) -> tuple[int, int]:
-    """The integer range ``(qmin, qmax)`` of a ``bits``-bit signed or unsigned type."""
-    bits = _check_bits(bits)
-    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+def int_range(bits: int = 8, signed: bool = False, narrow_range: bool = False) -> tuple[int, int]:
+    """The integer range ``(qmin, qmax)`` of a ``bits``-bit signed or unsigned type.
+
+    ``narrow_range=True`` leaves out the lowest code: ``[-(2^(b-1) - 1), 2^(b-1) - 1]`` signed
+    (int8: ``[-127, 127]``), ``[1, 2^b - 1]`` unsigned, so the range is symmetric around the
+    symmetric zero point (0, or ``2^(b-1)`` unsigned). It needs ``bits >= 2``.
+    """
+    bits = _check_bits(bits, symmetric=bool(narrow_range))
+    qmin, qmax = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    return (qmin + 1, qmax) if narrow_range else (qmin, qmax)
+
+
+class QParams(tuple):
+    """``(scale, zero_point)`` with the integer type they were chosen for.
+
+    Unpacks like the pair it is (``scale, zero_point = qparams(x)``); the attributes ``bits``,
+    ``signed``, ``narrow_range`` and ``symmetric`` say which integer range to clamp to, so
+    ``quantize(x, qp)`` needs nothing else. ``qp.qrange`` is that range.
+    """
+
+    def __new__(cls, scale, zero_point, bits: int, signed: bool, narrow_range: bool, symmetric: bool = False):
+        self = super().__new__(cls, (scale, zero_point))
+        self.bits, self.signed, self.narrow_range, self.symmetric = (
+            int(bits),
+            bool(signed),
+            bool(narrow_range),
+            bool(symmetric),
+        )
+        return self
+
+    @property
+    def scale(self):
+        return self[0]
+
+    @property
+    def zero_point(self):
+        return self[1]
+
+    @property
+    def qrange(self) -> tuple[int, int]:
+        return int_range(self.bits, self.signed, self.narrow_range)
+
+    def __repr__(self):
+        return (f"QParams(scale={self[0]!r}, zero_point={self[1]!r}, bits={self.bits}, signed={self.signed}, "
+                f"narrow_range={self.narrow_range})")  # fmt: skip
+
+    def __reduce__(self):
+        return (QParams, (self[0], self[1], self.bits, self.signed, self.narrow_range, self.symmetric))
+
+
+def _resolve(scale, zero_point, bits, signed, narrow_range, what):
+    """Unpack a QParams passed as ``scale``; fill the defaults (8 bits, unsigned, full range)."""
+    if isinstance(scale, QParams):
+        if zero_point is not None:
+            raise TypeError(f"{what}: pass either a QParams or (scale, zero_point), not both")
+        qp = scale
+        scale, zero_point = qp
+        bits = qp.bits if bits is None else bits
+        signed = qp.signed if signed is None else signed
+        narrow_range = qp.narrow_range if narrow_range is None else narrow_range
+    elif zero_point is None:
+        raise TypeError(f"{what}: zero_point is missing (or pass the QParams returned by qparams)")
+    return scale, zero_point, 8 if bits is None else bits, bool(signed), bool(narrow_range)
 
 
 def _int_dtype(bits: int, signed: bool):
@@ -87,9 +152,9 @@ def _range(x: np.ndarray, axis, method: str, percentile: float):
     return np.minimum(lo, 0.0), np.maximum(hi, 0.0), flat
 
 
-def _params_from_range(lo, hi, bits, symmetric, signed):
+def _params_from_range(lo, hi, bits, symmetric, signed, narrow_range=False):
     """Scale (float32) and zero point (int64) for ranges lo <= 0 <= hi (arrays, float64)."""
-    qmin, qmax = int_range(bits, signed)
+    qmin, qmax = int_range(bits, signed, narrow_range)
     if symmetric:
         half = (1 << (bits - 1)) - 1
         amax = np.maximum(-lo, hi)
@@ -104,15 +169,16 @@ def _params_from_range(lo, hi, bits, symmetric, signed):
     return scale, zp
 
 
-def _round_trip_mse(flat, scale, zp, bits, signed):
-    qmin, qmax = int_range(bits, signed)
+def _round_trip_mse(flat, scale, zp, bits, signed, narrow_range=False):
+    qmin, qmax = int_range(bits, signed, narrow_range)
     s = scale.astype(np.float64)[:, None]
     q = np.clip(np.rint(flat / s) + zp[:, None], qmin, qmax)
     return ((s * (q - zp[:, None]) - flat) ** 2).mean(axis=1)
 
 
 def qparams(x, bits: int = 8, symmetric: bool = False, per_channel_axis=None, method: str = "minmax",
-            signed: bool | None = None, percentile: float = 99.99, grid: int = 100):  # fmt: skip
+            signed: bool | None = None, percentile: float = 99.99, grid: int = 100,
+            narrow_range: bool | None = None):  # fmt: skip
     """Scale and zero point that map the range of ``x`` onto ``bits``-bit integers.
 
     Parameters
@@ -135,11 +201,16 @@ def qparams(x, bits: int = 8, symmetric: bool = False, per_channel_axis=None, me
         For ``method="percentile"``: keep the range between the (100 - p)th and p-th percentiles.
     grid : int
         For ``method="mse"``: number of clipping fractions α = 1/grid, 2/grid, ..., 1 tried.
+    narrow_range : bool, optional
+        Leave out the lowest integer code (int8: ``[-127, 127]``). Default: True when symmetric
+        (the range is then ``zero_point ± (2^(b-1) - 1)``, as promised above), False for affine.
 
     Returns
     -------
+    QParams, which unpacks as ``(scale, zero_point)``:
     scale : numpy.float32, or float32 array of shape (C,) per channel
     zero_point : int, or int64 array of shape (C,) per channel
+    and carries ``bits``, ``signed``, ``narrow_range`` for :func:`quantize`.
 
     Raises
     ------
@@ -163,18 +234,21 @@ def qparams(x, bits: int = 8, symmetric: bool = False, per_channel_axis=None, me
     if grid < 1:
         raise ValueError(f"grid must be >= 1, got {grid!r}")
     signed = bool(symmetric) if signed is None else bool(signed)
+    narrow = bool(symmetric) if narrow_range is None else bool(narrow_range)
+    if narrow:
+        bits = _check_bits(bits, symmetric=True)
     lo, hi, flat = _range(x, axis, method, percentile)
-    scale, zp = _params_from_range(lo, hi, bits, symmetric, signed)
+    scale, zp = _params_from_range(lo, hi, bits, symmetric, signed, narrow)
     if method == "mse":
-        best = _round_trip_mse(flat, scale, zp, bits, signed)
+        best = _round_trip_mse(flat, scale, zp, bits, signed, narrow)
         for alpha in np.arange(1, grid) / grid:
-            s, z = _params_from_range(alpha * lo, alpha * hi, bits, symmetric, signed)
-            err = _round_trip_mse(flat, s, z, bits, signed)
+            s, z = _params_from_range(alpha * lo, alpha * hi, bits, symmetric, signed, narrow)
+            err = _round_trip_mse(flat, s, z, bits, signed, narrow)
             better = err < best
             scale, zp, best = np.where(better, s, scale), np.where(better, z, zp), np.minimum(err, best)
     if axis is None:
-        return np.float32(scale[0]), int(zp[0])
-    return scale.astype(np.float32), zp.astype(np.int64)
+        return QParams(np.float32(scale[0]), int(zp[0]), bits, signed, narrow, symmetric)
+    return QParams(scale.astype(np.float32), zp.astype(np.int64), bits, signed, narrow, symmetric)
 
 
 def _check_qp(scale, zero_point, qrange, shape, axis, what="quantize"):
@@ -214,20 +288,26 @@ def _check_qp(scale, zero_point, qrange, shape, axis, what="quantize"):
     )
 
 
-def quantize(x, scale, zero_point, bits: int = 8, signed: bool = False, axis=None) -> np.ndarray:
+def quantize(x, scale, zero_point=None, bits: int | None = None, signed: bool | None = None, axis=None,
+             narrow_range: bool | None = None) -> np.ndarray:  # fmt: skip
     """``clamp(round_half_even(x / scale) + zero_point, qmin, qmax)`` as an integer array.
 
     Parameters
     ----------
     x : array_like of float, any shape (empty gives an empty result); no NaN (inf clamps)
-    scale : float, or array of shape (C,) with ``axis``
+    scale : float, or array of shape (C,) with ``axis``; or the :class:`QParams` from
+        :func:`qparams`, which then also gives ``zero_point``, ``bits``, ``signed`` and
+        ``narrow_range`` (so a symmetric quantizer clamps to its narrow range by itself).
     zero_point : int, or int array of shape (C,) with ``axis``; inside the integer range
-    bits : int, 1..16
+    bits : int, 1..16 (default 8)
     signed : bool
         Signed (``[-2^(b-1), 2^(b-1)-1]``) or unsigned (``[0, 2^b-1]``) integers. The default
         matches ``qparams``'s default (affine, unsigned); pass ``signed=True`` for symmetric weights.
     axis : int, optional
         The channel axis of per-channel parameters.
+    narrow_range : bool
+        Clamp to :func:`int_range` without its lowest code (int8 ``[-127, 127]``). Default: the
+        QParams' choice, else False (full range).
 
     Returns
     -------
@@ -239,14 +319,15 @@ def quantize(x, scale, zero_point, bits: int = 8, signed: bool = False, axis=Non
     even. PyTorch multiplies by the float32 reciprocal of the scale instead; values one ulp away
     from a tie can then round differently by one step (``tests/test_quant_torch.py``).
     """
+    scale, zero_point, bits, signed, narrow_range = _resolve(scale, zero_point, bits, signed, narrow_range, "quantize")
     bits = _check_bits(bits)
     x = np.asarray(x)
     if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
         raise TypeError(f"quantize expects a numeric array, got dtype {x.dtype}")
-    s, z = _check_qp(scale, zero_point, int_range(bits, signed), x.shape, axis)
+    qmin, qmax = int_range(bits, signed, narrow_range)
+    s, z = _check_qp(scale, zero_point, (qmin, qmax), x.shape, axis)
     if np.any(np.isnan(x)):
         raise ValueError(f"quantize: x contains {int(np.isnan(x).sum())} NaN values; expected numbers")
-    qmin, qmax = int_range(bits, signed)
     with np.errstate(over="ignore", invalid="ignore"):
         q = np.rint(x.astype(np.float64) / s) + z
     return np.clip(q, qmin, qmax).astype(_int_dtype(bits, signed))
@@ -271,16 +352,24 @@ def dequantize(q, scale, zero_point, axis=None) -> np.ndarray:
     return (s * (q.astype(np.int64) - z)).astype(np.float32)
 
 
-def fake_quantize(x, scale, zero_point, bits: int = 8, signed: bool = False, axis=None) -> np.ndarray:
-    """``dequantize(quantize(x))``: the float32 values a quantized tensor really represents."""
-    return dequantize(quantize(x, scale, zero_point, bits, signed, axis), scale, zero_point, axis)
+def fake_quantize(x, scale, zero_point=None, bits: int | None = None, signed: bool | None = None, axis=None,
+                  narrow_range: bool | None = None) -> np.ndarray:  # fmt: skip
+    """``dequantize(quantize(x))``: the float32 values a quantized tensor really represents.
+
+    Same parameters as :func:`quantize` (a :class:`QParams` may stand for scale and zero point).
+    """
+    scale, zero_point, bits, signed, narrow_range = _resolve(
+        scale, zero_point, bits, signed, narrow_range, "fake_quantize"
+    )
+    return dequantize(quantize(x, scale, zero_point, bits, signed, axis, narrow_range), scale, zero_point, axis)
 
 
 def quantization_error(x, bits: int = 8, symmetric: bool = False, per_channel_axis=None, method: str = "minmax",
                        signed: bool | None = None) -> float:  # fmt: skip
-    """Mean squared error of the quantize-dequantize round trip of ``x`` with calibrated parameters."""
+    """Mean squared error of the quantize-dequantize round trip of ``x`` with calibrated parameters
+    (symmetric: narrow range, as :func:`qparams` chooses)."""
     x = np.asarray(x)
     signed = bool(symmetric) if signed is None else bool(signed)
-    s, z = qparams(x, bits, symmetric, per_channel_axis, method, signed=signed)
-    xr = fake_quantize(x, s, z, bits, signed, per_channel_axis)
+    qp = qparams(x, bits, symmetric, per_channel_axis, method, signed=signed)
+    xr = fake_quantize(x, qp, axis=per_channel_axis)
     return float(np.mean((xr.astype(np.float64) - x) ** 2))

@@ -19,7 +19,17 @@ import numpy as np
 
 from .. import nn
 from ..train import Callback
-from .affine import _check_axis, _check_bits, _params_from_range, dequantize, int_range, qparams, quantize
+from .affine import (
+    QParams,
+    _check_axis,
+    _check_bits,
+    _params_from_range,
+    _resolve,
+    dequantize,
+    int_range,
+    qparams,
+    quantize,
+)
 
 __all__ = [
     "ste_mask",
@@ -32,11 +42,18 @@ __all__ = [
 ]
 
 
-def ste_mask(x, scale, zero_point, bits: int = 8, signed: bool = False, axis=None) -> np.ndarray:
-    """Boolean mask, shape of ``x``: True where the STE passes the gradient (inside the clipping range)."""
+def ste_mask(x, scale, zero_point=None, bits: int | None = None, signed: bool | None = None, axis=None,
+             narrow_range: bool | None = None) -> np.ndarray:  # fmt: skip
+    """Boolean mask, shape of ``x``: True where the STE passes the gradient (inside the clipping range).
+
+    The range is :func:`~labkit.quant.int_range` ``(bits, signed, narrow_range)``, the same that
+    :func:`~labkit.quant.quantize` clamps to; a :class:`~labkit.quant.QParams` may stand for
+    ``scale`` and supplies the rest (a symmetric quantizer: narrow range).
+    """
+    scale, zero_point, bits, signed, narrow_range = _resolve(scale, zero_point, bits, signed, narrow_range, "ste_mask")
     x = np.asarray(x)
     s, z = _params_view(x, scale, zero_point, axis)
-    qmin, qmax = int_range(bits, signed)
+    qmin, qmax = int_range(bits, signed, narrow_range)
     q = np.rint(x.astype(np.float64) / s) + z
     return (q >= qmin) & (q <= qmax)
 
@@ -52,7 +69,8 @@ def _params_view(x, scale, zero_point, axis):
     return scale.reshape(shape), zp.reshape(shape)
 
 
-def fake_quantize_backward(grad_out, x, scale, zero_point, bits: int = 8, signed: bool = False, axis=None):
+def fake_quantize_backward(grad_out, x, scale, zero_point=None, bits: int | None = None, signed: bool | None = None,
+                           axis=None, narrow_range: bool | None = None):  # fmt: skip
     """STE gradient of ``fake_quantize`` with respect to ``x``: ``grad_out`` where inside the range, 0 elsewhere.
 
     Parameters
@@ -65,7 +83,7 @@ def fake_quantize_backward(grad_out, x, scale, zero_point, bits: int = 8, signed
     grad_out = np.asarray(grad_out)
     if grad_out.shape != np.shape(x):
         raise ValueError(f"grad_out has shape {grad_out.shape}, x has {np.shape(x)}: they must match")
-    mask = ste_mask(x, scale, zero_point, bits, signed, axis)
+    mask = ste_mask(x, scale, zero_point, bits, signed, axis, narrow_range)
     return np.where(mask, grad_out, grad_out.dtype.type(0))
 
 
@@ -85,14 +103,17 @@ class MinMaxObserver:
         self.lo, self.hi = min(self.lo, float(x.min())), max(self.hi, float(x.max()))
         self.seen = True
 
-    def qparams(self, bits: int = 8, symmetric: bool = False, signed: bool | None = None):
-        """(scale, zero_point) for the observed range."""
+    def qparams(self, bits: int = 8, symmetric: bool = False, signed: bool | None = None,
+                narrow_range: bool | None = None):  # fmt: skip
+        """:class:`~labkit.quant.QParams` (unpacks as ``scale, zero_point``) for the observed range;
+        ``narrow_range`` defaults to ``symmetric``, as in :func:`~labkit.quant.qparams`."""
         if not self.seen:
             raise ValueError("the observer has seen no data yet: run calibration batches first")
         signed = bool(symmetric) if signed is None else bool(signed)
-        bits = _check_bits(bits, symmetric)
-        s, z = _params_from_range(np.array([self.lo]), np.array([self.hi]), bits, symmetric, signed)
-        return np.float32(s[0]), int(z[0])
+        narrow = bool(symmetric) if narrow_range is None else bool(narrow_range)
+        bits = _check_bits(bits, symmetric or narrow)
+        s, z = _params_from_range(np.array([self.lo]), np.array([self.hi]), bits, symmetric, signed, narrow)
+        return QParams(np.float32(s[0]), int(z[0]), bits, signed, narrow, symmetric)
 
 
 class MovingAverageObserver(MinMaxObserver):
@@ -139,7 +160,7 @@ def fake_quantize_weights(model, bits: int = 8, per_channel: bool = True, layers
             continue
         s, z = _weight_qparams(layer.W, bits, per_channel)
         axis = 0 if per_channel else None
-        layer.W = dequantize(quantize(layer.W, s, z, bits, True, axis), s, z, axis)
+        layer.W = dequantize(quantize(layer.W, s, z, bits, True, axis, narrow_range=True), s, z, axis)
     return out
 
 
@@ -180,8 +201,8 @@ class QATCallback(Callback):
         for name, layer in self._targets(model):
             W = layer.W
             s, z = _weight_qparams(W, self.bits, self.per_channel)
-            self._shadow[name] = (W, ste_mask(W, s, z, self.bits, True, axis))
-            layer.W = dequantize(quantize(W, s, z, self.bits, True, axis), s, z, axis)
+            self._shadow[name] = (W, ste_mask(W, s, z, self.bits, True, axis, narrow_range=True))
+            layer.W = dequantize(quantize(W, s, z, self.bits, True, axis, narrow_range=True), s, z, axis)
 
     def on_backward_end(self, model, state):
         for name, layer in self._targets(model):

@@ -8,9 +8,19 @@ becomes, per output channel c (Jacob et al. 2018, eq. 4–9):
     q_y[c] = clamp(z_y + round(M_c · acc_c), qmin, qmax),        M_c = s_x s_W[c] / s_y
 
 The real multiplier ``M_c`` is the only non-integer; it is stored as ``M_c = 2^(-n) · M0`` with
-``M0 ∈ [0.5, 1)`` held as the int32 ``round(M0 · 2^31)``, so ``round(M_c · acc)`` becomes the
-64-bit product ``acc · M0_int`` followed by a rounding right shift by ``31 + n`` bits (ties to
-even, like every rounding in labkit). A ReLU that follows the layer is fused as a clamp at the
+``M0 ∈ [0.5, 1)`` held as the int32 ``round(M0 · 2^31)``. Two integer forms of ``round(M_c · acc)``
+are offered, named by ``rounding=`` (see :func:`fixed_point_multiply`):
+
+* ``"single"`` (the default): the 64-bit product ``acc · M0_int`` followed by one rounding right
+  shift by ``31 + n`` bits, ties to even like every other rounding in labkit. This is the exact
+  nearest integer to ``acc · M0_int / 2^(31+n)``.
+* ``"gemmlowp"``: the reference arithmetic of Jacob et al. 2018 (gemmlowp, and TFLite's
+  ``MultiplyByQuantizedMultiplier``): a *saturating rounding doubling high multiply*
+  ``SRDHM(acc, M0_int)`` = the int32 nearest to ``acc · M0_int / 2^31`` (ties toward +∞, as the
+  nudge ``2^30`` or ``1 - 2^30`` makes them; the one overflow, ``INT32_MIN · INT32_MIN``, saturates
+  to ``INT32_MAX``), then a *rounding divide by a power of two* by ``n`` bits, ties away from
+  zero. It rounds twice, so it can differ from ``"single"`` by one step — at ties, and where the
+  first rounding pushes a value over a half. A ReLU that follows the layer is fused as a clamp at the
 zero point (real 0). Max pooling commutes with the monotonic quantization and runs on the
 integers as is; convolution pads with the zero point, which is real 0.
 
@@ -27,8 +37,12 @@ from .. import nn
 from .affine import _check_bits, int_range, qparams, quantize
 
 __all__ = [
+    "ROUNDINGS",
     "quantize_multiplier",
     "rounding_right_shift",
+    "saturating_rounding_doubling_high_mul",
+    "rounding_divide_by_pot",
+    "fixed_point_multiply",
     "requantize",
     "integer_dense",
     "IntDense",
@@ -85,8 +99,104 @@ def rounding_right_shift(x, shift):
     return q + ((r > half) | ((r == half) & ((q & 1) == 1)))
 
 
-def requantize(acc, M0, n, zero_point: int, bits: int = 8, signed: bool = False, relu: bool = False):
-    """int32 accumulators → ``bits``-bit outputs: ``clamp(z + rounding_right_shift(acc · M0, 31 + n))``.
+ROUNDINGS = ("single", "gemmlowp")
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def _int32_values(x, what):
+    x = np.asarray(x)
+    if x.dtype.kind not in "iu":
+        raise TypeError(f"{what} must be an integer array (int32 values), got dtype {x.dtype}")
+    x = x.astype(np.int64)
+    if x.size and (x.min() < INT32_MIN or x.max() > INT32_MAX):
+        raise ValueError(f"{what} must hold int32 values, got range [{x.min()}, {x.max()}]")
+    return x
+
+
+def saturating_rounding_doubling_high_mul(a, b) -> np.ndarray:
+    """gemmlowp's ``SaturatingRoundingDoublingHighMul``: the high 32 bits of ``2·a·b``, rounded.
+
+    ``(a·b + nudge) / 2^31`` in 64 bits with C's truncating division, ``nudge = 2^30`` if
+    ``a·b >= 0`` else ``1 - 2^30``: the int32 nearest to ``a·b / 2^31``, ties toward +∞
+    (1.5 → 2, -1.5 → -1). The only product that overflows int32, ``INT32_MIN · INT32_MIN``
+    (= 2^62, whose half-high is 2^31), saturates to ``INT32_MAX``.
+
+    Parameters
+    ----------
+    a, b : integer arrays of int32 values, broadcastable
+
+    Returns
+    -------
+    int32 array of the broadcast shape
+    """
+    a, b = np.broadcast_arrays(_int32_values(a, "a"), _int32_values(b, "b"))
+    ab = a * b  # |a·b| <= 2^62: exact in int64
+    s = ab + np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
+    q = np.where(s >= 0, s >> 31, -((-s) >> 31))  # division truncating toward zero, as in C
+    overflow = (a == INT32_MIN) & (b == INT32_MIN)
+    return np.where(overflow, INT32_MAX, q).astype(np.int32)
+
+
+def rounding_divide_by_pot(x, exponent) -> np.ndarray:
+    """gemmlowp's ``RoundingDivideByPOT``: ``x / 2^exponent`` rounded to nearest, ties away from zero.
+
+    ``(x >> e) + (remainder > threshold)`` with ``remainder = x & (2^e - 1)`` and
+    ``threshold = (2^e - 1) >> 1`` plus 1 when ``x < 0``: 3/2 → 2, -3/2 → -2, -5/4 → -1.
+
+    Parameters
+    ----------
+    x : integer array of int32 values
+    exponent : int or int array broadcastable to x, in 0..31
+
+    Returns
+    -------
+    int32 array
+    """
+    x = _int32_values(x, "x")
+    e = np.asarray(exponent, dtype=np.int64)
+    if np.any(e < 0) or np.any(e > 31):
+        raise ValueError(f"exponent must be in 0..31, got {exponent}")
+    mask = (np.int64(1) << e) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return ((x >> e) + (remainder > threshold)).astype(np.int32)
+
+
+def fixed_point_multiply(acc, M0, n, rounding: str = "single") -> np.ndarray:
+    """``round(acc · M0 · 2^-(31+n))`` in integer arithmetic, before the zero point and the clamp.
+
+    Parameters
+    ----------
+    acc : integer array of int32 values, shape (..., C)
+    M0, n : int32 arrays of shape (C,) or scalars, from :func:`quantize_multiplier`
+    rounding : {"single", "gemmlowp"}
+        ``"single"``: ``rounding_right_shift(acc · M0, 31 + n)``, one rounding of the exact product,
+        ties to even. ``"gemmlowp"``: ``rounding_divide_by_pot(saturating_rounding_doubling_high_mul(
+        acc · 2^max(-n, 0), M0), max(n, 0))``, Jacob et al.'s (gemmlowp/TFLite) two roundings.
+
+    Returns
+    -------
+    int64 array, shape of acc (broadcast against M0, n)
+    """
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
+    acc = _int32_values(acc, "acc")
+    M0 = _int32_values(M0, "M0")
+    n = np.asarray(n, dtype=np.int64)
+    if rounding == "single":
+        return rounding_right_shift(acc * M0, 31 + n)
+    left = np.maximum(-n, 0)  # M >= 1: TFLite shifts the accumulator left first
+    x = acc << left
+    if x.size and (x.min() < INT32_MIN or x.max() > INT32_MAX):
+        raise ValueError(
+            "gemmlowp rounding: acc · 2^-n leaves the int32 range (multiplier >= 1 on a large accumulator)"
+        )
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, M0), np.maximum(n, 0)).astype(np.int64)
+
+
+def requantize(acc, M0, n, zero_point: int, bits: int = 8, signed: bool = False, relu: bool = False,
+               rounding: str = "single", narrow_range: bool = False):  # fmt: skip
+    """int32 accumulators → ``bits``-bit outputs: ``clamp(z + fixed_point_multiply(acc, M0, n))``.
 
     Parameters
     ----------
@@ -95,14 +205,22 @@ def requantize(acc, M0, n, zero_point: int, bits: int = 8, signed: bool = False,
     zero_point : int, the output zero point
     relu : bool
         Fused ReLU: clamp below at ``zero_point`` (real 0) instead of at qmin.
+    rounding : {"single", "gemmlowp"}
+        ``"single"`` (default): ``rounding_right_shift(acc · M0, 31 + n)``, ties to even.
+        ``"gemmlowp"``: as in Jacob et al. 2018's reference code (see :func:`fixed_point_multiply`).
+    narrow_range : bool
+        Clamp to ``int_range(bits, signed, narrow_range=True)`` (lowest code left out).
 
     Returns
     -------
     int8 / uint8 array (int16 / uint16 above 8 bits), shape of acc
     """
-    qmin, qmax = int_range(bits, signed)
-    prod = np.asarray(acc, dtype=np.int64) * np.asarray(M0, dtype=np.int64)
-    y = rounding_right_shift(prod, 31 + np.asarray(n, dtype=np.int64)) + int(zero_point)
+    qmin, qmax = int_range(bits, signed, narrow_range)
+    if rounding == "single":  # the historical path, kept for any int64 accumulator
+        prod = np.asarray(acc, dtype=np.int64) * np.asarray(M0, dtype=np.int64)
+        y = rounding_right_shift(prod, 31 + np.asarray(n, dtype=np.int64)) + int(zero_point)
+    else:
+        y = fixed_point_multiply(acc, M0, n, rounding) + int(zero_point)
     lo = max(qmin, int(zero_point)) if relu else qmin
     dtype = (np.int8 if signed else np.uint8) if bits <= 8 else (np.int16 if signed else np.uint16)
     return np.clip(y, lo, qmax).astype(dtype)
@@ -133,8 +251,9 @@ def integer_dense(q_x, z_x: int, q_W, q_b, M0, n, z_y: int, relu: bool = False, 
 class IntDense:
     """An integer Dense layer. ``bias`` already folds in ``-z_x · sum_k q_W[c, k]`` (Jacob eq. 8)."""
 
-    def __init__(self, name, q_W, q_b, M0, n, z_x, z_y, relu, bits, signed):
+    def __init__(self, name, q_W, q_b, M0, n, z_x, z_y, relu, bits, signed, rounding="single"):
         self.name, self.q_W, self.q_b, self.M0 = name, q_W, q_b, M0
+        self.rounding = rounding
         self.shift = n.astype(np.int8)
         self.z_x, self.z_y, self.relu, self.bits, self.signed = int(z_x), int(z_y), bool(relu), bits, signed
         self.bias = (q_b.astype(np.int64) - self.z_x * q_W.astype(np.int64).sum(axis=1)).astype(np.int32)
@@ -147,7 +266,8 @@ class IntDense:
         return (q.astype(np.float64) - self.z_x) @ self.q_W.T.astype(np.float64) + self.q_b.astype(np.float64)
 
     def forward(self, q):
-        return requantize(self.accumulate(q), self.M0, self.shift, self.z_y, self.bits, self.signed, self.relu)
+        return requantize(self.accumulate(q), self.M0, self.shift, self.z_y, self.bits, self.signed, self.relu,
+                          rounding=self.rounding)  # fmt: skip
 
     def arrays(self):
         zp_dtype = np.int8 if self.signed else np.uint8
@@ -158,8 +278,9 @@ class IntDense:
 class IntConv2d(IntDense):
     """An integer convolution: im2col of the integer input padded with its zero point, then IntDense."""
 
-    def __init__(self, name, q_W, q_b, M0, n, z_x, z_y, relu, bits, signed, kernel_size, stride, padding):
-        super().__init__(name, q_W.reshape(q_W.shape[0], -1), q_b, M0, n, z_x, z_y, relu, bits, signed)
+    def __init__(self, name, q_W, q_b, M0, n, z_x, z_y, relu, bits, signed, kernel_size, stride, padding,
+                 rounding="single"):  # fmt: skip
+        super().__init__(name, q_W.reshape(q_W.shape[0], -1), q_b, M0, n, z_x, z_y, relu, bits, signed, rounding)
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
     def _cols(self, q):
@@ -249,6 +370,27 @@ class IntegerModel:
         """Class indices: argmax of the integer logits (the first of equal maxima)."""
         return self.predict_int(X, batch_size).argmax(axis=1)
 
+    @property
+    def rounding(self) -> str:
+        """The requantization rounding of every layer: "single" or "gemmlowp" (see :func:`requantize`)."""
+        kinds = {op.rounding for kind, op in self.ops if kind in ("dense", "conv")}
+        return kinds.pop() if len(kinds) == 1 else "mixed"
+
+    def with_rounding(self, rounding: str) -> IntegerModel:
+        """The same engine (same integers, shared arrays) requantizing with ``rounding``."""
+        if rounding not in ROUNDINGS:
+            raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
+        import copy
+
+        ops = []
+        for kind, op in self.ops:
+            if kind in ("dense", "conv"):
+                op = copy.copy(op)
+                op.rounding = rounding
+            ops.append((kind, op))
+        return IntegerModel(ops, (self.input_scale, self.input_zero_point), (self.output_scale, self.output_zero_point),
+                            self.bits, self.signed, self.weight_bits)  # fmt: skip
+
     def arrays(self) -> dict:
         """Every array the engine needs at run time, by name (what ``nbytes`` counts)."""
         zp_dtype = np.int8 if self.signed else np.uint8
@@ -294,7 +436,10 @@ def _requantize_f64(acc, op, channel_axis):
 def simulate_float64(engine: IntegerModel, X, batch_size: int = 1000):
     """The engine's integer arithmetic redone in float64: accumulators by float64 matmul (exact, every
     partial sum is an integer below 2^53) and requantization as ``rint(acc · M) + z`` with the
-    same ``M = M0 · 2^-(31+n)``. Returns the quantized logits as int64, (n, n_classes)."""
+    same ``M = M0 · 2^-(31+n)``. Returns the quantized logits as int64, (n, n_classes).
+
+    It simulates ``rounding="single"`` (one rounding, ties to even); an engine built with
+    ``rounding="gemmlowp"`` may differ from it by one step where the two roundings differ."""
     if not isinstance(engine, IntegerModel):
         raise TypeError(f"expected an IntegerModel from quantize_model, got {type(engine).__name__}")
     X = np.asarray(X)
@@ -321,7 +466,7 @@ def _calibrate(layers, X):
 
 
 def quantize_model(model, bits: int = 8, *, calib, act_bits: int = 8, act_signed: bool = False, method: str = "minmax",
-                   per_channel: bool = True):  # fmt: skip
+                   per_channel: bool = True, rounding: str = "single"):  # fmt: skip
     """Quantize a float ``labkit.nn.Sequential`` into an integer-only :class:`IntegerModel`.
 
     Parameters
@@ -329,18 +474,23 @@ def quantize_model(model, bits: int = 8, *, calib, act_bits: int = 8, act_signed
     model : labkit.nn.Sequential of Dense, Conv2d, ReLU, MaxPool2d, Flatten, Reshape (Dropout and
         FakeQuant are the identity at inference)
     bits : int, 2..8
-        Weight bits: symmetric, per output channel (``per_channel``) or per tensor, zero point 0.
+        Weight bits: symmetric, per output channel (``per_channel``) or per tensor, zero point 0,
+        narrow range ``±(2^(bits-1) - 1)`` (int8 weights in [-127, 127], as in TFLite).
     calib : ndarray (n, features), float
         Calibration inputs (training data, never the test set) for the activation ranges.
     act_bits : int, 2..8; act_signed : bool
         Activations: per-tensor affine, unsigned (uint8) by default or signed (int8).
     method : {"minmax", "percentile", "mse"}
         Activation range calibration.
+    rounding : {"single", "gemmlowp"}
+        Requantization arithmetic (see :func:`requantize`); ``"gemmlowp"`` is Jacob et al.'s.
 
     Returns
     -------
     IntegerModel
     """
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"quantize_model expects a labkit.nn.Sequential, got {type(model).__name__}")
     bits = _check_bits(bits, symmetric=True)
@@ -369,7 +519,9 @@ def quantize_model(model, bits: int = 8, *, calib, act_bits: int = 8, act_signed
             k += 1
             s_w, _ = qparams(layer.W, bits, symmetric=True, per_channel_axis=0 if per_channel else None)
             s_w = np.broadcast_to(np.asarray(s_w, np.float32), (layer.W.shape[0],))
-            q_W = quantize(layer.W, s_w.reshape(-1), np.zeros(len(s_w), np.int64), bits, True, axis=0)
+            q_W = quantize(
+                layer.W, s_w.reshape(-1), np.zeros(len(s_w), np.int64), bits, True, axis=0, narrow_range=True
+            )  # symmetric weights: never -2^(bits-1)
             acc_scale = np.float64(s_x) * s_w.astype(np.float64)
             q_b = np.rint(layer.b.astype(np.float64) / acc_scale)
             if np.any(np.abs(q_b) >= 2**31 - 2**24):
@@ -378,9 +530,9 @@ def quantize_model(model, bits: int = 8, *, calib, act_bits: int = 8, act_signed
             args = (layer.name, q_W, q_b.astype(np.int32), M0, n, z_x, z_y,
                     relu, act_bits, act_signed)  # fmt: skip
             if isinstance(layer, nn.Conv2d):
-                ops.append(("conv", IntConv2d(*args, layer.kernel_size, layer.stride, layer.padding)))
+                ops.append(("conv", IntConv2d(*args, layer.kernel_size, layer.stride, layer.padding, rounding)))
             else:
-                ops.append(("dense", IntDense(*args)))
+                ops.append(("dense", IntDense(*args, rounding)))
             s_x, z_x = s_y, z_y
         elif isinstance(layer, nn.ReLU):
             if not (i > 0 and isinstance(layers[i - 1], (nn.Dense, nn.Conv2d))):

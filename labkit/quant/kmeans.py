@@ -10,6 +10,10 @@ the midpoints of the sorted centroids.
 Fine-tuning the codebook (Han et al. §3.3): the gradient of a shared value is the **sum** of the
 gradients of all weights that use it,
 ``dL/dc_k = sum_{ij: index_ij = k} dL/dW_ij``, and only the centroids (and biases) are updated.
+A pruned weight belongs to no cluster: it is stored as zero, not as a shared value, so its
+gradient is left out of every sum. (Pruned entries carry index 0 only as a placeholder; summing
+their gradients into centroid 0 would move that shared value by the pull of hundreds of thousands
+of weights that do not use it.) :class:`CodebookFinetune` reads each layer's pruning mask itself.
 """
 
 from __future__ import annotations
@@ -87,11 +91,32 @@ def kmeans_quantize(w, bits: int, n_iter: int = 100, mask=None):
     return codebook, indices
 
 
-def codebook_gradient(dW, indices, k: int) -> np.ndarray:
-    """Gradient of each shared value: the sum of the weight gradients in its cluster, float64 (k,)."""
+def codebook_gradient(dW, indices, k: int, mask=None) -> np.ndarray:
+    """Gradient of each shared value: the sum of the weight gradients in its cluster (Han et al. 2016, §3.3).
+
+    Parameters
+    ----------
+    dW : float array, the loss gradient with respect to the layer's weights
+    indices : integer array of dW's shape, the cluster of each weight
+    k : int, the number of shared values
+    mask : bool array of dW's shape, optional
+        The pruning mask (True = kept). Pruned weights are in no cluster: their gradients are
+        left out (their placeholder index is ignored).
+
+    Returns
+    -------
+    float64 array (k,)
+    """
     dW, indices = np.asarray(dW), np.asarray(indices)
     if dW.shape != indices.shape:
         raise ValueError(f"dW has shape {dW.shape}, indices {indices.shape}: they must match")
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape != dW.shape:
+            raise ValueError(f"mask has shape {mask.shape}, dW {dW.shape}: they must match")
+        if mask.dtype != bool:
+            raise TypeError(f"mask must be a bool array (True = kept), got dtype {mask.dtype}")
+        dW, indices = dW[mask], indices[mask]
     return np.bincount(indices.ravel().astype(np.intp), weights=dW.ravel().astype(np.float64), minlength=k)
 
 
@@ -116,8 +141,9 @@ def kmeans_quantize_model(model, bits: int, n_iter: int = 100):
 class CodebookFinetune(Callback):
     """Train the shared values of k-means-quantized layers (Han et al. 2016, §3.3), with Adam.
 
-    ``on_backward_end``: each centroid's gradient is the sum of its weights' gradients; the
-    centroids take an Adam step; the weight gradients are zeroed so the outer optimizer leaves
+    ``on_backward_end``: each centroid's gradient is the sum of the gradients of the weights in
+    its cluster, the layer's pruned weights (``layer.mask`` False) left out; the centroids take
+    an Adam step; the weight gradients are zeroed so the outer optimizer leaves
     ``W`` alone (biases still train). ``on_step_end``: ``W = codebook[indices]``.
 
     Parameters
@@ -145,7 +171,7 @@ class CodebookFinetune(Callback):
         self._t += 1
         for name, (cb, idx) in self.books.items():
             layer = model[name]
-            g = codebook_gradient(layer.dW, idx, len(cb))
+            g = codebook_gradient(layer.dW, idx, len(cb), mask=layer.mask)
             m = self._m[name] = self.beta1 * self._m[name] + (1 - self.beta1) * g
             v = self._v[name] = self.beta2 * self._v[name] + (1 - self.beta2) * g * g
             m_hat, v_hat = m / (1 - self.beta1**self._t), v / (1 - self.beta2**self._t)

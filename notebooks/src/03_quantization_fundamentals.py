@@ -21,9 +21,17 @@
 #
 # $$ r = s\,(q - z), \qquad q = \operatorname{clamp}\big(\operatorname{round}(r / s) + z,\ q_\min,\ q_\max\big). $$
 #
+# In words: the real value is the scale times the integer's distance from the zero point; to
+# quantize, divide by the scale, round to the nearest integer, add the zero point, and clip to the
+# integer range.
+#
 # To cover a real range $[\ell, h]$ with the $2^b - 1$ steps between $q_\min$ and $q_\max$:
 #
 # $$ \ell' = \min(\ell, 0),\quad h' = \max(h, 0),\qquad s = \frac{h' - \ell'}{q_\max - q_\min},\qquad z = q_\min - \operatorname{round}(\ell' / s). $$
+#
+# In words: stretch the range to include 0, divide its width by the number of integer steps to get
+# the scale, and choose as zero point the integer that the low end of the range maps to, counted
+# from $q_\min$.
 #
 # Two details matter. The range is **widened to contain 0**, and $z$ is **an integer**: so the real
 # value 0 is represented *exactly*, by $q = z$. Zero padding in a convolution and every output of a
@@ -65,15 +73,27 @@ print("0.0 -> q =", q0, "-> back to", Q.dequantize(q0, s, z))
 print("largest error:", np.abs(x_back - x).max(), "<= scale / 2 =", s / 2)
 
 # %% [markdown]
-# With 3 bits there are only 8 levels; each value snaps to the nearest one (red lines), and
-# values outside the range clamp to the end levels.
+# With 3 bits there are only 8 levels; each value snaps to the nearest one (the vertical lines), and
+# values outside the range clamp to the end levels. The count axis is logarithmic so that the few
+# values in the tails — which set the range — stay visible next to the thousands in the middle.
 
 # %%
 rng = np.random.default_rng(0)
 demo = rng.normal(0.5, 1.0, 5000).astype(np.float32)
 s3, z3 = Q.qparams(demo, bits=3)
-plot.quantization_grid(demo, s3, z3, 3, title=f"3-bit levels: scale {s3:.3f}, zero point {z3}")
-plt.show()
+ax = plot.quantization_grid(demo, s3, z3, 3, title=f"3-bit levels: scale {s3:.3f}, zero point {z3}")
+ax.set_ylabel("count (log scale)")
+plot.show(
+    ax.figure,
+    alt="Histogram of 5,000 values drawn from a normal distribution with mean 0.5 and standard deviation 1 "
+    "(logarithmic count axis), with the 8 levels of a 3-bit quantizer as vertical lines, about 1 apart "
+    "from about -3 to about 4. One level falls exactly on 0. Because the zero point is rounded to an integer, "
+    "the grid is shifted: the lowest level lies inside the data, so the few values below it clamp to it, and "
+    "the highest level lies beyond the largest value.",
+)
+lows = int((demo < Q.dequantize(np.uint8(0), s3, z3)).sum())
+print(f"3 bits: zero point {z3}; level {z3} is exactly 0.0: {Q.dequantize(np.uint8(z3), s3, z3) == 0}")
+print(f"values below the lowest level (clamped up to it): {lows} of {demo.size}")
 
 # %% [markdown]
 # ## 3. Graded exercises
@@ -126,6 +146,7 @@ lab03.quantize(quantize)
 #
 # Write `dequantize(q, scale, zero_point)` returning `scale * (q - zero_point)` as `float32`.
 # Careful: `q` is a `uint8` array, and in numpy `uint8 - int` stays `uint8` — `3 - 5` wraps around to 254.
+#
 
 
 # %% solution=dequantize
@@ -143,7 +164,8 @@ lab03.dequantize(dequantize)
 #
 # A weight tensor `W` has its output channels on axis 0 (`Dense.W` is (out, in), `Conv2d.W` is
 # (out, in, k, k)). Write `per_channel_scales(W, bits)` that returns one symmetric scale per output
-# channel, $s_c = \max|W_c| / (2^{b-1} - 1)$, shape `(out,)`.
+# channel, $s_c = \max|W_c| / (2^{b-1} - 1)$ (the largest absolute weight of channel $c$ divided by
+# $2^{b-1} - 1$), shape `(out,)`.
 
 
 # %% solution=per_channel_scales
@@ -174,12 +196,35 @@ for b, ew, eg in zip(bits_list, err_w, err_g):
     print(f"{b:2d} bits: fc1 weights MSE {ew:.3e}, Gaussian MSE {eg:.3e}")
 ratios = [err_w[i] / err_w[i + 1] for i in range(len(bits_list) - 1)]
 print("MSE ratio per extra bit (fc1):", np.round(ratios, 2))
-plot.error_vs_bits(bits_list, {"fc1 weights": err_w, "Gaussian, same std": err_g})
-plt.show()
+
+# %% [markdown]
+# The error axis below is logarithmic on purpose: the MSE spans six orders of magnitude, and a
+# constant factor per bit — the point of this experiment — shows as a straight line.
 
 # %%
+ax = plot.error_vs_bits(bits_list, {"fc1 weights": err_w, "Gaussian, same std": err_g})
+ax.set_xticks(bits_list)
+ax.set_ylabel("mean squared error (log scale)")
+plot.show(
+    ax.figure,
+    alt="Mean squared error of symmetric quantization against the number of bits, 2 to 12, on a logarithmic "
+    "error axis, for fc1's weights and for Gaussian numbers with the same standard deviation. From 3 bits on both fall along parallel straight lines, by a factor of about 4 per extra bit; "
+    "the fc1 line lies above the Gaussian one by a factor of about 2 at every width from 4 bits on.",
+)
 mid = ratios[2:8]  # 4 -> 10 bits, away from the coarse and the float32-limited ends
 print("each extra bit divides the MSE by 3 to 5 (from 4 to 10 bits):", "yes" if all(3 < r < 5 for r in mid) else "no")
+above = [ew / eg for ew, eg in zip(err_w[2:], err_g[2:])]
+print("fc1's error is 1.5x to 3x the Gaussian's at every width from 4 to 12 bits:",
+      "yes" if all(1.5 < r < 3 for r in above) else "no")  # fmt: skip
+tail = lambda w: np.abs(w).max() / w.std()
+print(f"largest |w| in standard deviations: fc1 {tail(W1):.1f}, Gaussian {tail(gauss):.1f}")
+
+# %% [markdown]
+# Why is `fc1` harder to quantize than a Gaussian of the same spread? The symmetric scale is set by
+# the **largest** weight, $s = \max|w| / (2^{b-1}-1)$. `fc1`'s largest weight sits about 6.7
+# standard deviations out, the Gaussian's about 4.4: `fc1` has heavier tails, so its step is about
+# 1.5× larger and its error, which grows with the square of the step, about 2.3× larger — at every
+# bit width. Section 6 reduces the step by giving each channel its own maximum.
 
 # %% [markdown]
 # ## 5. Experiment — when real 0 is not representable
@@ -255,14 +300,26 @@ for name, layer in lenet.weight_layers():
         ec = Q.quantization_error(layer.W, b, symmetric=True, per_channel_axis=0)
         rows[name, b] = (et, ec)
         print(f"{name} {b} bits: per-tensor MSE {et:.3e}, per-channel MSE {ec:.3e}, ratio {et / ec:.2f}")
+
+# %%
 fig, ax = plt.subplots(figsize=(7, 3))
 order = np.argsort(amax)
-ax.bar(np.arange(len(amax)), amax[order], width=1.0)
-ax.axhline(amax.max(), color="tab:red", ls="--", label="per-tensor range (set by the largest channel)")
-ax.set_xlabel("output channel of fc1 (sorted)")
+ax.bar(np.arange(len(amax)), amax[order], width=1.0, label="largest |w| of each channel (per-channel range)")
+ax.axhline(amax.max(), color="black", ls="--", label="per-tensor range (set by the largest channel)")
+ax.set_xlabel("output channel of fc1, sorted by its largest |w|")
 ax.set_ylabel("max |W|")
-ax.legend()
-plt.show()
+ax.set_ylim(0, 1.05 * amax.max())
+ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=1)
+plot.show(
+    fig,
+    alt="Bars: the largest absolute weight of each of fc1's 300 output channels, sorted, rising from about 0.15 "
+    "to about 0.47; a dashed line at the largest. A per-tensor scale is set by the dashed line for every "
+    "channel, so the channel with the smallest weights uses only about a third of the integer range; "
+    "per-channel scales give each channel its own bar height.",
+)
+print(
+    f"fc1: the largest channel maximum is 3x to 3.5x the smallest: {'yes' if 3 < amax.max() / amax.min() < 3.5 else 'no'}"
+)
 
 # %%
 for name, _ in lenet.weight_layers():
@@ -302,6 +359,17 @@ for b in (8, 4):
         f"{b} bits: percentile and MSE calibration beat min-max on clean test activations:",
         "yes" if calib[b, "percentile"] < calib[b, "minmax"] and calib[b, "mse"] < calib[b, "minmax"] else "no",
     )
+print("8 bits: percentile beats MSE calibration:", "yes" if calib[8, "percentile"] < calib[8, "mse"] else "no")
+print("4 bits: MSE calibration beats percentile:", "yes" if calib[4, "mse"] < calib[4, "percentile"] else "no")
+
+# %% [markdown]
+# Both remedies beat min-max, but they swap places between 8 and 4 bits, and the ranges printed
+# above show why. The MSE search minimises the round-trip error **on the calibration data**, which
+# include the 10 corrupted images. At 8 bits the step is small, so clipping their large values
+# costs more squared error than the finer step saves: the search keeps almost the whole range (about
+# 25 of 28) and stays close to min-max. At 4 bits each step is 17× coarser, rounding error dominates,
+# and the search clips hard (to about 9.5, close to the clean maximum of about 7). The 99.99th
+# percentile ignores the outliers at any width, which is what a clean test set rewards at 8 bits.
 
 # %% [markdown]
 # ## 8. Questions to think about

@@ -43,10 +43,12 @@
 # \quad \texttt{data} = [2, 5, 7, 3],\ \texttt{indices} = [1, 0, 3, 2],\ \texttt{indptr} = [0, 1, 1, 3, 4]. $$
 
 # %%
+from functools import partial
+
 import matplotlib.pyplot as plt
 import numpy as np
 
-from labkit import bench, kernels
+from labkit import bench, kernels, plot
 from labkit.check import lab07
 
 rng = np.random.default_rng(0)
@@ -58,7 +60,10 @@ print(f"timings below use bench.thread_limits({THREADS}) around every measuremen
 #
 # `bench.timeit` calls the function a few times untimed (numba compiles on first use; caches warm
 # up), then `repeat` times timed, and reports the median, min, max and interquartile range.
-# Timings go in cells whose output nbval ignores; the cell after states the claim as a verdict.
+# When two kernels are compared, `bench.timeit_interleaved` times them in alternating blocks, so that
+# a burst of load from another program falls on both rather than on whichever ran at that moment:
+# the *ratio* then survives a busy machine even when the absolute times do not. Timings go in cells
+# whose output nbval ignores; the cell after states the claim as a verdict, with a margin.
 
 # %%
 n = 2048
@@ -70,16 +75,36 @@ xq = kernels.quantize_per_tensor(x, np.float32(np.abs(x).max() / 127), 0)
 print(f"W: {W.nbytes:,} bytes as float32, {Wq.nbytes:,} bytes as int8")
 
 # %% ignore-output
+kernels.gemv_int8(Wq, xq)  # compile the numba kernel once, outside the timings
 with bench.thread_limits(THREADS):
-    t_f32 = bench.timeit(np.dot, W, x, repeat=30, nbytes=W.nbytes + 8 * n, flops=2 * n * n)
-    t_i8 = bench.timeit(kernels.gemv_int8, Wq, xq, repeat=30, nbytes=Wq.nbytes + n + 4 * n, flops=2 * n * n)
+    gemv = bench.timeit_interleaved(
+        {"f32": partial(np.dot, W, x), "i8": partial(kernels.gemv_int8, Wq, xq)},
+        repeat=60,
+        rounds=6,
+        nbytes={"f32": W.nbytes + 8 * n, "i8": Wq.nbytes + n + 4 * n},
+        flops={"f32": 2 * n * n, "i8": 2 * n * n},
+    )
+t_f32, t_i8 = gemv["f32"], gemv["i8"]
 print("float32 GEMV (numpy BLAS):", t_f32)
 print("int8 GEMV (labkit, int32 accumulators):", t_i8)
-print(f"speed-up {t_f32.median / t_i8.median:.2f}x for {W.nbytes / Wq.nbytes:.0f}x fewer weight bytes")
+print(f"speed-up {t_f32.median / t_i8.median:.2f}x (medians), {t_f32.min / t_i8.min:.2f}x (best of 60) "
+      f"for {W.nbytes / Wq.nbytes:.0f}x fewer weight bytes")  # fmt: skip
 
 # %%
 print(f"int8 weights move 4x fewer bytes: {W.nbytes == 4 * Wq.nbytes}")
-print(f"int8 GEMV faster than float32 GEMV (best of 30 runs each): {'yes' if t_i8.min < t_f32.min else 'no'}")
+print(
+    "int8 GEMV at least 1.2x faster than float32 GEMV (best of 60 interleaved runs each):",
+    "yes" if t_f32.min >= 1.2 * t_i8.min else "no",
+)
+
+# %% [markdown]
+# Expected "yes": the int8 kernel reads a quarter of the weight bytes, and a GEMV waits on memory.
+# The verdict compares the *best* of 60 runs of each: on a busy machine the medians swing with the
+# other programs' load (we have seen them reversed on an overloaded machine), while the best run
+# still shows what each kernel can do.
+# It does not reach 4×, though (about 2× on the course's reference machine): $x$, $y$ and the
+# per-row work are the same size for both, and numpy's float32 GEMV is a tuned BLAS routine while
+# the int8 one is labkit's numba loop.
 
 # %% [markdown]
 # The products are exact: int8 × int8 fits 16 bits and a sum of $n \le 131071$ of them fits
@@ -204,12 +229,14 @@ print("nnz per sparsity:", [c.nnz for _, c, _, _ in mats])
 # %% ignore-output
 times = {"dense": [], "csr": [], "compact": [], "scipy": []}
 with bench.thread_limits(THREADS):
-    t_dense = bench.timeit(np.dot, W, x, repeat=20)
-    for _s, c, cc, S in mats:
-        times["dense"].append(t_dense.min)
-        times["csr"].append(bench.timeit(kernels.spmv, c, x, repeat=20).min)
-        times["compact"].append(bench.timeit(kernels.spmv, cc, x, repeat=20).min)
-        times["scipy"].append(bench.timeit(S.dot, x, repeat=20).min)
+    for _s, c, cc, S in mats:  # at each sparsity the four kernels alternate: the same load falls on all
+        t = bench.timeit_interleaved(
+            {"dense": partial(np.dot, W, x), "csr": partial(kernels.spmv, c, x),
+             "compact": partial(kernels.spmv, cc, x), "scipy": partial(S.dot, x)},
+            repeat=20, rounds=2, settle=0.05,
+        )  # fmt: skip
+        for k in times:
+            times[k].append(t[k].min)
 for k, v in times.items():
     print(f"{k:8s}", " ".join(f"{t * 1e3:7.3f}" for t in v), "ms (best of 20)")
 
@@ -227,28 +254,40 @@ def crossover(t_sparse, t_dense):
 cross = {k: crossover(times[k], times["dense"]) for k in ("csr", "compact", "scipy")}
 fig, ax = plt.subplots(figsize=(7, 4))
 pct = 100 * np.array(sparsities)
-for k, style in (("dense", "k--"), ("csr", "o-"), ("compact", "s-"), ("scipy", "^:")):
-    ax.plot(pct, 1e3 * np.array(times[k]), style, label=k)
-for k, c in cross.items():
-    if c is not None:
-        ax.axvline(100 * c, color="gray", lw=0.6)
-        ax.annotate(f"{k} pays from {100 * c:.0f}%", (100 * c, 1e3 * max(times["dense"])), rotation=90,
-                    fontsize=8, va="top", ha="right")  # fmt: skip
-ax.set(xlabel="sparsity (%)", ylabel="time per y = Wx (ms, best of 20)", yscale="log",
+lines = {}
+for k, style in (("dense", "k--"), ("csr", "o-"), ("compact", "s-."), ("scipy", "^:")):
+    (lines[k],) = ax.plot(pct, 1e3 * np.array(times[k]), style, label=k)
+for j, (k, c) in enumerate(cross.items()):
+    if c is not None:  # a thin vertical line in the kernel's colour, named in the legend
+        ax.axvline(
+            100 * c + 0.4 * (j - 1),
+            color=lines[k].get_color(),
+            lw=1,
+            ls=(0, (1, 2)),
+            label=f"{k} pays from {100 * c:.0f}%",
+        )
+ax.set(xlabel="sparsity (%)", ylabel="time per y = Wx (ms, best of 20, log scale)", yscale="log",
        title="2048x2048 mat-vec: dense vs sparse (1 thread)")  # fmt: skip
-ax.legend()
-plt.show()
+ax.set_xticks(pct, [f"{p:.0f}" for p in pct])
+plot.legend(ax)
+plot.show(
+    fig,
+    alt="Time of one 2048 x 2048 mat-vec against sparsity (30 to 98 %, log time axis) for dense float32 "
+    "(flat dashed line), labkit's float32 CSR (circles), compact int8 CSR (squares) and scipy.sparse "
+    "(triangles). The sparse times fall as sparsity rises and cross below the dense line; thin dotted vertical "
+    "lines in each kernel's colour mark, on this machine, the sparsity from which it is faster (printed below).",
+)
 print("crossover:", {k: None if v is None else f"{100 * v:.0f}%" for k, v in cross.items()})
 
 # %%
 i95 = sparsities.index(0.95)
-faster95 = times["csr"][i95] < times["dense"][i95]
-slower30 = times["csr"][0] > times["dense"][0]
-print(f"float32 CSR faster than dense at 95% sparsity (10x fewer bytes): {'yes' if faster95 else 'no'}")
+faster95 = times["dense"][i95] >= 2 * times["csr"][i95]  # bytes say 10x; a 2x margin survives a busy machine
+slower30 = times["csr"][0] >= 1.2 * times["dense"][0]  # bytes say 1.5x more
+print(f"float32 CSR at least 2x faster than dense at 95% sparsity (10x fewer bytes): {'yes' if faster95 else 'no'}")
 print(
     f"compact CSR moves fewer bytes than float32 CSR (3 vs 8 per weight): {mats[i95][2].nbytes < mats[i95][1].nbytes}"
 )
-print(f"float32 CSR slower than dense at 30% sparsity (more bytes than dense): {'yes' if slower30 else 'no'}")
+print(f"float32 CSR at least 1.2x slower than dense at 30% sparsity (1.4x the bytes): {'yes' if slower30 else 'no'}")
 
 # %% [markdown]
 # The byte count predicts break-even at 50 % sparsity for float32 CSR and 25 % for compact CSR.
@@ -280,22 +319,43 @@ for b in batches:
 # %% ignore-output
 t_batch = {"float32 BLAS": [], "int8 labkit": []}
 with bench.thread_limits(THREADS):
-    for b in batches:
-        t_batch["float32 BLAS"].append(bench.timeit(np.matmul, Xs[b], W.T, repeat=10).min)
-        t_batch["int8 labkit"].append(bench.timeit(kernels.gemm_int8, Xqs[b], Wq, repeat=10).min)
+    for b in batches:  # the two kernels alternate at each batch size
+        t = bench.timeit_interleaved(
+            {"float32 BLAS": partial(np.matmul, Xs[b], W.T), "int8 labkit": partial(kernels.gemm_int8, Xqs[b], Wq)},
+            repeat=60 if b < 64 else 20, rounds=6 if b < 64 else 4, settle=0.05,
+        )  # fmt: skip
+        for k in t_batch:
+            t_batch[k].append(t[k].min)
 fig, ax = plt.subplots(figsize=(6, 3.5))
-for k, v in t_batch.items():
-    ax.plot(batches, [1e3 * t / b for t, b in zip(v, batches)], "o-", label=k)
-ax.set(xscale="log", yscale="log", xlabel="batch", ylabel="ms per sample", title="int8 vs float32 per sample")
+for (k, v), style in zip(t_batch.items(), ("o-", "s--")):
+    ax.plot(batches, [1e3 * t / b for t, b in zip(v, batches)], style, label=f"{k} (best run)")
+ax.set(xscale="log", yscale="log", xlabel="batch (log scale)", ylabel="ms per sample (log scale)",
+       title="int8 vs float32 per sample")  # fmt: skip
+ax.set_xticks(batches, [str(b) for b in batches])
+ax.minorticks_off()
 ax.legend()
-plt.show()
+plot.show(
+    fig,
+    alt="Time per sample against batch size 1, 4, 16, 64 (both axes log scale) for float32 BLAS (circles, "
+    "solid) and labkit's int8 kernel (squares, dashed). Read which line is lower at batch 1 and whether the "
+    "lines cross as the batch grows; the verdicts below state both.",
+)
 for k, v in t_batch.items():
     print(k, [f"{t * 1e3:.2f} ms" for t in v])
 
 # %%
 speedup = [f / i for f, i in zip(t_batch["float32 BLAS"], t_batch["int8 labkit"])]
-print(f"int8 faster than float32 at batch 1: {'yes' if speedup[0] > 1 else 'no'}")
+print(f"int8 at least 1.2x faster than float32 at batch 1: {'yes' if speedup[0] >= 1.2 else 'no'}")
 print(f"int8's advantage shrinks from batch 1 to batch 64: {'yes' if speedup[-1] < speedup[0] else 'no'}")
+
+# %% [markdown]
+# Both as expected from the roofline: at batch 1 both kernels are memory-bound and int8 reads 4× fewer
+# weight bytes; by batch 64 both are compute-bound, and there BLAS's float32 kernel does far more
+# operations per cycle than labkit's int8 loop. On an idle 2-core machine the int8 kernel was about
+# twice as fast at batch 1 and about four times *slower* at batch 64 — not a flaw of int8, but of an
+# int8 kernel without the dot-product instructions that fbgemm or oneDNN use. On a heavily loaded
+# machine the batch-64 ratio moves a lot (other programs evict the cache blocks BLAS relies on), so
+# the verdict only claims the direction.
 
 # %% [markdown]
 # ## 6. A roofline of this machine, with each kernel on it
@@ -328,12 +388,19 @@ I = np.logspace(-2, 3, 200)
 fig, ax = plt.subplots(figsize=(7, 4.5))
 ax.loglog(I, bench.roofline(I, peak, bw.read), "k-", lw=2, label="roofline, main memory")
 ax.loglog(I, bench.roofline(I, peak, bw_ws.read), "k:", lw=1.5, label="roofline, 16 MiB working set")
-for name, (ops, nbytes, t) in points.items():
-    ax.loglog(ops / nbytes, ops / t.median / 1e9, "o")
-    ax.annotate(name, (ops / nbytes, ops / t.median / 1e9), fontsize=8, xytext=(4, 4), textcoords="offset points")
-ax.set(xlabel="arithmetic intensity (op / byte)", ylabel="GOP/s", title=f"roofline, {THREADS} thread")
-ax.legend()
-plt.show()
+for (name, (ops, nbytes, t)), marker in zip(points.items(), "os^DvP"):
+    ax.loglog(ops / nbytes, ops / t.median / 1e9, marker, ls="none", markersize=8, label=name)
+ax.set(xlabel="arithmetic intensity (op / byte, log scale)", ylabel="GOP/s (log scale)",
+       title=f"roofline, {THREADS} thread")  # fmt: skip
+ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+plot.show(
+    fig,
+    alt="Roofline of this machine on log-log axes: attainable operations per second against arithmetic "
+    "intensity, a sloped memory roof (main memory, solid; 16 MiB working set, dotted) meeting a flat float32 "
+    "GEMM roof. Six kernels are placed by their measured rate, each with its own marker named in the legend: the "
+    "GEMVs, the CSR SpMV and the quantize kernel sit at low intensity under the sloped roof (memory-bound), "
+    "the batch-64 GEMMs further right. The bandwidths, the peak and the ridge point are printed above.",
+)
 
 # %%
 ridge = bench.ridge_point(peak, bw.read)
@@ -357,8 +424,9 @@ print(f"SpMV at any sparsity has intensity <= 0.25 op/byte (2 ops per 8 bytes): 
 # %% ignore-output
 W_struct = np.ascontiguousarray(W[: n // 10])  # keep 10% of the output neurons
 with bench.thread_limits(THREADS):
-    t_struct = bench.timeit(np.dot, W_struct, x, repeat=20)
-    t_unstruct = bench.timeit(kernels.spmv, c90, x, repeat=20)
+    t = bench.timeit_interleaved({"struct": partial(np.dot, W_struct, x), "csr": partial(kernels.spmv, c90, x)},
+                                 repeat=20)  # fmt: skip
+t_struct, t_unstruct = t["struct"], t["csr"]
 print(
     f"structured 90% (dense {W_struct.shape}): {t_struct.min * 1e3:.3f} ms; "
     f"unstructured 90% (CSR): {t_unstruct.min * 1e3:.3f} ms"
@@ -366,7 +434,10 @@ print(
 
 # %%
 print(f"structured 90% pruning moves fewer bytes than CSR at 90%: {W_struct.nbytes < c90.nbytes}")
-print(f"structured 90% pruning at least as fast as CSR at 90%: {'yes' if t_struct.min <= t_unstruct.min else 'no'}")
+print(
+    "structured 90% pruning at least 2x faster than CSR at 90%:",
+    "yes" if t_unstruct.min >= 2 * t_struct.min else "no",
+)
 
 # %% [markdown]
 # - **int8** keeps the dense, regular layout and cuts bytes by 4: it pays at batch 1 on every
@@ -376,12 +447,12 @@ print(f"structured 90% pruning at least as fast as CSR at 90%: {'yes' if t_struc
 #
 # ## 8. What changes on a GPU (on paper)
 #
-# | | this laptop-class CPU (measured above) | NVIDIA A100 40 GB (vendor datasheet) |
+# | quantity | this laptop-class CPU (measured above) | NVIDIA A100 40 GB (vendor datasheet) |
 # |---|---|---|
 # | memory bandwidth | see `bw` above (GB/s) | 1555 GB/s (HBM2) |
 # | float32 | see `peak` above (GFLOP/s) | 19.5 TFLOP/s (156 with TF32 tensor cores) |
-# | int8 | | 624 TOP/s (tensor cores) |
-# | ridge point, int8 | | ≈ 400 op/byte |
+# | int8 | not measured here (labkit's kernel has no int8 dot-product instructions) | 624 TOP/s (tensor cores) |
+# | ridge point, int8 | not measured here | ≈ 400 op/byte |
 #
 # The ridge point is far to the right: a GPU is even more memory-bound at batch 1, so int8 and
 # fewer bytes help there too. But its thousands of lanes execute in lock-step, so irregular
@@ -412,6 +483,7 @@ rows = [
     ("CSR / dense bytes break-even sparsity", "50 %"),
     ("compact CSR / dense break-even sparsity", "25 %"),
 ]
+print(f"{'quantity':42s} {'value':>12}")
 for name, v in rows:
     print(f"{name:42s} {v:>12,}" if isinstance(v, int) else f"{name:42s} {v:>12}")
 

@@ -7,13 +7,15 @@
 #
 # **Time:** about 40 minutes; the notebook runs in a few seconds.
 #
-# **The text.** `../shared/seed/000_60289b46120ae136.txt` is a widely shared Chinese-language
-# article on neural-network compression for performance optimization (its keywords: 神经网络压缩、
-# 性能优化、模型压缩): background and concepts, then in **section 4** formulas
-# for weight pruning and quantization with a 3×3 worked example, and in **section 5** Python code
-# with its "output". We redo sections 4 and 5 step by step with `labkit`. The point is not to mock a
-# text — errors like these are easy to make and easy to copy — but to practise the habit that
-# catches them: *recompute every number you are shown*.
+# **The text.** The subject is a widely shared Chinese-language blog article on neural-network
+# compression for performance optimization (its keywords: 神经网络压缩、性能优化、模型压缩). It gives
+# background and concepts, then in its **section 4** formulas for weight pruning and quantization with
+# a 3×3 worked example, and in its **section 5** Python code with the output it says the code prints.
+# The article is not part of this course and you do not need it: the next section restates, in our
+# own words, every formula, number and piece of code behaviour that this lab checks. We then redo
+# sections 4 and 5 step by step with `labkit`. The point is not to mock a text — errors like these
+# are easy to make and easy to copy — but to practise the habit that catches them: *recompute every
+# number you are shown*.
 #
 # ## Glossary of the terms used in the text
 #
@@ -36,6 +38,47 @@
 # | Hadamard 乘积 | — | Hadamard (element-wise) product ⊙ | — |
 # | 四舍五入 | sì shě wǔ rù | rounding, halves away from zero ("round half up") | numpy rounds halves to even |
 # | 性能优化 | xìngnéng yōuhuà | performance optimization | lab 07 |
+#
+# ## What the article states (restated)
+#
+# Section numbers below are the article's. Everything the lab checks is here; the symbols are the
+# article's.
+#
+# **4.1, the model.** A layer's weights form $W \in \mathbb{R}^{m \times n}$ ($m$ inputs, $n$ outputs).
+# Pruning: sort the weights into $w_1, \dots, w_{mn}$; pick a threshold θ, said to lie between 0 and 1;
+# remove the connections whose weight is below θ, which the article says leaves a smaller matrix
+# $W' \in \mathbb{R}^{m' \times n'}$ with $m' < m$ and $n' < n$. Quantization: choose a range $[a, b]$
+# and a bit width $w$; the quantized weights take the values $a, a + \frac{b-a}{2^w-1}, \dots, b$
+# (in words: $2^w$ evenly spaced levels from $a$ to $b$).
+#
+# **4.2, the formulas.**
+#
+# | step | the article's formula | in words |
+# |---|---|---|
+# | sort | $w_1 \le w_2 \le \dots \le w_{mn}$ | the weights in increasing order |
+# | threshold | $\theta = \frac{1}{m'n'}\sum_{i=1}^{m'n'} \frac{1}{i} = \frac{\ln(m'n')}{m'n'}$ | the mean of the first $m'n'$ reciprocals, said to equal ln of the pruned size over that size |
+# | prune | $W' = W \odot \mathrm{sign}(W \ge \theta)$ | element-wise product with a "sign" defined as 1 for arguments $\ge 0$ and 0 otherwise |
+# | range | $a = \min W$, $b = \max W$ | the smallest and largest weight |
+# | bit width | $w = \lceil \log_2 \frac{b-a}{b-a+1} \rceil$ | the bit width computed from the range |
+# | quantize | $Q(W) = \mathrm{round}\big(\frac{W-a}{b-a}(2^w-1)\big)$ | map $[a, b]$ onto $[0, 2^w-1]$ and round, halves up (四舍五入) |
+#
+# **4.3, the worked example.** $W$ has rows $(1, 0, -1)$, $(0, 1, 0)$, $(-1, 0, 1)$. The article lists
+# the sorted weights as −1, 0, 1, −1, 0, 1, −1, 0, 1; computes $\theta = \ln(3 \cdot 3)/(3 \cdot 3)
+# \approx 0.049$; gives the pruned matrix with rows $(0, 0, -1)$, $(0, 1, 0)$, $(-1, 0, 0)$; takes
+# $a = -1$, $b = 1$ and obtains $w = 2$ from the bit-width formula; and gives $Q(W)$ with rows
+# $(-1, 0, 1)$, $(0, 1, 0)$, $(-1, 0, 1)$.
+#
+# **5, the code.** It defines `weight_pruning(W, theta)` and `weight_quantization(W, w)` (both are
+# printed in section 6 below, exactly as the article has them, without its unused TensorFlow import),
+# then runs them on the example with `theta = 0.049` and `w = 2`: it prunes $W$, quantizes the
+# *pruned* matrix, and prints the original, pruned and quantized matrices. The output the article
+# shows for this run (its section 5.4) prints every entry as a float (`1.`, `0.`, `-1.`); the original
+# is $W$, the pruned matrix is the one of 4.3, and the quantized matrix is the $Q(W)$ of 4.3.
+#
+# **7.3, further reading.** The article recommends three papers, with these titles and authors:
+# "Empirical Evaluation of Generic Network Pruning Techniques" (Y. LeCun, Y. Bengio, G. Hinton);
+# "Quantized Neural Networks" (S. Han, J. Pool, J. Mao, W. J. Dally, K. K. Shen); and
+# "Squeeze-and-Excitation Networks" (H. Hu, L. Shen, G. Sun).
 
 # %%
 import math
@@ -236,8 +279,8 @@ except Exception as exc:
 
 # %% [markdown]
 # It cannot run: `sorted_indices` are positions in the *flattened* 9-entry array (0…8), but they are
-# used as *row* indices of a 3-row matrix. The script stops there, before any `print`, so the
-# "运行结果" (output) of section 5.4 cannot have come from this code. The output also prints `1.`,
+# used as *row* indices of a 3-row matrix. The script stops there, before any `print`, so the output
+# the article shows in section 5.4 ("运行结果", run result) cannot have come from this code. The output also prints `1.`,
 # `0.` (floats), while `np.array([[1, 0, -1], ...])` holds integers and prints `1`, `0`. Three more
 # problems hide behind the crash:
 #
@@ -249,11 +292,21 @@ except Exception as exc:
 # $(b-a)$ instead of $\Delta = (b-a)/(2^w-1)$, and divides by zero when $b = a$ (e.g. a fully pruned
 # matrix).
 
+# %% [markdown]
+# Since the article's run never reaches its quantizer, we call `weight_quantization` on $W$ itself
+# (the pruned matrix it should have received does not exist), and compare with the $Q(W)$ the article
+# prints. Expected if the article were right: the same matrix.
+
 # %%
 out = tutorial_weight_quantization(W, 2)
 print("tutorial weight_quantization(W, 2):\n", out)
 print("range of the output:", out.min(), "to", out.max(), "— the input range was", W.min(), "to", W.max())
 print("the text's printed output matches:", "yes" if np.array_equal(out, text_Q) else "no")
+
+# %% [markdown]
+# "No", as expected from the step error: the codes 0, 1, 2, 3 are multiplied by $b - a = 2$ and
+# shifted by $a = -1$, so the output runs from −1 to 5, three times wider than the input; the
+# article's printed $Q(W)$ stays within [−1, 1] and so cannot be this function's output either.
 
 # %% [markdown]
 # ## 7. Side by side
@@ -386,6 +439,23 @@ print(
 )
 print("(c) is no better than guessing (< 20%):", "yes" if acc["(c) text's quantizer, 4 bits"] < 0.20 else "no")
 print("(d) within 2 pp of the baseline:", "yes" if base_acc - acc["(d) fixed quantizer, 4 bits"] < 0.02 else "no")
+print("test images per class:", np.bincount(data.y_test).tolist())
+for name in ("(a) text's rule W*(W >= 0.049)", "(c) text's quantizer, 4 bits"):
+    answers = np.unique(variants[name].predict(data.X_test))
+    print(f"{name} answers one single class for all test images: {'yes' if answers.size == 1 else 'no'}")
+
+# %% [markdown]
+# Every verdict came out as the audit predicts. Two numbers in the table above deserve a word:
+#
+# * (a) and (c) both score **exactly 10.00 %**. The test set holds 1,000 images of each of the 10
+#   classes, so a network that answers the same class for every image scores exactly one tenth, and
+#   the last two lines show that both broken variants do just that. Rule (a) deletes every negative
+#   weight: with non-negative weights and non-negative pixels, nothing can inhibit a unit any more,
+#   and one output wins for every image. The text's quantizer (c) maps each layer onto values from
+#   $a$ to $a + 15(b - a)$, a range 15 times too wide, which swamps whatever the input says.
+# * (b), magnitude pruning at the same sparsity, keeps most of the accuracy but still loses several
+#   points: we prune without any retraining here. Lab 01 shows that a few epochs of fine-tuning with
+#   the masks held recover it.
 
 # %% [markdown]
 # ## Questions to think about
@@ -396,8 +466,10 @@ print("(d) within 2 pp of the baseline:", "yes" if base_acc - acc["(d) fixed qua
 #    output was made, and how much weight should the surrounding prose get?
 # 3. Our fixed quantizer is per-tensor. For which of LeNet-300-100's layers would per-channel
 #    scales (lab 03) help most, and why?
-# 4. Section 7.3 of the text recommends papers (相关论文推荐). Pick one and compare its title and
-#    authors with the paper itself. Do they agree?
+# 4. The article's section 7.3 recommends three papers (restated at the top of this lab). Look each
+#    one up: is there a paper with that title, and does it have those authors? (Hint: Deep
+#    Compression's authors are Han, Mao and Dally; Han, Pool, Tran and Dally wrote *Learning both
+#    weights and connections*.)
 #
 # ## Summary
 #

@@ -111,14 +111,18 @@ def first_exercise(instructor: dict, student: dict) -> dict:
     linked = [i for i in checks if student["cells"][i]["metadata"].get("labkit", {}).get("answer") == grade_id]
     check = (linked or checks)[0]
     assert STUB.splitlines()[-1] in jlab.source(student["cells"][answer]), "the student version holds no stub"
+    # the release adds markdown cells (each check's target line): find the instructor's cells by grade_id
+    gid = lambda c: c.get("metadata", {}).get("nbgrader", {}).get("grade_id")  # noqa: E731
+    i_answer = next(i for i, c in enumerate(instructor["cells"]) if gid(c) == grade_id)
+    i_check = next(i for i, c in enumerate(instructor["cells"]) if gid(c) == gid(student["cells"][check]))
     solution = "\n".join(
-        line for line in jlab.source(instructor["cells"][answer]).splitlines() if line.strip() not in (BEGIN, END)
+        line for line in jlab.source(instructor["cells"][i_answer]).splitlines() if line.strip() not in (BEGIN, END)
     )
     return {
         "answer": answer,
         "check": check,
         "solution": solution,
-        "pass_line": jlab.output_text(instructor["cells"][check]).strip(),
+        "pass_line": jlab.output_text(instructor["cells"][i_check]).strip(),
     }
 
 

@@ -131,7 +131,7 @@ def _read_lines(path: Path, limit: int):
     return out, truncated
 
 
-PASS_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "PYTHONHASHSEED", "LABKIT_DATA_DIR", "LABKIT_CHECK_RAISE", "VIRTUAL_ENV")
+PASS_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "PYTHONHASHSEED", "LABKIT_DATA_DIR", "VIRTUAL_ENV")
 PASS_PREFIXES = ("OMP_", "OPENBLAS_", "MKL_", "NUMBA_", "BLIS_")
 
 

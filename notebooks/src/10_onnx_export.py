@@ -110,7 +110,7 @@ if HAVE_ONNX:
 # The logits differ in the last bits only: both runtimes sum the same float32 products in different
 # orders (BLAS blocking versus onnxruntime's MLAS kernels).
 #
-# ## 3. Graded exercise — the initializers of a quantized Dense layer (3 points)
+# ## 3. Exercise 1 — the initializers of a quantized Dense layer (3 points)
 #
 # Write `qdq_initializers(W, b, s_x)`: for a Dense layer with float32 weights `W` (out, in), bias `b`
 # (out,) and input scale `s_x`, return the dict of the six arrays that its three `DequantizeLinear`

@@ -40,7 +40,8 @@ lab: setup  ## set up, then open JupyterLab on notebooks/
 
 test: setup  ## run every test: pytest over tests/ and nbval over every notebook
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile tests/ \
-		--nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg notebooks/ -p no:cacheprovider
+		--nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg notebooks/ -p no:cacheprovider \
+		--durations=25
 
 test-fast: setup  ## unit tests only (no notebooks)
 	$(BIN)/python -m pytest -n $(JOBS) tests/ -m "not slow and not browser" -p no:cacheprovider

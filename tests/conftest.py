@@ -1,8 +1,8 @@
 """Shared test helpers.
 
 Optional pieces (the full data set, PyTorch, a browser) are skipped with a visible reason on a
-user's machine, but CI sets LABKIT_REQUIRE_FULL_DATA / LABKIT_REQUIRE_TORCH / LABKIT_REQUIRE_ONNX / LABKIT_REQUIRE_BROWSER
-so that a missing piece fails instead of being skipped silently.
+user's machine, but CI sets LABKIT_REQUIRE_FULL_DATA / LABKIT_REQUIRE_TORCH / LABKIT_REQUIRE_ONNX /
+LABKIT_REQUIRE_BROWSER so that a missing piece fails instead of being skipped silently.
 """
 
 import os

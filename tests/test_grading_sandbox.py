@@ -71,7 +71,11 @@ open("/box/.grader/out.txt", "w").write(json.dumps(res))
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "out.txt").read_text())
     assert res["labkit"] == str(kit / "__init__.py")
-    assert "labkit" in res["repo"] and set(res["repo"]) <= {"labkit", "data"}  # never notebooks/, release/, ...
+    # never notebooks/, release/, ...: only the kit, its data and (when the venv lives in the repository,
+    # as `make setup` puts it) the Python environment the kernel runs in
+    repo = kit.parent
+    venv = {Path(sys.prefix).relative_to(repo).parts[0]} if Path(sys.prefix).is_relative_to(repo) else set()
+    assert "labkit" in res["repo"] and set(res["repo"]) <= {"labkit", "data"} | venv
     assert res["kit"] != "written" and res["usr"] != "written" and res["root"] != "written"
     assert res["box"] == "written" and res["tmp"] == "written"  # its own tmpfs folders
     assert not Path("/tmp/labkit-sandbox-probe-9d2").exists()  # a fresh /tmp: the host's is not it

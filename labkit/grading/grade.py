@@ -283,11 +283,12 @@ def grade_one(assignment, student: str, raw: bytes, opts: GradeOptions, seed: in
     sha = hashlib.sha256(raw).hexdigest()
     if len(raw) > MAX_SUBMISSION_BYTES:
         r = _zero_result(assignment, student, "too large", f"the notebook is over {MAX_SUBMISSION_BYTES >> 20} MiB")
-        return {**r, "sha256": sha}
+        return {**r, "sha256": sha, "sandbox": opts.sandbox}
     try:
         sub = read_submission(raw)
     except SubmissionError as exc:
-        return {**_zero_result(assignment, student, "malformed", f"could not read your notebook: {exc}"), "sha256": sha}
+        r = _zero_result(assignment, student, "malformed", f"could not read your notebook: {exc}")
+        return {**r, "sha256": sha, "sandbox": opts.sandbox}  # nothing of it ran
     assembly = graded_notebook(assignment, sub)
     status_extra = []
     if len(assembly.missing) == len(assignment.answer_ids):
@@ -351,7 +352,7 @@ def grade_one(assignment, student: str, raw: bytes, opts: GradeOptions, seed: in
             tail = err.decode("utf-8", "replace")[-800:]
             r = _zero_result(assignment, student, "grader error", "the grader could not finish this notebook")
             r["notes"].append(f"supervisor exit {proc.returncode}: {tail}")
-            return {**r, "sha256": sha}
+            return {**r, "sha256": sha, "sandbox": opts.sandbox}
         result["exercises"] = _normalise(assignment, result["exercises"])
         result["student"] = student
         if any(st.startswith("flagged") for st in result["status"]):

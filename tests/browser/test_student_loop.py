@@ -1,6 +1,6 @@
 """The student's loop in JupyterLab (issue 21): a wrong answer stops "Run All" at its check.
 
-A student release of lab 01 in which the student has solved every exercise but the first: the
+A student release of lab 00 in which the student has solved every exercise but the first: the
 student types a plausible wrong answer into the first answer cell and chooses Run > Run All Cells.
 Execution stops at that exercise's check, which shows ``FAIL:`` and the mistake's hint; no later
 code cell has run (their prompts stay ``[ ]:``). After typing the right answer, Run All reaches the
@@ -20,7 +20,7 @@ from .test_student_session import BEGIN, END, WRONG, first_exercise, instructor_
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-LAB = "01"
+LAB = "00"  # the quickest lab with a typed-in wrong answer in WRONG
 
 
 def _solution(cell) -> str:

@@ -5,10 +5,21 @@ user's machine, but CI sets LABKIT_REQUIRE_FULL_DATA / LABKIT_REQUIRE_TORCH / LA
 LABKIT_REQUIRE_BROWSER so that a missing piece fails instead of being skipped silently.
 """
 
+import importlib.util
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+
+def load_script(path) -> object:
+    """Import a file that is not in a package (``scripts/nbbuild.py``, ``tests/submissions/make_submissions.py``)."""
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def skip_or_fail(requirement: str, reason: str):

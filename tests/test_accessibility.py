@@ -10,13 +10,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import skip_or_fail
+from conftest import load_script, skip_or_fail
 
 ROOT = Path(__file__).resolve().parent.parent
 LABS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -27,10 +26,7 @@ IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
 
 
 def _nbbuild():
-    spec = importlib.util.spec_from_file_location("nbbuild", ROOT / "scripts" / "nbbuild.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(ROOT / "scripts" / "nbbuild.py")
 
 
 NBBUILD = _nbbuild()

@@ -8,7 +8,6 @@ notebooks/ its released solution (full marks) and its untouched student version 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import subprocess
@@ -18,6 +17,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+from conftest import load_script
 
 from labkit.check import Case, Exercise, lab00
 from labkit.check._core import decode, encode, quiet
@@ -42,10 +42,7 @@ GRADED_LABS = [p for p in LABS if _has_checks(p)]
 
 
 def _load_make_submissions():
-    spec = importlib.util.spec_from_file_location("make_submissions", ROOT / "tests/submissions/make_submissions.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(ROOT / "tests/submissions/make_submissions.py")
 
 
 def _grade_cli(assignment, subs, out, *extra, timeout=1800):

@@ -7,7 +7,6 @@ daemon) in one batch with the honest one, and checks that every attempt failed o
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import socket
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 
 from labkit.check import lab00
 from labkit.grading import sandbox
@@ -247,10 +247,7 @@ def test_score_reports_attempts_and_keeps_points():
 
 
 def _load_make_submissions():
-    spec = importlib.util.spec_from_file_location("make_submissions", ROOT / "tests/submissions/make_submissions.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(ROOT / "tests/submissions/make_submissions.py")
 
 
 class _Listener:

@@ -8,11 +8,11 @@ grader uses).
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted((ROOT / "notebooks" / "src").glob("[0-9][0-9]_*.py"))
@@ -21,10 +21,7 @@ ANY_HEADING = re.compile(r"^#{1,6} ")
 
 
 def _nbbuild():
-    spec = importlib.util.spec_from_file_location("nbbuild", ROOT / "scripts" / "nbbuild.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(ROOT / "scripts" / "nbbuild.py")
 
 
 NBBUILD = _nbbuild()

@@ -1,112 +1,57 @@
-"""Command line: ``python -m labkit {data,release,grade,bench}``.
+"""Command line: ``python -m labkit {data,bench,release,grade,gradebook}``.
 
-``data``   show where the data is and verify it; ``--train-baselines`` retrains the shipped models.
+``data``       verify the data; ``--train-baselines`` retrains the shipped models
+``bench``      time labkit's kernels against numpy, scipy and PyTorch
+``release``    write student and solution notebooks for every lab
+``grade``      grade a folder of submitted notebooks
+``gradebook``  merge the per-lab gradebooks into one course table (plain, Canvas or Moodle CSV)
+
+Exit status: 0 on success, 1 on failure, 2 on bad usage (wrong options, or arguments found unusable
+after parsing: a missing folder, a bad weights file).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import sys
-import time
 
-# The seeded recipes behind data/pretrained/. Changing one changes every lab's numbers.
-BASELINE_RECIPES = {
-    "lenet_300_100": {"builder": "lenet_300_100", "epochs": 30, "lr": 1e-3, "batch_size": 128,
-                      "lr_schedule": "cosine", "weight_decay": 0.0, "seed": 0},
-    "lenet5": {"builder": "lenet5", "epochs": 30, "lr": 2e-3, "batch_size": 128,
-               "lr_schedule": "cosine", "weight_decay": 0.0, "seed": 0},
-    "teacher": {"builder": "teacher", "epochs": 40, "lr": 1e-3, "batch_size": 128,
-                "lr_schedule": "cosine", "weight_decay": 0.0, "seed": 0, "store_dtype": "float16"},
-}  # fmt: skip
-
-
-def build(name, seed):
-    from labkit import models
-
-    if name == "teacher":  # a wide MLP with dropout (Hinton et al. 2015 used 1200-1200 on MNIST)
-        return models.mlp([784, 1200, 1200, 10], seed=seed, dropout=0.3)
-    return getattr(models, name)(seed=seed)
+# Every subcommand lives in one module that exposes ``add_parser(sub)``: it adds and returns its
+# parser, whose default ``fn`` is called with the parsed arguments and returns the exit status. A
+# usage error found after parsing goes through ``args.parser.error(message)``, argparse's own way
+# (usage line, message, exit status 2); ``args.parser`` is the subcommand's parser.
+COMMANDS = {
+    "data": "labkit.baselines",
+    "bench": "labkit.bench.cli",
+    "release": "labkit.grading.release",
+    "grade": "labkit.grading.cli",
+    "gradebook": "labkit.grading.course",
+}
 
 
-def train_baselines(names, progress=True):
-    import numpy as np
-
-    from labkit import data, models, nn, train
-
-    d = data.load_fashion_mnist()
-    results = {}
-    for name in names:
-        r = BASELINE_RECIPES[name]
-        model = build(r["builder"], r["seed"])
-        t0 = time.perf_counter()
-        train.fit(
-            model,
-            d,
-            epochs=r["epochs"],
-            lr=r["lr"],
-            batch_size=r["batch_size"],
-            seed=r["seed"],
-            lr_schedule=r["lr_schedule"],
-            weight_decay=r["weight_decay"],
-            progress=progress,
-        )
-        seconds = time.perf_counter() - t0
-        dtype = np.dtype(r.get("store_dtype", "float32"))
-        path = models.PRETRAINED_DIR / f"{name}.npz"
-        # Accuracy of what is shipped: save, reload (float16 storage rounds), evaluate.
-        nn.save(model, path, dtype=dtype, metadata={"recipe": r})
-        acc = train.evaluate(nn.load(path), d.X_test, d.y_test)
-        nn.save(
-            model,
-            path,
-            dtype=dtype,
-            metadata={"recipe": r, "test_accuracy": acc, "command": "python -m labkit data --train-baselines"},
-        )
-        results[name] = {"test_accuracy": acc, "train_seconds": round(seconds, 1), "bytes": path.stat().st_size}
-        print(f"{name}: test accuracy {acc:.4f}, trained in {seconds:.0f} s, {path} ({path.stat().st_size} bytes)")
-    return results
-
-
-def cmd_data(args):
-    from labkit import data
-
-    if args.train_baselines:
-        names = args.only or list(BASELINE_RECIPES)
-        print(json.dumps(train_baselines(names, progress=not args.quiet), indent=2))
-        return 0
-    d = data.load_fashion_mnist()
-    print(f"embedded: {data.DATA_DIR / data.EMBEDDED_FILE} verified (SHA-256 {data.EMBEDDED_SHA256[:16]}...)")
-    print(f"  {d}")
-    try:
-        full = data.load_fashion_mnist("full")
-        print(f"full: {full}")
-    except FileNotFoundError as exc:
-        print(f"full: not available\n{exc}")
-    return 0
-
-
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m labkit`` parser with every subcommand of :data:`COMMANDS` registered."""
     parser = argparse.ArgumentParser(
         prog="python -m labkit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("data", help="verify the data; retrain the shipped baselines")
-    p.add_argument("--train-baselines", action="store_true", help="retrain data/pretrained/*.npz (minutes)")
-    p.add_argument("--only", nargs="*", choices=sorted(BASELINE_RECIPES), help="retrain only these")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(fn=cmd_data)
-    # Other subcommands register themselves here (each module exposes add_parser(sub)).
-    # --- subcommands: bench ---
-    from labkit import benchmarks
+    for module in COMMANDS.values():
+        p = importlib.import_module(module).add_parser(sub)
+        p.set_defaults(parser=p)
+    return parser
 
-    benchmarks.add_parser(sub)
-    # --- subcommands: release, grade ---
-    from labkit.grading.cli import add_parsers as add_grading_parsers
 
-    add_grading_parsers(sub)
-    args = parser.parse_args(argv)
-    return args.fn(args)
+def main(argv=None) -> int:
+    """Run ``python -m labkit`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return args.fn(args)
+    except SystemExit as exc:  # argparse: --help (0) and usage errors (2)
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ import numba
 import numpy as np
 import pytest
 
-from labkit import bench, benchmarks
+from labkit import bench
+from labkit.bench import cases, cli, peers
 
 
 def test_timeit_statistics_and_rates():
@@ -116,7 +117,7 @@ def test_dynamic_linear_int8_is_close_to_float():
 
     s = (np.abs(W).max(axis=1) / 127).astype(np.float32)
     Wq = kernels.quantize_per_channel(W, s, np.zeros(16, np.int64))
-    y = benchmarks.dynamic_linear_int8(X, Wq, s, b)
+    y = cases.dynamic_linear_int8(X, Wq, s, b)
     exact = X @ W.T + b
     # int8 on both sides: error a few percent of the output range at most
     assert np.abs(y - exact).max() < 0.05 * np.abs(exact).max()
@@ -130,7 +131,7 @@ TINY = {"n": 64, "batches": (1, 5), "sparsities": (0.5, 0.9), "spmm_batch": 3, "
 def test_bench_command_runs_and_writes_json(tmp_path, capsys):
     path = tmp_path / "bench.json"
     md = tmp_path / "bench.md"
-    out = benchmarks.run(threads=1, json_path=str(path), config=TINY, markdown_path=str(md))
+    out = cli.run(threads=1, json_path=str(path), config=TINY, markdown_path=str(md))
     printed = capsys.readouterr().out
     data = json.loads(path.read_text())
     assert data["mode"] == "full" and data["config"]["n"] == 64
@@ -156,20 +157,20 @@ def test_bench_command_runs_and_writes_json(tmp_path, capsys):
 
 
 def test_bench_subcommand_is_registered(monkeypatch):
-    from labkit import __main__ as cli
+    from labkit.__main__ import main
 
     seen = {}
     fake = lambda quick, threads, json_path, markdown_path: seen.update(
         q=quick, t=threads, j=json_path, m=markdown_path
     )
-    monkeypatch.setattr(benchmarks, "run", fake)
-    assert cli.main(["bench", "--quick", "--threads", "1", "--json", "x.json", "--markdown", "r.md"]) == 0
+    monkeypatch.setattr(cli, "run", fake)
+    assert main(["bench", "--quick", "--threads", "1", "--json", "x.json", "--markdown", "r.md"]) == 0
     assert seen == {"q": True, "t": 1, "j": "x.json", "m": "r.md"}
 
 
 def test_torch_missing_rows_are_skipped_with_a_note(monkeypatch, capsys):
-    monkeypatch.setattr(benchmarks, "_torch", lambda: None)
-    out = benchmarks.run(threads=1, config=TINY, verbose=True)
+    monkeypatch.setattr(peers, "torch_or_none", lambda: None)
+    out = cli.run(threads=1, config=TINY, verbose=True)
     assert "not installed" in out["torch_note"]
     missing = [p for r in out["rows"] for p in r["peers"] if p["ms"] is None]
     assert missing and all(p["missing"] == "torch not installed" for p in missing)

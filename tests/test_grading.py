@@ -395,7 +395,7 @@ def test_cli_reports_bad_arguments(tmp_path, capsys):
 
     assert main(["grade", "--assignment", str(LAB00), "--submissions", str(tmp_path / "none"),
                  "--out", str(tmp_path / "o")]) == 2  # fmt: skip
-    assert "folder of .ipynb" in capsys.readouterr().out
+    assert "folder of .ipynb" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("lab", GRADED_LABS, ids=[p.stem for p in GRADED_LABS])

@@ -124,7 +124,7 @@ def test_missing_bwrap_is_refused_with_how_to_install(tmp_path, monkeypatch, cap
         subs = tmp_path / "subs"
         subs.mkdir()
         args = ["grade", "--assignment", str(LAB00), "--submissions", str(subs), "--out", str(tmp_path / "o")]
-        assert main(args) == 3
+        assert main(args) == 1  # a failure (no sandbox), not bad usage
         assert "refusing to run student code without a sandbox" in capsys.readouterr().out
         assert not (tmp_path / "o").exists()
         assert main([*args, "--no-sandbox"]) == 0  # explicit: runs, and says so in the manifest

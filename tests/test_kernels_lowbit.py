@@ -146,15 +146,15 @@ def test_nm24_validation():
 
 def test_bench_rows_for_int4_and_2_4(capsys):
     """The bench rows run on a tiny size, give ratios for every measured peer and name the missing ones."""
-    from labkit import benchmarks
-    from labkit.benchmarks import Runner
+    from labkit.bench.cases import case_lowbit
+    from labkit.bench.runner import Runner
 
     try:
         import torch
     except ImportError:
         torch = None
     r = Runner(repeat=2, read_gbps=10.0, verbose=False, rounds=1, settle=0.0)
-    benchmarks.case_lowbit(r, 64, (32, 1000), torch, np.random.default_rng(0))
+    case_lowbit(r, 64, (32, 1000), torch, np.random.default_rng(0))
     names = [row["kernel"] for row in r.rows]
     assert names == ["int4 GEMV g=32", "int4 GEMV g=1000", "2:4 sparse GEMV"]
     for row in r.rows:

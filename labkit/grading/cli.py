@@ -1,19 +1,12 @@
-"""``python -m labkit release`` and ``python -m labkit grade``: argument parsing only."""
+"""``python -m labkit grade``: the argument parser and the exit status of a grading run."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 
-def add_parsers(sub) -> None:
-    """Register the ``release`` and ``grade`` subcommands on an argparse ``sub``-parsers object."""
-    p = sub.add_parser("release", help="write student and solution notebooks for every lab")
-    p.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="instructor notebooks (NN_name.ipynb)")
-    p.add_argument("--out", type=Path, default=Path("release"), help="output folder (default: release/)")
-    p.add_argument("--no-execute", action="store_true", help="check and ship the stored outputs; do not re-run")
-    p.add_argument("--timeout", type=float, default=600, help="per-cell timeout in seconds when executing")
-    p.set_defaults(fn=cmd_release)
-
+def add_parser(sub):
+    """Register the ``grade`` subcommand on an argparse subparsers object."""
     g = sub.add_parser("grade", help="grade a folder of submitted notebooks with nbval")
     g.add_argument("--assignment", type=Path, required=True, help="the instructor notebook, notebooks/NN_name.ipynb")
     g.add_argument("--submissions", type=Path, required=True, help="folder with one <student>.ipynb per student")
@@ -35,33 +28,33 @@ def add_parsers(sub) -> None:
         help="score 0 an exercise whose answer calls labkit's own reference implementation of it",
     )
     g.add_argument("--keep-temp", action="store_true", help="keep each submission's temporary folder (debugging)")
+    # --- where the submissions run (executor options) ---
     g.set_defaults(fn=cmd_grade)
-
-
-def cmd_release(args) -> int:
-    from labkit.grading.release import ReleaseError, release
-
-    try:
-        release(args.notebooks, args.out, execute=not args.no_execute, timeout=args.timeout)
-    except ReleaseError as exc:
-        print(exc)
-        return 1
-    return 0
+    return g
 
 
 def cmd_grade(args) -> int:
+    """Grade the folder: 0 when graded, 1 on failure (no sandbox, an unwritable --out), 2 on bad usage."""
     from labkit.grading.grade import GradeOptions, grade
     from labkit.grading.sandbox import SandboxUnavailable
 
+    if not args.assignment.is_file():
+        args.parser.error(f"--assignment {args.assignment}: no such notebook")
     try:
         opts = GradeOptions(cell_timeout=args.cell_timeout, timeout=args.timeout, memory_mb=args.memory,
                             sandbox=not args.no_sandbox, forbid_reference=args.forbid_reference)  # fmt: skip
+    except (TypeError, ValueError) as exc:
+        args.parser.error(str(exc))
+    # --- executor choice and its checks go here ---
+    try:
         grade(args.assignment, args.submissions, args.out, jobs=args.jobs, options=opts, force=args.force,
               seed=args.seed, keep_temp=args.keep_temp)  # fmt: skip
     except SandboxUnavailable as exc:
         print(f"grade: refusing to run student code without a sandbox: {exc}")
-        return 3
-    except (ValueError, OSError) as exc:
+        return 1
+    except ValueError as exc:  # the arguments: --jobs, a submissions folder without notebooks, two names alike
+        args.parser.error(str(exc))
+    except OSError as exc:
         print(f"grade: {exc}")
-        return 2
+        return 1
     return 0

@@ -11,6 +11,8 @@
 * ``release/MANIFEST.json``: per lab its exercises, points and the instructor notebook's SHA-256.
 
 Nothing is written unless every check cell of every lab prints exactly its pass line.
+
+``add_parser`` registers the ``python -m labkit release`` subcommand.
 """
 
 from __future__ import annotations
@@ -145,3 +147,28 @@ def release(notebooks="notebooks", out="release", execute: bool = True, timeout:
         log(f"{path.name}: {len(asg.checks)} exercises, {asg.max_points:g} points -> {out}/student, {out}/solution")
     write_atomic(out / "MANIFEST.json", json.dumps(manifest, indent=1))
     return [p.name for p, _ in prepared]
+
+
+def add_parser(sub):
+    """Register the ``release`` subcommand on an argparse subparsers object."""
+    p = sub.add_parser("release", help="write student and solution notebooks for every lab")
+    p.add_argument("--notebooks", type=Path, default=Path("notebooks"), help="instructor notebooks (NN_name.ipynb)")
+    p.add_argument("--out", type=Path, default=Path("release"), help="output folder (default: release/)")
+    p.add_argument("--no-execute", action="store_true", help="check and ship the stored outputs; do not re-run")
+    p.add_argument("--timeout", type=float, default=600, help="per-cell timeout in seconds when executing")
+    p.set_defaults(fn=cmd_release)
+    return p
+
+
+def cmd_release(args) -> int:
+    """Release every lab: 0 if written, 1 if refused (a check or a cell failed), 2 if no notebooks folder."""
+    if not args.notebooks.is_dir():
+        args.parser.error(f"--notebooks {args.notebooks}: no such folder")
+    if args.timeout <= 0:
+        args.parser.error(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    try:
+        release(args.notebooks, args.out, execute=not args.no_execute, timeout=args.timeout)
+    except ReleaseError as exc:
+        print(exc)
+        return 1
+    return 0

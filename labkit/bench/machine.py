@@ -1,0 +1,58 @@
+"""What a benchmark ran on: CPU, usable cores, memory, load, library versions, BLAS.
+
+Every ``python -m labkit bench`` result starts with this, because a ratio means little without the
+machine and the libraries that produced it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+
+import numpy as np
+
+from .peers import torch_or_none
+
+__all__ = ["machine_description"]
+
+
+def machine_description() -> dict:
+    """CPU model, cores, memory and library versions (for the results file)."""
+    import numba
+    import scipy
+
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "numba": numba.__version__,
+    }
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
+        info["cpu"] = names[0] if names else platform.processor()
+    except OSError:
+        info["cpu"] = platform.processor()
+    info["cpus_usable"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        with open("/proc/meminfo") as f:
+            info["memory_gib"] = round(int(f.readline().split()[1]) / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        info["loadavg_at_start"] = os.getloadavg()
+    except OSError:
+        pass
+    torch = torch_or_none()
+    info["torch"] = torch.__version__ if torch is not None else "not installed"
+    if torch is not None:
+        info["torch_quantized_engine"] = "fbgemm" if "fbgemm" in torch.backends.quantized.supported_engines else "?"
+    from threadpoolctl import threadpool_info
+
+    info["blas"] = [
+        f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture', '')})"
+        for p in threadpool_info()
+        if p.get("user_api") == "blas"
+    ]
+    return info

@@ -1,0 +1,82 @@
+"""The results as text: one console block per row while the run goes, and a Markdown report at the end.
+
+Both read the plain dictionaries that :class:`.runner.Runner` and :func:`.cli.run` build (the same
+ones written to ``--json``), so a stored JSON file can be rendered again later.
+"""
+
+from __future__ import annotations
+
+__all__ = ["format_row", "render_markdown"]
+
+
+def format_row(row: dict) -> str:
+    """One row as console lines: labkit's time and bandwidth, then one line per peer with its ratio."""
+    bw = (
+        f"{row['gbps']:.1f} GB/s = {100 * row['bw_fraction']:.0f}% of main-memory read BW, "
+        f"{100 * row['bw_fraction_same_size']:.0f}% of read BW at this size"
+        if row["gbps"]
+        else ""
+    )
+    ops = f", {row['gops']:.1f} GOP/s" if row.get("gops") else ""
+    lines = [
+        f"{row['kernel']} [{row['size']}] labkit {row['labkit']}: {row['labkit_ms']:.3f} ms "
+        f"(IQR {row['labkit_iqr_ms']:.3f}) {bw}{ops}"
+    ]
+    for p in row["peers"]:
+        if p["ms"] is None:
+            lines.append(f"    vs {p['peer']}: skipped ({p['missing']})")
+            continue
+        tgt = "" if p.get("target") is None else f"  target >= {p['target']:g}: {'met' if p['met'] else 'MISSED'}"
+        lines.append(f"    vs {p['peer']}: {p['ms']:.3f} ms -> ratio {p['ratio']:.2f}{tgt}")
+    if row["note"]:
+        lines.append(f"    note: {row['note']}")
+    return "\n".join(lines)
+
+
+def render_markdown(out: dict) -> str:
+    """The run as a Markdown report: machine, thread setup, bandwidth, the table of rows with goals, crossover."""
+    m = out["machine"]
+    lines = [
+        f"## Run: `python -m labkit bench{' --quick' if out['mode'] == 'quick' else ''}` ({out['mode']} sizes)",
+        "",
+        f"- CPU: {m.get('cpu')}, {m.get('cpus_usable')} usable CPUs, {m.get('memory_gib', '?')} GiB RAM",
+        f"- load average at start (other processes on the machine): {m.get('loadavg_at_start')}",
+        f"- {m.get('platform')}; Python {m.get('python')}; numpy {m.get('numpy')}, scipy {m.get('scipy')}, "
+        f"numba {m.get('numba')}, torch {m.get('torch')}; BLAS: {', '.join(m.get('blas', []))}",
+        f"- thread pools: {out['threads']}; numba threading layer: {out.get('numba_threading_layer')}",
+        f"- timing: {out.get('timing', 'one block per kernel')}",
+        f"- memory bandwidth (numba, all threads): read {out['bandwidth']['read_gbps']:.1f} GB/s, copy "
+        f"{out['bandwidth']['copy_gbps']:.1f} GB/s over {out['bandwidth']['nbytes'] / 2**20:.0f} MiB; float32 BLAS "
+        f"GEMM {out['blas_f32_gemm_gflops']:.1f} GFLOP/s",
+        f"- total run time {out['seconds']:.0f} s",
+    ]
+    if out.get("torch_note"):
+        lines.append(f"- {out['torch_note']}")
+    lines += [
+        "",
+        "Ratio = peer median / labkit median (> 1: labkit is faster). Medians of repeated calls in one process;",
+        "BW% = achieved bytes/s over the read bandwidth measured for main memory / for an array of the same size.",
+        "",
+        "| kernel | size | labkit | labkit ms | BW% (main / same size) | peer | peer ms | ratio | target |",
+        "|---|---|---|---:|---:|---|---:|---:|---|",
+    ]
+    for r in out["rows"]:
+        bw = f"{100 * r['bw_fraction']:.0f}% / {100 * r['bw_fraction_same_size']:.0f}%" if r.get("gbps") else ""
+        first = True
+        for p in r["peers"]:
+            head = (
+                f"| {r['kernel']} | {r['size']} | {r['labkit']} | {r['labkit_ms']:.3f} | {bw} "
+                if first
+                else "| | | | | "
+            )
+            if p["ms"] is None:
+                lines.append(head + f"| {p['peer']} | skipped: {p['missing']} | | |")
+            else:
+                tgt = "" if p.get("target") is None else f"≥ {p['target']:g}: {'met' if p['met'] else '**missed**'}"
+                lines.append(head + f"| {p['peer']} | {p['ms']:.3f} | {p['ratio']:.2f} | {tgt} |")
+            first = False
+    lines += ["", "Sparse/dense crossover at batch 1 (lowest measured sparsity from which the kernel beats dense",
+              "float32 GEMV at every higher measured sparsity):", ""]  # fmt: skip
+    for key, v in out["crossover"].items():
+        lines.append(f"- {key}: {'not in the measured range' if v is None else f'{round(100 * v)}%'}")
+    return "\n".join(lines) + "\n"

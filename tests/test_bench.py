@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from labkit import bench
-from labkit.bench import cases, cli, peers
+from labkit.bench import cases, cli, peers, report
 
 
 def test_timeit_statistics_and_rates():
@@ -175,3 +175,32 @@ def test_torch_missing_rows_are_skipped_with_a_note(monkeypatch, capsys):
     missing = [p for r in out["rows"] for p in r["peers"] if p["ms"] is None]
     assert missing and all(p["missing"] == "torch not installed" for p in missing)
     assert "skipped (torch not installed)" in capsys.readouterr().out
+
+
+def test_public_names_of_the_timer_stay_importable_from_labkit_bench():
+    import subprocess
+    import sys
+
+    for name in ("Timing", "timeit", "timeit_interleaved", "timing_from_samples", "Bandwidth", "bandwidth",
+                 "compute_peak", "roofline", "ridge_point", "thread_limits"):  # fmt: skip
+        assert name in bench.__all__ and callable(getattr(bench, name))
+    # the labs' `from labkit import bench` does not load the command's cases and peers
+    code = "import sys, labkit.bench; print(sorted(m for m in sys.modules if m.startswith('labkit.bench.')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "cases" not in loaded and "cli" not in loaded and "timing" in loaded
+
+
+def test_goals_mark_rows_met_or_missed():
+    from labkit.bench import goals
+    from labkit.bench.runner import Runner
+    from labkit.bench.timing import timing_from_samples
+
+    kernel, peer = "CSR SpMV 90%", "scipy.sparse CSR"
+    aim = goals.goal(kernel, peer)
+    assert aim == goals.GOALS[(kernel, peer)] and goals.goal(kernel, "no such peer") is None
+    r = Runner(repeat=1, read_gbps=10.0, verbose=False)
+    fast, slow = timing_from_samples([1e-3]), timing_from_samples([aim * 1e-3 * 1.01])
+    met = r.add(kernel, "n", ("spmv", fast), [(peer, slow)])["peers"][0]
+    missed = r.add(kernel, "n", ("spmv", slow), [(peer, fast)])["peers"][0]
+    assert met["target"] == aim and met["met"] is True and missed["met"] is False
+    assert "target >= 1.5: MISSED" in report.format_row(r.rows[1])

@@ -16,7 +16,20 @@ __all__ = ["Runner"]
 
 
 class Runner:
-    """Collects rows: one labkit timing and its peers' timings per (kernel, size)."""
+    """Collects rows: one labkit timing and its peers' timings per (kernel, size).
+
+    Parameters
+    ----------
+    repeat : int
+        Timed calls per contender.
+    read_gbps : float
+        Main-memory read bandwidth measured at the start, in GB/s (the basis of the BW% columns).
+    verbose : bool
+        Print each row as it is added.
+    rounds, settle : int, float
+        Alternating blocks per contender and the pause before each, in seconds (see
+        :func:`.timing.timeit_interleaved`).
+    """
 
     def __init__(self, repeat: int, read_gbps: float, verbose: bool = True, rounds: int = 3, settle: float = 0.15):
         self.repeat = repeat
@@ -35,13 +48,16 @@ class Runner:
         return self._bw_at[key]
 
     def time(self, fn, *args, nbytes=None, flops=None, repeat=None):
+        """``fn(*args)`` timed alone (:func:`.timing.timeit`, 2 warm-up calls), for calls that cannot alternate."""
         return timeit(fn, *args, repeat=repeat or self.repeat, warmup=2, nbytes=nbytes, flops=flops)
 
     def time_together(self, fns, nbytes=None, flops=None, repeat=None):
         """Interleaved timings of zero-argument calls (:func:`.timing.timeit_interleaved`): one per name."""
         repeat = repeat or self.repeat
-        return timeit_interleaved(fns, repeat=repeat, warmup=2, rounds=min(self.rounds, repeat),
-                                        settle=self.settle, nbytes=nbytes, flops=flops)  # fmt: skip
+        rounds = min(self.rounds, repeat)
+        return timeit_interleaved(
+            fns, repeat=repeat, warmup=2, rounds=rounds, settle=self.settle, nbytes=nbytes, flops=flops
+        )
 
     def add(self, kernel, size, labkit, peers, note=""):
         """labkit: (name, Timing); peers: list of (name, Timing or None (missing) with reason)."""

@@ -29,8 +29,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from labkit.grading.grade import write_atomic
-
 __all__ = [
     "FORMATS",
     "GradebookError",
@@ -257,6 +255,8 @@ def course_csv(labs, weights=None, fmt: str = "plain") -> str:
 
 def write_course(grade_dirs, out, weights_path=None, fmt: str = "plain") -> list[dict]:
     """Read the labs' gradebooks, write the course CSV to ``out`` atomically; return the rows written."""
+    from labkit.grading.grade import write_atomic  # the grader's atomic write (imported here: it loads nbformat)
+
     labs = [read_lab(p) for p in grade_dirs]
     weights = read_weights(weights_path, [lab.name for lab in labs]) if weights_path else None
     text = course_csv(labs, weights, fmt)

@@ -49,6 +49,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 from jupytext.combine import combine_inputs_with_outputs
+from jupytext.config import load_jupytext_configuration_file
 
 ROOT = Path(__file__).resolve().parent.parent
 NB_DIR = ROOT / "notebooks"
@@ -62,12 +63,27 @@ KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "langua
 LAYOUT_METADATA = ("lines_to_next_cell", "lines_to_end_of_cell_marker", "cell_marker", "skipline", "noskipline")
 
 
+def pairing_metadata() -> dict:
+    """The notebook's ``jupytext`` metadata: the metadata filters of ``notebooks/jupytext.toml``.
+
+    With them in the notebook, jupytext writes the notebook back as exactly its source whichever
+    of the pair is newer, so JupyterLab opens either file (jupytext's contents manager compares
+    the two when the notebook is the more recent) and saving changes neither.
+    """
+    config = load_jupytext_configuration_file(str(NB_DIR / "jupytext.toml"))
+    return {
+        "cell_metadata_filter": config.cell_metadata_filter,
+        "notebook_metadata_filter": config.notebook_metadata_filter,
+    }
+
+
 def reads_source(text: str) -> nbformat.NotebookNode:
     """The notebook a lab source's text stands for (jupytext, percent format), conventions checked.
 
     Cells carry exactly the metadata written on their ``# %%`` line (jupytext's notes on blank
     lines are dropped). The sources have no notebook-level metadata: ``nb.metadata`` only holds
-    jupytext's own entry, which :func:`build` replaces by the notebook's kernelspec.
+    jupytext's own entry; :func:`build` gives the notebook its kernelspec and
+    :func:`pairing_metadata`.
     """
     nb = jupytext.reads(text, fmt=SOURCE_FORMAT)
     for cell in nb.cells:
@@ -120,7 +136,8 @@ def build(src: Path, execute: bool = True, timeout: int = 600, dest: Path | None
     An existing notebook keeps its outputs, cell ids and metadata for the cells whose code did not
     change (jupytext's :func:`~jupytext.combine.combine_inputs_with_outputs`, as ``jupytext --sync``);
     with ``execute`` the notebook then runs top to bottom in ``notebooks/`` and must end without an
-    error or a failed check. Written atomically.
+    error or a failed check. The notebook's ``jupytext`` metadata is :func:`pairing_metadata`.
+    Written atomically.
     """
     src = Path(src)
     nb = read_source(src)
@@ -129,7 +146,7 @@ def build(src: Path, execute: bool = True, timeout: int = 600, dest: Path | None
         nb = combine_inputs_with_outputs(nb, nbformat.read(dest, as_version=4), fmt=SOURCE_FORMAT)
     else:
         nb.metadata = nbformat.from_dict({"kernelspec": KERNELSPEC, "language_info": {"name": "python"}})
-    nb.metadata.pop("jupytext", None)
+    nb.metadata["jupytext"] = pairing_metadata()
     if execute:
         from nbclient import NotebookClient
 

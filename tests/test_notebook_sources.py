@@ -83,7 +83,11 @@ def test_build_without_execution_reproduces_the_committed_notebook(src, tmp_path
 def test_a_fresh_build_has_the_kernelspec_and_the_source_cells(tmp_path):
     src = SOURCES[0]
     nb = nbformat.read(NBBUILD.build(src, execute=False, dest=tmp_path / "fresh.ipynb"), as_version=4)
-    assert nb.metadata == {"kernelspec": NBBUILD.KERNELSPEC, "language_info": {"name": "python"}}
+    assert nb.metadata == {
+        "jupytext": NBBUILD.pairing_metadata(),
+        "kernelspec": NBBUILD.KERNELSPEC,
+        "language_info": {"name": "python"},
+    }
     committed = _committed(src).cells
     assert [(c.cell_type, c.source, _content(c)) for c in nb.cells] == [
         (c.cell_type, c.source, _content(c)) for c in committed
@@ -102,6 +106,45 @@ def test_jupytext_pairs_the_notebook_with_its_source_and_writes_it_back_unchange
         assert paired == [notebook, src], formats
     text = jupytext.writes(_committed(src), fmt="py:percent", config=config)
     assert text == src.read_text(encoding="utf-8"), f"{src.name} is not what jupytext --sync would write"
+
+
+@pytest.mark.parametrize("src", SOURCES, ids=[s.stem for s in SOURCES])
+def test_committed_notebook_carries_the_pairing_metadata(src):
+    assert _committed(src).metadata.get("jupytext") == NBBUILD.pairing_metadata()
+
+
+@pytest.mark.parametrize("newer", ["ipynb", "py"])
+def test_jupyterlab_opens_and_saves_the_source_as_a_notebook(newer, tmp_path):
+    """jupytext's contents manager (what JupyterLab with jupytext uses) opens notebooks/src/NN.py as
+    the notebook with its outputs, whichever file of the pair is newer, and saving it through
+    JupyterLab rewrites neither file."""
+    import asyncio
+    import os
+
+    from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
+    from jupytext.async_contentsmanager import build_async_jupytext_contents_manager_class
+
+    src = SOURCES[1]
+    (tmp_path / "notebooks" / "src").mkdir(parents=True)
+    for rel in ["jupytext.toml", f"src/{src.name}", f"{src.stem}.ipynb"]:
+        shutil.copy(NOTEBOOKS / rel, tmp_path / "notebooks" / rel)
+    pair = {"py": tmp_path / "notebooks" / "src" / src.name, "ipynb": tmp_path / "notebooks" / f"{src.stem}.ipynb"}
+    stamp = pair[newer].stat().st_mtime + 60
+    os.utime(pair[newer], (stamp, stamp))
+    before = {k: p.read_bytes() for k, p in pair.items()}
+    manager = build_async_jupytext_contents_manager_class(AsyncLargeFileManager)(root_dir=str(tmp_path))
+    path = f"notebooks/src/{src.name}"
+
+    async def open_and_save():
+        model = await manager.get(path, type="notebook", content=True)
+        await manager.save({"type": "notebook", "format": "json", "content": model["content"]}, path)
+        return model["content"]
+
+    nb = asyncio.run(open_and_save())
+    committed = _committed(src)
+    assert [c.source for c in nb.cells] == [c.source for c in committed.cells]
+    assert [c.get("outputs") for c in nb.cells] == [c.get("outputs") for c in committed.cells]
+    assert {k: p.read_bytes() for k, p in pair.items()} == before
 
 
 def test_no_formatter_pragma_in_sources_or_notebooks():

@@ -17,7 +17,7 @@ starts at a ``# %%`` line that carries the cell's type and metadata the jupytext
 
 jupytext reads the source (:func:`read_source`); this script adds only what jupytext does not do:
 it checks the course's cell conventions (:func:`check_cells`), keeps the notebook's existing
-outputs, cell ids and metadata for the cells whose code is unchanged (jupytext's own combination, as
+outputs, cell ids and run metadata for the cells it can match (jupytext's own combination, as
 ``jupytext --sync`` does), executes the notebook in place so the committed notebook holds the
 outputs nbval compares, and renders HTML.
 
@@ -28,9 +28,9 @@ Usage::
     python scripts/nbbuild.py --no-execute ...                               # inputs only, outputs kept
     python scripts/nbbuild.py --html build/course notebooks/NN_name.ipynb    # render to accessible HTML
 
-``--no-execute`` updates the notebook's inputs from the source and keeps the stored outputs of
-unchanged cells (the same as ``jupytext --sync notebooks/src/NN_name.py``); re-run without it
-whenever code changed.
+``--no-execute`` updates the notebook's inputs from the source and keeps the stored outputs (the
+same notebook as ``jupytext --sync notebooks/src/NN_name.py`` writes); re-run without it whenever
+code changed.
 
 ``--html DIR`` renders built notebooks (``.ipynb``; with ``--execute-html`` after running them) to
 HTML with the course's template (``etc/nbconvert/templates/labkit``: alt text on every figure,
@@ -133,10 +133,11 @@ def check_cells(cells) -> None:
 def build(src: Path, execute: bool = True, timeout: int = 600, dest: Path | None = None) -> Path:
     """Build ``notebooks/<src stem>.ipynb`` (or ``dest``) from the source ``src``; returns its path.
 
-    An existing notebook keeps its outputs, cell ids and metadata for the cells whose code did not
-    change (jupytext's :func:`~jupytext.combine.combine_inputs_with_outputs`, as ``jupytext --sync``);
-    with ``execute`` the notebook then runs top to bottom in ``notebooks/`` and must end without an
-    error or a failed check. The notebook's ``jupytext`` metadata is :func:`pairing_metadata`.
+    An existing notebook keeps its notebook metadata and, for the cells jupytext matches to the
+    source's (by content, then by position), their ids, outputs and run metadata
+    (:func:`jupytext.combine.combine_inputs_with_outputs`, as ``jupytext --sync``); with ``execute``
+    the notebook then runs top to bottom in ``notebooks/`` and must end without an error or a failed
+    check. The notebook's ``jupytext`` metadata is :func:`pairing_metadata`.
     Written atomically.
     """
     src = Path(src)

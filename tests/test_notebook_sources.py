@@ -187,3 +187,17 @@ def test_conventions_refuse_a_broken_cell(text, expect):
     with pytest.raises(ValueError) as info:
         NBBUILD.reads_source(text)
     assert expect in str(info.value)
+
+
+@pytest.mark.slow
+def test_build_executes_and_stops_on_a_failed_check(tmp_path):
+    src = tmp_path / "99_tiny.py"
+    src.write_text(ANSWER + CHECK + "# %%\nprint(f() + 1)\n", encoding="utf-8")
+    dest = NBBUILD.build(src, execute=True, timeout=120, dest=tmp_path / "99_tiny.ipynb")
+    nb = nbformat.read(dest, as_version=4)
+    assert [c.outputs[0].text for c in nb.cells[1:]] == ["a: ok\n", "2\n"]
+    assert nb.metadata["jupytext"] == NBBUILD.pairing_metadata()
+    src.write_text(ANSWER + CHECK.replace("a: ok", "FAIL: wrong"), encoding="utf-8")
+    with pytest.raises(RuntimeError, match="check cell 1 failed: FAIL: wrong"):
+        NBBUILD.build(src, execute=True, timeout=120, dest=dest)
+    assert nbformat.read(dest, as_version=4).cells[1].outputs[0].text == "a: ok\n"  # not overwritten

@@ -1,24 +1,36 @@
-"""Build the course notebooks from their plain-text sources and execute them.
+"""Build the course notebooks from their jupytext sources, execute them, render them to HTML.
 
-Each lab is written as ``notebooks/src/NN_name.py`` in the "percent" format, readable and
-diff-able; this script turns it into ``notebooks/NN_name.ipynb`` and executes it in place, so the
-committed notebook holds the outputs nbval compares.
+Each lab is written as ``notebooks/src/NN_name.py`` in jupytext's percent format, readable and
+diff-able, and paired with ``notebooks/NN_name.ipynb`` by ``notebooks/jupytext.toml``. A cell
+starts at a ``# %%`` line that carries the cell's type and metadata the jupytext way::
 
-Cell markers (one per cell, at the start of a line):
+    # %% [markdown]                              a markdown cell; its lines lose their leading "# "
+    # %%                                         a code cell
+    # %% tags=["nbval-ignore-output"]            output not compared by nbval (timings, raw floats, ...)
+    # %% nbgrader={"grade": false, "grade_id": "ID", "locked": false, "schema_version": 3,
+    #              "solution": true, "task": false}
+    #                                            an answer cell (one line in the source); the solution
+    #                                            sits between ### BEGIN SOLUTION and ### END SOLUTION
+    # %% labkit={"answer": "ID"} nbgrader={"grade": true, "grade_id": "check_ID", "locked": true,
+    #              "points": N, "schema_version": 3, "solution": false, "task": false}
+    #    tags=["check", "nbval-check-output"]    the check cell of answer ID (one line in the source)
 
-    # %% [markdown]                      a markdown cell; its lines lose their leading "# "
-    # %%                                 a code cell
-    # %% ignore-output                   output not compared by nbval (timings, raw floats, progress bars)
-    # %% solution=GRADE_ID               an answer cell; the solution sits between
-                                         ### BEGIN SOLUTION and ### END SOLUTION
-    # %% check=GRADE_ID points=N         the check cell of answer GRADE_ID: prints one line, compared by nbval
+jupytext reads the source (:func:`read_source`); this script adds only what jupytext does not do:
+it checks the course's cell conventions (:func:`check_cells`), keeps the notebook's existing
+outputs, cell ids and run metadata for the cells it can match (jupytext's own combination, as
+``jupytext --sync`` does), executes the notebook in place so the committed notebook holds the
+outputs nbval compares, and renders HTML.
 
 Usage::
 
     python scripts/nbbuild.py notebooks/src/01_magnitude_pruning.py [...]   # build + execute
     python scripts/nbbuild.py --all                                          # every source
-    python scripts/nbbuild.py --no-execute ...                               # build only
+    python scripts/nbbuild.py --no-execute ...                               # inputs only, outputs kept
     python scripts/nbbuild.py --html build/course notebooks/NN_name.ipynb    # render to accessible HTML
+
+``--no-execute`` updates the notebook's inputs from the source and keeps the stored outputs (the
+same notebook as ``jupytext --sync notebooks/src/NN_name.py`` writes); re-run without it whenever
+code changed.
 
 ``--html DIR`` renders built notebooks (``.ipynb``; with ``--execute-html`` after running them) to
 HTML with the course's template (``etc/nbconvert/templates/labkit``: alt text on every figure,
@@ -30,89 +42,112 @@ render through :func:`render_html`.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from pathlib import Path
 
+import jupytext
 import nbformat
+from jupytext.combine import combine_inputs_with_outputs
+from jupytext.config import load_jupytext_configuration_file
 
 ROOT = Path(__file__).resolve().parent.parent
 NB_DIR = ROOT / "notebooks"
 SRC_DIR = NB_DIR / "src"
-MARKER = re.compile(r"^# %%(.*)$")
+SOURCE_FORMAT = "py:percent"
 TEMPLATES = ROOT / "etc" / "nbconvert" / "templates"
 TEMPLATE = "labkit"
 HIGHLIGHT_STYLE = "a11y-high-contrast-light"  # accessible-pygments: WCAG AA (and AAA) contrast on white
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+# jupytext's notes on a cell's layout in the text file (blank lines and the like), not content
+LAYOUT_METADATA = ("lines_to_next_cell", "lines_to_end_of_cell_marker", "cell_marker", "skipline", "noskipline")
 
 
-def parse_marker(rest: str):
-    rest = rest.strip()
-    kind = "code"
-    if rest.startswith("[markdown]"):
-        kind, rest = "markdown", rest[len("[markdown]") :].strip()
-    opts = {}
-    for tok in rest.split():
-        key, _, val = tok.partition("=")
-        opts[key] = val or True
-    return kind, opts
+def pairing_metadata() -> dict:
+    """The notebook's ``jupytext`` metadata: the metadata filters of ``notebooks/jupytext.toml``.
+
+    With them in the notebook, jupytext writes the notebook back as exactly its source whichever
+    of the pair is newer, so JupyterLab opens either file (jupytext's contents manager compares
+    the two when the notebook is the more recent) and saving changes neither.
+    """
+    config = load_jupytext_configuration_file(str(NB_DIR / "jupytext.toml"))
+    return {
+        "cell_metadata_filter": config.cell_metadata_filter,
+        "notebook_metadata_filter": config.notebook_metadata_filter,
+    }
 
 
-def cells_from_source(text: str):
-    cells, cur = [], None
-    for line in text.splitlines():
-        m = MARKER.match(line)
-        if m:
-            if cur:
-                cells.append(cur)
-            kind, opts = parse_marker(m.group(1))
-            cur = {"kind": kind, "opts": opts, "lines": []}
-        elif cur is not None:
-            cur["lines"].append(line)
-    if cur:
-        cells.append(cur)
-    out = []
-    for c in cells:
-        lines = c["lines"]
-        while lines and not lines[-1].strip():
-            lines.pop()
-        while lines and not lines[0].strip():
-            lines.pop(0)
-        if c["kind"] == "markdown":
-            src = "\n".join(re.sub(r"^# ?", "", ln) if ln.startswith("#") else ln for ln in lines)
-            out.append(nbformat.v4.new_markdown_cell(src))
+def reads_source(text: str) -> nbformat.NotebookNode:
+    """The notebook a lab source's text stands for (jupytext, percent format), conventions checked.
+
+    Cells carry exactly the metadata written on their ``# %%`` line (jupytext's notes on blank
+    lines are dropped). The sources have no notebook-level metadata: ``nb.metadata`` only holds
+    jupytext's own entry; :func:`build` gives the notebook its kernelspec and
+    :func:`pairing_metadata`.
+    """
+    nb = jupytext.reads(text, fmt=SOURCE_FORMAT)
+    for cell in nb.cells:
+        for key in LAYOUT_METADATA:
+            cell.metadata.pop(key, None)
+    check_cells(nb.cells)
+    return nb
+
+
+def read_source(src: Path) -> nbformat.NotebookNode:
+    """:func:`reads_source` of the file ``src``."""
+    return reads_source(Path(src).read_text(encoding="utf-8"))
+
+
+def check_cells(cells) -> None:
+    """Raise ValueError on a cell that breaks the course's conventions (docs/CONTRIBUTING.md).
+
+    An answer cell (nbgrader ``solution``) holds ``### BEGIN SOLUTION`` / ``### END SOLUTION``; a
+    graded check cell has ``points``, the ``check`` and ``nbval-check-output`` tags and
+    ``labkit.answer`` naming an answer cell before it.
+    """
+    answers = set()
+    for i, cell in enumerate(cells):
+        nbg = cell.metadata.get("nbgrader")
+        if not nbg:
             continue
-        cell = nbformat.v4.new_code_cell("\n".join(lines))
-        opts, tags = c["opts"], []
-        if "ignore-output" in opts:
-            tags.append("nbval-ignore-output")
-        if "skip" in opts:
-            tags.append("nbval-skip")
-        if "solution" in opts:
-            gid = opts["solution"]
+        gid = nbg.get("grade_id")
+        where = f"cell {i} (grade_id {gid!r})"
+        if cell.cell_type != "code":
+            raise ValueError(f"{where}: nbgrader metadata on a {cell.cell_type} cell, expected a code cell")
+        if nbg.get("solution"):
             if "### BEGIN SOLUTION" not in cell.source or "### END SOLUTION" not in cell.source:
-                raise ValueError(f"solution cell {gid!r} lacks ### BEGIN SOLUTION / ### END SOLUTION")
-            cell.metadata["nbgrader"] = {"schema_version": 3, "grade_id": gid, "solution": True, "grade": False,
-                                         "locked": False, "task": False}  # fmt: skip
-        if "check" in opts:
-            gid = opts["check"]
-            points = int(opts.get("points", 1))
-            cell.metadata["nbgrader"] = {"schema_version": 3, "grade_id": f"check_{gid}", "solution": False,
-                                         "grade": True, "locked": True, "points": points, "task": False}  # fmt: skip
-            cell.metadata["labkit"] = {"answer": gid}
-            tags += ["check", "nbval-check-output"]
-        if tags:
-            cell.metadata["tags"] = tags
-        out.append(cell)
-    return out
+                raise ValueError(f"{where}: solution cell lacks ### BEGIN SOLUTION / ### END SOLUTION")
+            answers.add(gid)
+        if nbg.get("grade"):
+            answer = cell.metadata.get("labkit", {}).get("answer")
+            tags = cell.metadata.get("tags", [])
+            missing = [t for t in ("check", "nbval-check-output") if t not in tags]
+            if "points" not in nbg or missing or answer not in answers:
+                raise ValueError(
+                    f"{where}: a check cell needs nbgrader points, the tags check and nbval-check-output and "
+                    f"labkit.answer naming an earlier answer cell; got points={nbg.get('points')!r}, "
+                    f"tags={tags!r}, labkit.answer={answer!r}"
+                )
 
 
-def build(src: Path, execute: bool = True, timeout: int = 600) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = cells_from_source(src.read_text())
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    dest = NB_DIR / (src.stem + ".ipynb")
+def build(src: Path, execute: bool = True, timeout: int = 600, dest: Path | None = None) -> Path:
+    """Build ``notebooks/<src stem>.ipynb`` (or ``dest``) from the source ``src``; returns its path.
+
+    An existing notebook keeps its notebook metadata and, for the cells jupytext matches to the
+    source's (by content, then by position), their ids, outputs and run metadata
+    (:func:`jupytext.combine.combine_inputs_with_outputs`, as ``jupytext --sync``); with ``execute``
+    the notebook then runs top to bottom in ``notebooks/`` and must end without an error or a failed
+    check. The notebook's ``jupytext`` metadata is :func:`pairing_metadata`.
+    Written atomically.
+    """
+    src = Path(src)
+    nb = read_source(src)
+    dest = Path(dest) if dest is not None else NB_DIR / (src.stem + ".ipynb")
+    if dest.exists():  # the notebook's metadata (kernelspec, language_info) and unchanged cells' outputs
+        nb = combine_inputs_with_outputs(nb, nbformat.read(dest, as_version=4), fmt=SOURCE_FORMAT)
+    else:
+        nb.metadata = nbformat.from_dict({"kernelspec": KERNELSPEC, "language_info": {"name": "python"}})
+    nb.metadata["jupytext"] = pairing_metadata()
     if execute:
         from nbclient import NotebookClient
 
@@ -128,6 +163,7 @@ def build(src: Path, execute: bool = True, timeout: int = 600) -> Path:
                 if "FAIL" in "".join(o.get("text", "")) and "check" in cell.metadata.get("tags", []):
                     raise RuntimeError(f"{dest.name}: check cell {i} failed: {''.join(o['text'])}")
     nb.metadata.pop("widgets", None)  # widget state differs per run and bloats the file
+    nbformat.validate(nb)
     tmp = dest.with_suffix(".ipynb.tmp")
     nbformat.write(nb, tmp)
     tmp.replace(dest)
@@ -172,7 +208,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sources", nargs="*", type=Path)
     p.add_argument("--all", action="store_true")
-    p.add_argument("--no-execute", action="store_true")
+    p.add_argument("--no-execute", action="store_true", help="update inputs only; keep the stored outputs")
     p.add_argument("--timeout", type=int, default=600, help="per-cell timeout in seconds")
     p.add_argument("--html", type=Path, metavar="DIR", help="render the given .ipynb notebooks to HTML in DIR")
     p.add_argument("--execute-html", action="store_true", help="with --html: run each notebook before rendering")

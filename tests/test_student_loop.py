@@ -1,8 +1,8 @@
 """The student's loop (issue 21): exercise headings state the points the grader awards.
 
-Convention (docs/CONTRIBUTING.md): the last markdown heading before an answer cell
-(``# %% solution=ID``) reads ``Exercise K — <title> (N point[s])``, K counting 1, 2, ... within the
-lab, and N equals the ``points=N`` of the check cell ``# %% check=ID points=N`` (the metadata the
+Convention (docs/CONTRIBUTING.md): the last markdown heading before an answer cell (nbgrader
+``"solution": true`` on its ``# %%`` line) reads ``Exercise K — <title> (N point[s])``, K counting
+1, 2, ... within the lab, and N equals the nbgrader ``"points"`` of its check cell (the metadata the
 grader uses).
 """
 
@@ -62,30 +62,45 @@ def heading_problems(cells) -> list[str]:
 
 @pytest.mark.parametrize("src", SOURCES, ids=[s.stem for s in SOURCES])
 def test_exercise_headings_state_the_points_of_their_check(src):
-    cells = NBBUILD.cells_from_source(src.read_text())
+    cells = NBBUILD.read_source(src).cells
     assert any(c.metadata.get("nbgrader", {}).get("grade") for c in cells), f"{src.name} has no graded exercise"
     assert heading_problems(cells) == []
 
 
 def _cells(text):
-    return NBBUILD.cells_from_source(text)
+    return NBBUILD.reads_source(text).cells
 
 
-GOOD = """# %% [markdown]
+def _answer(gid):
+    return (
+        f'# %% nbgrader={{"grade": false, "grade_id": "{gid}", "locked": false, "schema_version": 3, '
+        f'"solution": true, "task": false}}'
+    )
+
+
+def _check(gid, points):
+    return (
+        f'# %% labkit={{"answer": "{gid}"}} nbgrader={{"grade": true, "grade_id": "check_{gid}", "locked": true, '
+        f'"points": {points}, "schema_version": 3, "solution": false, "task": false}} '
+        f'tags=["check", "nbval-check-output"]'
+    )
+
+
+GOOD = f"""# %% [markdown]
 # ### Exercise 1 — one thing (2 points)
-# %% solution=a
+{_answer("a")}
 ### BEGIN SOLUTION
 x = 1
 ### END SOLUTION
-# %% check=a points=2
+{_check("a", 2)}
 print("a: ok")
 # %% [markdown]
 # ## 4. Exercise 2 — another thing (1 point)
-# %% solution=b
+{_answer("b")}
 ### BEGIN SOLUTION
 y = 1
 ### END SOLUTION
-# %% check=b points=1
+{_check("b", 1)}
 print("b: ok")
 """
 

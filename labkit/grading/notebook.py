@@ -1,6 +1,6 @@
 """Reading instructor notebooks and submissions, and assembling the notebook the grader runs.
 
-Cell roles follow nbgrader's metadata (written by ``scripts/nbbuild.py``):
+Cell roles follow nbgrader's metadata (written on the lab sources' ``# %%`` lines, see docs/CONTRIBUTING.md):
 
 * an *answer cell* has ``metadata.nbgrader = {"solution": true, "grade_id": ID, ...}`` and holds its
   solution between ``### BEGIN SOLUTION`` and ``### END SOLUTION``;

@@ -21,7 +21,7 @@
 # matplotlib for figures. Versions vary from machine to machine, so the cell that prints them is not
 # compared by the tests; the cell after it states what matters.
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 import sys
 
 import matplotlib
@@ -90,6 +90,7 @@ print(model)
 for name, shape_in, shape_out in model.shapes():
     print(f"{name:<6} {str(shape_in):>8} -> {str(shape_out):<8}")
 
+
 # %% [markdown]
 # ### Exercise 1 — count the parameters (1 point)
 #
@@ -97,18 +98,18 @@ for name, shape_in, shape_out in model.shapes():
 # $n_\text{out}$ biases. Write `count_parameters(sizes)` for an MLP given its layer sizes,
 # e.g. `[784, 300, 100, 10]`. Return an `int`.
 
-
-# %% solution=count_parameters
+# %% nbgrader={"grade": false, "grade_id": "count_parameters", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def count_parameters(sizes):
     ### BEGIN SOLUTION
     return sum(n_in * n_out + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
     ### END SOLUTION
 
 
-# %% check=count_parameters points=1
+# %% labkit={"answer": "count_parameters"} nbgrader={"grade": true, "grade_id": "check_count_parameters", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 from labkit.check import lab00
 
 lab00.count_parameters(count_parameters)
+
 
 # %% [markdown]
 # ### Exercise 2 — accuracy from logits (1 point)
@@ -117,15 +118,14 @@ lab00.count_parameters(count_parameters)
 # `accuracy(logits, y)` that returns the fraction of rows of `logits` (shape (n, classes)) whose
 # argmax equals the label `y` (shape (n,)), as a float in [0, 1].
 
-
-# %% solution=accuracy
+# %% nbgrader={"grade": false, "grade_id": "accuracy", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def accuracy(logits, y):
     ### BEGIN SOLUTION
     return float(np.mean(np.argmax(logits, axis=1) == y))
     ### END SOLUTION
 
 
-# %% check=accuracy points=1
+# %% labkit={"answer": "accuracy"} nbgrader={"grade": true, "grade_id": "check_accuracy", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab00.accuracy(accuracy)
 
 # %% [markdown]
@@ -139,7 +139,7 @@ lab00.accuracy(accuracy)
 # the test accuracy while training is fine for a demo; later labs make every *choice* on training
 # data and use the test set once.)
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 from threadpoolctl import threadpool_limits
 
 from labkit import train
@@ -217,7 +217,7 @@ print(f"shipped LeNet-5:       test accuracy {100 * train.evaluate(lenet5, data.
 # Latency depends on the machine, so the table's cell is not compared; the cell after it checks
 # the counts, which are the same everywhere.
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 from labkit import bench, metrics
 
 rng = np.random.default_rng(0)

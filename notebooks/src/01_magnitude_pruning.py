@@ -49,9 +49,10 @@ baseline = models.pretrained("lenet_300_100")
 print(baseline)
 print("weights per layer:", {n: layer.W.size for n, layer in baseline.weight_layers()})
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 base_acc = train.evaluate(baseline, *test)
 print(f"baseline test accuracy: {100 * base_acc:.2f}%")
+
 
 # %% [markdown]
 # ### Exercise 1 — the magnitude mask (2 points)
@@ -62,8 +63,7 @@ print(f"baseline test accuracy: {100 * base_acc:.2f}%")
 # `np.abs(w).ravel()` lists the entries in exactly the removal order. (`labkit.prune` does the same
 # with `np.partition`, which avoids the full sort.)
 
-
-# %% solution=magnitude_mask
+# %% nbgrader={"grade": false, "grade_id": "magnitude_mask", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def magnitude_mask(w, sparsity):
     ### BEGIN SOLUTION
     k = int(np.floor(sparsity * w.size))
@@ -74,10 +74,11 @@ def magnitude_mask(w, sparsity):
     ### END SOLUTION
 
 
-# %% check=magnitude_mask points=2
+# %% labkit={"answer": "magnitude_mask"} nbgrader={"grade": true, "grade_id": "check_magnitude_mask", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 from labkit.check import lab01
 
 lab01.magnitude_mask(magnitude_mask)
+
 
 # %% [markdown]
 # ### Exercise 2 — one threshold across layers (2 points)
@@ -87,8 +88,7 @@ lab01.magnitude_mask(magnitude_mask)
 # `|w|` over all layers. Ties: the earlier layer first, then the lower flat index. (Hint: your
 # `magnitude_mask` on the concatenation of the flattened layers, split back.)
 
-
-# %% solution=global_masks
+# %% nbgrader={"grade": false, "grade_id": "global_masks", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def global_masks(weights, sparsity):
     ### BEGIN SOLUTION
     flat = np.concatenate([w.ravel() for w in weights])
@@ -98,7 +98,7 @@ def global_masks(weights, sparsity):
     ### END SOLUTION
 
 
-# %% check=global_masks points=2
+# %% labkit={"answer": "global_masks"} nbgrader={"grade": true, "grade_id": "check_global_masks", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab01.global_masks(global_masks)
 
 # %% [markdown]
@@ -116,6 +116,7 @@ for (name, layer), m in zip(baseline.weight_layers(), masks90.values()):
     print(f"{name:<6} {layer.W.size:>8,} {int(m.sum()):>14,} {layer.W.size - int(0.9 * layer.W.size):>18,}")
 print("total kept:", sum(int(m.sum()) for m in masks90.values()), "of", metrics.count_params(baseline, True))
 
+
 # %% [markdown]
 # ### Exercise 3 — a training step that keeps pruned weights at zero (2 points)
 #
@@ -131,8 +132,7 @@ print("total kept:", sum(int(m.sum()) for m in masks90.values()), "of", metrics.
 # (`prune.MaskCallback` does this for every layer inside `train.fit`, for SGD's velocity and for
 # Adam's two moments.)
 
-
-# %% solution=masked_momentum_step
+# %% nbgrader={"grade": false, "grade_id": "masked_momentum_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def masked_momentum_step(W, dW, v, mask, lr, momentum):
     ### BEGIN SOLUTION
     v = (momentum * v + dW * mask) * mask
@@ -141,14 +141,14 @@ def masked_momentum_step(W, dW, v, mask, lr, momentum):
     ### END SOLUTION
 
 
-# %% check=masked_momentum_step points=2
+# %% labkit={"answer": "masked_momentum_step"} nbgrader={"grade": true, "grade_id": "check_masked_momentum_step", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab01.masked_momentum_step(masked_momentum_step)
 
 # %% [markdown]
 # **Demo.** Fine-tune the 90%-pruned model with Adam for one epoch, once with `MaskCallback` and once
 # without it. Without it, every gradient step regrows pruned weights.
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 with_cb = g90.copy()
 train.fit(with_cb, data, epochs=1, lr=1e-3, callbacks=[prune.MaskCallback()], progress=True)
 without_cb = g90.copy()
@@ -169,7 +169,7 @@ print("without it, pruned weights regrow within one epoch:", "yes" if sum(regrow
 # away, then fine-tune 2 epochs with the mask fixed (Adam, lr 1e-3) and measure again. Figures are
 # on the embedded test set (10,000 images). About 15 s.
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 from tqdm.auto import tqdm
 
 SPARSITIES = [0.5, 0.8, 0.9, 0.95, 0.98]
@@ -212,7 +212,8 @@ for i, s in enumerate(SPARSITIES):
     for tag in ("", ", fine-tuned"):
         d = 100 * (curves["global" + tag][i] - curves["layer-wise" + tag][i])
         print(f"sparsity {s:.0%}{tag or ', no fine-tuning'}: global beats layer-wise at the same parameter count: "
-              f"{'yes' if d > 0 else 'no'} (margin {gap_words(d)})")  # fmt: skip
+              f"{'yes' if d > 0 else 'no'} (margin {gap_words(d)})")
+
 
 # %% [markdown]
 # One oddity in the figure: without fine-tuning, the layer-wise curve goes back *up* from 95% to
@@ -231,21 +232,20 @@ for i, s in enumerate(SPARSITIES):
 # the mask held (Adam with a cosine decay). First with lr 1e-3, the recipe the baseline was trained
 # with:
 
-
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 def prune90_and_finetune(lr, seed, epochs=10):
     """Global 90% magnitude pruning of the shipped model, then ``epochs`` of masked fine-tuning."""
     net = baseline.copy()
     prune.global_magnitude_prune(net, 0.9)
     hist = train.fit(net, data, epochs=epochs, lr=lr, lr_schedule="cosine", callbacks=[prune.MaskCallback()],
-                     seed=seed, eval_data=test, progress=True)  # fmt: skip
+                     seed=seed, eval_data=test, progress=True)
     return net, hist["eval_acc"][-1]
 
 
 acc90_pruned = train.evaluate(g90, *test)  # §1 pruned g90 to 90% and left it untouched
 _, acc90_small_lr = prune90_and_finetune(1e-3, seed=2)
 print(f"baseline {100 * base_acc:.2f}%  pruned 90% {100 * acc90_pruned:.2f}%  "
-      f"fine-tuned at lr 1e-3 {100 * acc90_small_lr:.2f}%")  # fmt: skip
+      f"fine-tuned at lr 1e-3 {100 * acc90_small_lr:.2f}%")
 
 # %% [markdown]
 # That recovers most of the loss but not all of it. The survivors have to take over the work of the
@@ -257,7 +257,7 @@ print(f"baseline {100 * base_acc:.2f}%  pruned 90% {100 * acc90_pruned:.2f}%  "
 # 5e-3 about equal. (Choosing it on the test set is a shortcut a paper should not take: use a
 # validation split.) About 20 s.
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 ft_runs = [prune90_and_finetune(3e-3, seed) for seed in (2, 3, 4)]
 ft90, acc90 = ft_runs[0]  # seed 2's model is the one examined below
 gaps90 = [100 * (base_acc - acc) for _, acc in ft_runs]
@@ -269,7 +269,7 @@ print(f"mean gap {np.mean(gaps90):+.2f} pp")
 print("every fine-tuned model is 90% sparse:", all(round(metrics.sparsity(net), 6) >= 0.9 for net, _ in ft_runs))
 print("lr 3e-3 ends more accurate than lr 1e-3 (seed 2):", "yes" if acc90 > acc90_small_lr else "no")
 print(f"90% global pruning + fine-tuning within 0.5 pp of the baseline, every seed of 3: "
-      f"{'yes' if max(gaps90) <= 0.5 else 'no'} (mean gap {gap_words(np.mean(gaps90))})")  # fmt: skip
+      f"{'yes' if max(gaps90) <= 0.5 else 'no'} (mean gap {gap_words(np.mean(gaps90))})")
 
 # %% [markdown]
 # ### What the pruned network looks at
@@ -308,7 +308,7 @@ rare, busy = active < 0.05, active > 0.5
 print("pixels no unit looks at any more:", int((per_pixel == 0).sum()), "of 784")
 print(f"pixels non-zero in < 5% of images: {int(rare.sum())}; in > 50%: {int(busy.sum())}")
 print("rarely-lit pixels keep MORE connections per pixel than busy ones:",
-      "yes" if per_pixel[rare].mean() > per_pixel[busy].mean() else "no")  # fmt: skip
+      "yes" if per_pixel[rare].mean() > per_pixel[busy].mean() else "no")
 
 # %% [markdown]
 # The expectation fails here, and the reason is worth remembering: **magnitude is not importance**.
@@ -326,7 +326,7 @@ print("rarely-lit pixels keep MORE connections per pixel than busy ones:",
 
 # %%
 fig = plot.weight_histograms({n: layer.W for n, layer in baseline.weight_layers()},
-                             {n: layer.W for n, layer in ft90.weight_layers()})  # fmt: skip
+                             {n: layer.W for n, layer in ft90.weight_layers()})
 plot.show(
     fig,
     alt="One panel per layer (fc1, fc2, fc3), logarithmic count axis: the histogram of the weights before "
@@ -345,7 +345,7 @@ plot.show(
 # * **one-shot**: prune to 98% globally, fine-tune 8 epochs;
 # * **iterative**: prune to 75%, 90%, 95%, 98% with 1, 1, 2, 4 epochs of retraining after each step.
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 one = baseline.copy()
 one_shot = prune.one_shot_prune(one, data, 0.98, 8, eval_data=test, lr=1e-3, seed=3)
 it = baseline.copy()
@@ -353,14 +353,14 @@ log = prune.iterative_prune(it, data, [0.75, 0.9, 0.95, 0.98], [1, 1, 2, 4], eva
 print(f"one-shot 98% + 8 epochs: {100 * one_shot['accuracy']:.2f}%")
 for row in log:
     print(f"iterative step to {row['sparsity']:.0%}: {100 * row['accuracy_pruned']:.2f}% after pruning, "
-          f"{100 * row['accuracy']:.2f}% after retraining")  # fmt: skip
+          f"{100 * row['accuracy']:.2f}% after retraining")
 
 # %%
 d = 100 * (log[-1]["accuracy"] - one_shot["accuracy"])
 print("both models are 98% sparse:", round(metrics.sparsity(one), 6) >= 0.98 and round(metrics.sparsity(it), 6) >= 0.98)
 print(f"at 98% sparsity, iterative beats one-shot with the same 8-epoch budget by more than 0.5 pp: "
       f"{'yes' if d > 0.5 else 'no'} ({'a tie within 0.5 pp' if abs(d) < 0.5 else 'difference ' + gap_words(d)}"
-      f"{'' if abs(d) < 0.5 else ', iterative ahead' if d > 0 else ', one-shot ahead'})")  # fmt: skip
+      f"{'' if abs(d) < 0.5 else ', iterative ahead' if d > 0 else ', one-shot ahead'})")
 
 # %% [markdown]
 # We expected the iterative schedule to win, as in Han et al. (2015); it did not. A difference under
@@ -396,4 +396,4 @@ print(f"at 98% sparsity, iterative beats one-shot with the same 8-epoch budget b
 print(f"{'model':<28} {'weights kept':>12} {'CSR bytes':>10} {'dense bytes':>11}")
 for name, net in [("baseline", baseline), ("90% global, fine-tuned", ft90), ("98% iterative", it)]:
     print(f"{name:<28} {metrics.count_nonzero(net, True):>12,} {metrics.size_bytes(net, 'csr'):>10,} "
-          f"{metrics.size_bytes(net):>11,}")  # fmt: skip
+          f"{metrics.size_bytes(net):>11,}")

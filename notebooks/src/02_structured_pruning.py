@@ -43,7 +43,7 @@ test = (data.X_test, data.y_test)
 mlp = models.pretrained("lenet_300_100")
 lenet5 = models.pretrained("lenet5")
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 base_acc = train.evaluate(mlp, *test)
 base5_acc = train.evaluate(lenet5, *test)
 print(f"LeNet-300-100 {100 * base_acc:.2f}%   LeNet-5 {100 * base5_acc:.2f}%")
@@ -53,7 +53,6 @@ print(f"LeNet-300-100 {100 * base_acc:.2f}%   LeNet-5 {100 * base5_acc:.2f}%")
 # Latencies below are measured by `latency_ms`: the models being compared are timed in alternating
 # rounds (`bench.timeit` each round, median over rounds), so a change in the machine's load during
 # the measurement hits all of them alike.
-
 
 # %%
 def latency_ms(nets: dict, x, rounds=7, repeat=5):
@@ -72,8 +71,7 @@ def latency_ms(nets: dict, x, rounds=7, repeat=5):
 # matrix `W` of shape (out, in): the ℓ1 norm (`norm="l1"`) or the ℓ2 norm (`norm="l2"`) of its row.
 #
 
-
-# %% solution=neuron_importance
+# %% nbgrader={"grade": false, "grade_id": "neuron_importance", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def neuron_importance(W, norm):
     ### BEGIN SOLUTION
     if norm == "l1":
@@ -82,10 +80,11 @@ def neuron_importance(W, norm):
     ### END SOLUTION
 
 
-# %% check=neuron_importance points=1
+# %% labkit={"answer": "neuron_importance"} nbgrader={"grade": true, "grade_id": "check_neuron_importance", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 from labkit.check import lab02
 
 lab02.neuron_importance(neuron_importance)
+
 
 # %% [markdown]
 # ### Exercise 2 — remove neurons from a pair of Dense layers (2 points)
@@ -93,15 +92,14 @@ lab02.neuron_importance(neuron_importance)
 # Write `remove_neurons(W1, b1, W2, keep)`: `keep` is a sorted array of the hidden neurons to keep;
 # return `(W1_new, b1_new, W2_new)` with only those neurons, in that order.
 
-
-# %% solution=remove_neurons
+# %% nbgrader={"grade": false, "grade_id": "remove_neurons", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def remove_neurons(W1, b1, W2, keep):
     ### BEGIN SOLUTION
     return W1[keep], b1[keep], W2[:, keep]
     ### END SOLUTION
 
 
-# %% check=remove_neurons points=2
+# %% labkit={"answer": "remove_neurons"} nbgrader={"grade": true, "grade_id": "check_remove_neurons", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab02.remove_neurons(remove_neurons)
 
 # %% [markdown]
@@ -114,7 +112,7 @@ keep = np.sort(np.argsort(neuron_importance(mlp["fc1"].W, "l1"), kind="stable")[
 W1, b1, W2 = remove_neurons(mlp["fc1"].W, mlp["fc1"].b, mlp["fc2"].W, keep)
 half = prune.prune_neurons(mlp, "fc1", 0.5, norm="l1")
 print("your remove_neurons gives prune_neurons' fc1 and fc2:",
-      np.array_equal(W1, half["fc1"].W) and np.array_equal(W2, half["fc2"].W))  # fmt: skip
+      np.array_equal(W1, half["fc1"].W) and np.array_equal(W2, half["fc2"].W))
 masked = prune.mask_units(mlp, "fc1", 0.5, norm="l1")
 x = data.X_test[:500]
 print("outputs equal the masked model's (float32 tolerance):", np.allclose(half(x), masked(x), rtol=1e-4, atol=1e-4))
@@ -137,9 +135,9 @@ dropped = prune.prune_neurons(dead, "fc1", 0.5, bias="drop")
 n_on = int((dead["fc1"].b[np.all(dead["fc1"].W == 0, axis=1)] > 0).sum())
 print(f"dead fc1 neurons with a positive bias (a non-zero constant output): {n_on} of 150")
 print("shrunk with relu(b) folded into fc2's bias, outputs equal the masked model's:",
-      np.allclose(folded(x), dead(x), rtol=1e-4, atol=1e-4))  # fmt: skip
+      np.allclose(folded(x), dead(x), rtol=1e-4, atol=1e-4))
 print("shrunk with the neurons dropped outright, outputs equal the masked model's:",
-      np.allclose(dropped(x), dead(x), rtol=1e-4, atol=1e-4))  # fmt: skip
+      np.allclose(dropped(x), dead(x), rtol=1e-4, atol=1e-4))
 
 # %% [markdown]
 # ## 2. Which layers tolerate pruning? A sensitivity scan
@@ -147,7 +145,7 @@ print("shrunk with the neurons dropped outright, outputs equal the masked model'
 # Prune one layer at a time by magnitude, without retraining, and watch the accuracy
 # (`prune.sensitivity_scan`). Han et al. (2015, Fig. 6) use such scans to choose per-layer sparsities.
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 SCAN = [0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99]
 scan = prune.sensitivity_scan(mlp, test, SCAN, progress=True)
 print("test accuracy (%) with only that layer pruned to the sparsity in the header")
@@ -200,7 +198,7 @@ print("fc3's accuracy goes back up from 98% to 99% sparsity:", "yes" if scan["fc
 # lr 1e-3, cosine decay). Latency is the median of repeated forward passes (`bench.timeit`) at
 # batch 1 and batch 256, on the one BLAS thread set at the top.
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 small = prune.prune_neurons(prune.prune_neurons(mlp, "fc1", 0.5), "fc2", 0.5)
 small_pruned_acc = train.evaluate(small, *test)
 train.fit(small, data, epochs=4, lr=1e-3, lr_schedule="cosine", seed=1, progress=True)
@@ -210,14 +208,14 @@ nets = {"dense": mlp, "half neurons": small}
 t1, t256 = latency_ms(nets, x1, repeat=20), latency_ms(nets, x256)
 lat = {name: (t1[name], t256[name]) for name in nets}
 print(f"accuracy: dense {100 * base_acc:.2f}%, half neurons {100 * small_pruned_acc:.2f}% before and "
-      f"{100 * small_acc:.2f}% after fine-tuning")  # fmt: skip
+      f"{100 * small_acc:.2f}% after fine-tuning")
 for name, (t1, t256) in lat.items():
     print(f"{name:<13} batch 1: {t1:.4f} ms   batch 256: {t256:.3f} ms")
 
 # %%
 print("parameters:", f"{metrics.count_params(mlp):,} -> {metrics.count_params(small):,}",
       "| dense bytes:", f"{metrics.size_bytes(mlp):,} -> {metrics.size_bytes(small):,}",
-      "| MACs:", f"{metrics.macs(mlp):,} -> {metrics.macs(small):,}")  # fmt: skip
+      "| MACs:", f"{metrics.macs(mlp):,} -> {metrics.macs(small):,}")
 gap = 100 * (base_acc - small_acc)
 speedup = lat["dense"][1] / lat["half neurons"][1]
 print(f"half the hidden neurons removed, fine-tuned, within 1 pp of the baseline: {'yes' if gap <= 1 else 'no'}")
@@ -239,18 +237,18 @@ print("outputs equal the masked model's (float32 tolerance):", np.allclose(small
 for name in ("conv1", "conv2", "fc1"):
     print(f"{name}: W {small5[name].W.shape} (was {lenet5[name].W.shape})")
 print("parameters:", f"{metrics.count_params(lenet5):,} -> {metrics.count_params(small5):,}",
-      "| MACs:", f"{metrics.macs(lenet5):,} -> {metrics.macs(small5):,}")  # fmt: skip
+      "| MACs:", f"{metrics.macs(lenet5):,} -> {metrics.macs(small5):,}")
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 small5_pruned_acc = train.evaluate(small5, *test)
 train.fit(small5, (data.X_train[:10000], data.y_train[:10000]), epochs=4, lr=2e-3, lr_schedule="cosine", seed=1,
-          progress=True)  # fmt: skip
+          progress=True)
 small5_acc = train.evaluate(small5, *test)
 nets5 = {"LeNet-5": lenet5, "half channels": small5}
 t1, t256 = latency_ms(nets5, x1, repeat=10), latency_ms(nets5, x256, rounds=5, repeat=2)
 lat.update({name: (t1[name], t256[name]) for name in nets5})
 print(f"accuracy: LeNet-5 {100 * base5_acc:.2f}%, half channels {100 * small5_pruned_acc:.2f}% before and "
-      f"{100 * small5_acc:.2f}% after fine-tuning")  # fmt: skip
+      f"{100 * small5_acc:.2f}% after fine-tuning")
 for name in ("LeNet-5", "half channels"):
     print(f"{name:<13} batch 1: {lat[name][0]:.3f} ms   batch 256: {lat[name][1]:.2f} ms")
 
@@ -286,7 +284,7 @@ print(f"LeNet-5 MACs drop {metrics.macs(lenet5) / metrics.macs(small5):.1f}x")
 # else. Only the structurally smaller model (§3) saves time. (Lab 07 shows when a sparse kernel
 # starts to pay off.)
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 masked90 = mlp.copy()
 prune.global_magnitude_prune(masked90, 0.9)
 labels = ["dense", "90% masked", "half neurons"]
@@ -295,7 +293,7 @@ t1, t256 = latency_ms(nets, x1, rounds=9, repeat=50), latency_ms(nets, x256)
 lat.update({name: (t1[name], t256[name]) for name in labels})  # timed together: the fair comparison
 for name in labels:
     print(f"{name:<13} batch 1: {lat[name][0]:.4f} ms   batch 256: {lat[name][1]:.3f} ms   "
-          f"time relative to dense: {lat[name][0] / lat['dense'][0]:.2f} and {lat[name][1] / lat['dense'][1]:.2f}")  # fmt: skip
+          f"time relative to dense: {lat[name][0] / lat['dense'][0]:.2f} and {lat[name][1] / lat['dense'][1]:.2f}")
 
 # %% [markdown]
 # One panel per batch size, each on its own **linear** axis starting at 0 (a batch of 256 takes
@@ -332,11 +330,12 @@ plot.show(
 ratio = {b: lat["dense"][i] / lat["90% masked"][i] for i, b in enumerate(("batch 1", "batch 256"))}
 for b, r in ratio.items():
     print(f"{b}: the 90%-masked model is no faster than dense beyond timing noise (speed-up below 1.5x): "
-          f"{'yes' if r < 1.5 else 'no'}")  # fmt: skip
+          f"{'yes' if r < 1.5 else 'no'}")
 print(
     "90% masked keeps 90% fewer non-zero weights:",
     metrics.count_nonzero(masked90, True) <= 0.1 * metrics.count_params(mlp, True),
 )
+
 
 # %% [markdown]
 # ## 6. Exercise 3 — the AGP schedule (2 points)
@@ -354,8 +353,7 @@ print(
 # that is steep at first and flat at the end, reaching $s_f$ after $n$ pruning steps of $\Delta t$
 # training steps each.
 
-
-# %% solution=agp_sparsity
+# %% nbgrader={"grade": false, "grade_id": "agp_sparsity", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def agp_sparsity(step, s_init, s_final, t0, n_steps, dt):
     ### BEGIN SOLUTION
     if step < t0:
@@ -367,7 +365,7 @@ def agp_sparsity(step, s_init, s_final, t0, n_steps, dt):
     ### END SOLUTION
 
 
-# %% check=agp_sparsity points=2
+# %% labkit={"answer": "agp_sparsity"} nbgrader={"grade": true, "grade_id": "check_agp_sparsity", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab02.agp_sparsity(agp_sparsity)
 
 # %%
@@ -403,7 +401,7 @@ plot.show(
 # Both AGP runs prune along the curve above (32 pruning steps, one every 19 optimizer steps) and have
 # 4 epochs at the final sparsity. About 40 s.
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 results = {}
 for target in (0.98, 0.99):
     one = mlp.copy()
@@ -418,7 +416,7 @@ for target in (0.98, 0.99):
     print(f"{target:.0%}: " + "   ".join(f"{k} {100 * v[1]:.2f}%" for k, v in r.items()))
 print("AGP pruning steps to 99% (step, sparsity), first five:", [(s, round(v, 4)) for s, v in agp_cb.history[:5]])
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 layer_sparsity = {}  # (target, kind) -> [sparsity of fc1, fc2, fc3]
 print(f"{'final sparsity per layer':<26} {'fc1':>7} {'fc2':>7} {'fc3':>7}")
 for target, r in results.items():
@@ -432,7 +430,7 @@ for t in (0.98, 0.99):
     lay, glob = layer_sparsity[t, "AGP, layer"], layer_sparsity[t, "AGP, global"]
     print(f"at {t:.0%}: AGP per layer leaves every layer at {t:.0%}:", all(abs(v - t) < 1e-3 for v in lay))
     print(f"at {t:.0%}: with one global threshold fc1 ends above {t:.0%} and fc3 keeps over a fifth of its weights:",
-          "yes" if glob[0] > t and glob[2] < 0.8 else "no")  # fmt: skip
+          "yes" if glob[0] > t and glob[2] < 0.8 else "no")
 
 
 # %%
@@ -444,15 +442,15 @@ def gap_words(d):
 
 acc = {t: {k: v[1] for k, v in r.items()} for t, r in results.items()}
 print("each model ends at its target sparsity:",
-      all(round(metrics.sparsity(v[0]), 6) >= t for t, r in results.items() for v in r.values()))  # fmt: skip
+      all(round(metrics.sparsity(v[0]), 6) >= t for t, r in results.items() for v in r.values()))
 for t in (0.98, 0.99):
     d_sched = 100 * (acc[t]["AGP, global"] - acc[t]["one-shot"])
     d_scope = 100 * (acc[t]["AGP, global"] - acc[t]["AGP, layer"])
     print(f"at {t:.0%}: AGP (global) beats one-shot (global) by more than 0.5 pp with the same 8-epoch budget: "
           f"{'yes' if d_sched > 0.5 else 'no'} ({'a tie within 0.5 pp' if abs(d_sched) < 0.5 else 'margin ' + gap_words(d_sched)}"
-          f"{'' if abs(d_sched) < 0.5 else ', AGP ahead' if d_sched > 0 else ', one-shot ahead'})")  # fmt: skip
+          f"{'' if abs(d_sched) < 0.5 else ', AGP ahead' if d_sched > 0 else ', one-shot ahead'})")
     print(f"at {t:.0%}: AGP with one global threshold beats AGP per layer: "
-          f"{'yes' if d_scope > 0 else 'no'} (margin {gap_words(d_scope)})")  # fmt: skip
+          f"{'yes' if d_scope > 0 else 'no'} (margin {gap_words(d_scope)})")
 
 # %% [markdown]
 # **Per layer or global?** The per-layer schedule — Zhu & Gupta's, and `AGPCallback`'s default — is
@@ -486,7 +484,7 @@ for t in (0.98, 0.99):
 # **10% of the weights**, then ticket and control retrained 4 epochs each (Adam, lr 1e-3). All three
 # seeds are reported; none is picked. About 20 s.
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 from tqdm.auto import tqdm
 
 tickets = []
@@ -494,7 +492,7 @@ for seed in tqdm(range(3), desc="lottery ticket, 3 seeds"):
     tickets.append(prune.lottery_ticket(models.lenet_300_100, data, 0.9, epochs=4, seed=seed, eval_data=test, lr=1e-3))
 for seed, r in enumerate(tickets):
     print(f"seed {seed}: dense {100 * r['dense']:.2f}%  rewound ticket {100 * r['ticket']:.2f}%  "
-          f"random re-init {100 * r['reinit']:.2f}%")  # fmt: skip
+          f"random re-init {100 * r['reinit']:.2f}%")
 
 # %%
 diffs = [100 * (r["ticket"] - r["reinit"]) for r in tickets]
@@ -541,6 +539,6 @@ print(f"mean margin: {'ticket ahead' if np.mean(diffs) > 0 else 'control ahead'}
 # %%
 print(f"{'model':<28} {'params':>9} {'non-zero':>9} {'dense bytes':>11} {'MACs':>9}")
 for name, net in [("LeNet-300-100", mlp), ("  half neurons", small), ("  90% masked", masked90),
-                  ("LeNet-5", lenet5), ("  half channels", small5)]:  # fmt: skip
+                  ("LeNet-5", lenet5), ("  half channels", small5)]:
     print(f"{name:<28} {metrics.count_params(net):>9,} {metrics.count_nonzero(net):>9,} "
-          f"{metrics.size_bytes(net):>11,} {metrics.macs(net):>9,}")  # fmt: skip
+          f"{metrics.size_bytes(net):>11,} {metrics.macs(net):>9,}")

@@ -95,6 +95,7 @@ lows = int((demo < Q.dequantize(np.uint8(0), s3, z3)).sum())
 print(f"3 bits: zero point {z3}; level {z3} is exactly 0.0: {Q.dequantize(np.uint8(z3), s3, z3) == 0}")
 print(f"values below the lowest level (clamped up to it): {lows} of {demo.size}")
 
+
 # %% [markdown]
 # ## 3. Graded exercises
 #
@@ -104,8 +105,7 @@ print(f"values below the lowest level (clamped up to it): {lows} of {demo.size}"
 # $q_\max = 2^b - 1$). Widen the range to contain 0, then return `(scale, zero_point)` with
 # `zero_point` an `int` in $[0, 2^b - 1]$ (round half to even, then clamp).
 
-
-# %% solution=scale_zero_point
+# %% nbgrader={"grade": false, "grade_id": "scale_zero_point", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def scale_zero_point(lo, hi, bits):
     ### BEGIN SOLUTION
     lo, hi = min(lo, 0.0), max(hi, 0.0)
@@ -118,10 +118,11 @@ def scale_zero_point(lo, hi, bits):
     ### END SOLUTION
 
 
-# %% check=scale_zero_point points=1
+# %% labkit={"answer": "scale_zero_point"} nbgrader={"grade": true, "grade_id": "check_scale_zero_point", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 from labkit.check import lab03
 
 lab03.scale_zero_point(scale_zero_point)
+
 
 # %% [markdown]
 # ### Exercise 2 — quantize (1 point)
@@ -129,8 +130,7 @@ lab03.scale_zero_point(scale_zero_point)
 # Write `quantize(x, scale, zero_point, bits)`: unsigned, $q = \operatorname{clamp}(\operatorname{rint}(x / s) + z, 0, 2^b - 1)$,
 # returned as an integer array (e.g. `np.uint8`).
 
-
-# %% solution=quantize
+# %% nbgrader={"grade": false, "grade_id": "quantize", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def quantize(x, scale, zero_point, bits):
     ### BEGIN SOLUTION
     q = np.rint(x / scale) + zero_point
@@ -138,8 +138,9 @@ def quantize(x, scale, zero_point, bits):
     ### END SOLUTION
 
 
-# %% check=quantize points=1
+# %% labkit={"answer": "quantize"} nbgrader={"grade": true, "grade_id": "check_quantize", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab03.quantize(quantize)
+
 
 # %% [markdown]
 # ### Exercise 3 — dequantize (1 point)
@@ -148,16 +149,16 @@ lab03.quantize(quantize)
 # Careful: `q` is a `uint8` array, and in numpy `uint8 - int` stays `uint8` — `3 - 5` wraps around to 254.
 #
 
-
-# %% solution=dequantize
+# %% nbgrader={"grade": false, "grade_id": "dequantize", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def dequantize(q, scale, zero_point):
     ### BEGIN SOLUTION
     return (np.float32(scale) * (q.astype(np.int32) - zero_point)).astype(np.float32)
     ### END SOLUTION
 
 
-# %% check=dequantize points=1
+# %% labkit={"answer": "dequantize"} nbgrader={"grade": true, "grade_id": "check_dequantize", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab03.dequantize(dequantize)
+
 
 # %% [markdown]
 # ### Exercise 4 — per-channel symmetric scales (1 point)
@@ -167,8 +168,7 @@ lab03.dequantize(dequantize)
 # channel, $s_c = \max|W_c| / (2^{b-1} - 1)$ (the largest absolute weight of channel $c$ divided by
 # $2^{b-1} - 1$), shape `(out,)`.
 
-
-# %% solution=per_channel_scales
+# %% nbgrader={"grade": false, "grade_id": "per_channel_scales", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def per_channel_scales(W, bits):
     ### BEGIN SOLUTION
     amax = np.abs(W).reshape(W.shape[0], -1).max(axis=1)
@@ -176,7 +176,7 @@ def per_channel_scales(W, bits):
     ### END SOLUTION
 
 
-# %% check=per_channel_scales points=1
+# %% labkit={"answer": "per_channel_scales"} nbgrader={"grade": true, "grade_id": "check_per_channel_scales", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab03.per_channel_scales(per_channel_scales)
 
 # %% [markdown]
@@ -186,7 +186,7 @@ lab03.per_channel_scales(per_channel_scales)
 # mean square $s^2/12$ drops **4× per bit** (the "6 dB per bit" of signal processing). We measure it
 # on the real weights of LeNet-300-100's first layer and on a Gaussian for comparison.
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 bits_list = list(range(2, 13))
 W1 = lenet["fc1"].W
 gauss = np.random.default_rng(1).standard_normal(W1.size).astype(np.float32) * W1.std()
@@ -215,7 +215,7 @@ mid = ratios[2:8]  # 4 -> 10 bits, away from the coarse and the float32-limited 
 print("each extra bit divides the MSE by 3 to 5 (from 4 to 10 bits):", "yes" if all(3 < r < 5 for r in mid) else "no")
 above = [ew / eg for ew, eg in zip(err_w[2:], err_g[2:])]
 print("fc1's error is 1.5x to 3x the Gaussian's at every width from 4 to 12 bits:",
-      "yes" if all(1.5 < r < 3 for r in above) else "no")  # fmt: skip
+      "yes" if all(1.5 < r < 3 for r in above) else "no")
 tail = lambda w: np.abs(w).max() / w.std()
 print(f"largest |w| in standard deviations: fc1 {tail(W1):.1f}, Gaussian {tail(gauss):.1f}")
 
@@ -239,7 +239,7 @@ print(f"largest |w| in standard deviations: fc1 {tail(W1):.1f}, Gaussian {tail(g
 #   and 99.99th percentiles (as a tutorial that "ignores dead units" would) — every 0 is then
 #   clamped up to the smallest level.
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 h1 = lenet["relu1"].forward(lenet["fc1"].forward(data.X_train[:2000]))
 zeros = h1 == 0
 print(f"exact zeros among fc1's post-ReLU activations: {zeros.mean():.1%}")
@@ -290,7 +290,7 @@ print(
 # is set by the largest channel, so the small channels get only a few levels. LeNet-300-100's
 # `fc1` is such a layer: its rows' largest weights differ by a factor of about 3.
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 amax = np.abs(W1).max(axis=1)
 print(f"fc1: max|W| per output channel from {amax.min():.3f} to {amax.max():.3f} (ratio {amax.max() / amax.min():.2f})")
 rows = {}
@@ -336,7 +336,7 @@ for name, _ in lenet.weight_layers():
 # round trip. We calibrate `fc1`'s activations on 2,000 training images of which 10 are corrupted
 # (an over-exposed sensor: pixel values ×6), then measure the error on clean test images.
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 rng = np.random.default_rng(3)
 X_cal = data.X_train[:2000].copy()
 bad = rng.choice(len(X_cal), 10, replace=False)

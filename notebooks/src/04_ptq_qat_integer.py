@@ -32,7 +32,7 @@ X_test, y_test = data.X_test, data.y_test
 nets = {"LeNet-300-100": models.pretrained("lenet_300_100"), "LeNet-5": models.pretrained("lenet5")}
 t_start = time.perf_counter()
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 base = {name: train.evaluate(net, X_test, y_test) for name, net in nets.items()}
 for name, acc in base.items():
     print(f"{name}: float32 test accuracy {acc:.4f}")
@@ -65,7 +65,7 @@ print(
 # evaluating it measures the accuracy the quantized weights give. Activations stay float here;
 # section 5 quantizes them too.
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 bits_list = [8, 6, 4, 3, 2]
 ptq = {}
 for name, net in nets.items():
@@ -99,6 +99,7 @@ print(
     "yes" if base["LeNet-300-100"] - ptq["LeNet-300-100", True, 8] < 0.003 else "no",
 )
 
+
 # %% [markdown]
 # Down to 6 bits the rounding error hides in the noise; at 3 and 2 bits the networks collapse, and
 # per-tensor collapses first: its scale is set by the channel with the largest weights, leaving
@@ -123,8 +124,7 @@ print(
 # Write `ste_backward(grad_out, x, scale, zero_point, bits)` for unsigned `bits`-bit fake
 # quantization: return `grad_out` where $0 \le \operatorname{rint}(x/s) + z \le 2^b - 1$ and 0 elsewhere.
 
-
-# %% solution=ste_backward
+# %% nbgrader={"grade": false, "grade_id": "ste_backward", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def ste_backward(grad_out, x, scale, zero_point, bits):
     ### BEGIN SOLUTION
     q = np.rint(x / scale) + zero_point
@@ -133,7 +133,7 @@ def ste_backward(grad_out, x, scale, zero_point, bits):
     ### END SOLUTION
 
 
-# %% check=ste_backward points=1
+# %% labkit={"answer": "ste_backward"} nbgrader={"grade": true, "grade_id": "check_ste_backward", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 from labkit.check import lab04
 
 lab04.ste_backward(ste_backward)
@@ -143,7 +143,7 @@ lab04.ste_backward(ste_backward)
 # trained weights, with a small learning rate. We compare with PTQ at the same bits and count how
 # much of PTQ's accuracy loss QAT wins back.
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 lenet = nets["LeNet-300-100"]
 qat = {}
 for b, lr in [(4, 1e-4), (2, 3e-4)]:
@@ -154,7 +154,7 @@ for b, lr in [(4, 1e-4), (2, 3e-4)]:
     print(f"{b} bits: float {base['LeNet-300-100']:.4f}, PTQ {ptq['LeNet-300-100', True, b]:.4f}, QAT {qat[b]:.4f}")
     won = qat[b] - ptq["LeNet-300-100", True, b]
     print(f"        PTQ lost {100 * lost:.2f} pp; QAT recovered {100 * won:.2f} pp "
-          f"= {(qat[b] - ptq['LeNet-300-100', True, b]) / lost:.0%} of it")  # fmt: skip
+          f"= {(qat[b] - ptq['LeNet-300-100', True, b]) / lost:.0%} of it")
 
 # %%
 for b in (4, 2):
@@ -163,6 +163,7 @@ for b in (4, 2):
     print(
         f"QAT at {b} bits recovers at least half of what PTQ lost: {'yes' if lost > 0 and won >= 0.5 * lost else 'no'}"
     )
+
 
 # %% [markdown]
 # ## 3. K-means weight sharing vs linear quantization
@@ -179,7 +180,6 @@ for b in (4, 2):
 # one zero point per layer, $2^b$ evenly spaced levels over $[\min(W, 0), \max(W, 0)]$, with 0 exactly
 # on the grid. We also show the symmetric per-channel quantizer of section 1, which has a separate
 # grid of $2^b - 1$ levels for each of the 300 rows.
-
 
 # %%
 def affine_per_tensor(model, bits):
@@ -202,21 +202,21 @@ print("distinct weight values in fc1, fc2, fc3 at 2 bits:")
 for kind, counts in levels.items():
     print(f"  {kind:<21} {counts}")
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 km_acc, aff_acc = {}, {}
 for b in (4, 3, 2):
     km_model, _ = Q.kmeans_quantize_model(lenet, b)
     km_acc[b] = train.evaluate(km_model, X_test, y_test)
     aff_acc[b] = train.evaluate(affine_per_tensor(lenet, b), X_test, y_test)
     print(f"{b} bits: k-means {km_acc[b]:.4f} ({2**b} levels), affine per-tensor {aff_acc[b]:.4f} ({2**b} levels), "
-          f"symmetric per-channel {ptq['LeNet-300-100', True, b]:.4f} ({2**b - 1} levels per row)")  # fmt: skip
+          f"symmetric per-channel {ptq['LeNet-300-100', True, b]:.4f} ({2**b - 1} levels per row)")
 for b in (4, 3, 2):
     print(f"k-means minus affine per-tensor at {b} bits: {100 * (km_acc[b] - aff_acc[b]):+.2f} pp")
 
 # %%
 for b in (4, 3, 2):
     print(f"{b} bits, same number of levels per layer: k-means at least as accurate as affine per-tensor:",
-          "yes" if km_acc[b] >= aff_acc[b] else "no")  # fmt: skip
+          "yes" if km_acc[b] >= aff_acc[b] else "no")
 print(
     "4 bits: k-means at least as accurate as symmetric per-channel:",
     "yes" if km_acc[4] >= ptq["LeNet-300-100", True, 4] else "no",
@@ -238,7 +238,7 @@ print(
 # weight belongs to no cluster and contributes nothing; this network is not pruned, lab 06's is.)
 # `Q.CodebookFinetune` does this as a training callback.
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 km2, books = Q.kmeans_quantize_model(lenet, 2)
 km2_before = train.evaluate(km2, X_test, y_test)
 train.fit(km2, data, epochs=3, lr=1e-3, seed=0, callbacks=[Q.CodebookFinetune(books, lr=1e-3)], progress=True)
@@ -253,7 +253,8 @@ print(
     {n: len(np.unique(layer.W)) for n, layer in km2.weight_layers()},
 )
 print("2-bit k-means + codebook fine-tuning recovers most (> 50%) of its loss:",
-      "yes" if km2_after - km2_before > 0.5 * lost2 else "no")  # fmt: skip
+      "yes" if km2_after - km2_before > 0.5 * lost2 else "no")
+
 
 # %% [markdown]
 # The MIT 6.5940 lab reports 16% → 91% for 2-bit k-means on VGG/CIFAR-10; our small MLP loses
@@ -277,8 +278,7 @@ print("2-bit k-means + codebook fine-tuning recovers most (> 50%) of its loss:",
 # $M \approx M_0 \cdot 2^{-(31+n)}$. `np.frexp` gives $M = m \cdot 2^e$ with $m \in [0.5, 1)$. Watch the
 # case where $\operatorname{round}(m \cdot 2^{31})$ reaches $2^{31}$.
 
-
-# %% solution=quantize_multiplier
+# %% nbgrader={"grade": false, "grade_id": "quantize_multiplier", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def quantize_multiplier(M):
     ### BEGIN SOLUTION
     m, e = np.frexp(M)
@@ -289,8 +289,9 @@ def quantize_multiplier(M):
     ### END SOLUTION
 
 
-# %% check=quantize_multiplier points=1
+# %% labkit={"answer": "quantize_multiplier"} nbgrader={"grade": true, "grade_id": "check_quantize_multiplier", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab04.quantize_multiplier(quantize_multiplier)
+
 
 # %% [markdown]
 # ### Exercise 3 — requantization with a rounding shift (1 point)
@@ -299,8 +300,7 @@ lab04.quantize_multiplier(quantize_multiplier)
 # `acc * M0`, divide by $2^{31+n}$ **rounding half to even** using shifts, add the output zero point,
 # and clamp to uint8 $[0, 255]$. Return an integer array.
 
-
-# %% solution=requantize
+# %% nbgrader={"grade": false, "grade_id": "requantize", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def requantize(acc, M0, n, zero_point):
     ### BEGIN SOLUTION
     prod = acc.astype(np.int64) * np.int64(M0)
@@ -313,7 +313,7 @@ def requantize(acc, M0, n, zero_point):
     ### END SOLUTION
 
 
-# %% check=requantize points=1
+# %% labkit={"answer": "requantize"} nbgrader={"grade": true, "grade_id": "check_requantize", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab04.requantize(requantize)
 
 # %% [markdown]
@@ -358,7 +358,8 @@ tie = (prod % (np.int64(1) << (31 + int(n_t)))) == (np.int64(1) << (30 + int(n_t
 differ = single != gemm
 print(f"M0 = {int(M0_t)}, n = {int(n_t)}")
 print(f"differ on {int(differ.sum()):,} of {acc_rand.size:,} accumulators, "
-      f"by at most {int(np.abs(single - gemm).max())} step; exact ties among them: {int((differ & tie).sum()):,}")  # fmt: skip
+      f"by at most {int(np.abs(single - gemm).max())} step; exact ties among them: {int((differ & tie).sum()):,}")
+
 
 # %% [markdown]
 # As printed: the two forms disagree on about two accumulators in a thousand, always by one step, and
@@ -376,8 +377,7 @@ print(f"differ on {int(differ.sum()):,} of {acc_rand.size:,} accumulators, "
 # clamp below at $z_y$. You may use your `requantize` (its arguments broadcast over channels) or
 # `Q.requantize(acc, M0, n, z_y, relu=relu)`.
 
-
-# %% solution=integer_dense
+# %% nbgrader={"grade": false, "grade_id": "integer_dense", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def integer_dense(q_x, z_x, q_W, q_b, M0, n, z_y, relu):
     ### BEGIN SOLUTION
     acc = (q_x.astype(np.int32) - z_x) @ q_W.T.astype(np.int32) + q_b
@@ -385,7 +385,7 @@ def integer_dense(q_x, z_x, q_W, q_b, M0, n, z_y, relu):
     ### END SOLUTION
 
 
-# %% check=integer_dense points=1
+# %% labkit={"answer": "integer_dense"} nbgrader={"grade": true, "grade_id": "check_integer_dense", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab04.integer_dense(integer_dense)
 
 # %% [markdown]
@@ -402,11 +402,11 @@ lab04.integer_dense(integer_dense)
 # matmul, exact because every partial sum is an integer below $2^{53}$; requantization as
 # $\operatorname{rint}(acc \cdot M) + z$) — an independent oracle that the engine must match **bit for bit**.
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 engines = {name: Q.quantize_model(net, calib=data.X_train[:2000]) for name, net in nets.items()}
 print(engines["LeNet-5"])  # zero points come from the calibration: not compared
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 results = {}
 for name, net in nets.items():
     eng = engines[name]
@@ -425,7 +425,7 @@ for name, net in nets.items():
     r = results[name]
     gap, ratio = 100 * (r["int_acc"] - base[name]), r["float_bytes"] / r["int_bytes"]
     print(f"{name}: float {base[name]:.4f}, integer-only {r['int_acc']:.4f} ({gap:+.2f} pp), "
-          f"predictions agree on {r['agree']:.2%}")  # fmt: skip
+          f"predictions agree on {r['agree']:.2%}")
     print(f"    bytes: float32 {r['float_bytes']:,}, integer engine {r['int_bytes']:,} ({ratio:.3f}x fewer)")
     print(f"    batch-256 latency: float32 {1e3 * r['t_float']:.2f} ms, integer engine {1e3 * r['t_int']:.2f} ms")
 
@@ -441,7 +441,7 @@ for name in nets:
         f"{name}: integer-only accuracy within 0.3 pp of float: {'yes' if base[name] - r['int_acc'] <= 0.003 else 'no'}"
     )
     print(f"{name}: engine bytes {r['int_bytes']:,} vs float32 {r['float_bytes']:,}; >= 3.9x fewer: "
-          f"{'yes' if r['float_bytes'] >= 3.9 * r['int_bytes'] else 'no'}")  # fmt: skip
+          f"{'yes' if r['float_bytes'] >= 3.9 * r['int_bytes'] else 'no'}")
 
 # %% [markdown]
 # The bytes are exact: every array the engine needs at run time — int8 weights, one int32 bias, one
@@ -478,7 +478,7 @@ print(f"predicted classes that differ: {int((logits_s.argmax(1) != logits_g.argm
 # two logits were within a step of each other. So the choice does not show in accuracy — but the
 # two engines are not bit-identical, which is what matters when matching another implementation.
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 print(f"notebook ran in {time.perf_counter() - t_start:.1f} s")
 
 # %% [markdown]

@@ -44,7 +44,7 @@ print(f"teacher parameters: {metrics.count_params(teacher):,}; LeNet-300-100: {m
 # as float32 (4 bytes per parameter, 9,580,840 bytes), like every other model in the course. Its
 # accuracy on the 10,000 test images:
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 acc_teacher = train.evaluate(teacher, data.X_test, data.y_test)
 acc_lenet = train.evaluate(lenet, data.X_test, data.y_test)
 print(f"teacher {acc_teacher:.4f}   LeNet-300-100 {acc_lenet:.4f}")
@@ -52,6 +52,7 @@ print(f"teacher {acc_teacher:.4f}   LeNet-300-100 {acc_lenet:.4f}")
 # %%
 print("teacher beats LeNet-300-100 by at least 0.5 pp:", "yes" if acc_teacher - acc_lenet >= 0.005 else "no")
 print("teacher test accuracy in [88.0 %, 90.0 %]:", "yes" if 0.88 <= acc_teacher <= 0.90 else "no")
+
 
 # %% [markdown]
 # ## 1. Softmax with a temperature
@@ -72,8 +73,7 @@ print("teacher test accuracy in [88.0 %, 90.0 %]:", "yes" if 0.88 <= acc_teacher
 #
 # `z` has shape `(n, k)` (one row per image); return an array of the same shape whose rows sum to 1.
 
-
-# %% solution=softmax_T
+# %% nbgrader={"grade": false, "grade_id": "softmax_T", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def softmax(z, T=1.0):
     ### BEGIN SOLUTION
     u = (z - z.max(axis=-1, keepdims=True)) / T
@@ -82,7 +82,7 @@ def softmax(z, T=1.0):
     ### END SOLUTION
 
 
-# %% check=softmax_T points=1
+# %% labkit={"answer": "softmax_T"} nbgrader={"grade": true, "grade_id": "check_softmax_T", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 from labkit.check import lab05
 
 lab05.softmax_T(softmax)
@@ -122,7 +122,7 @@ plot.show(
     "the distribution flattens. Exact probabilities are printed in the next cell.",
 )
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 for r, i in enumerate(picks):
     for T in temps:
         p = distill.softmax(logits_pick[r], T)
@@ -154,6 +154,7 @@ print(
     "yes" if all(distill.softmax(logits_pick[r], 20.0).max() < 0.5 for r in range(len(picks))) else "no",
 )
 
+
 # %% [markdown]
 # ## 3. The distillation loss
 #
@@ -175,8 +176,7 @@ print(
 #
 # Return the loss (one float) for logits `s`, `t` of shape `(n, k)` and integer labels `y` of shape `(n,)`.
 
-
-# %% solution=kd_loss_value
+# %% nbgrader={"grade": false, "grade_id": "kd_loss_value", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def log_softmax(z, T=1.0):
     u = (z - z.max(axis=-1, keepdims=True)) / T
     return u - np.log(np.exp(u).sum(axis=-1, keepdims=True))
@@ -192,8 +192,9 @@ def kd_loss_value(s, t, y, T=4.0, alpha=0.9):
     ### END SOLUTION
 
 
-# %% check=kd_loss_value points=1
+# %% labkit={"answer": "kd_loss_value"} nbgrader={"grade": true, "grade_id": "check_kd_loss_value", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab05.kd_loss_value(kd_loss_value)
+
 
 # %% [markdown]
 # ### Exercise 3 — its gradient (2 points)
@@ -211,8 +212,7 @@ lab05.kd_loss_value(kd_loss_value)
 #
 # Return the gradient, an array of shape `(n, k)`.
 
-
-# %% solution=kd_loss_grad
+# %% nbgrader={"grade": false, "grade_id": "kd_loss_grad", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def kd_loss_grad(s, t, y, T=4.0, alpha=0.9):
     ### BEGIN SOLUTION
     n, k = s.shape
@@ -223,7 +223,7 @@ def kd_loss_grad(s, t, y, T=4.0, alpha=0.9):
     ### END SOLUTION
 
 
-# %% check=kd_loss_grad points=2
+# %% labkit={"answer": "kd_loss_grad"} nbgrader={"grade": true, "grade_id": "check_kd_loss_grad", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab05.kd_loss_grad(kd_loss_grad)
 
 # %% [markdown]
@@ -257,7 +257,7 @@ print("your gradient matches central differences (max error < 1e-7):", "yes" if 
 # The student is a small MLP, **784-30-10** (23,860 parameters, 100× fewer than the teacher). All
 # runs use Adam (lr 1e-3), a cosine schedule and batches of 128.
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 t0_ = time.perf_counter()
 t_train = distill.teacher_logits(teacher, data.X_train)  # (20000, 10), computed once, reused below
 print(f"teacher logits for {len(t_train):,} training images in {time.perf_counter() - t0_:.2f} s")
@@ -286,7 +286,7 @@ def test_acc(model):
 # labels, the other distilled with Hinton et al.'s usual setting $T = 4$, $\alpha = 0.9$. Three seeds,
 # each shown; nothing is chosen after looking at the results.
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 full = []
 for seed in tqdm(SEEDS, desc="full data: 3 seeds x (hard, distilled)"):
     hard = models.mlp(SIZES, seed=seed)
@@ -362,7 +362,7 @@ def hard_on_labelled(seed, mask, epochs):
 TS = (0.5, 1.0, 2.0, 4.0, 8.0, 20.0)
 ALPHAS = (0.25, 0.5, 0.9, 1.0)
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 mask0 = labelled_mask(0)
 base = {"full": models.mlp(SIZES, seed=0), "1k": hard_on_labelled(0, mask0, SWEEP_EPOCHS)}
 train.fit(base["full"], data, epochs=SWEEP_EPOCHS, seed=0, **OPT)
@@ -386,9 +386,9 @@ for setting, color, marker, hard_ls, label in (
     ("1k", "#D55E00", "s", ":", "1k labelled + 19k unlabelled"),
 ):
     axes[0].plot(TS, [100 * sweep[(setting, "T", T)] for T in TS], marker=marker, ls="-", color=color,
-                 label=f"distilled, {label}")  # fmt: skip
+                 label=f"distilled, {label}")
     axes[1].plot(ALPHAS, [100 * sweep[(setting, "alpha", a)] for a in ALPHAS], marker=marker, ls="-", color=color,
-                 label=f"distilled, {label}")  # fmt: skip
+                 label=f"distilled, {label}")
     for ax in axes:
         ax.axhline(100 * base[setting], color=color, ls=hard_ls, lw=1.5, label=f"hard labels only, {label}")
 axes[0].set_xscale("log")  # the temperatures tried grow geometrically: equal steps on a log axis
@@ -442,7 +442,7 @@ for setting in settings:
 # which flatters it, so the check below — three seeds, the same 15-epoch budget as section 5, the
 # hard-label students of section 5 reused — is an optimistic one.
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 full_T1 = []
 for seed, a_h, _ in tqdm(full, desc="full data, T=1: 3 seeds"):
     kd = models.mlp(SIZES, seed=seed)
@@ -483,7 +483,7 @@ print(
 #   teacher's *top-1* class. This control separates "the teacher labels more images" from "the soft
 #   probabilities carry dark knowledge".
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 few = []
 kept = {}
 for seed in tqdm(SEEDS, desc="1k labels: 3 seeds x (hard, distilled, pseudo)"):
@@ -528,7 +528,7 @@ print(
 # How many labels does the student need before distillation stops paying? One seed, 10 epochs per
 # run, the same three students for 250, 1,000, 4,000 and 20,000 labelled images.
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 COUNTS = (250, 1000, 4000, 20000)
 # 1,000 and 20,000 labels at seed 0 and 10 epochs were already run in the sweep (same masks, same
 # seeds): reuse them. With all labels the pseudo-label student *is* the hard-label student.
@@ -638,7 +638,7 @@ def quantize_weights_int8(model):
     return q_model
 
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 student = kept[0]
 pruned = student.copy()
 prune_globally(pruned, SPARSITY)

@@ -97,8 +97,7 @@ print("decodes exactly:", np.array_equal(codec.huffman_decode(data_bytes, table)
 # an integer array of their code lengths in an optimal prefix code. Use `heapq`; any optimal code
 # passes (ties may be broken any way).
 
-
-# %% solution=huffman_code_lengths
+# %% nbgrader={"grade": false, "grade_id": "huffman_code_lengths", "locked": false, "schema_version": 3, "solution": true, "task": false}
 import heapq
 
 
@@ -118,7 +117,7 @@ def huffman_code_lengths(freqs):
     ### END SOLUTION
 
 
-# %% check=huffman_code_lengths points=2
+# %% labkit={"answer": "huffman_code_lengths"} nbgrader={"grade": true, "grade_id": "check_huffman_code_lengths", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 from labkit.check import lab06
 
 lab06.huffman_code_lengths(huffman_code_lengths)
@@ -140,6 +139,7 @@ print("x     :", x.tolist())
 print("gaps  :", gaps.tolist(), " values:", vals.tolist(), " (one filler: gap 7, value 0)")
 print("decode:", codec.relative_decode(gaps, vals, x.size).tolist())
 
+
 # %% [markdown]
 # ### Exercise 2 — relative-index encoding (2 points)
 #
@@ -149,8 +149,7 @@ print("decode:", codec.relative_decode(gaps, vals, x.size).tolist())
 # fillers, and the real entry then has gap $r \bmod 2^\text{width}$. Zeros after the last non-zero
 # are not stored.
 
-
-# %% solution=relative_encode
+# %% nbgrader={"grade": false, "grade_id": "relative_encode", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def relative_encode(x, width):
     ### BEGIN SOLUTION
     step = 2**width
@@ -167,8 +166,9 @@ def relative_encode(x, width):
     ### END SOLUTION
 
 
-# %% check=relative_encode points=2
+# %% labkit={"answer": "relative_encode"} nbgrader={"grade": true, "grade_id": "check_relative_encode", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab06.relative_encode(relative_encode)
+
 
 # %% [markdown]
 # ### Exercise 3 — the compression ratio of a layer (2 points)
@@ -189,8 +189,7 @@ lab06.relative_encode(relative_encode)
 # ($4 \cdot$ `W.size` bytes) divided by that. (Biases and the file header are left out here; the
 # codec counts them.)
 
-
-# %% solution=layer_compression_ratio
+# %% nbgrader={"grade": false, "grade_id": "layer_compression_ratio", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def layer_compression_ratio(W, index_bits):
     ### BEGIN SOLUTION
     K = np.unique(W[W != 0]).size
@@ -201,7 +200,7 @@ def layer_compression_ratio(W, index_bits):
     ### END SOLUTION
 
 
-# %% check=layer_compression_ratio points=2
+# %% labkit={"answer": "layer_compression_ratio"} nbgrader={"grade": true, "grade_id": "check_layer_compression_ratio", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab06.layer_compression_ratio(layer_compression_ratio)
 
 # %% [markdown]
@@ -254,20 +253,20 @@ def prune_and_retrain(model, target, steps, loss_fn=distillation_loss, lr=3e-3, 
         else:
             global_magnitude_prune(model, target * fraction)
         train.fit(model, data, epochs=epochs, lr=lr, seed=0, callbacks=[MaskCallback()], lr_schedule="cosine",
-                  loss_fn=loss_fn, progress=progress)  # fmt: skip
+                  loss_fn=loss_fn, progress=progress)
     return model
 
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 pruned = prune_and_retrain(base.copy(), TARGET, STEPS, progress=True)
 pruned_acc = train.evaluate(pruned, data.X_test, data.y_test)
 print(f"pruned: sparsity {metrics.sparsity(pruned):.4f}, test accuracy {100 * pruned_acc:.2f}%")
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 shared, books = kmeans_quantize_model(pruned, BITS)
 shared_acc_before = train.evaluate(shared, data.X_test, data.y_test)
 train.fit(shared, data, epochs=FINETUNE_EPOCHS, lr=1e-3, seed=0, callbacks=[CodebookFinetune(books, lr=1e-3)],
-          loss_fn=distillation_loss, progress=True)  # fmt: skip
+          loss_fn=distillation_loss, progress=True)
 shared_acc = train.evaluate(shared, data.X_test, data.y_test)
 print(f"k-means {BITS} bits: {100 * shared_acc_before:.2f}% before, {100 * shared_acc:.2f}% after codebook fine-tuning")
 
@@ -291,13 +290,13 @@ print(
     all(np.all(lw.W[~sl.mask] == 0) for (_, lw), (_, sl) in zip(loaded.weight_layers(), shared.weight_layers())),
 )
 
+
 # %% [markdown]
 # The table of stages. The pruned model (float32 values) is counted two ways: in CSR with int32
 # indices, and as float32 values plus 5-bit relative indices (the paper's form before weight sharing).
 # The paper's "12×" counts weights only.
 
-
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 def relative_fp32_bytes(model, width=5):
     """float32 value + `width`-bit relative index per stored entry (fillers included) + float32 biases."""
     total = 0
@@ -330,7 +329,7 @@ gap_pp = 100 * (base_acc - loaded_acc)
 print("the compressed file is at least 40x smaller than float32:", "yes" if final_ratio >= 40 else "no")
 print("its test accuracy is within 1 pp of the baseline:", "yes" if gap_pp <= 1.0 else "no")
 print("each stage is smaller than the one before (CSR > relative > k-means > Huffman):",
-      "yes" if stages[2][1] > stages[3][1] > stages[4][1] > stages[5][1] else "no")  # fmt: skip
+      "yes" if stages[2][1] > stages[3][1] > stages[4][1] > stages[5][1] else "no")
 
 # %% [markdown]
 # **Reading the verdicts.** All three came out as the paper leads one to expect. In our run the cells
@@ -354,7 +353,7 @@ print("each stage is smaller than the one before (CSR > relative > k-means > Huf
 #
 # Where do the bytes go? `codec.compression_report` breaks the file down per layer.
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 report = codec.compression_report(shared)
 for row in report[:-1]:
     print(
@@ -384,7 +383,7 @@ gaps_fc1, codes_fc1 = codec.relative_encode(symbols_fc1, 5)  # one (gap, code) p
 CODE_BITS = math.ceil(math.log2(K_fc1 + 1))
 row_fc1 = codec.compression_report(shared, huffman=False)[0]
 print(f"fc1: K = {K_fc1} shared values -> {CODE_BITS}-bit codes; {codes_fc1.size:,} stored entries "
-      f"= {int(nz.sum()):,} non-zeros + {int((codes_fc1 == 0).sum()):,} fillers")  # fmt: skip
+      f"= {int(nz.sum()):,} non-zeros + {int((codes_fc1 == 0).sum()):,} fillers")
 print(
     "the fixed-width file stores exactly these streams (weight codes and indices, bytes):",
     row_fc1["weight_bytes"] == math.ceil(codes_fc1.size * CODE_BITS / 8)
@@ -395,7 +394,7 @@ fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
 axes[0].bar(np.arange(K_fc1 + 1), np.bincount(codes_fc1, minlength=K_fc1 + 1), color="#0072B2")
 axes[0].set_xticks(np.arange(K_fc1 + 1), ["0\nfiller"] + [str(k) for k in range(1, K_fc1 + 1)], fontsize=8)
 axes[0].set(title=f"fc1: weight codes ({CODE_BITS} bits fixed)", xlabel="code (1..16: shared values sorted by value)",
-            ylabel="count")  # fmt: skip
+            ylabel="count")
 axes[1].bar(np.arange(32), np.bincount(gaps_fc1, minlength=32), color="#D55E00")
 axes[1].set(
     title="fc1: relative indices (zeros skipped), 5 bits", xlabel="gap (31 = filler or 31 zeros)", ylabel="count"
@@ -413,7 +412,7 @@ plot.show(
 )
 
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 def entropy_bits(sym):
     p = np.bincount(sym) / sym.size
     p = p[p > 0]
@@ -456,7 +455,7 @@ print("Huffman coding shrinks the whole file by more than 10%:", "yes" if saved 
 # codebook fine-tuning, and measure the compressed file's bytes and the accuracy. A point is on the
 # **Pareto front** if no other point is both smaller and more accurate.
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 from tqdm.auto import tqdm
 
 SPARSITIES = [0.85, 0.925, 0.96]  # overall; split over the layers by one global magnitude threshold
@@ -471,7 +470,7 @@ with tqdm(total=len(SPARSITIES) * (1 + len(BIT_WIDTHS)), desc="sweep") as bar:
         for bits in BIT_WIDTHS:
             q, qbooks = kmeans_quantize_model(m, bits)
             train.fit(q, data, epochs=1, lr=1e-3, seed=0, callbacks=[CodebookFinetune(qbooks, lr=1e-4)],
-                      loss_fn=distillation_loss, progress=False)  # fmt: skip
+                      loss_fn=distillation_loss, progress=False)
             points.append((s, bits, metrics.size_bytes(q, "deep_compression"), train.evaluate(q, X_test, y_test)))
             bar.update(1)
 
@@ -521,7 +520,7 @@ sparser_smaller = all(by[(a, bt)][2] > by[(b, bt)][2] for bt in BIT_WIDTHS for a
 print("more bits never make the file smaller (at each sparsity):", "yes" if more_bits_bigger else "no")
 print("higher sparsity gives a smaller file at every bit width:", "yes" if sparser_smaller else "no")
 print("2-bit sharing costs more accuracy than 5-bit at sparsity 0.96:",
-      "yes" if by[(0.96, 2)][3] < by[(0.96, 5)][3] else "no")  # fmt: skip
+      "yes" if by[(0.96, 2)][3] < by[(0.96, 5)][3] else "no")
 
 # %% [markdown]
 # As expected: bytes grow with the bit width and shrink with the sparsity, at every point of the grid,

@@ -74,7 +74,7 @@ Wq = kernels.quantize_per_channel(W, w_scale, np.zeros(n, np.int64), axis=0)
 xq = kernels.quantize_per_tensor(x, np.float32(np.abs(x).max() / 127), 0)
 print(f"W: {W.nbytes:,} bytes as float32, {Wq.nbytes:,} bytes as int8")
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 kernels.gemv_int8(Wq, xq)  # compile the numba kernel once, outside the timings
 with bench.thread_limits(THREADS):
     gemv = bench.timeit_interleaved(
@@ -88,7 +88,7 @@ t_f32, t_i8 = gemv["f32"], gemv["i8"]
 print("float32 GEMV (numpy BLAS):", t_f32)
 print("int8 GEMV (labkit, int32 accumulators):", t_i8)
 print(f"speed-up {t_f32.median / t_i8.median:.2f}x (medians), {t_f32.min / t_i8.min:.2f}x (best of 60) "
-      f"for {W.nbytes / Wq.nbytes:.0f}x fewer weight bytes")  # fmt: skip
+      f"for {W.nbytes / Wq.nbytes:.0f}x fewer weight bytes")
 
 # %%
 print(f"int8 weights move 4x fewer bytes: {W.nbytes == 4 * Wq.nbytes}")
@@ -114,6 +114,7 @@ print(
 exact = Wq.astype(np.int64) @ xq.astype(np.int64)
 print("int8 GEMV equals the exact integer product:", np.array_equal(kernels.gemv_int8(Wq, xq), exact))
 
+
 # %% [markdown]
 # ## 3. Graded exercises
 #
@@ -123,8 +124,7 @@ print("int8 GEMV equals the exact integer product:", np.array_equal(kernels.gemv
 # increasing order within a row: `data` float32, `indices` and `indptr` integers, `indptr` with
 # $m+1$ entries starting at 0.
 
-
-# %% solution=csr_from_dense
+# %% nbgrader={"grade": false, "grade_id": "csr_from_dense", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def csr_from_dense(A):
     ### BEGIN SOLUTION
     m, n = A.shape
@@ -138,8 +138,9 @@ def csr_from_dense(A):
     ### END SOLUTION
 
 
-# %% check=csr_from_dense points=1
+# %% labkit={"answer": "csr_from_dense"} nbgrader={"grade": true, "grade_id": "check_csr_from_dense", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab07.csr_from_dense(csr_from_dense)
+
 
 # %% [markdown]
 # ### Exercise 2 — CSR mat-vec (1 point)
@@ -148,8 +149,7 @@ lab07.csr_from_dense(csr_from_dense)
 # `p` in `indptr[i]:indptr[i+1]`. Return float32 of length $m$ = `len(indptr) - 1`.
 # (numpy slices per row are fine; `labkit.kernels.spmv` is the compiled version.)
 
-
-# %% solution=csr_matvec
+# %% nbgrader={"grade": false, "grade_id": "csr_matvec", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def csr_matvec(data, indices, indptr, x):
     ### BEGIN SOLUTION
     m = len(indptr) - 1
@@ -161,8 +161,9 @@ def csr_matvec(data, indices, indptr, x):
     ### END SOLUTION
 
 
-# %% check=csr_matvec points=1
+# %% labkit={"answer": "csr_matvec"} nbgrader={"grade": true, "grade_id": "check_csr_matvec", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab07.csr_matvec(csr_matvec)
+
 
 # %% [markdown]
 # ### Exercise 3 — bytes moved by one GEMV (1 point)
@@ -176,8 +177,7 @@ lab07.csr_matvec(csr_matvec)
 #   float32 x and y;
 # - `"int8"`: dense int8 W, int8 x, int32 y (the accumulators).
 
-
-# %% solution=gemv_bytes
+# %% nbgrader={"grade": false, "grade_id": "gemv_bytes", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def gemv_bytes(m, n, sparsity):
     ### BEGIN SOLUTION
     nnz = m * n - int(np.floor(sparsity * m * n))
@@ -189,7 +189,7 @@ def gemv_bytes(m, n, sparsity):
     ### END SOLUTION
 
 
-# %% check=gemv_bytes points=1
+# %% labkit={"answer": "gemv_bytes"} nbgrader={"grade": true, "grade_id": "check_gemv_bytes", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab07.gemv_bytes(gemv_bytes)
 
 # %% [markdown]
@@ -226,7 +226,7 @@ for s in sparsities:
     mats.append((s, c, kernels.compact_csr(c), sp.csr_matrix((c.data, c.indices, c.indptr), shape=c.shape)))
 print("nnz per sparsity:", [c.nnz for _, c, _, _ in mats])
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 times = {"dense": [], "csr": [], "compact": [], "scipy": []}
 with bench.thread_limits(THREADS):
     for _s, c, cc, S in mats:  # at each sparsity the four kernels alternate: the same load falls on all
@@ -234,7 +234,7 @@ with bench.thread_limits(THREADS):
             {"dense": partial(np.dot, W, x), "csr": partial(kernels.spmv, c, x),
              "compact": partial(kernels.spmv, cc, x), "scipy": partial(S.dot, x)},
             repeat=20, rounds=2, settle=0.05,
-        )  # fmt: skip
+        )
         for k in times:
             times[k].append(t[k].min)
 for k, v in times.items():
@@ -267,7 +267,7 @@ for j, (k, c) in enumerate(cross.items()):
             label=f"{k} pays from {100 * c:.0f}%",
         )
 ax.set(xlabel="sparsity (%)", ylabel="time per y = Wx (ms, best of 20, log scale)", yscale="log",
-       title="2048x2048 mat-vec: dense vs sparse (1 thread)")  # fmt: skip
+       title="2048x2048 mat-vec: dense vs sparse (1 thread)")
 ax.set_xticks(pct, [f"{p:.0f}" for p in pct])
 plot.legend(ax)
 plot.show(
@@ -316,21 +316,21 @@ for b in batches:
     i_i8 = 2 * b * n * n / (n * n + b * n + 4 * b * n)
     print(f"batch {b:3d}: intensity float32 {i_f32:6.2f} flop/B, int8 {i_i8:6.2f} op/B")
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 t_batch = {"float32 BLAS": [], "int8 labkit": []}
 with bench.thread_limits(THREADS):
     for b in batches:  # the two kernels alternate at each batch size
         t = bench.timeit_interleaved(
             {"float32 BLAS": partial(np.matmul, Xs[b], W.T), "int8 labkit": partial(kernels.gemm_int8, Xqs[b], Wq)},
             repeat=60 if b < 64 else 20, rounds=6 if b < 64 else 4, settle=0.05,
-        )  # fmt: skip
+        )
         for k in t_batch:
             t_batch[k].append(t[k].min)
 fig, ax = plt.subplots(figsize=(6, 3.5))
 for (k, v), style in zip(t_batch.items(), ("o-", "s--")):
     ax.plot(batches, [1e3 * t / b for t, b in zip(v, batches)], style, label=f"{k} (best run)")
 ax.set(xscale="log", yscale="log", xlabel="batch (log scale)", ylabel="ms per sample (log scale)",
-       title="int8 vs float32 per sample")  # fmt: skip
+       title="int8 vs float32 per sample")
 ax.set_xticks(batches, [str(b) for b in batches])
 ax.minorticks_off()
 ax.legend()
@@ -366,7 +366,7 @@ print(f"int8's advantage shrinks from batch 1 to batch 64: {'yes' if speedup[-1]
 # (`bench.compute_peak`). Each kernel is placed at its intensity (operations / bytes, from counts)
 # and its achieved rate (operations / measured time).
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 with bench.thread_limits(THREADS):
     bw = bench.bandwidth(128 * 2**20, repeat=5)
     bw_ws = bench.bandwidth(W.nbytes, repeat=10)
@@ -391,7 +391,7 @@ ax.loglog(I, bench.roofline(I, peak, bw_ws.read), "k:", lw=1.5, label="roofline,
 for (name, (ops, nbytes, t)), marker in zip(points.items(), "os^DvP"):
     ax.loglog(ops / nbytes, ops / t.median / 1e9, marker, ls="none", markersize=8, label=name)
 ax.set(xlabel="arithmetic intensity (op / byte, log scale)", ylabel="GOP/s (log scale)",
-       title=f"roofline, {THREADS} thread")  # fmt: skip
+       title=f"roofline, {THREADS} thread")
 ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
 plot.show(
     fig,
@@ -421,11 +421,11 @@ print(f"SpMV at any sparsity has intensity <= 0.25 op/byte (2 ops per 8 bytes): 
 #   matrix: no indices, no gathers, all of BLAS's speed. 90 % of the rows removed is simply a
 #   10 × smaller GEMV:
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 W_struct = np.ascontiguousarray(W[: n // 10])  # keep 10% of the output neurons
 with bench.thread_limits(THREADS):
     t = bench.timeit_interleaved({"struct": partial(np.dot, W_struct, x), "csr": partial(kernels.spmv, c90, x)},
-                                 repeat=20)  # fmt: skip
+                                 repeat=20)
 t_struct, t_unstruct = t["struct"], t["csr"]
 print(
     f"structured 90% (dense {W_struct.shape}): {t_struct.min * 1e3:.3f} ms; "
@@ -487,7 +487,7 @@ print(f"{'quantity':42s} {'value':>12}")
 for name, v in rows:
     print(f"{name:42s} {v:>12,}" if isinstance(v, int) else f"{name:42s} {v:>12}")
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 print("measured on this machine (1 thread):")
 print(f"  float32 GEMV {t_f32.median * 1e3:.3f} ms, int8 GEMV {t_i8.median * 1e3:.3f} ms (2048x2048)")
 print("  crossover vs dense:", {k: None if v is None else f"{100 * v:.0f}%" for k, v in cross.items()})

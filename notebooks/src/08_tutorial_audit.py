@@ -224,6 +224,7 @@ print("codes:\n", q)
 print("dequantized (Δ·(q − z)):\n", np.round(dequantize(q, scale, zp), 4))
 print("pruned zeros stay zero:", "yes" if np.all(dequantize(q, scale, zp)[W == 0] == 0) else "no")
 
+
 # %% [markdown]
 # (Here the range is symmetric, so $-a/\Delta = 1.5$ sits exactly on a rounding tie; with a float32
 # scale it lands a hair below, rounds to 1, and the grid becomes −2/3, 0, 2/3, 4/3.)
@@ -248,7 +249,6 @@ print("pruned zeros stay zero:", "yes" if np.all(dequantize(q, scale, zp)[W == 0
 #     Q = np.round(Q)
 #     return Q * (b - a) + a
 # ```
-
 
 # %%
 def tutorial_weight_pruning(W, theta):
@@ -334,6 +334,7 @@ assert codes.tolist() == [[3, 2, 0], [2, 3, 2], [0, 2, 3]]
 assert out.tolist() == [[5, 3, -1], [3, 5, 3], [-1, 3, 5]]
 print("every entry of the middle column recomputed: yes")
 
+
 # %% [markdown]
 # ## Exercise 1 — fix `weight_pruning` (2 points)
 #
@@ -343,8 +344,7 @@ print("every entry of the middle column recomputed: yes")
 # Ties among equal magnitudes may be broken any way. Hint: `np.argsort` on `np.abs(W).ravel()`, and
 # write through `out.ravel()` (a view of a contiguous copy).
 
-
-# %% solution=weight_pruning
+# %% nbgrader={"grade": false, "grade_id": "weight_pruning", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def weight_pruning(W, sparsity):
     ### BEGIN SOLUTION
     k = math.floor(sparsity * W.size)
@@ -354,10 +354,11 @@ def weight_pruning(W, sparsity):
     ### END SOLUTION
 
 
-# %% check=weight_pruning points=2
+# %% labkit={"answer": "weight_pruning"} nbgrader={"grade": true, "grade_id": "check_weight_pruning", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 from labkit.check import lab08
 
 lab08.weight_pruning(weight_pruning)
+
 
 # %% [markdown]
 # ## Exercise 2 — fix `weight_quantization` (2 points)
@@ -370,8 +371,7 @@ lab08.weight_pruning(weight_pruning)
 # 3. $q = \mathrm{clip}(\mathrm{round}(W/\Delta) + z,\ 0,\ 2^w-1)$ with `np.rint` (halves to even);
 # 4. return $\Delta\,(q - z)$ as float32.
 
-
-# %% solution=weight_quantization
+# %% nbgrader={"grade": false, "grade_id": "weight_quantization", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def weight_quantization(W, w):
     ### BEGIN SOLUTION
     a, b = min(float(W.min()), 0.0), max(float(W.max()), 0.0)
@@ -385,7 +385,7 @@ def weight_quantization(W, w):
     ### END SOLUTION
 
 
-# %% check=weight_quantization points=2
+# %% labkit={"answer": "weight_quantization"} nbgrader={"grade": true, "grade_id": "check_weight_quantization", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab08.weight_quantization(weight_quantization)
 
 # %% [markdown]
@@ -420,7 +420,7 @@ variants = {
 }
 acc = {name: train.evaluate(m, data.X_test, data.y_test) for name, m in variants.items()}
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 print(f"fc1 sparsity of rule (a): {sparsity:.3f}")
 for name, v in acc.items():
     print(f"{name:<34} test accuracy {100 * v:6.2f}%")

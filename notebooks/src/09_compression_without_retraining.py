@@ -114,7 +114,7 @@ for _ in range(50):
 
 err = lambda v: Q.layer_output_error(w[None, :], v[None, :], X3)
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 print(f"output error, magnitude: {err(w_mag):.4g}   OBS: {err(w_obs):.4g}   ratio {err(w_mag) / err(w_obs):.1f}x")
 
 # %%
@@ -159,9 +159,9 @@ gptq2 = Q.gptq_quantize(W2, X2, 3).W_hat
 t_gptq = (time.perf_counter() - t0) / len(W2)
 rtn2 = Q.dequantize_groupwise(*Q.quantize_groupwise(W2, 3))
 e_rows = {name: Q.layer_output_error(W2[rows], M[rows] if len(M) > 10 else M, X2)
-          for name, M in [("RTN", rtn2), ("OBQ (greedy)", obq_rows), ("GPTQ (fixed order)", gptq2)]}  # fmt: skip
+          for name, M in [("RTN", rtn2), ("OBQ (greedy)", obq_rows), ("GPTQ (fixed order)", gptq2)]}
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 for name, e in e_rows.items():
     print(f"{name:19s} output error on rows 0-9: {e:.4g}")
 print(f"time per row: OBQ {1e3 * t_obq:.1f} ms, GPTQ {1e3 * t_gptq:.3f} ms ({t_obq / t_gptq:.0f}x)")
@@ -172,7 +172,8 @@ print("greedy OBQ's output error below RTN's on rows 0-9:", "yes" if e_rows["OBQ
 # with uncorrelated inputs of equal size (H ∝ I) there is nothing to compensate: GPTQ is RTN, bit for bit
 eye_X = np.eye(W2.shape[1], dtype=np.float32)
 print("with H ∝ I, GPTQ equals round-to-nearest exactly:",
-      np.array_equal(Q.gptq_quantize(W2, eye_X, 3).q, Q.quantize_groupwise(W2, 3)[0]))  # fmt: skip
+      np.array_equal(Q.gptq_quantize(W2, eye_X, 3).q, Q.quantize_groupwise(W2, 3)[0]))
+
 
 # %% [markdown]
 # The same sweep with "set to 0" instead of "round" is **SparseGPT**: for each block of columns it
@@ -209,8 +210,7 @@ print("with H ∝ I, GPTQ equals round-to-nearest exactly:",
 # When your answer is right, the check prints
 # `obs_prune_one: δw and ΔL = w_q²/(2[H⁻¹]_qq) correct on 5 rows (w_q ends at exactly 0)`.
 
-
-# %% solution=obs_prune_one
+# %% nbgrader={"grade": false, "grade_id": "obs_prune_one", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def obs_prune_one(w, H, q):
     ### BEGIN SOLUTION
     H_inv = np.linalg.inv(H)
@@ -221,10 +221,11 @@ def obs_prune_one(w, H, q):
     ### END SOLUTION
 
 
-# %% check=obs_prune_one points=2
+# %% labkit={"answer": "obs_prune_one"} nbgrader={"grade": true, "grade_id": "check_obs_prune_one", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 from labkit.check import lab09
 
 lab09.obs_prune_one(obs_prune_one)
+
 
 # %% [markdown]
 # ### Exercise 2 — the Wanda score and mask (2 points)
@@ -234,8 +235,7 @@ lab09.obs_prune_one(obs_prune_one)
 # `floor(sparsity · in)` weights of lowest score. Return the boolean mask (out, in), `True` = kept.
 # When your answer is right, the check prints `wanda_mask: |W|·‖X_j‖₂ ranked per output row, correct on 5 layers`.
 
-
-# %% solution=wanda_mask
+# %% nbgrader={"grade": false, "grade_id": "wanda_mask", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def wanda_mask(W, X, sparsity):
     ### BEGIN SOLUTION
     score = np.abs(W) * np.linalg.norm(X, axis=0)
@@ -247,8 +247,9 @@ def wanda_mask(W, X, sparsity):
     ### END SOLUTION
 
 
-# %% check=wanda_mask points=2
+# %% labkit={"answer": "wanda_mask"} nbgrader={"grade": true, "grade_id": "check_wanda_mask", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab09.wanda_mask(wanda_mask)
+
 
 # %% [markdown]
 # ### Exercise 3 — the N:M mask (1 point)
@@ -258,8 +259,7 @@ lab09.wanda_mask(wanda_mask)
 # When your answer is right, the check prints
 # `nm_mask: exactly n of every m consecutive weights kept (largest |w|), correct on 6 matrices`.
 
-
-# %% solution=nm_mask
+# %% nbgrader={"grade": false, "grade_id": "nm_mask", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def nm_mask(W, n, m):
     ### BEGIN SOLUTION
     out, d = W.shape
@@ -271,8 +271,9 @@ def nm_mask(W, n, m):
     ### END SOLUTION
 
 
-# %% check=nm_mask points=1
+# %% labkit={"answer": "nm_mask"} nbgrader={"grade": true, "grade_id": "check_nm_mask", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab09.nm_mask(nm_mask)
+
 
 # %% [markdown]
 # ### Exercise 4 — group-wise quantization (2 points)
@@ -285,8 +286,7 @@ lab09.nm_mask(nm_mask)
 # (out, in // group_size). When your answer is right, the check prints
 # `quantize_groupwise: q, scale and zero correct for 7 layers (groups along the input axis)`.
 
-
-# %% solution=quantize_groupwise
+# %% nbgrader={"grade": false, "grade_id": "quantize_groupwise", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def quantize_groupwise(W, bits, group_size):
     ### BEGIN SOLUTION
     out, d = W.shape
@@ -300,8 +300,9 @@ def quantize_groupwise(W, bits, group_size):
     ### END SOLUTION
 
 
-# %% check=quantize_groupwise points=2
+# %% labkit={"answer": "quantize_groupwise"} nbgrader={"grade": true, "grade_id": "check_quantize_groupwise", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab09.quantize_groupwise(quantize_groupwise)
+
 
 # %% [markdown]
 # ### Exercise 5 — group-wise dequantization (1 point)
@@ -311,8 +312,7 @@ lab09.quantize_groupwise(quantize_groupwise)
 # are `uint8`. When your answer is right, the check prints
 # `dequantize_groupwise: scale · (q − zero) per group, float32, correct on 4 layers`.
 
-
-# %% solution=dequantize_groupwise
+# %% nbgrader={"grade": false, "grade_id": "dequantize_groupwise", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def dequantize_groupwise(q, scale, zero, group_size):
     ### BEGIN SOLUTION
     s = np.repeat(scale, group_size, axis=1)
@@ -321,8 +321,9 @@ def dequantize_groupwise(q, scale, zero, group_size):
     ### END SOLUTION
 
 
-# %% check=dequantize_groupwise points=1
+# %% labkit={"answer": "dequantize_groupwise"} nbgrader={"grade": true, "grade_id": "check_dequantize_groupwise", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab09.dequantize_groupwise(dequantize_groupwise)
+
 
 # %% [markdown]
 # Your functions are what `labkit` uses at scale: `labkit.prune.wanda_mask(W, X, sparsity)`,
@@ -340,7 +341,6 @@ lab09.dequantize_groupwise(dequantize_groupwise)
 # damping 0.001, 0.01 and 0.1; AWQ's α grid of 5, 10 or 20 steps. The choice is the highest
 # validation accuracy (ties: the cheaper setting). These choices are then used for every model.
 
-
 # %%
 def val_acc(net):
     return train.evaluate(net, X_val, y_val)
@@ -353,11 +353,11 @@ for n_cal in (128, 512, 1024):
         choice_grid[n_cal, damp] = val_acc(net)
 N_CAL, DAMP = max(choice_grid, key=lambda k: (choice_grid[k], -k[0], -k[1]))
 grid_acc = {g: val_acc(P.compress_layerwise(lenet, calib_pool[:N_CAL], "awq", bits=3, group_size=64, grid=g)[0])
-            for g in (5, 10, 20)}  # fmt: skip
+            for g in (5, 10, 20)}
 GRID = max(grid_acc, key=lambda g: (grid_acc[g], -g))
 CAL = calib_pool[:N_CAL]
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 print("GPTQ 3-bit g64, validation accuracy (%):")
 print("calibration \\ damp " + "".join(f"{d:>8}" for d in (0.001, 0.01, 0.1)))
 for n_cal in (128, 512, 1024):
@@ -404,7 +404,7 @@ for name, bit_list in (("teacher", (4, 3)), ("lenet5", (3,))):
             acc_other[name, b, m] = val_acc(quantize_net(name, b, 64, m))
 base_val = {name: val_acc(net) for name, net in nets.items()}
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 gname = lambda g: "row" if g is None else f"g{g}"
 print("LeNet-300-100, validation accuracy (%), float:", round(100 * base_val["lenet_300_100"], 2))
 print(f"{'bits':>4} {'group':>5}" + "".join(f"{m:>8}" for m in METHODS_Q))
@@ -418,36 +418,36 @@ for m, mk in zip(METHODS_Q, "osd"):
     axes[0].plot(bits_axis, [100 * acc_bits[b, 64, m] for b in bits_axis], marker=mk, label=m.upper())
 axes[0].axhline(100 * base_val["lenet_300_100"], color="grey", ls=":", label="float")
 axes[0].set(xticks=bits_axis, xlabel="bits (groups of 64)", ylabel="validation accuracy (%)",
-            title="LeNet-300-100: accuracy vs bits")  # fmt: skip
+            title="LeNet-300-100: accuracy vs bits")
 axes[0].invert_xaxis()
 axes[0].legend(loc="lower left")
 group_axis = [None, 128, 64, 32]
 for m, mk in zip(METHODS_Q, "osd"):
     axes[1].plot(range(4), [100 * acc_bits[3, g, m] for g in group_axis], marker=mk, label=m.upper())
 axes[1].set(xticks=range(4), xticklabels=[gname(g) for g in group_axis], xlabel="group size at 3 bits",
-            ylabel="validation accuracy (%)", title="LeNet-300-100: 3 bits by group size")  # fmt: skip
+            ylabel="validation accuracy (%)", title="LeNet-300-100: 3 bits by group size")
 axes[1].legend(loc="lower right")
 plot.show(fig, alt=(
     "Left: validation accuracy of LeNet-300-100 against bits (8, 6, 4, 3, 2; groups of 64) for RTN, GPTQ and "
     "AWQ; all three stay at the float line down to 4 bits and separate at 3 and 2 bits, where GPTQ is highest. "
     "Right: at 3 bits, accuracy for one scale per row and groups of 128, 64 and 32; smaller groups help RTN most."
-))  # fmt: skip
+))
 
 # %%
 fl = base_val["lenet_300_100"]
 print("LeNet-300-100: every method within 1 pp of float at 8 and 6 bits:",
-      "yes" if all(acc_bits[b, 64, m] > fl - 0.01 for b in (8, 6) for m in METHODS_Q) else "no")  # fmt: skip
+      "yes" if all(acc_bits[b, 64, m] > fl - 0.01 for b in (8, 6) for m in METHODS_Q) else "no")
 print("LeNet-300-100: at 2 bits (g64) GPTQ at least 5 pp above RTN:",
-      "yes" if acc_bits[2, 64, "gptq"] > acc_bits[2, 64, "rtn"] + 0.05 else "no")  # fmt: skip
+      "yes" if acc_bits[2, 64, "gptq"] > acc_bits[2, 64, "rtn"] + 0.05 else "no")
 print("LeNet-300-100: at 3 bits RTN with groups of 32 at least 1 pp above one scale per row:",
-      "yes" if acc_bits[3, 32, "rtn"] > acc_bits[3, None, "rtn"] + 0.01 else "no")  # fmt: skip
+      "yes" if acc_bits[3, 32, "rtn"] > acc_bits[3, None, "rtn"] + 0.01 else "no")
 print("LeNet-5: 3-bit g64 GPTQ at least 3 pp above RTN on validation:",
-      "yes" if acc_other["lenet5", 3, "gptq"] > acc_other["lenet5", 3, "rtn"] + 0.03 else "no")  # fmt: skip
+      "yes" if acc_other["lenet5", 3, "gptq"] > acc_other["lenet5", 3, "rtn"] + 0.03 else "no")
 
 # %% [markdown]
 # AWQ's α per layer at 3 bits, groups of 64 (0 means "no scaling": AWQ fell back to RTN for that layer):
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 for name in ("lenet_300_100", "teacher", "lenet5"):
     alphas = {ln: round(v["alpha"], 2) for ln, v in q_info[name, 3, 64, "awq"].items()}
     print(f"{name:14s} α per layer: {alphas}")
@@ -472,10 +472,10 @@ for name in ("lenet_300_100", "teacher"):
             ev = np.linalg.eigvalsh(Q.hessian(P.layer_inputs(layer, x)))
             live = ev > 1e-8 * ev.max()
             layer_rows.append((name, layer.name, layer.W.shape, ev.max() / ev[live].min(), int((~live).sum()),
-                               info_rtn[layer.name]["error"] / info_gptq[layer.name]["error"]))  # fmt: skip
+                               info_rtn[layer.name]["error"] / info_gptq[layer.name]["error"]))
         x = layer.forward(x)
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 print(
     f"{'model':14s} {'layer':6s} {'W shape':>12s} {'cond(H), live part':>19s} {'~dead inputs':>13s} {'RTN/GPTQ error':>15s}"
 )
@@ -485,7 +485,7 @@ for name, lname, shape, cond, dead, ratio in layer_rows:
 # %%
 ratios = {(n, ln): r for n, ln, _, _, _, r in layer_rows}
 print("GPTQ lowers the calibration output error of every layer (RTN/GPTQ > 1):",
-      "yes" if all(r > 1 for r in ratios.values()) else "no")  # fmt: skip
+      "yes" if all(r > 1 for r in ratios.values()) else "no")
 
 # %% [markdown]
 # GPTQ divides the calibration output error of every layer by about 10 to 60 — yet on LeNet-300-100
@@ -523,7 +523,7 @@ def prune_net(name, pattern, method):
 acc_sp = {(s, m): val_acc(prune_net("lenet_300_100", s, m)) for s in (*SPARSITIES, "2:4") for m in METHODS_P}
 acc_sp_teacher = {(s, m): val_acc(prune_net("teacher", s, m)) for s in (0.5, "2:4") for m in METHODS_P}
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 print(f"LeNet-300-100, validation accuracy (%), float {100 * base_val['lenet_300_100']:.2f}")
 print(f"{'sparsity':>8}" + "".join(f"{m:>11}" for m in METHODS_P))
 for s in (*SPARSITIES, "2:4"):
@@ -536,20 +536,20 @@ for m, mk in zip(METHODS_P, "osd"):
     ax.plot([100 * s for s in SPARSITIES], [100 * acc_sp[s, m] for s in SPARSITIES], marker=mk, label=m)
 ax.axhline(100 * base_val["lenet_300_100"], color="grey", ls=":", label="float")
 ax.set(xticks=[100 * s for s in SPARSITIES], xlabel="sparsity (%), no retraining", ylabel="validation accuracy (%)",
-       title="LeNet-300-100: one-shot pruning")  # fmt: skip
+       title="LeNet-300-100: one-shot pruning")
 ax.legend(loc="lower left")
 plot.show(fig, alt=(
     "Validation accuracy of LeNet-300-100 pruned one-shot to 50, 60, 70, 80 and 90 percent sparsity, without "
     "retraining, for magnitude, Wanda and SparseGPT. SparseGPT stays highest at every sparsity and the gap widens "
     "with sparsity; Wanda is level with magnitude at 50 percent and below it beyond."
-))  # fmt: skip
+))
 
 # %%
 print("LeNet-300-100: SparseGPT above magnitude and Wanda at every sparsity from 50 to 90 %:",
       "yes" if all(acc_sp[s, "sparsegpt"] > max(acc_sp[s, "magnitude"], acc_sp[s, "wanda"]) for s in SPARSITIES)
-      else "no")  # fmt: skip
+      else "no")
 print("LeNet-300-100: at 90 % SparseGPT at least 10 pp above magnitude:",
-      "yes" if acc_sp[0.9, "sparsegpt"] > acc_sp[0.9, "magnitude"] + 0.10 else "no")  # fmt: skip
+      "yes" if acc_sp[0.9, "sparsegpt"] > acc_sp[0.9, "magnitude"] + 0.10 else "no")
 
 # %% [markdown]
 # Why does Wanda not beat magnitude here when it does on LLMs? Its premise is that a few input features
@@ -567,7 +567,7 @@ for layer in lenet.layers:
         norm_spread[layer.name] = (np.percentile(live, 99) / np.median(live), int((nrm == 0).sum()))
     x = layer.forward(x)
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 for lname, (r, dead) in norm_spread.items():
     print(f"{lname}: 99th percentile / median of ‖X_j‖ = {r:.1f}, inputs that are always 0: {dead}")
 
@@ -585,25 +585,26 @@ for m in METHODS_P:
     for seed in SEEDS:
         net = prune_net("lenet_300_100", 0.8, m).copy()
         train.fit(net, (X_tr, y_tr), epochs=1, lr=3e-3, batch_size=128, seed=seed,
-                  callbacks=[P.MaskCallback()], progress=False)  # fmt: skip
+                  callbacks=[P.MaskCallback()], progress=False)
         tuned[m, seed] = val_acc(net)
 ft = {m: stats.seed_summary([tuned[m, s] for s in SEEDS]) for m in METHODS_P}
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 for m in METHODS_P:
     mean, std, lo, hi = ft[m]
     print(f"{m:10s}: one-shot {100 * acc_sp[0.8, m]:.2f} -> fine-tuned {100 * mean:.2f} "
-          f"(95 % t-interval over 3 seeds {100 * lo:.2f} to {100 * hi:.2f})")  # fmt: skip
+          f"(95 % t-interval over 3 seeds {100 * lo:.2f} to {100 * hi:.2f})")
 
 # %%
 gain = {m: ft[m][0] - acc_sp[0.8, m] for m in METHODS_P}
 print("one epoch recovers more for magnitude than for SparseGPT (mean over 3 seeds):",
-      "yes" if gain["magnitude"] > gain["sparsegpt"] else "no")  # fmt: skip
+      "yes" if gain["magnitude"] > gain["sparsegpt"] else "no")
 print("after one epoch the three methods end within 2 pp of each other (means):",
-      "yes" if max(ft[m][0] for m in METHODS_P) - min(ft[m][0] for m in METHODS_P) < 0.02 else "no")  # fmt: skip
+      "yes" if max(ft[m][0] for m in METHODS_P) - min(ft[m][0] for m in METHODS_P) < 0.02 else "no")
 paired = stats.seed_summary([tuned["magnitude", s] - tuned["sparsegpt", s] for s in SEEDS])
 print("magnitude's mask ends above SparseGPT's after one epoch (t-interval of the paired difference over 3 seeds):",
-      stats.verdict(paired[2], paired[3]))  # fmt: skip
+      stats.verdict(paired[2], paired[3]))
+
 
 # %% [markdown]
 # One-shot, SparseGPT is far ahead at 80 % (it *reconstructs* the kept weights); one epoch of fine-tuning
@@ -621,7 +622,6 @@ print("magnitude's mask ends above SparseGPT's after one epoch (t-interval of th
 # RTN with one scale per row, and in every layer the 1 % of input columns with the largest
 # $\operatorname{mean}|X_{:,j}|$, or the largest $\operatorname{mean}|W_{:,j}|$, or random ones (3 seeds)
 # kept in float.
-
 
 # %%
 def rtn_protect(name, how, seed=0, bits=3, frac=0.01):
@@ -656,7 +656,7 @@ for name in ("teacher", "lenet_300_100"):
         protect_nets[name, f"random {seed}"] = rtn_protect(name, "random", seed)
 acc_protect = {k: val_acc(v) for k, v in protect_nets.items()}
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 for name in ("teacher", "lenet_300_100"):
     print(f"{name} (float {100 * base_val[name]:.2f}), 3-bit RTN per row, 1 % of input channels in float:")
     for how in ("none", "activation", "weight", *(f"random {s}" for s in SEEDS)):
@@ -666,7 +666,7 @@ for name in ("teacher", "lenet_300_100"):
 for name in ("teacher", "lenet_300_100"):
     moved = max(abs(acc_protect[k] - acc_protect[name, "none"]) for k in acc_protect if k[0] == name)
     print(f"{name}: protecting 1 % of the channels, by any rule, moves 3-bit RTN by less than 1 pp (validation):",
-          "yes" if moved < 0.01 else "no")  # fmt: skip
+          "yes" if moved < 0.01 else "no")
 
 # %% [markdown]
 # In miniature the finding does not reproduce with any force: on the validation images the three rules
@@ -699,7 +699,7 @@ packed4, z4u8 = Q.pack_int4(q4), z4.astype(np.uint8)
 mask24 = P.nm_mask(W_big, 2, 4)
 W24 = kernels.nm24_compress(np.where(mask24, W_big, 0).astype(np.float32), mask24)
 nbytes = {"float32": W_big.nbytes, "int8": W_i8.nbytes, "int4 g64": packed4.nbytes + s4.nbytes + z4u8.nbytes,
-          "2:4": W24.nbytes}  # fmt: skip
+          "2:4": W24.nbytes}
 contenders = {
     "float32": lambda: W_big @ x_big,
     "int8": lambda: kernels.gemv_int8(W_i8, x_i8),
@@ -708,11 +708,11 @@ contenders = {
 }
 timings = bench.timeit_interleaved(contenders, repeat=15, rounds=3)
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 print(f"{'kernel':>9} {'weight bytes':>14} {'bytes/float32':>14} {'median ms':>10} {'time/float32':>13}")
 for k, t in timings.items():
     print(f"{k:>9} {nbytes[k]:>14,} {nbytes[k] / nbytes['float32']:>14.3f} {1e3 * t.median:>10.2f} "
-          f"{t.median / timings['float32'].median:>13.2f}")  # fmt: skip
+          f"{t.median / timings['float32'].median:>13.2f}")
 print(
     "int4 faster than float32 in this run:", "yes" if timings["int4 g64"].median < timings["float32"].median else "no"
 )
@@ -722,7 +722,7 @@ fig, ax = plt.subplots(figsize=(6.5, 3.5))
 names_k = list(timings)
 ax.bar(np.arange(4) - 0.2, [nbytes[k] / nbytes["float32"] for k in names_k], 0.4, label="weight bytes / float32")
 ax.bar(np.arange(4) + 0.2, [timings[k].median / timings["float32"].median for k in names_k], 0.4,
-       label="median time / float32")  # fmt: skip
+       label="median time / float32")
 top = 1.35 * max(1.0, max(t.median / timings["float32"].median for t in timings.values()))
 ax.set(xticks=range(4), xticklabels=names_k, ylabel="ratio to dense float32", title="GEMV 4096 × 4096, batch 1")
 ax.set_ylim(0, top)  # headroom: the legend sits above the tallest bar
@@ -731,7 +731,7 @@ plot.show(fig, alt=(
     "Paired bars per kernel (float32, int8, int4 with groups of 64, 2:4): weight bytes and median time, each as a "
     "ratio to dense float32, measured in one run. Bytes fall to 0.25, 0.14 and 0.53; the time ratios are printed "
     "above and depend on the machine."
-))  # fmt: skip
+))
 
 # %%
 y_ref = Q.dequantize_groupwise(q4, s4, z4, 64).astype(np.float64) @ x_big.astype(np.float64)
@@ -783,27 +783,27 @@ def correct(net):
 claims = []
 for name, bits in [("lenet_300_100", 4), ("lenet_300_100", 3), ("teacher", 4), ("teacher", 3), ("lenet5", 3)]:
     claims.append((f"GPTQ beats RTN, {bits} bits g64, {name}",
-                   quantize_net(name, bits, 64, "gptq"), quantize_net(name, bits, 64, "rtn")))  # fmt: skip
+                   quantize_net(name, bits, 64, "gptq"), quantize_net(name, bits, 64, "rtn")))
 for name in ("lenet_300_100", "teacher", "lenet5"):
     claims.append((f"AWQ beats RTN, 3 bits g64, {name}",
-                   quantize_net(name, 3, 64, "awq"), quantize_net(name, 3, 64, "rtn")))  # fmt: skip
+                   quantize_net(name, 3, 64, "awq"), quantize_net(name, 3, 64, "rtn")))
 for name in ("lenet_300_100", "teacher"):
     for pattern in (0.5, "2:4"):
         label = "50 %" if pattern == 0.5 else "2:4"
         for m in ("sparsegpt", "wanda"):
             claims.append((f"{'SparseGPT' if m == 'sparsegpt' else 'Wanda'} beats magnitude, {label}, {name}",
-                           prune_net(name, pattern, m), prune_net(name, pattern, "magnitude")))  # fmt: skip
+                           prune_net(name, pattern, m), prune_net(name, pattern, "magnitude")))
 for name in ("teacher", "lenet_300_100"):
     claims.append((f"activation-salient beats weight-salient 1 % protection, 3-bit RTN, {name}",
-                   protect_nets[name, "activation"], protect_nets[name, "weight"]))  # fmt: skip
+                   protect_nets[name, "activation"], protect_nets[name, "weight"]))
 results = [(text, *stats.paired_bootstrap(correct(a), correct(b), seed=0)) for text, a, b in claims]
 test_acc = {id(n): correct(n).mean() for _, a, b in claims for n in (a, b)}
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 print(f"{'claim':78s} {'A':>6} {'B':>6} {'A−B (pp)':>9} {'95 % interval':>17}")
 for (text, a, b), (_, diff, lo, hi) in zip(claims, results):
     print(f"{text:78s} {100 * test_acc[id(a)]:6.2f} {100 * test_acc[id(b)]:6.2f} {100 * diff:9.2f}"
-          f"   [{100 * lo:6.2f}, {100 * hi:6.2f}]")  # fmt: skip
+          f"   [{100 * lo:6.2f}, {100 * hi:6.2f}]")
 
 # %%
 for text, _diff, lo, hi in results:
@@ -868,5 +868,5 @@ for text, _diff, lo, hi in results:
 # | kernels | bytes (exact) and time ratios of int8, int4 g64 and 2:4 GEMV vs float32 | bytes 0.25, 0.145, 0.53; times machine-dependent (section 8) |
 # | claims on test | 18 paired comparisons with 95 % intervals | 5 yes, 3 no, 10 not resolved (section 9) |
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 print(f"CPU time of this notebook's kernel: {(time.process_time() - cpu_start) / 60:.1f} minutes")

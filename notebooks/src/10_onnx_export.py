@@ -96,7 +96,7 @@ else:
     logits_ort = export.run_onnx(sess_base, X_test)
     gap_base = float(np.abs(logits_ort - base.predict_logits(X_test)).max())
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 if HAVE_ONNX:
     print(f"largest |onnxruntime - labkit| over {logits_ort.size:,} logits: {gap_base:.2e}")
 
@@ -105,6 +105,7 @@ if HAVE_ONNX:
     print(f"float logits agree to 1e-4 on the 10,000 test images: {'yes' if gap_base <= 1e-4 else 'no'}")
     same = np.array_equal(logits_ort.argmax(1), base.predict(X_test))
     print(f"same predicted class for every test image: {'yes' if same else 'no'}")
+
 
 # %% [markdown]
 # The logits differ in the last bits only: both runtimes sum the same float32 products in different
@@ -130,8 +131,7 @@ if HAVE_ONNX:
 # are non-zero here.) When your answer is right the check prints
 # `qdq_initializers: correct on 3 layers (int8 weights, per-channel float32 scales, int32 bias at s_x·s_W)`.
 
-
-# %% solution=qdq_initializers
+# %% nbgrader={"grade": false, "grade_id": "qdq_initializers", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def qdq_initializers(W, b, s_x):
     ### BEGIN SOLUTION
     s_w = (np.abs(W).max(axis=1) / 127).astype(np.float32)
@@ -152,7 +152,7 @@ def qdq_initializers(W, b, s_x):
     ### END SOLUTION
 
 
-# %% check=qdq_initializers points=3
+# %% labkit={"answer": "qdq_initializers"} nbgrader={"grade": true, "grade_id": "check_qdq_initializers", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab10.qdq_initializers(qdq_initializers)
 
 # %% [markdown]
@@ -199,7 +199,7 @@ else:
     print(f"largest difference of an integer logit: at most 1 step: {'yes' if max_diff <= 1 else 'no'}")
     print(f"numpy model of onnxruntime (float32 requantization) equals it bit for bit: {np.array_equal(q_emu, q_ort)}")
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 if HAVE_ONNX:
     print(f"agreement {100 * agree:.2f}%; {n_diff} of {q_ort.size:,} integer logits differ, by at most {max_diff}")
     print("layer  requantized values  differ (float32 vs fixed point)")
@@ -224,21 +224,21 @@ if HAVE_ONNX:
             near_tie &= abs(exact - np.floor(exact) - 0.5) < 1e-4 and abs(int(q_f32[i, c]) - int(q_fix[i, c])) == 1
     print(f"every difference is one step at a near-tie (|acc·M - (k + 1/2)| < 1e-4): {'yes' if near_tie else 'no'}")
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 if HAVE_ONNX:
     for name, acc, m_file, q_f32, q_fix in per_layer:
         M = {r["name"]: r["M"] for r in export.layer_scales(base, engine)}[name]
         for i, c in list(zip(*np.nonzero(q_f32 != q_fix)))[:3]:
             print(f"{name} image {i} channel {c}: acc = {acc[i, c]}, acc·M = {float(acc[i, c]) * M[c]:.9f} "
                   f"(fixed point → {q_fix[i, c]}), float32 product {np.float32(acc[i, c]) * np.float32(m_file[c]):.7f} "
-                  f"(→ {q_f32[i, c]})")  # fmt: skip
+                  f"(→ {q_f32[i, c]})")
 
 # %% [markdown]
 # The plain-int8 file is standard ONNX too, but its answers depend on the CPU: exact where the
 # hardware has int8 dot products (VNNI, Arm `sdot`), saturated pairs on AVX2. On the first 1,000 test
 # images, which of the two models of onnxruntime does this machine follow?
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 if HAVE_ONNX:
     X1k = X_test[:1000]
     q_s8 = export.run_onnx(export.onnx_session(f_int8w), X1k, "logits_q").astype(np.int64)
@@ -250,7 +250,7 @@ if HAVE_ONNX:
         follows = "exact"
     print(f"int8-weight file on this CPU: {follows}; {int((q_s8 != q_lab[:1000]).sum())} of {q_s8.size} integer "
           f"logits differ from labkit's engine, by at most {int(np.abs(q_s8 - q_lab[:1000]).max())}; predictions agree "
-          f"on {100 * np.mean(q_s8.argmax(1) == q_lab[:1000].argmax(1)):.1f}%")  # fmt: skip
+          f"on {100 * np.mean(q_s8.argmax(1) == q_lab[:1000].argmax(1)):.1f}%")
 
 # %%
 if HAVE_ONNX:
@@ -278,7 +278,7 @@ else:
     gap_pruned = float(np.abs(export.run_onnx(sess_pruned, X_test) - pruned.predict_logits(X_test)).max())
     print(f"pruned model's logits agree to 1e-4: {'yes' if gap_pruned <= 1e-4 else 'no'}")
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 acc = {name: train.evaluate(m, X_test, y_test) for name, m in (("baseline", base), ("pruned 90%", pruned))}
 print("test accuracy:", {k: f"{100 * v:.2f}%" for k, v in acc.items()}, "(pruned: 2 epochs of fine-tuning)")
 if HAVE_ONNX:
@@ -304,6 +304,7 @@ if HAVE_ONNX:
     dc = size["pruned 90%, ONNX file"] / size["pruned 90% + 6-bit sharing, deep-compression file"]
     print(f"the deep-compression file is more than 20x smaller than the pruned ONNX file: {'yes' if dc > 20 else 'no'}")
 
+
 # %% [markdown]
 # ## 6. Experiment: batch-1 latency, onnxruntime versus labkit's kernels
 #
@@ -311,7 +312,6 @@ if HAVE_ONNX:
 # (`bench.timeit_interleaved`): labkit's numpy forward pass, its CSR kernel (`kernels.spmv`) for the
 # pruned model, its integer engine in numpy and the fused int8 kernel of lab 07
 # (`kernels.gemm_int8_requant`) — against onnxruntime on each file.
-
 
 # %%
 def csr_forward(csrs, biases, x):
@@ -328,7 +328,7 @@ def int8_forward(engine, x):
     q = engine.quantize_input(x)
     for _kind, op in engine.ops:
         q = kernels.gemm_int8_requant(q, op.q_W, op.q_b, op.M0, op.shift, op.z_y, op.z_x, signed=False,
-                                      relu=op.relu)  # fmt: skip
+                                      relu=op.relu)
     return q
 
 
@@ -339,7 +339,7 @@ same_csr = np.allclose(csr_forward(csrs, biases, x1[0]), pruned.forward(x1)[0], 
 same_int8 = np.array_equal(int8_forward(engine, x1), engine.predict_int(x1))
 print(f"CSR forward equals the pruned model, fused int8 forward equals the engine: {same_csr and same_int8}")
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 if HAVE_ONNX:
     feed = {"input": x1}
     contenders = {
@@ -359,7 +359,7 @@ if HAVE_ONNX:
     fig, ax = plt.subplots(figsize=(7, 3.6))
     names = list(times)
     ax.barh(names, [ref / times[k].median for k in names],
-            color=["#0072B2" if "onnxruntime" in k else "#E69F00" for k in names])  # fmt: skip
+            color=["#0072B2" if "onnxruntime" in k else "#E69F00" for k in names])
     ax.axvline(1, color="k", lw=0.8)
     ax.set(xscale="log", xlabel="speed relative to labkit's numpy float forward (batch 1, 1 thread)")
     ax.invert_yaxis()
@@ -367,13 +367,13 @@ if HAVE_ONNX:
         "Horizontal bars, one per runtime and model (float, 90%-pruned and int8 LeNet-300-100), blue for "
         "onnxruntime and orange for labkit, giving batch-1 speed relative to labkit's numpy float forward pass on "
         "a log axis; read which runtime is faster for each model on this machine."
-    ))  # fmt: skip
+    ))
 
 # %%
 if HAVE_ONNX:
     t = {k: v.median for k, v in times.items()}
     print(f"onnxruntime's int8 model is faster than labkit's numpy integer engine: "
-          f"{'yes' if t['int8: onnxruntime'] < t['int8: labkit engine (numpy)'] else 'no'}")  # fmt: skip
+          f"{'yes' if t['int8: onnxruntime'] < t['int8: labkit engine (numpy)'] else 'no'}")
     r = t["pruned: onnxruntime"] / t["float: onnxruntime"]
     print(f"in onnxruntime the pruned model costs the dense model's time (within 2x): {'yes' if 0.5 < r < 2 else 'no'}")
 
@@ -407,7 +407,7 @@ if HAVE_ONNX:
 # | int8 model as ONNX | about 4× fewer bytes than float |
 # | smallest file | labkit's deep-compression format |
 
-# %% ignore-output
+# %% tags=["nbval-ignore-output"]
 if HAVE_ONNX:
     print("bytes:", {k: f"{v:,}" for k, v in size.items()})
     print("batch-1 medians (µs):", {k: round(v.median * 1e6, 1) for k, v in times.items()})

@@ -11,6 +11,7 @@ the ``.pth`` files inside it, so the shared environment's editable install of th
 out; the test checks that ``labkit`` is imported from the fresh venv.
 """
 
+import csv
 import json
 import os
 import shutil
@@ -170,3 +171,38 @@ def test_wheel_carries_the_data_and_the_models(installed, tmp_path):
         assert str(tmp_path / "xdg" / "labkit" / "fashion-mnist") in r.stdout
         assert f"into {purelib}" not in r.stdout
     print(f"wheel {wheel.stat().st_size} bytes; build {times['build']:.1f} s, install {times['install']:.1f} s")
+
+
+@pytest.mark.slow
+def test_installed_kit_releases_and_grades_lab00(installed, tmp_path):
+    """An instructor with only the installed kit and the course's notebooks: release lab 00, grade its
+    solution (full marks) and its untouched student notebook (0), in the sandbox when there is one."""
+    py, _, purelib, _ = installed
+    lab = ROOT / "notebooks" / "00_welcome_and_baseline.ipynb"
+    course = tmp_path / "course"
+    (course / "notebooks").mkdir(parents=True)
+    shutil.copy2(lab, course / "notebooks" / lab.name)
+    run = lambda *args: subprocess.run([py, "-m", "labkit", *args], cwd=course, capture_output=True, text=True,  # noqa: E731
+                                       timeout=900, env=_clean_env())  # fmt: skip
+    t0 = time.perf_counter()
+    r = run("release", "--notebooks", "notebooks", "--out", "release", "--no-execute")
+    assert r.returncode == 0, r.stdout + r.stderr
+    subs = course / "submissions"
+    subs.mkdir()
+    shutil.copy2(course / "release" / "solution" / lab.name, subs / "solution.ipynb")
+    shutil.copy2(course / "release" / "student" / lab.name, subs / "untouched.ipynb")
+    from labkit.grading import sandbox
+
+    extra = []
+    try:
+        sandbox.check_available()
+    except sandbox.SandboxUnavailable:
+        extra = ["--no-sandbox"]
+    r = run("grade", "--assignment", f"notebooks/{lab.name}", "--submissions", "submissions", "--out", "grades",
+            "--jobs", "1", *extra)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    with open(course / "grades" / "gradebook.csv", newline="") as f:
+        rows = {row["student"]: row for row in csv.DictReader(f)}
+    assert float(rows["solution"]["total"]) == float(rows["solution"]["max"]) > 0, rows["solution"]
+    assert float(rows["untouched"]["total"]) == 0, rows["untouched"]
+    print(f"release + grade of 2 lab-00 submissions with the installed kit {extra}: {time.perf_counter() - t0:.1f} s")

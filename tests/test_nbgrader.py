@@ -1,0 +1,230 @@
+"""A real nbgrader round trip (issue 20, part 5): the instructor notebooks are nbgrader source notebooks.
+
+For labs 00 and 03, in a temporary course folder with its own ``nbgrader_config.py`` and database:
+``nbgrader generate_assignment`` from the instructor notebook; ``nbgrader validate`` on the released
+(untouched) notebook must tell the student it fails; ``nbgrader autograde`` grades three submissions, the
+solution, the untouched released notebook and a solution with one wrong answer; ``python -m labkit grade``
+grades the same three files; the two must agree check by check. No environment variable is set: a failing
+check raises (``labkit.check.CheckFailed``), which is what nbgrader's autograder counts as a failed test.
+
+nbgrader executes every cell of a notebook (labkit's grader stops after the last check cell), so this file
+costs about as much as running each of the two labs five times.
+
+The last tests check that the course's JupyterLab (``etc/jupyter``, used by ``make lab`` and the browser
+tests) does not show nbgrader's instructor tools: its server and lab extensions are disabled there.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from labkit.grading import notebook as nbmod
+
+ROOT = Path(__file__).resolve().parent.parent
+ETC = ROOT / "etc" / "jupyter"
+NBGRADER_EXTENSIONS = (
+    "nbgrader.server_extensions.formgrader",
+    "nbgrader.server_extensions.validate_assignment",
+    "nbgrader.server_extensions.assignment_list",
+    "nbgrader.server_extensions.course_list",
+)
+
+#: One wrong answer per lab: (answer grade_id, wrong source). The rest of the wrong submission is the solution.
+WRONG = {
+    "00_welcome_and_baseline": (
+        "count_parameters",
+        "def count_parameters(sizes):\n    return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))  # weights only",
+    ),
+    "03_quantization_fundamentals": (
+        "quantize",
+        "def quantize(x, scale, zero_point, bits):\n"
+        "    q = np.rint(x / scale)  # forgets the zero point\n"
+        "    return np.clip(q, 0, 2**bits - 1).astype(np.int32)",
+    ),
+}
+STUDENTS = ("correct", "untouched", "wrong")
+
+
+class _Timer:
+    """Wall-clock and child-process CPU seconds of each step (printed, never asserted)."""
+
+    def __init__(self):
+        self.steps = {}
+
+    def __call__(self, name):
+        self.name = name
+        return self
+
+    def __enter__(self):
+        self.t0, self.c0 = time.perf_counter(), self._cpu()
+
+    def __exit__(self, *exc):
+        self.steps[self.name] = (time.perf_counter() - self.t0, self._cpu() - self.c0)
+
+    @staticmethod
+    def _cpu():
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    def __str__(self):
+        return ", ".join(f"{k} {w:.1f} s wall / {c:.1f} s CPU" for k, (w, c) in self.steps.items())
+
+
+def _env() -> dict:
+    """The test's own environment, minus anything that would change how a failing check behaves."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("LABKIT_CHECK")}
+
+
+def _nbgrader(course: Path, *args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "nbgrader", *args]
+    return subprocess.run(cmd, cwd=course, capture_output=True, text=True, timeout=timeout, env=_env())
+
+
+def _course(tmp: Path, lab: str) -> Path:
+    course = tmp / "course"
+    (course / "source" / lab).mkdir(parents=True)
+    shutil.copy2(ROOT / "notebooks" / f"{lab}.ipynb", course / "source" / lab / f"{lab}.ipynb")
+    (course / "nbgrader_config.py").write_text(
+        "c = get_config()\n"
+        f"c.CourseDirectory.root = {str(course)!r}\n"
+        "c.CourseDirectory.course_id = 'labkit'\n"
+        f"c.CourseDirectory.db_url = {'sqlite:///' + str(course / 'gradebook.db')!r}\n"
+        "c.Execute.timeout = 600  # seconds per cell; nbgrader's default (30) is too short for a training cell\n"
+    )
+    return course
+
+
+def _wrong(solution: Path, grade_id: str, source: str) -> nbformat.NotebookNode:
+    nb = nbformat.read(solution, as_version=4)
+    cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id]
+    assert len(cells) == 1 and nbmod.is_answer(cells[0])
+    cells[0].source = source
+    return nb
+
+
+def _nbgrader_scores(course: Path, lab: str) -> dict:
+    from nbgrader.api import Gradebook
+
+    out = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for student in STUDENTS:
+            nb = gb.find_submission_notebook(lab, lab, student)
+            out[student] = {"total": nb.score, "max": nb.max_score, **{g.name: g.score for g in nb.grades}}
+    return out
+
+
+def _labkit_scores(tmp: Path, lab: str, files: dict) -> dict:
+    subs, out = tmp / "labkit_submissions", tmp / "labkit_grades"
+    subs.mkdir()
+    for student, path in files.items():
+        shutil.copy2(path, subs / f"{student}.ipynb")
+    cmd = [sys.executable, "-m", "labkit", "grade", "--assignment", str(ROOT / "notebooks" / f"{lab}.ipynb"),
+           "--submissions", str(subs), "--out", str(out), "--jobs", "1"]  # fmt: skip
+    r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=1200, env=_env())
+    assert r.returncode == 0, r.stdout + r.stderr
+    with open(out / "gradebook.csv", newline="") as f:
+        return {row["student"]: row for row in csv.DictReader(f)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lab", sorted(WRONG))
+def test_nbgrader_round_trip_scores_equal_labkits(lab, tmp_path):
+    pytest.importorskip("nbgrader")
+    timer = _Timer()
+    course = _course(tmp_path, lab)
+    with timer("generate_assignment"):
+        r = _nbgrader(course, "generate_assignment", lab, "--create", "--force")
+    assert r.returncode == 0, r.stdout + r.stderr
+    released = course / "release" / lab / f"{lab}.ipynb"
+    student_nb = nbformat.read(released, as_version=4)
+    assert "### BEGIN SOLUTION" not in json.dumps(nbformat.v4.new_notebook(cells=student_nb.cells))
+    assert any("raise NotImplementedError()" in c.source for c in student_nb.cells if nbmod.is_answer(c))
+
+    files = {
+        "correct": course / "source" / lab / f"{lab}.ipynb",
+        "untouched": released,
+    }
+    wrong = tmp_path / "wrong.ipynb"
+    nbformat.write(_wrong(files["correct"], *WRONG[lab]), wrong)
+    files["wrong"] = wrong
+    for student, path in files.items():
+        dest = course / "submitted" / student / lab
+        dest.mkdir(parents=True)
+        shutil.copy2(path, dest / f"{lab}.ipynb")
+
+    # What a student sees when they press "Validate" on the notebook they were given.
+    with timer("validate"):
+        r = _nbgrader(course, "validate", str(course / "submitted" / "untouched" / lab / f"{lab}.ipynb"))
+    assert "VALIDATION FAILED ON" in r.stdout, r.stdout + r.stderr
+    assert "NOTEBOOK PASSED" not in r.stdout and "not implemented yet" in r.stdout
+
+    with timer("autograde (3)"):
+        r = _nbgrader(course, "autograde", lab, "--force")
+    assert r.returncode == 0, r.stdout + r.stderr
+    nbg = _nbgrader_scores(course, lab)
+
+    with timer("labkit grade (3)"):
+        ours = _labkit_scores(tmp_path, lab, files)
+
+    checks = [c.grade_id for c in nbmod.load_assignment(ROOT / "notebooks" / f"{lab}.ipynb").checks]
+    table = []
+    for student in STUDENTS:
+        row = ours[student]
+        assert row["status"] == "ok", row
+        assert float(row["max"]) == nbg[student]["max"]
+        assert float(row["total"]) == nbg[student]["total"], (student, row, nbg[student])
+        for gid in checks:
+            assert float(row[gid]) == nbg[student][gid], (student, gid, row, nbg[student])
+        table.append(f"{lab} {student}: nbgrader {nbg[student]['total']:g}/{nbg[student]['max']:g}, "
+                     f"labkit {float(row['total']):g}/{float(row['max']):g}")  # fmt: skip
+    full = nbg["correct"]["max"]
+    assert nbg["correct"]["total"] == full > 0
+    assert nbg["untouched"]["total"] == 0
+    assert 0 < nbg["wrong"]["total"] < full
+    print("\n" + "\n".join(table))
+    print(timer)
+
+
+# --- the course's JupyterLab shows no instructor tools ----------------------------------------------------------
+
+
+def test_course_config_disables_nbgrader_extensions():
+    server = json.loads((ETC / "jupyter_server_config.json").read_text())
+    assert {k: v for k, v in server["ServerApp"]["jpserver_extensions"].items() if "nbgrader" in k} == dict.fromkeys(
+        NBGRADER_EXTENSIONS, False
+    )
+    page = json.loads((ETC / "labconfig" / "page_config.json").read_text())
+    assert page["disabledExtensions"].get("@jupyter/nbgrader") is True
+
+
+@pytest.mark.slow
+def test_course_server_loads_no_nbgrader_extension(tmp_path):
+    """The Jupyter server, configured as ``make lab`` does, enables none of nbgrader's server extensions."""
+    pytest.importorskip("nbgrader")
+    code = (
+        "import json\n"
+        "from jupyter_server.serverapp import ServerApp\n"
+        "app = ServerApp.instance()\n"
+        "app.initialize(argv=['--no-browser', '--port=0'], new_httpserver=False)\n"
+        "on = sorted(n for n, e in app.extension_manager.extensions.items() if e.enabled)\n"
+        "print(json.dumps({'on': on, 'config': app.jpserver_extensions}))\n"
+    )
+    env = {**os.environ, "JUPYTER_CONFIG_PATH": str(ETC), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")}
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                       env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert not [n for n in got["on"] if "nbgrader" in n]
+    assert "jupyterlab" in got["on"]  # the course's server still runs JupyterLab
+    assert all(got["config"][name] is False for name in NBGRADER_EXTENSIONS)

@@ -56,25 +56,21 @@ STUDENTS = ("correct", "untouched", "wrong")
 
 
 class _Proc:
-    """A command run in the background, its output in files; :meth:`wait` gives the finished process with its
-    wall-clock and CPU seconds (``os.wait4``: the process and the children it waited for, e.g. kernels)."""
+    """A command run in the background, its output in files; once :meth:`poll` sees it end, its result, its
+    wall-clock and its CPU seconds (``os.wait4``: the process and the children it waited for, e.g. kernels)."""
 
     def __init__(self, cmd, cwd, log: Path):
         self.cmd, self.log, self.t0 = cmd, log, time.perf_counter()
         self.out, self.err = open(log.with_suffix(".out"), "w+"), open(log.with_suffix(".err"), "w+")
         self.p = subprocess.Popen(cmd, cwd=cwd, stdout=self.out, stderr=self.err, text=True, env=_env())
 
-    def wait(self, timeout: float = 1200) -> subprocess.CompletedProcess:
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(self.p.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                self.p.kill()
-                pid, status, usage = os.wait4(self.p.pid, 0)
-                break
-            time.sleep(0.2)
+    def poll(self) -> bool:
+        """True once the process has ended (then its result is in :attr:`result`)."""
+        if hasattr(self, "result"):
+            return True
+        pid, status, usage = os.wait4(self.p.pid, os.WNOHANG)
+        if not pid:
+            return False
         self.p.returncode = os.waitstatus_to_exitcode(status)
         self.wall, self.cpu = time.perf_counter() - self.t0, usage.ru_utime + usage.ru_stime
         texts = []
@@ -82,7 +78,21 @@ class _Proc:
             f.seek(0)
             texts.append(f.read())
             f.close()
-        return subprocess.CompletedProcess(self.cmd, self.p.returncode, *texts)
+        self.result = subprocess.CompletedProcess(self.cmd, self.p.returncode, *texts)
+        return True
+
+
+def _wait_all(procs, timeout: float = 1800) -> list:
+    """Wait for every process (killing the rest at ``timeout``) and return their results in order."""
+    deadline = time.monotonic() + timeout
+    while not all([p.poll() for p in procs]):  # a list: poll every process, each time
+        if time.monotonic() > deadline:
+            for p in procs:
+                if not hasattr(p, "result"):
+                    p.p.kill()
+            pytest.fail(f"still running after {timeout} s: {[p.cmd for p in procs if not hasattr(p, 'result')]}")
+        time.sleep(0.2)
+    return [p.result for p in procs]
 
 
 def _env() -> dict:
@@ -148,7 +158,7 @@ def test_nbgrader_round_trip_scores_equal_labkits(lab, tmp_path):
     pytest.importorskip("nbgrader")
     course = _course(tmp_path, lab)
     steps = {"generate_assignment": _nbgrader(course, "generate_assignment", lab, "--create", "--force")}
-    r = steps["generate_assignment"].wait()
+    (r,) = _wait_all([steps["generate_assignment"]])
     assert r.returncode == 0, r.stdout + r.stderr
     released = course / "release" / lab / f"{lab}.ipynb"
     student_nb = nbformat.read(released, as_version=4)
@@ -171,7 +181,8 @@ def test_nbgrader_round_trip_scores_equal_labkits(lab, tmp_path):
     steps["autograde (3)"] = _nbgrader(course, "autograde", lab, "--force")
     steps["labkit grade (3)"] = _labkit_grade(tmp_path, lab, files)
     t0 = time.perf_counter()
-    done = {name: proc.wait() for name, proc in steps.items() if name != "generate_assignment"}
+    names = ["validate", "autograde (3)", "labkit grade (3)"]
+    done = dict(zip(names, _wait_all([steps[n] for n in names])))
     together = time.perf_counter() - t0
 
     r = done["validate"]

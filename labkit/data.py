@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.resources
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +33,38 @@ __all__ = [
     "train_val_split",
 ]
 
-#: Where the committed data lives: ``<repo>/data``. ``LABKIT_DATA_DIR`` overrides it.
-DATA_DIR = Path(os.environ.get("LABKIT_DATA_DIR", Path(__file__).resolve().parent.parent / "data"))
+#: The embedded subset's file name inside :data:`DATA_DIR`.
+EMBEDDED_FILE = "fashion_mnist_subset.npz"
+
+
+def _default_data_dir() -> Path:
+    """Where the embedded data and the pretrained models are, for this installation of the kit.
+
+    1. ``$LABKIT_DATA_DIR`` when set (any folder laid out like the repository's ``data/``);
+    2. an installed kit (a wheel, ``pip install .``): the package data ``labkit/_data``, which the
+       build maps from the repository's ``data/`` folder (``[tool.setuptools.package-dir]``);
+    3. a source checkout or an editable install: the repository's ``data/`` next to ``labkit/``.
+
+    Step 2 looks for ``_data`` inside *this* ``labkit`` package (``importlib.resources``) rather than
+    importing ``labkit._data``: in an editable install that import would be answered by setuptools'
+    editable finder, which knows only the checkout the install was made from.
+    """
+    if os.environ.get("LABKIT_DATA_DIR"):
+        return Path(os.environ["LABKIT_DATA_DIR"])
+    packaged = importlib.resources.files(__package__ or "labkit") / "_data"
+    if isinstance(packaged, Path) and (packaged / EMBEDDED_FILE).is_file():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "data"
+
+
+#: Where the shipped data lives (see :func:`_default_data_dir`): ``labkit/_data`` in an installed
+#: kit, ``<repo>/data`` in a checkout. ``LABKIT_DATA_DIR`` overrides it.
+DATA_DIR = _default_data_dir()
+#: What to do when a shipped file is missing (shared with :mod:`labkit.models`).
+MISSING_HINT = (
+    "an installed kit carries it as package data (reinstall it: `pip install --force-reinstall labkit`); "
+    "a checkout has it in data/ (restore it: `git checkout -- data`); or LABKIT_DATA_DIR points at the wrong folder"
+)
 
 FASHION_CLASSES = (
     "T-shirt/top",
@@ -57,10 +88,14 @@ IDX_SHA256 = {
 }
 
 #: SHA-256 of the committed embedded subset file (recorded by the build script).
-EMBEDDED_FILE = "fashion_mnist_subset.npz"
 EMBEDDED_SHA256 = "7f0dde8cc5b7bfe9a577114a9abb1487c076816b2bdd5cdb2fad8d8d74e63e69"
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+#: A user-writable place for a downloaded full set (never inside an installed package):
+#: ``$XDG_DATA_HOME/labkit/fashion-mnist``, by default ``~/.local/share/labkit/fashion-mnist``.
+USER_FULL_DIR = (
+    Path(os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")) / "labkit" / "fashion-mnist"
+)
 OFFICIAL_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 
 
@@ -166,7 +201,8 @@ def _load_embedded(flatten: bool) -> Dataset:
     path = DATA_DIR / EMBEDDED_FILE
     if not path.exists():
         raise FileNotFoundError(
-            f"embedded data {path} is missing; rebuild it with `python scripts/build_embedded_data.py`"
+            f"embedded data {path} is missing: {MISSING_HINT}; in a checkout, rebuild it with "
+            "`python scripts/build_embedded_data.py`"
         )
     got = sha256_of(path, decompress=False)
     if got != EMBEDDED_SHA256:
@@ -186,7 +222,7 @@ def _find_full_dir() -> Path:
     candidates = []
     if os.environ.get("LABKIT_DATA"):
         candidates.append(Path(os.environ["LABKIT_DATA"]))
-    candidates += [DEBIAN_DIR, DATA_DIR / "fashion-mnist"]
+    candidates += [DEBIAN_DIR, USER_FULL_DIR, DATA_DIR / "fashion-mnist"]
     for d in candidates:
         if all((d / f"{stem}.gz").exists() or (d / stem).exists() for stem in IDX_SHA256):
             return d
@@ -195,7 +231,8 @@ def _find_full_dir() -> Path:
         "  1. set LABKIT_DATA to a folder holding the four IDX files (.gz or raw);\n"
         "  2. on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist "
         f"(files land in {DEBIAN_DIR});\n"
-        f"  3. download the four *-ubyte.gz files from {OFFICIAL_URL} into {DATA_DIR / 'fashion-mnist'}.\n"
+        f"  3. download the four *-ubyte.gz files from {OFFICIAL_URL} into {USER_FULL_DIR} "
+        "(create the folder; or into any folder and point LABKIT_DATA at it).\n"
         f"Searched: {', '.join(str(c) for c in candidates)}"
     )
 
@@ -220,7 +257,8 @@ def load_fashion_mnist(subset: str = "embedded", flatten: bool = True) -> Datase
     subset : {"embedded", "full"}
         ``"embedded"``: the committed 20,000/10,000 subset (no download, no extra package).
         ``"full"``: the official 60,000/10,000 set from ``$LABKIT_DATA``, Debian's
-        ``dataset-fashion-mnist`` package, or ``data/fashion-mnist/``, verified by SHA-256.
+        ``dataset-fashion-mnist`` package, :data:`USER_FULL_DIR` (``~/.local/share/labkit/fashion-mnist``)
+        or a checkout's ``data/fashion-mnist/``, verified by SHA-256.
     flatten : bool
         True gives X of shape (n, 784); False gives (n, 1, 28, 28) for convolutions.
 

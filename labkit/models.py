@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import DATA_DIR
+from .data import DATA_DIR, MISSING_HINT
 from .nn import Conv2d, Dense, Dropout, Flatten, MaxPool2d, ReLU, Reshape, Sequential, load
 
 __all__ = ["mlp", "lenet_300_100", "lenet5", "from_sklearn", "pretrained", "PRETRAINED_DIR", "PRETRAINED"]
@@ -104,7 +104,8 @@ def from_sklearn(est) -> Sequential:
 
 
 def pretrained(name: str) -> Sequential:
-    """Load a shipped, trained model from ``data/pretrained/<name>.npz``.
+    """Load a shipped, trained model from ``PRETRAINED_DIR/<name>.npz`` (``data/pretrained/`` in a checkout,
+    the package data ``labkit/_data/pretrained/`` in an installed kit).
 
     Names: ``"lenet_300_100"``, ``"lenet5"``, ``"teacher"``. They were trained on the embedded
     Fashion-MNIST subset by ``python -m labkit data --train-baselines`` (see data/README.md).
@@ -113,5 +114,8 @@ def pretrained(name: str) -> Sequential:
         raise KeyError(f"no pretrained model {name!r}; available: {', '.join(PRETRAINED)}")
     path = PRETRAINED_DIR / f"{name}.npz"
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing; rebuild it with `python -m labkit data --train-baselines`")
+        raise FileNotFoundError(
+            f"{path} is missing: {MISSING_HINT}; in a checkout, rebuild it with "
+            "`python -m labkit data --train-baselines`"
+        )
     return load(path)

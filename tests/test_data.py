@@ -70,9 +70,11 @@ def test_idx_reader_truncated(tmp_path, rng):
 def test_full_set_missing_names_three_ways(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_DATA", str(tmp_path))
     monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "nope")
+    monkeypatch.setattr(data, "USER_FULL_DIR", tmp_path / "user")
     monkeypatch.setattr(data, "DATA_DIR", tmp_path)
     with pytest.raises(
-        FileNotFoundError, match=r"LABKIT_DATA(.|\n)*apt-get install dataset-fashion-mnist(.|\n)*download"
+        FileNotFoundError,
+        match=r"LABKIT_DATA(.|\n)*apt-get install dataset-fashion-mnist(.|\n)*download(.|\n)*into " + str(tmp_path),
     ):
         data.load_fashion_mnist("full")
 

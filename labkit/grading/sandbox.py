@@ -144,9 +144,12 @@ def command(
     if _supports("--disable-userns"):
         args += ["--disable-userns"]
     args += ["--tmpfs", "/", "--proc", "/proc", "--dev", "/dev"]
+    # The fresh /tmp comes before the read-only binds: a Python environment or a kit installed under /tmp
+    # (a CI runner's venv) is then bound on top of it instead of being hidden by it.
+    args += ["--size", str(tmp_mb * 2**20), "--tmpfs", "/tmp"]
     args += _system_binds() + _ro_binds()
     args += ["--ro-bind", str(SITE_DIR), "/labkit-sandbox-site"]
-    args += ["--size", str(box_mb * 2**20), "--tmpfs", BOX, "--size", str(tmp_mb * 2**20), "--tmpfs", "/tmp"]
+    args += ["--size", str(box_mb * 2**20), "--tmpfs", BOX]
     args += ["--dir", BOX + "/home", "--dir", BOX + "/tmp", "--dir", GRADER_DIR]
     for name, host in files.items():
         Path(host).touch()

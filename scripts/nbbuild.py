@@ -12,6 +12,8 @@ Cell markers (one per cell, at the start of a line):
     # %% solution=GRADE_ID               an answer cell; the solution sits between
                                          ### BEGIN SOLUTION and ### END SOLUTION
     # %% check=GRADE_ID points=N         the check cell of answer GRADE_ID: prints one line, compared by nbval
+    # %% skip-grading                    a long experiment no check depends on: the grader does not run it
+                                         (combine: "# %% ignore-output skip-grading")
 
 Usage::
 
@@ -88,6 +90,8 @@ def cells_from_source(text: str):
             tags.append("nbval-ignore-output")
         if "skip" in opts:
             tags.append("nbval-skip")
+        if "skip-grading" in opts:
+            tags.append("skip-grading")  # the grader does not run it (labkit.grading.notebook.SKIP_TAG)
         if "solution" in opts:
             gid = opts["solution"]
             if "### BEGIN SOLUTION" not in cell.source or "### END SOLUTION" not in cell.source:

@@ -325,3 +325,15 @@ def test_skipped_cells_keep_their_place_and_get_nbval_skip(tmp_path):
     assert asg.nb.cells[1].metadata["tags"] == [nbmod.SKIP_TAG, "nbval-skip"]
     assert "nbval-skip" not in asg.nb.cells[0].metadata.get("tags", [])
     assert nb.cells[1].metadata["tags"] == [nbmod.SKIP_TAG]  # the instructor's notebook itself is unchanged
+
+
+def test_nbbuild_marker_sets_the_tag():
+    from conftest import load_script
+
+    nbbuild = load_script(ROOT / "scripts" / "nbbuild.py")
+    cells = nbbuild.cells_from_source("# %% ignore-output skip-grading\nx = 1\n# %% skip-grading\ny = 2\n# %%\nz = 3\n")
+    assert [c.metadata.get("tags", []) for c in cells] == [
+        ["nbval-ignore-output", nbmod.SKIP_TAG],
+        [nbmod.SKIP_TAG],
+        [],
+    ]

@@ -124,3 +124,18 @@ def test_masked_momentum_step():
     assert "not exactly 0" in ex.verdict(no_mask)
     assert "velocity is not 0" in ex.verdict(reapply_only)
     assert "W_new" in ex.verdict(wrong_sign)
+
+
+def test_mask_reference_is_the_kit_function_without_numba():
+    """The check's reference (float64, numpy path) gives the kit's float32 masks, ties included, and
+    calling ``prune.magnitude_mask`` still counts as calling the reference."""
+    from labkit.check import lab01
+    from labkit.prune import magnitude_mask as kit_mask
+
+    rng = np.random.default_rng(1)
+    for i in range(200):
+        shape = tuple(int(d) for d in rng.integers(1, 30, rng.integers(1, 4)))
+        w = (rng.integers(-3, 4, shape) if i % 2 else rng.standard_normal(shape)).astype(np.float32)
+        s = float(rng.choice([0.0, 0.1, 0.5, 0.73, 0.9, 0.99]))
+        assert np.array_equal(lab01._mask_ref(w, s), kit_mask(w, s))
+    assert kit_mask.__code__ in lab01.magnitude_mask._reference_codes()

@@ -11,7 +11,11 @@ Cell roles follow nbgrader's metadata (written on the lab sources' ``# %%`` line
 
 The graded notebook is the instructor's notebook with only the answer cells' sources taken from the
 submission (:func:`graded_notebook`): check cells, their points and their expected output always
-come from the instructor.
+come from the instructor. It ends at the last check cell, and the instructor's cells tagged
+``skip-grading`` (long experiments: training runs, sweeps, timings that no check depends on) are
+tagged ``nbval-skip`` in it, so the grader does not run them. Both come from the *instructor's*
+notebook, never from the submission. ``tests/test_grading_skip.py`` proves, lab by lab, that no
+graded cell reads a name that only a skipped cell defines or changes.
 """
 
 from __future__ import annotations
@@ -22,12 +26,34 @@ import hashlib
 import importlib
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nbformat
 
-from labkit.check import Exercise
+def _import_nbformat():
+    """``import nbformat`` without jsonschema's optional IRI format checker.
+
+    nbformat imports jsonschema, whose format module imports ``rfc3987_syntax`` when it is installed
+    (it comes with ``jsonschema[format-nongpl]``, e.g. through jupyter-events), and that package
+    builds a parser at import time: about 3 s of CPU in every grading process. nbformat never checks
+    the ``iri`` format, so the import is blocked while nbformat loads (the IRI checker is then absent
+    from this process's jsonschema); ``rfc3987_syntax`` itself stays importable afterwards.
+    """
+    blocked = "rfc3987_syntax" not in sys.modules and "jsonschema" not in sys.modules
+    if blocked:
+        sys.modules["rfc3987_syntax"] = None  # makes ``import rfc3987_syntax`` raise ImportError
+    try:
+        import nbformat
+    finally:
+        if blocked and sys.modules.get("rfc3987_syntax", 0) is None:
+            del sys.modules["rfc3987_syntax"]
+    return nbformat
+
+
+nbformat = _import_nbformat()
+
+from labkit.check import Exercise  # noqa: E402 - after the nbformat import above
 
 __all__ = [
     "CheckCell",
@@ -39,7 +65,11 @@ __all__ = [
     "student_notebook",
     "graded_notebook",
     "strip_solution",
+    "SKIP_TAG",
+    "is_skipped",
 ]
+
+SKIP_TAG = "skip-grading"  # an instructor's cell the grader does not run (no check depends on it)
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
@@ -96,6 +126,12 @@ def is_answer(cell) -> bool:
 def is_check(cell) -> bool:
     md = _nbgrader(cell)
     return cell.get("cell_type") == "code" and bool(md.get("grade")) and not md.get("solution")
+
+
+def is_skipped(cell) -> bool:
+    """Whether the instructor tagged this cell ``skip-grading`` (the grader does not run it)."""
+    tags = cell.get("metadata", {}).get("tags", [])
+    return isinstance(tags, list) and SKIP_TAG in tags
 
 
 def answer_cells(nb) -> dict[str, list[int]]:
@@ -179,8 +215,12 @@ def load_assignment(path, require_pass_lines: bool = True, nb=None, allow_empty:
     The assignment may also be a released student notebook (its answer cells are stubs); ``nb``
     passes an already-loaded notebook (``path`` then only names it).
 
+    Code cells tagged ``skip-grading`` stay in place (cell numbers do not move) but get the tag
+    ``nbval-skip``, so the grader does not run them.
+
     Raises ValueError if a check cell lacks its answer cell or points, if its exercise cannot be
-    found, or (``require_pass_lines``) if its stored output is not exactly the exercise's pass line.
+    found, (``require_pass_lines``) if its stored output is not exactly the exercise's pass line, or
+    if an answer or check cell is tagged ``skip-grading``.
     """
     path = Path(path)
     if nb is None:
@@ -225,6 +265,16 @@ def load_assignment(path, require_pass_lines: bool = True, nb=None, allow_empty:
         raise ValueError(f"{path.name}: no check cells (metadata.nbgrader.grade = true)")
     cut = copy.deepcopy(nb)
     cut.cells = cut.cells[: last + 1] if checks else cut.cells  # cells after the last check cannot change any grade
+    for cell in cut.cells:
+        if cell.cell_type != "code" or not is_skipped(cell):
+            continue
+        if is_answer(cell) or is_check(cell):
+            raise ValueError(
+                f"{path.name}: answer or check cell {_nbgrader(cell).get('grade_id')!r} is tagged {SKIP_TAG!r}"
+            )
+        tags = cell.metadata.setdefault("tags", [])
+        if "nbval-skip" not in tags:
+            tags.append("nbval-skip")
     ids = [gid for gid in answers if answers[gid][0] <= last]
     return Assignment(path, cut, checks, ids, hashlib.sha256(raw).hexdigest())
 

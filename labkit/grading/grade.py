@@ -7,7 +7,8 @@ name is the file stem) against the instructor notebook ``assignment`` and writes
 * ``out/feedback/<student>.md``: per exercise the points and the hint;
 * ``out/.labkit-grades.json``: every result, so a re-run skips what is graded (unless ``force``).
 
-Each submission runs in its own temporary folder, in a supervisor process (:mod:`._supervisor`)
+Each submission runs in its own temporary folder (on this machine, ``jobs`` at a time, or on a worker
+of a Dask cluster: :mod:`.executors`), in a supervisor process (:mod:`._supervisor`)
 that starts nbval in a new process group under an address-space limit, kills the whole process
 tree at the overall timeout, and then compares what the student's functions returned on cases drawn
 with this run's seed against the reference implementations, in its own process. A check's points

@@ -270,10 +270,10 @@ def main(argv=None) -> int:
     # Everything this process trusts is read and imported *before* the student's code runs: the spec,
     # the scoring code and the exercises' references (a kernel could rewrite files on disk later).
     spec = json.loads((tmp / "spec.json").read_text())
-    from labkit.grading.grade import _import_exercise, score
+    from labkit.grading.scoring import import_exercise, score
 
     for chk in spec["checks"]:
-        _import_exercise(chk["exercise"])
+        import_exercise(chk["exercise"])
     raw = run(tmp, spec)
     result = score(spec, raw)
     sys.stdout.write(json.dumps(result) + "\n")

@@ -27,30 +27,41 @@ def add_parser(sub):
         action="store_true",
         help="score 0 an exercise whose answer calls labkit's own reference implementation of it",
     )
+    g.add_argument(
+        "--executor",
+        choices=("local", "dask"),
+        default="local",
+        help="local: --jobs processes on this machine (default); dask: the workers of --scheduler",
+    )
+    g.add_argument("--scheduler", default=None, help="the Dask scheduler's address, tcp://HOST:8786 (--executor dask)")
     g.add_argument("--keep-temp", action="store_true", help="keep each submission's temporary folder (debugging)")
-    # --- where the submissions run (executor options) ---
     g.set_defaults(fn=cmd_grade)
     return g
 
 
 def cmd_grade(args) -> int:
-    """Grade the folder: 0 when graded, 1 on failure (no sandbox, an unwritable --out), 2 on bad usage."""
+    """Grade the folder: 0 when graded, 1 on failure (no sandbox, no cluster, an unwritable --out), 2 on bad usage."""
+    from labkit.grading.executors import ExecutorUnavailable
     from labkit.grading.grade import GradeOptions, grade
     from labkit.grading.sandbox import SandboxUnavailable
 
     if not args.assignment.is_file():
         args.parser.error(f"--assignment {args.assignment}: no such notebook")
+    if (args.executor == "dask") != (args.scheduler is not None):
+        args.parser.error("--executor dask needs --scheduler tcp://HOST:PORT, and --scheduler needs --executor dask")
     try:
         opts = GradeOptions(cell_timeout=args.cell_timeout, timeout=args.timeout, memory_mb=args.memory,
                             sandbox=not args.no_sandbox, forbid_reference=args.forbid_reference)  # fmt: skip
     except (TypeError, ValueError) as exc:
         args.parser.error(str(exc))
-    # --- executor choice and its checks go here ---
     try:
         grade(args.assignment, args.submissions, args.out, jobs=args.jobs, options=opts, force=args.force,
-              seed=args.seed, keep_temp=args.keep_temp)  # fmt: skip
+              seed=args.seed, keep_temp=args.keep_temp, executor=args.executor, scheduler=args.scheduler)  # fmt: skip
     except SandboxUnavailable as exc:
         print(f"grade: refusing to run student code without a sandbox: {exc}")
+        return 1
+    except ExecutorUnavailable as exc:  # no distributed installed, or the scheduler cannot be reached
+        print(f"grade: {exc}")
         return 1
     except ValueError as exc:  # the arguments: --jobs, a submissions folder without notebooks, two names alike
         args.parser.error(str(exc))

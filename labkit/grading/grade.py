@@ -7,7 +7,8 @@ name is the file stem) against the instructor notebook ``assignment`` and writes
 * ``out/feedback/<student>.md``: per exercise the points and the hint;
 * ``out/.labkit-grades.json``: every result, so a re-run skips what is graded (unless ``force``).
 
-Each submission runs in its own temporary folder, in a supervisor process (:mod:`._supervisor`)
+Each submission runs in its own temporary folder (on this machine, ``jobs`` at a time, or on a worker
+of a Dask cluster: :mod:`.executors`), in a supervisor process (:mod:`._supervisor`)
 that starts nbval in a new process group under an address-space limit, kills the whole process
 tree at the overall timeout, and then compares what the student's functions returned on cases drawn
 with this run's seed against the reference implementations, in its own process. A check's points
@@ -29,13 +30,14 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+from labkit.grading.executors import EXECUTORS, dask_results, local_results
 from labkit.grading.notebook import SubmissionError, graded_notebook, load_assignment, read_submission
+from labkit.grading.scoring import attempt_summary, score
 
-__all__ = ["grade", "score", "GradeOptions", "MANIFEST", "write_atomic"]
+__all__ = ["grade", "score", "attempt_summary", "GradeOptions", "MANIFEST", "write_atomic"]
 
 MANIFEST = ".labkit-grades.json"
 MAX_SUBMISSION_BYTES = 64 * 2**20
@@ -80,156 +82,6 @@ def write_atomic(path: Path, text: str) -> None:
 def _student_seed(run_seed: int, student: str) -> int:
     digest = hashlib.sha256(f"{run_seed}:{student}".encode()).digest()
     return int.from_bytes(digest[:4], "little")
-
-
-# --- scoring (runs in the supervisor, the grader's process) ---------------------------------------
-
-
-def _import_exercise(path: str):
-    import importlib
-
-    from labkit.check import Exercise
-
-    module, _, attr = path.partition(":")
-    ex = getattr(importlib.import_module(module), attr)
-    if not isinstance(ex, Exercise):
-        raise TypeError(f"{path} is not an Exercise")
-    return ex
-
-
-def _cell_hint(cell: dict | None, check: dict, spec: dict, run: dict) -> str:
-    if cell is None:
-        if run["timed_out"]:
-            return f"not run: the notebook hit the overall time limit ({spec['timeout']:g} s) before this check"
-        return "not run: the notebook stopped before this check (the kernel died or could not start)"
-    msg, out = cell.get("message", ""), cell.get("output", "")
-    if cell.get("kernel_died") is not None:
-        return (
-            f"the kernel died while running this check (exit code {cell['kernel_died']}): "
-            "os._exit, a crash in compiled code, or the system's memory killer"
-        )
-    if "Timeout" in msg or "timed out" in msg:
-        return f"timed out: the check cell took longer than {spec['cell_timeout']:g} s (an infinite loop?)"
-    if "Kernel dead" in msg or "kernel died" in msg.lower():
-        return "not run: the kernel had died before this check (an earlier cell crashed it)"
-    if cell.get("xfail") and cell.get("outcome") != "passed":
-        return "not run: a previous cell timed out and this one did not recover"
-    lines = [ln for ln in out.splitlines() if ln.strip()]
-    fails = [ln for ln in lines if ln.startswith("FAIL: ")]
-    if fails:
-        return fails[0]
-    if "exception" in msg.lower():
-        return f"the check cell raised an error: {out.strip()[:300] or msg[:300]}"
-    if lines:
-        return f"the check cell printed {lines[0][:200]!r} instead of the pass line"
-    return f"the check cell did not print the pass line ({msg[:200] or cell.get('outcome')})"
-
-
-def score(spec: dict, run: dict) -> dict:
-    """Map each check cell to points from nbval's cell results and the verified records."""
-    seed = int(spec["seed"])
-    cells_by_index: dict[int, dict] = {}
-    for c in run["cells"]:
-        if isinstance(c.get("cell"), int):
-            cells_by_index[c["cell"]] = c  # the last result for a cell wins
-    records: dict[str, dict] = {}
-    for r in run["records"]:
-        if isinstance(r.get("grade_id"), str):
-            records[r["grade_id"]] = r  # the last call of an exercise is the check cell's
-    exercises, reference_users = [], []
-    for chk in spec["checks"]:
-        cell = cells_by_index.get(chk["code_index"])
-        nbval_ok = cell is not None and cell.get("outcome") == "passed"
-        hint = None if nbval_ok else _cell_hint(cell, chk, spec, run)
-        verified = False
-        if chk["answer_id"] in spec.get("missing", []):
-            hint = "no answer cell found in your notebook (was it deleted, or its metadata lost?)"
-        elif nbval_ok:
-            rec = records.get(chk["answer_id"])
-            if rec is None:
-                hint = (
-                    "the check cell printed the pass line, but your function was never run by the real "
-                    "check (was `check`, `lab..` or `labkit.check` replaced?)"
-                )
-            else:
-                try:
-                    vhint = _import_exercise(chk["exercise"]).verify(rec.get("outputs"), seed)
-                except Exception as exc:  # noqa: BLE001 - a broken record fails this exercise only
-                    vhint = f"your recorded results could not be checked ({type(exc).__name__}: {exc})"
-                if vhint is None:
-                    verified = True
-                else:
-                    hint = f"the check cell printed the pass line, but on the grader's own cases: {vhint}"
-        rec = records.get(chk["answer_id"]) or {}
-        ref_calls = rec.get("reference_calls")
-        used_reference = isinstance(ref_calls, int) and not isinstance(ref_calls, bool) and ref_calls > 0
-        if used_reference:
-            reference_users.append(chk["answer_id"])
-            if spec.get("forbid_reference"):
-                verified = False
-                hint = "your answer calls labkit's own implementation of this exercise: 0 points (--forbid-reference)"
-            elif verified:
-                hint = "passed, but your answer calls labkit's own implementation of this exercise (flagged)"
-        points = chk["points"] if (nbval_ok and verified) else 0.0
-        exercises.append(
-            {
-                "grade_id": chk["grade_id"],
-                "answer_id": chk["answer_id"],
-                "points": points,
-                "max": chk["points"],
-                "passed": bool(nbval_ok and verified),
-                "hint": hint or "passed",
-            }
-        )
-    status = []
-    if run["timed_out"]:
-        status.append("timeout")
-    msgs = [c.get("message", "") for c in run["cells"]]
-    died = any(c.get("kernel_died") is not None for c in run["cells"])
-    if died or any("Kernel dead" in m for m in msgs) or (not run["cells"] and not run["timed_out"]):
-        status.append("kernel died")
-    if any("Timeout" in m for m in msgs):
-        status.append("cell timeout")
-    check_cells = {chk["code_index"] for chk in spec["checks"]}
-    n_err = sum(1 for c in run["cells"] if c.get("outcome") == "failed" and c.get("cell") not in check_cells)
-    if n_err:
-        status.append(f"errors in {n_err} other cell{'s' if n_err > 1 else ''}")
-    for gid in spec.get("missing", []):
-        status.append(f"missing answer {gid}")
-    if run.get("records_truncated"):
-        status.append("record too large")
-    attempts = [a for a in run.get("attempts", []) if isinstance(a, dict)]
-    escapes = [a for a in attempts if a.get("kind") in ("write", "connect")]  # new processes: notes only
-    if escapes:
-        status.append("flagged: " + attempt_summary(escapes))
-    if reference_users:
-        status.append("flagged: calls labkit's reference for " + ", ".join(reference_users))
-    if run.get("sandbox") is False:
-        status.append("no sandbox")
-    return {
-        "exercises": exercises,
-        "status": status,
-        "attempts": attempts,
-        "sandbox": run.get("sandbox", True),
-        "reference_calls": reference_users,
-        "seconds": run["seconds"],
-        "leftover_processes": run["leftover_processes"],
-        "log_tail": run["log_tail"][-1500:],
-    }
-
-
-_KINDS = {"write": "wrote outside its folder", "connect": "opened a network connection", "process": "started a process"}
-
-
-def attempt_summary(attempts: list, shown: int = 2) -> str:
-    """``wrote outside its folder (/root/x, /tmp/y); opened a network connection (('127.0.0.1', 5))``."""
-    parts = []
-    for kind, label in _KINDS.items():
-        whats = [str(a.get("what", "")) for a in attempts if a.get("kind") == kind]
-        if whats:
-            more = f" and {len(whats) - shown} more" if len(whats) > shown else ""
-            parts.append(f"{label} ({', '.join(w[:120] for w in whats[:shown])}{more})")
-    return "; ".join(parts) or "unknown attempt"
 
 
 def preflight(assignment, seed: int) -> None:
@@ -450,6 +302,8 @@ def grade(
     seed: int | None = None,
     keep_temp: bool = False,
     log=print,
+    executor: str = "local",
+    scheduler: str | None = None,
 ) -> dict:
     """Grade every ``*.ipynb`` in ``submissions`` against ``assignment``; returns ``{student: result}``.
 
@@ -469,11 +323,25 @@ def grade(
         Re-grade submissions already in the manifest (by default, unchanged ones are skipped).
     seed : int, optional
         The run's seed for the grader's cases (default: fresh from ``secrets``; stored per result).
+    executor : {"local", "dask"}
+        ``"local"``: ``jobs`` supervisor processes on this machine. ``"dask"``: every submission's
+        bytes go to a worker of the Dask ``scheduler`` (``tcp://HOST:8786``), which grades it in its
+        own sandbox (:mod:`labkit.grading.executors`); ``jobs`` and ``keep_temp`` are then unused.
+        Either way the gradebook, feedback and manifest are written here, after each result.
     """
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    if (executor == "dask") != (scheduler is not None):
+        raise ValueError(f"a scheduler address goes with executor='dask' (and only then); got executor={executor!r}, "
+                         f"scheduler={scheduler!r}")  # fmt: skip
     options = options or GradeOptions()
-    if options.sandbox:
+    if executor == "dask":
+        if not options.sandbox:
+            log("WARNING: --no-sandbox: student code runs with the Dask workers' own rights (recorded per result)")
+        # each worker checks its own sandbox before grading (labkit.grading.executors)
+    elif options.sandbox:
         from labkit.grading.sandbox import check_available
 
         check_available()  # raises SandboxUnavailable (what is missing, how to install it)
@@ -509,7 +377,8 @@ def grade(
         s for s in students if force or s not in results or results[s].get("sha256") != _sha(students[s])
     ]  # fmt: skip
     skipped = len(students) - len(todo)
-    log(f"{asg.path.name}: {len(students)} submissions, {len(todo)} to grade, {skipped} already graded; jobs={jobs}")
+    where = f"jobs={jobs}" if executor == "local" else f"Dask scheduler {scheduler}"
+    log(f"{asg.path.name}: {len(students)} submissions, {len(todo)} to grade, {skipped} already graded; {where}")
     lock = threading.Lock()
 
     def save():
@@ -524,23 +393,25 @@ def grade(
         write_atomic(out / "gradebook.csv", gradebook_csv(asg, results))
 
     t0 = time.monotonic()
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {
-            pool.submit(grade_one, asg, s, students[s], options, _student_seed(run_seed, s), keep_temp): s for s in todo
-        }
-        for fut in as_completed(futures):
-            s = futures[fut]
-            try:
-                r = fut.result()
-            except Exception as exc:  # noqa: BLE001 - a grader bug costs one row, not the batch
-                r = _zero_result(asg, s, "grader error", f"grader error: {type(exc).__name__}: {exc}")
-                r["sha256"] = ""
-            with lock:
-                results[s] = r
-                save()
-                write_atomic(out / "feedback" / f"{s}.md", feedback_md(asg, r))
-            total, mx = _total(r)
-            log(f"  {s}: {_fmt(total)}/{_fmt(mx)} {'; '.join(r['status']) or 'ok'} ({r.get('seconds', 0):.1f} s)")
+    work = [(s, students[s], _student_seed(run_seed, s)) for s in todo]
+    if executor == "dask":
+        arriving = dask_results(grade_one, asg, work, options, scheduler, log=log)
+    else:
+        arriving = local_results(grade_one, asg, work, options, jobs, keep_temp)
+    for s, r in arriving:
+        if isinstance(r, BaseException):
+            from labkit.grading.sandbox import SandboxUnavailable
+
+            if isinstance(r, SandboxUnavailable):  # a worker without a sandbox: stop, grade nothing there
+                raise r
+            r = _zero_result(asg, s, "grader error", f"grader error: {type(r).__name__}: {r}")
+            r["sha256"] = ""  # graded again by the next run
+        with lock:
+            results[s] = r
+            save()
+            write_atomic(out / "feedback" / f"{s}.md", feedback_md(asg, r))
+        total, mx = _total(r)
+        log(f"  {s}: {_fmt(total)}/{_fmt(mx)} {'; '.join(r['status']) or 'ok'} ({r.get('seconds', 0):.1f} s)")
     with lock:  # everything in out/ is rewritten from memory: a submission writing there changed nothing
         save()
         for s, r in results.items():

@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 
 from . import nn
-from .nn import _atomic_write_bytes
+from .atomic import write_bytes
 from .quant.integer import IntegerModel, requantize
 
 __all__ = [
@@ -407,7 +407,7 @@ def to_onnx(model, path, *, quantized=None, weight_type: str = "uint8") -> Path:
     if expected is not None and out_dims[1:] and out_dims[1] and tuple(out_dims[1:]) != tuple(expected):
         raise ValueError(f"shape inference gives output {out_dims}, labkit's model gives (batch, {expected})")
     data = onnx_model.SerializeToString()
-    _atomic_write_bytes(path, lambda f: f.write(data))
+    write_bytes(path, data)
     return path
 
 

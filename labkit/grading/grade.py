@@ -72,9 +72,9 @@ class GradeOptions:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and a rename: never half-written."""
-    from labkit.nn import _atomic_write_bytes
+    from labkit.atomic import write_text
 
-    _atomic_write_bytes(Path(path), lambda f: f.write(text.encode("utf-8")))
+    write_text(path, text)
 
 
 def _student_seed(run_seed: int, student: str) -> int:

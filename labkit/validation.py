@@ -34,6 +34,7 @@ __all__ = [
     "check_choice",
     "check_array",
     "check_axis",
+    "check_matrix",
 ]
 
 
@@ -47,7 +48,13 @@ def describe(value) -> str:
     return f"{type(value).__name__} {text}"
 
 
+def _num(v) -> str:
+    """A bound as written by hand: 0 rather than 0.0, 0.5 as it is."""
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+
 def _interval(lo, hi, lo_open=False, hi_open=False) -> str:
+    lo, hi = (None if lo is None else _num(lo)), (None if hi is None else _num(hi))
     if lo is not None and hi is not None:
         return f"in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
     if lo is not None:
@@ -87,7 +94,8 @@ def check_real(
         raise TypeError(f"{name} must be a real number{what}, got {describe(value)}")
     value = float(value)
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number{what}, got {value!r}")
+        where = "" if lo is None and hi is None else " " + _interval(lo, hi, lo_open, hi_open)
+        raise ValueError(f"{name} must be a finite number{where}{what}, got {value!r}")
     _check_bounds(name, value, lo, hi, lo_open, hi_open, what)
     return value
 
@@ -124,8 +132,9 @@ def check_choice(name: str, value, choices):
     except TypeError:  # an unhashable value looked up in a set
         ok = False
     if not ok:
-        listed = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{name} must be one of {listed}, got {value!r}")
+        names = [repr(c) for c in choices]
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+        raise ValueError(f"{name} must be {listed}, got {value!r}")
     return value
 
 
@@ -141,6 +150,7 @@ def check_array(
     finite: bool = False,
     non_empty: bool = False,
     copy: bool = False,
+    ndarray_only: bool = False,
 ) -> np.ndarray:
     """``x`` as an ndarray, checked.
 
@@ -161,7 +171,12 @@ def check_array(
         Reject an array with no elements (ValueError).
     copy : bool
         Return a copy (the caller may write into it).
+    ndarray_only : bool
+        Accept only a numpy array (TypeError for a list): for weights and data, where a silent
+        conversion would hide a mistake or a cost.
     """
+    if ndarray_only and not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {describe(x)}")
     if isinstance(x, np.ndarray) and not copy:
         a = x
     else:
@@ -191,3 +206,16 @@ def check_axis(name: str, axis, ndim: int) -> int:
     if not -ndim <= axis < ndim:
         raise ValueError(f"{name} must be in [{-ndim}, {ndim}) for a {ndim}-D array, got {axis}")
     return axis % ndim
+
+
+def check_matrix(W, name: str = "W", n_cols: int | None = None, rows: str = "out", cols: str = "in") -> np.ndarray:
+    """A finite, non-empty 2-D array of real numbers (a weight matrix or a batch of inputs).
+
+    ``n_cols`` fixes the number of columns (calibration inputs must match the weights' ``in``);
+    ``rows``/``cols`` name the axes in the message (``"(out, in)"``).
+    """
+    W = check_array(W, name, kind="fiu", ndarray_only=True)
+    if W.ndim != 2 or (n_cols is not None and W.shape[1] != n_cols):
+        want = f"({rows}, {cols if n_cols is None else n_cols})"
+        raise ValueError(f"{name} must be a 2-D array of shape {want}, got shape {W.shape}")
+    return check_array(W, name, non_empty=True, finite=True)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-INT32_MAX = 2**31 - 1
-
 
 def as_array(name: str, a, dtypes, ndim: int | tuple[int, ...] | None = None, contiguous: bool = True) -> np.ndarray:
     """Check ``a`` is an ndarray of one of ``dtypes`` with ``ndim`` dims (C-contiguous if asked) and return it.

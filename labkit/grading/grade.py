@@ -236,10 +236,10 @@ def preflight(assignment, seed: int) -> None:
     """Raise ValueError unless every exercise's reference passes its own out-of-kernel verification.
 
     This is what the grader does with a student's record, done with the reference's outputs: it
-    fails if an output cannot be recorded (:func:`labkit.check._core.encode`) or if the cases are not
+    fails if an output cannot be recorded (:func:`labkit.check.records.encode`) or if the cases are not
     a function of the seed alone, either of which would cost correct students their points.
     """
-    from labkit.check._core import encode
+    from labkit.check.records import encode
 
     for chk in assignment.checks:
         ex = chk.exercise

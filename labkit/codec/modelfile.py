@@ -301,5 +301,3 @@ def zipped_size(model: Sequential, level: int = 9) -> int:
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, np.ascontiguousarray(arr, dtype="<f4").tobytes(), compresslevel=level)
     return len(buf.getvalue())
-
-

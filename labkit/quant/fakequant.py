@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import nn
 from ..train import Callback
-from ..validation import check_axis, check_bits
+from ..validation import check_array, check_axis, check_bits
 from .affine import (
     QParams,
     _params_from_range,
@@ -94,11 +94,9 @@ class MinMaxObserver:
         self.seen = False
 
     def observe(self, x) -> None:
-        x = np.asarray(x)
+        x = check_array(x, "observed activations", finite=True)
         if x.size == 0:
             return
-        if not np.all(np.isfinite(x)):
-            raise ValueError("observer got NaN or inf values; expected finite activations")
         self.lo, self.hi = min(self.lo, float(x.min())), max(self.hi, float(x.max()))
         self.seen = True
 
@@ -129,11 +127,9 @@ class MovingAverageObserver(MinMaxObserver):
         self.c = float(averaging_constant)
 
     def observe(self, x) -> None:
-        x = np.asarray(x)
+        x = check_array(x, "observed activations", finite=True)
         if x.size == 0:
             return
-        if not np.all(np.isfinite(x)):
-            raise ValueError("observer got NaN or inf values; expected finite activations")
         lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
         if not self.seen:
             self.lo, self.hi, self.seen = lo, hi, True

@@ -9,7 +9,8 @@ becomes, per output channel c (Jacob et al. 2018, eq. 4–9):
 
 The real multiplier ``M_c`` is the only non-integer; it is stored as ``M_c = 2^(-n) · M0`` with
 ``M0 ∈ [0.5, 1)`` held as the int32 ``round(M0 · 2^31)``. Two integer forms of ``round(M_c · acc)``
-are offered, named by ``rounding=`` (see :func:`fixed_point_multiply`):
+are offered, named by ``rounding=``; the arithmetic itself lives in :mod:`labkit.qarith`
+(:func:`~labkit.qarith.quantize_multiplier`, :func:`~labkit.qarith.requantize`), shared with the kernels:
 
 * ``"single"`` (the default): the 64-bit product ``acc · M0_int`` followed by one rounding right
   shift by ``31 + n`` bits, ties to even like every other rounding in labkit. This is the exact
@@ -34,28 +35,11 @@ from __future__ import annotations
 import numpy as np
 
 from .. import nn
-from ..qarith import (
-    ROUNDINGS,
-    fixed_point_multiply,
-    int_range,
-    quantize_multiplier,
-    requantize,
-    round_clamp,
-    rounding_divide_by_pot,
-    rounding_right_shift,
-    saturating_rounding_doubling_high_mul,
-)
+from ..qarith import ROUNDINGS, int_range, quantize_multiplier, requantize, round_clamp
 from ..validation import check_bits, check_choice
 from .affine import qparams, quantize
 
 __all__ = [
-    "ROUNDINGS",
-    "quantize_multiplier",
-    "rounding_right_shift",
-    "saturating_rounding_doubling_high_mul",
-    "rounding_divide_by_pot",
-    "fixed_point_multiply",
-    "requantize",
     "integer_dense",
     "IntDense",
     "IntConv2d",

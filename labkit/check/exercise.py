@@ -77,42 +77,49 @@ class Case:
 def compare_arrays(got, expected, what="result", rtol=1e-5, atol=1e-6, exact=False):
     """A hint string if ``got`` differs from ``expected`` (type, shape, dtype kind, values), else None."""
     if isinstance(expected, np.ndarray) or np.isscalar(expected):
-        if not isinstance(got, (np.ndarray, np.generic, int, float, bool)):
-            kind = "an array" if isinstance(expected, np.ndarray) else "a number"
-            return f"{what} should be {kind}, got {type(got).__name__}"
-        got_a, exp_a = np.asarray(got), np.asarray(expected)
-        if got_a.shape != exp_a.shape:
-            return f"{what} has shape {got_a.shape}, expected {exp_a.shape}"
-        if exp_a.dtype == bool and got_a.dtype != bool:
-            return f"{what} should be a boolean array, got dtype {got_a.dtype}"
-        if exact or exp_a.dtype.kind in "biu":
-            bad = got_a != exp_a
-            if np.any(bad):
-                i = np.unravel_index(np.argmax(bad), bad.shape) if bad.ndim else ()
-                at = tuple(int(j) for j in i)
-                return (
-                    f"{what} differs in {int(bad.sum())} of {bad.size} entries "
-                    f"(first at index {at}: got {got_a[i]!r}, expected {exp_a[i]!r})"
-                )
-            return None
-        if not np.allclose(got_a, exp_a, rtol=rtol, atol=atol, equal_nan=True):
-            err = np.abs(got_a.astype(np.float64) - exp_a.astype(np.float64))
-            i = np.unravel_index(np.nanargmax(err), err.shape) if err.ndim else ()
-            at = tuple(int(j) for j in i)
-            return (
-                f"{what} is off (largest error {float(np.nanmax(err)):.3g} at index {at}: "
-                f"got {got_a[i]!r}, expected {exp_a[i]!r})"
-            )
-        return None
+        return _compare_array(got, expected, what, rtol, atol, exact)
     if isinstance(expected, tuple):
         if not isinstance(got, (tuple, list)) or len(got) != len(expected):
             return f"{what} should be a tuple of {len(expected)} values, got {type(got).__name__}"
-        for k, (g, e) in enumerate(zip(got, expected)):
-            hint = compare_arrays(g, e, f"{what}[{k}]", rtol, atol, exact)
-            if hint:
-                return hint
-        return None
+        hints = (compare_arrays(g, e, f"{what}[{k}]", rtol, atol, exact) for k, (g, e) in enumerate(zip(got, expected)))
+        return next((h for h in hints if h), None)
     return None if got == expected else f"{what} is {got!r}, expected {expected!r}"
+
+
+def _compare_array(got, expected, what, rtol, atol, exact):
+    """:func:`compare_arrays` for an array or a number: type, shape, dtype kind, then the values."""
+    if not isinstance(got, (np.ndarray, np.generic, int, float, bool)):
+        kind = "an array" if isinstance(expected, np.ndarray) else "a number"
+        return f"{what} should be {kind}, got {type(got).__name__}"
+    got_a, exp_a = np.asarray(got), np.asarray(expected)
+    if got_a.shape != exp_a.shape:
+        return f"{what} has shape {got_a.shape}, expected {exp_a.shape}"
+    if exp_a.dtype == bool and got_a.dtype != bool:
+        return f"{what} should be a boolean array, got dtype {got_a.dtype}"
+    if exact or exp_a.dtype.kind in "biu":
+        bad = got_a != exp_a
+        if not np.any(bad):
+            return None
+        i = _index(np.argmax(bad), bad)
+        first = f"first at index {_at(i)}: {_pair(got_a, exp_a, i)}"
+        return f"{what} differs in {int(bad.sum())} of {bad.size} entries ({first})"
+    if np.allclose(got_a, exp_a, rtol=rtol, atol=atol, equal_nan=True):
+        return None
+    err = np.abs(got_a.astype(np.float64) - exp_a.astype(np.float64))
+    i = _index(np.nanargmax(err), err)
+    return f"{what} is off (largest error {float(np.nanmax(err)):.3g} at index {_at(i)}: {_pair(got_a, exp_a, i)})"
+
+
+def _index(flat, a) -> tuple:
+    return np.unravel_index(flat, a.shape) if a.ndim else ()
+
+
+def _at(i) -> tuple:
+    return tuple(int(j) for j in i)
+
+
+def _pair(got_a, exp_a, i) -> str:
+    return f"got {got_a[i]!r}, expected {exp_a[i]!r}"
 
 
 def _matches_reference(got, expected) -> bool:

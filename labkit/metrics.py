@@ -15,6 +15,8 @@ import importlib
 
 import numpy as np
 
+from .validation import check_array
+
 __all__ = [
     "count_params",
     "count_nonzero",
@@ -190,7 +192,8 @@ def size_bytes(model, fmt: str = "dense_fp32") -> int:
 
 def accuracy(y_true, y_pred) -> float:
     """Fraction of equal entries."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    if y_true.shape != y_pred.shape or y_true.size == 0:
+    y_true = check_array(y_true, "y_true", non_empty=True)
+    y_pred = check_array(y_pred, "y_pred", non_empty=True)
+    if y_true.shape != y_pred.shape:
         raise ValueError(f"accuracy needs two non-empty arrays of one shape, got {y_true.shape} and {y_pred.shape}")
     return float((y_true == y_pred).mean())

@@ -38,7 +38,8 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: setup  ## set up, then open JupyterLab on notebooks/
 	$(BIN)/jupyter lab $(ALLOW_ROOT) --notebook-dir=notebooks notebooks/00_welcome_and_baseline.ipynb
 
-test: setup  ## run every test: pytest over tests/ and nbval over every notebook
+test: setup  ## run every test: the import contracts (pyproject.toml), pytest over tests/ and nbval over every notebook
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile tests/ \
 		--nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg notebooks/ -p no:cacheprovider \
 		--durations=25

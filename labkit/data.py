@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .validation import check_choice, check_real
+
 __all__ = [
     "Dataset",
     "FASHION_CLASSES",
@@ -266,19 +268,17 @@ def load_fashion_mnist(subset: str = "embedded", flatten: bool = True) -> Datase
     -------
     Dataset
     """
-    if subset == "embedded":
+    if check_choice("subset", subset, ("embedded", "full")) == "embedded":
         return _load_embedded(flatten)
-    if subset == "full":
-        arrays = read_fashion_mnist_idx(_find_full_dir())
-        return Dataset(
-            _to_float(arrays["train-images-idx3-ubyte"], flatten),
-            arrays["train-labels-idx1-ubyte"].astype(np.int64),
-            _to_float(arrays["t10k-images-idx3-ubyte"], flatten),
-            arrays["t10k-labels-idx1-ubyte"].astype(np.int64),
-            FASHION_CLASSES,
-            "fashion-mnist (full 60k/10k)",
-        )
-    raise ValueError(f"subset must be 'embedded' or 'full', got {subset!r}")
+    arrays = read_fashion_mnist_idx(_find_full_dir())
+    return Dataset(
+        _to_float(arrays["train-images-idx3-ubyte"], flatten),
+        arrays["train-labels-idx1-ubyte"].astype(np.int64),
+        _to_float(arrays["t10k-images-idx3-ubyte"], flatten),
+        arrays["t10k-labels-idx1-ubyte"].astype(np.int64),
+        FASHION_CLASSES,
+        "fashion-mnist (full 60k/10k)",
+    )
 
 
 def load_digits(test_size: float = 0.25, seed: int = 0) -> Dataset:
@@ -288,8 +288,7 @@ def load_digits(test_size: float = 0.25, seed: int = 0) -> Dataset:
     """
     from sklearn.datasets import load_digits as _sk_digits
 
-    if not 0.0 < test_size < 1.0:
-        raise ValueError(f"test_size must be in (0, 1), got {test_size!r}")
+    test_size = check_real("test_size", test_size, 0.0, 1.0, lo_open=True, hi_open=True)
     d = _sk_digits()
     X = (d.data / 16.0).astype(np.float32)
     y = d.target.astype(np.int64)
@@ -308,8 +307,7 @@ def train_val_split(X: np.ndarray, y: np.ndarray, val_fraction: float = 0.1, see
     """A seeded random split → (X_train, y_train, X_val, y_val)."""
     if len(X) != len(y):
         raise ValueError(f"X and y must have the same length, got {len(X)} and {len(y)}")
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    val_fraction = check_real("val_fraction", val_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
     perm = np.random.default_rng(seed).permutation(len(X))
     n_val = int(round(val_fraction * len(X)))
     val, tr = perm[:n_val], perm[n_val:]

@@ -19,80 +19,30 @@ teacher's logits are computed once for every training image, and each batch look
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .data import Dataset
+from .softmax import log_softmax, softmax
 from .train import fit
+from .validation import check_array, check_fraction, check_real
 
-__all__ = ["softmax", "kd_loss", "teacher_logits", "distill"]
+__all__ = ["softmax", "log_softmax", "kd_loss", "teacher_logits", "distill"]
 
 
 def _check_temperature(T) -> float:
-    if isinstance(T, bool) or not isinstance(T, (int, float, np.integer, np.floating)):
-        raise TypeError(f"temperature T must be a number, got {type(T).__name__}")
-    if not (math.isfinite(T) and T > 0):
-        raise ValueError(f"temperature T must be a finite number > 0, got {T!r}")
-    return float(T)
-
-
-def _check_alpha(alpha) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
-        raise TypeError(f"alpha must be a number, got {type(alpha).__name__}")
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1] (the weight of the soft-target term), got {alpha!r}")
-    return float(alpha)
+    return check_real("T", T, 0.0, lo_open=True, what=" (the temperature)")
 
 
 def _check_logits(z, what) -> np.ndarray:
-    z = np.asarray(z)
-    if z.dtype.kind not in "fiu":
-        raise TypeError(f"{what} must be a numeric array, got dtype {z.dtype}")
+    z = check_array(z, what, kind="fiu")
     if z.ndim != 2 or z.shape[1] < 1:
         raise ValueError(f"{what} must have shape (n, k) with k >= 1 classes, got shape {z.shape}")
-    if not np.all(np.isfinite(z)):
-        raise ValueError(f"{what} contains NaN or inf values")
-    return z
+    return check_array(z, what, finite=True)
 
 
-def _log_softmax_T(z: np.ndarray, T: float) -> np.ndarray:
-    """log softmax(z / T) along the last axis, in float64; stable for any finite z and T > 0."""
-    z = z.astype(np.float64, copy=False)
-    # Subtract the max *before* dividing by T: (z - max) <= 0 so nothing overflows, even for tiny T.
-    u = (z - z.max(axis=-1, keepdims=True)) / T
-    return u - np.log(np.exp(u).sum(axis=-1, keepdims=True))
-
-
-def softmax(z, T: float = 1.0) -> np.ndarray:
-    """Softmax with temperature along the last axis: ``exp(z_i / T) / sum_j exp(z_j / T)``.
-
-    Numerically stable: the row maximum is subtracted before dividing by ``T``, so very large
-    logits and very small or very large temperatures give no overflow or NaN. ``T -> 0`` tends to
-    a one-hot of the argmax; ``T -> inf`` tends to the uniform distribution.
-
-    Parameters
-    ----------
-    z : array_like, shape (..., k)
-        Logits; the classes are on the last axis.
-    T : float > 0
-        Temperature.
-
-    Returns
-    -------
-    ndarray, shape (..., k)
-        Probabilities (rows sum to 1), float64 for integer or float64 input, else z's float dtype.
-    """
-    T = _check_temperature(T)
-    z = np.asarray(z)
-    if z.dtype.kind not in "fiu":
-        raise TypeError(f"softmax expects numeric logits, got dtype {z.dtype}")
-    if z.ndim == 0 or z.shape[-1] == 0:
-        raise ValueError(f"softmax needs at least one class on the last axis, got shape {z.shape}")
-    if not np.all(np.isfinite(z)):
-        raise ValueError("softmax logits contain NaN or inf values")
-    out_dtype = z.dtype if z.dtype.kind == "f" else np.float64
-    return np.exp(_log_softmax_T(z, T)).astype(out_dtype, copy=False)
+def _log_p(z, T):
+    """log softmax(z / T) in float64 (distillation's losses are summed in float64)."""
+    return log_softmax(z.astype(np.float64, copy=False), T)
 
 
 def _kd_terms(s, t, y, T, alpha, labelled=None):
@@ -102,12 +52,12 @@ def _kd_terms(s, t, y, T, alpha, labelled=None):
     average over all ``n`` rows of the batch.
     """
     n, k = s.shape
-    log_ps = _log_softmax_T(s, T)  # student at temperature T
-    log_pt = _log_softmax_T(t, T)  # teacher at temperature T
+    log_ps = _log_p(s, T)  # student at temperature T
+    log_pt = _log_p(t, T)  # teacher at temperature T
     pt = np.exp(log_pt)
     # KL(p_t || p_s) per row; p_t log p_t is 0 where p_t underflows to 0 (0 * finite = 0).
     kl = (pt * (log_pt - log_ps)).sum(axis=1)
-    log_p1 = _log_softmax_T(s, 1.0)  # student at T = 1 for the hard-label term
+    log_p1 = _log_p(s, 1.0)  # student at T = 1 for the hard-label term
     rows = np.arange(n)
     ce = -log_p1[rows, y]
     hard = np.ones(n, bool) if labelled is None else labelled
@@ -155,7 +105,7 @@ def kd_loss(student_logits, teacher_logits, y, T: float = 4.0, alpha: float = 0.
         ``alpha * T * (softmax(s/T) - softmax(t/T)) / n + (1 - alpha) * (softmax(s) - onehot(y)) / n``,
         in the student logits' float dtype (float64 for integer input).
     """
-    T, alpha = _check_temperature(T), _check_alpha(alpha)
+    T, alpha = _check_temperature(T), check_fraction("alpha", alpha)
     s = _check_logits(student_logits, "student_logits")
     t = _check_logits(teacher_logits, "teacher_logits")
     if s.shape != t.shape:
@@ -232,7 +182,7 @@ def distill(
         ``fit``'s history (``loss``, ``train_acc`` and, with ``eval_data``, ``eval_acc`` per epoch).
         ``train_acc`` counts only labelled rows as correct when ``labelled`` is given.
     """
-    T, alpha = _check_temperature(T), _check_alpha(alpha)
+    T, alpha = _check_temperature(T), check_fraction("alpha", alpha)
     if isinstance(data, Dataset):
         X, y = data.X_train, data.y_train
     elif isinstance(data, (tuple, list)) and len(data) == 2:

@@ -51,14 +51,15 @@ the engine's multipliers to float32 precision.
 
 from __future__ import annotations
 
-import numbers
 from pathlib import Path
 
 import numpy as np
 
 from . import nn
-from .nn import _atomic_write_bytes
-from .quant.integer import IntegerModel, requantize
+from .atomic import write_bytes
+from .qarith import int_range, requantize
+from .quant.integer import IntegerModel
+from .validation import check_choice, check_int
 
 __all__ = [
     "OPSET",
@@ -366,8 +367,7 @@ def to_onnx(model, path, *, quantized=None, weight_type: str = "uint8") -> Path:
     if quantized is not None and not isinstance(quantized, IntegerModel):
         got = type(quantized).__name__
         raise TypeError(f"quantized must be None or an IntegerModel from labkit.quant.quantize_model, got {got}")
-    if weight_type not in ("uint8", "int8"):
-        raise ValueError(f"weight_type must be 'uint8' or 'int8', got {weight_type!r}")
+    check_choice("weight_type", weight_type, ("uint8", "int8"))
     onnx, _ = require_onnx()
     from onnx import TensorProto, helper, numpy_helper
 
@@ -407,7 +407,7 @@ def to_onnx(model, path, *, quantized=None, weight_type: str = "uint8") -> Path:
     if expected is not None and out_dims[1:] and out_dims[1] and tuple(out_dims[1:]) != tuple(expected):
         raise ValueError(f"shape inference gives output {out_dims}, labkit's model gives (batch, {expected})")
     data = onnx_model.SerializeToString()
-    _atomic_write_bytes(path, lambda f: f.write(data))
+    write_bytes(path, data)
     return path
 
 
@@ -424,9 +424,7 @@ def onnx_session(path, threads: int | None = 1):
     _, ort = require_onnx()
     opts = ort.SessionOptions()
     if threads is not None:
-        if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
-            raise ValueError(f"threads must be a positive int or None, got {threads!r}")
-        opts.intra_op_num_threads = int(threads)
+        opts.intra_op_num_threads = check_int("threads", threads, lo=1, what=" or None")
         opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
@@ -517,7 +515,7 @@ def emulate_onnxruntime(model, quantized, X, u8s8_saturation: bool = False, laye
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 2 or X.shape[0] == 0:
         raise ValueError(f"expected a non-empty batch of flat inputs (n, features), got shape {X.shape}")
-    qmin, qmax = (-128, 127) if quantized.signed else (0, 255)
+    qmin, qmax = int_range(8, bool(quantized.signed))
     q = quantized.quantize_input(X).astype(np.int64)
     per_layer = []
     for kind, op in quantized.ops:

@@ -1,13 +1,21 @@
 """Counting what a model costs: parameters, non-zeros, sparsity, MACs and bytes.
 
-Sizes are exact byte counts of a storage format, not estimates from parameter counts. Formats
-beyond the basic ones are registered by the modules that define them (``register_size_format``),
-so this module never imports the layers above it.
+Sizes are exact byte counts of a storage format, not estimates from parameter counts. The basic
+formats are computed here; the formats of the compressed file (``labkit.codec``) and of the integer
+engine (``labkit.quant``) are computed by the modules that define them. :data:`PROVIDED_FORMATS`
+names each of those with its module and function, and :func:`size_bytes` imports the module the
+first time such a format is asked for: no module registers anything when it is imported, and
+this module imports nothing above it at import time. ``register_size_format`` adds a format of
+your own.
 """
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
+
+from .validation import check_array
 
 __all__ = [
     "count_params",
@@ -19,6 +27,8 @@ __all__ = [
     "register_size_format",
     "int4_group_bytes",
     "SIZE_FORMATS",
+    "PROVIDED_FORMATS",
+    "size_formats",
     "accuracy",
 ]
 
@@ -118,7 +128,7 @@ def int4_group_bytes(model, group_size=None) -> int:
     return total
 
 
-#: name → function(model) -> int. Other modules add theirs with :func:`register_size_format`.
+#: name → function(model) -> int: the formats computed here, and those added with :func:`register_size_format`.
 SIZE_FORMATS = {
     "dense_fp32": _dense_fp32,
     "csr": _csr_fp32,
@@ -130,10 +140,38 @@ SIZE_FORMATS = {
     "int4_g128": lambda model: int4_group_bytes(model, 128),
 }
 
+#: name → (module, function, keyword arguments): formats computed by the modules above this one,
+#: imported by name when first asked for.
+PROVIDED_FORMATS = {
+    "kmeans": ("labkit.codec.modelfile", "compressed_size", {"huffman": False}),
+    "deep_compression": ("labkit.codec.modelfile", "compressed_size", {"huffman": True}),
+    "zip_fp32": ("labkit.codec.modelfile", "zipped_size", {}),
+    "int8_engine": ("labkit.quant.integer", "int8_engine_bytes", {}),
+}
+
 
 def register_size_format(name: str, fn) -> None:
     """Make ``size_bytes(model, name)`` call ``fn(model)``."""
+    if not isinstance(name, str):
+        raise TypeError(f"a size format's name must be a str, got {type(name).__name__}")
+    if not callable(fn):
+        raise TypeError(f"a size format needs a function fn(model) -> int, got {type(fn).__name__}")
     SIZE_FORMATS[name] = fn
+
+
+def size_formats() -> list:
+    """The names :func:`size_bytes` accepts, sorted."""
+    return sorted(set(SIZE_FORMATS) | set(PROVIDED_FORMATS))
+
+
+def _format_function(fmt: str):
+    if fmt in SIZE_FORMATS:
+        return SIZE_FORMATS[fmt]
+    if fmt in PROVIDED_FORMATS:
+        module, name, kwargs = PROVIDED_FORMATS[fmt]
+        fn = getattr(importlib.import_module(module), name)
+        return lambda model: fn(model, **kwargs)
+    raise ValueError(f"unknown size format {fmt!r}; known: {', '.join(size_formats())}")
 
 
 def size_bytes(model, fmt: str = "dense_fp32") -> int:
@@ -142,17 +180,20 @@ def size_bytes(model, fmt: str = "dense_fp32") -> int:
     Formats: ``dense_fp32`` (every parameter as float32), ``csr`` (float32 values, int32 indices),
     ``int8`` (int8 weights + per-channel float32 scales + int32 biases), ``2:4`` (float32 values +
     2-bit positions), ``int4``/``int4_g32``/``int4_g64``/``int4_g128`` (packed int4 weights + float32
-    scale and 4-bit zero point per row or group, see :func:`int4_group_bytes`), and those
-    registered by other modules (``labkit.codec`` adds the compressed formats).
+    scale and 4-bit zero point per row or group, see :func:`int4_group_bytes`); ``kmeans``,
+    ``deep_compression`` and ``zip_fp32`` (the compressed file of ``labkit.codec``); ``int8_engine``
+    (an ``IntegerModel`` of ``labkit.quant.quantize_model``); and those added with
+    :func:`register_size_format`.
     """
-    if fmt not in SIZE_FORMATS:
-        raise ValueError(f"unknown size format {fmt!r}; known: {', '.join(sorted(SIZE_FORMATS))}")
-    return int(SIZE_FORMATS[fmt](model))
+    if not isinstance(fmt, str):
+        raise TypeError(f"fmt must be a str naming a size format, got {type(fmt).__name__}")
+    return int(_format_function(fmt)(model))
 
 
 def accuracy(y_true, y_pred) -> float:
     """Fraction of equal entries."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    if y_true.shape != y_pred.shape or y_true.size == 0:
+    y_true = check_array(y_true, "y_true", non_empty=True)
+    y_pred = check_array(y_pred, "y_pred", non_empty=True)
+    if y_true.shape != y_pred.shape:
         raise ValueError(f"accuracy needs two non-empty arrays of one shape, got {y_true.shape} and {y_pred.shape}")
     return float((y_true == y_pred).mean())

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import write_with
+from .validation import check_int, check_real
 
 __all__ = [
     "Layer",
@@ -114,10 +115,10 @@ class Dense(Layer):
     param_names = ("W", "b")
 
     def __init__(self, in_features: int, out_features: int, rng=None, dtype=np.float32):
-        if in_features < 1 or out_features < 1:
-            raise ValueError(f"Dense needs positive sizes, got in={in_features}, out={out_features}")
+        in_features = check_int("in_features", in_features, lo=1)
+        out_features = check_int("out_features", out_features, lo=1)
         rng = rng if rng is not None else np.random.default_rng(0)
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features, self.out_features = in_features, out_features
         self.W = (rng.standard_normal((out_features, in_features)) * np.sqrt(2.0 / in_features)).astype(dtype)
         self.b = np.zeros(out_features, dtype=dtype)
         self.dW = np.zeros_like(self.W)
@@ -163,11 +164,12 @@ class Conv2d(Layer):
     param_names = ("W", "b")
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None, dtype=np.float32):
-        if min(in_channels, out_channels, kernel_size, stride) < 1 or padding < 0:
-            raise ValueError(
-                "Conv2d needs positive channels, kernel_size and stride and padding >= 0, got "
-                f"{in_channels=}, {out_channels=}, {kernel_size=}, {stride=}, {padding=}"
-            )
+        in_channels, out_channels = (
+            check_int("in_channels", in_channels, lo=1),
+            check_int("out_channels", out_channels, lo=1),
+        )
+        kernel_size, stride = check_int("kernel_size", kernel_size, lo=1), check_int("stride", stride, lo=1)
+        padding = check_int("padding", padding, lo=0)
         rng = rng if rng is not None else np.random.default_rng(0)
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), int(padding)
@@ -239,9 +241,7 @@ class MaxPool2d(Layer):
     """
 
     def __init__(self, kernel_size: int = 2):
-        if kernel_size < 1:
-            raise ValueError(f"kernel_size must be >= 1, got {kernel_size}")
-        self.kernel_size = int(kernel_size)
+        self.kernel_size = check_int("kernel_size", kernel_size, lo=1)
 
     def forward(self, x, training=False):
         k = self.kernel_size
@@ -286,9 +286,7 @@ class Dropout(Layer):
     """
 
     def __init__(self, p: float = 0.5, rng=None):
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1), got {p!r}")
-        self.p = float(p)
+        self.p = check_real("p", p, 0.0, 1.0, hi_open=True, what=" (the dropout probability)")
         self.rng = rng if rng is not None else np.random.default_rng(0)
 
     def forward(self, x, training=False):
@@ -349,21 +347,24 @@ _PREFIX = {"Dense": "fc", "Conv2d": "conv", "MaxPool2d": "pool", "ReLU": "relu",
 class Sequential:
     """A chain of layers, each named ``fc1``, ``conv1``, ``relu1``, ... in order of appearance.
 
-    Parameters
-    ----------
-    layers : sequence of Layer
-    input_shape : tuple, optional
-        One sample's input shape, e.g. (784,); used for MACs and summaries.
+        Parameters
+        ----------
+        layers : sequence of Layer
+        input_shape : tuple, optional
+            One sample's input shape, e.g. (784,); used for MACs and summaries.
 
-    Examples
-    --------
-    >>> from labkit.nn import Sequential, Dense, ReLU
-    >>> import numpy as np
-    >>> net = Sequential([Dense(4, 3), ReLU(), Dense(3, 2)], input_shape=(4,))
-    >>> net.forward(np.ones((5, 4), np.float32)).shape
-    (5, 2)
-    >>> [name for name, _ in net.named_layers()]
-    ['fc1', 'relu1', 'fc2']
+        Examples
+        --------
+        >>> from labkit.nn import Sequential, Dense, ReLU
+        >>> import numpy as np
+
+    from .atomic import write_with
+    from .validation import check_int, check_real
+        >>> net = Sequential([Dense(4, 3), ReLU(), Dense(3, 2)], input_shape=(4,))
+        >>> net.forward(np.ones((5, 4), np.float32)).shape
+        (5, 2)
+        >>> [name for name, _ in net.named_layers()]
+        ['fc1', 'relu1', 'fc2']
     """
 
     def __init__(self, layers, input_shape=None):
@@ -459,26 +460,6 @@ class Sequential:
         return "\n".join(lines)
 
 
-def _atomic_write_bytes(path: Path, write) -> None:
-    """Write via a temp file in the same folder, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file ordinary permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save(model: Sequential, path, dtype=None, metadata: dict | None = None) -> Path:
     """Save a model (architecture + parameters + masks) to one ``.npz`` file, atomically.
 
@@ -501,7 +482,7 @@ def save(model: Sequential, path, dtype=None, metadata: dict | None = None) -> P
             arrays[f"{layer.name}.mask"] = layer.mask
     header = {"format": "labkit-model", "version": 1, "architecture": model.architecture(), "metadata": metadata or {}}
     arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    _atomic_write_bytes(path, lambda f: np.savez_compressed(f, **arrays))
+    write_with(path, lambda f: np.savez_compressed(f, **arrays))
     return path
 
 

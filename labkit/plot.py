@@ -18,6 +18,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from cycler import cycler
 
+from .qarith import int_range
+from .validation import check_choice
+
 __all__ = [
     "show",
     "COLORS",
@@ -120,8 +123,7 @@ def tick_at(ax, values, axis: str = "x", fmt=None, log=None, min_gap: float = 0.
         Labels closer than this fraction of the axis length to the previous label are left out
         (their tick marks stay), so labels never overlap; the first and last are always labelled.
     """
-    if axis not in ("x", "y"):
-        raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
+    check_choice("axis", axis, ("x", "y"))
     vals = sorted({float(v) for v in values})
     if not vals:
         raise ValueError("values must not be empty")
@@ -185,7 +187,9 @@ def show(fig=None, alt: str = "", *, dpi: int = 100):
 
     from IPython.display import display
 
-    if not isinstance(alt, str) or not alt.strip():
+    if not isinstance(alt, str):
+        raise TypeError(f"alt must be a str describing the figure, got {type(alt).__name__}")
+    if not alt.strip():
         raise ValueError(f"alt must be a non-empty description of the figure, got {alt!r}")
     fig = plt.gcf() if fig is None else fig
     buf = io.BytesIO()
@@ -300,7 +304,7 @@ def quantization_grid(x, scale, zero_point, bits, signed=False, ax=None, title="
     """Histogram of ``x`` with the real values of every quantization level marked (few bits only)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3))
-    qmin, qmax = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    qmin, qmax = int_range(bits, signed)
     ax.hist(np.ravel(x), bins=120, color=COLORS[0], label="values")
     for q in range(qmin, qmax + 1):
         ax.axvline(float(scale) * (q - zero_point), color=COLORS[1], ls="--", marker="", lw=0.9,

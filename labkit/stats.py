@@ -22,10 +22,10 @@ Training is random too: a claim about a training method is made over several see
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import scipy.stats
+
+from .validation import check_array, check_int, check_real
 
 __all__ = ["mcnemar", "paired_bootstrap", "seed_summary", "verdict", "VERDICTS"]
 
@@ -34,23 +34,15 @@ VERDICTS = ("yes", "no", "not resolved at this sample size")
 
 
 def _check_pair(correct_a, correct_b):
-    a, b = np.asarray(correct_a), np.asarray(correct_b)
-    for name, v in (("correct_a", a), ("correct_b", b)):
-        if v.dtype != bool:
-            raise TypeError(
-                f"{name} must be a boolean array (per-image correctness, e.g. pred == y), got dtype {v.dtype}"
-            )
-        if v.ndim != 1 or v.size == 0:
-            raise ValueError(f"{name} must be a non-empty 1-D array (one entry per image), got shape {v.shape}")
+    a = check_array(correct_a, "correct_a (per-image correctness, e.g. pred == y)", kind="b", ndim=1, non_empty=True)
+    b = check_array(correct_b, "correct_b (per-image correctness, e.g. pred == y)", kind="b", ndim=1, non_empty=True)
     if a.shape != b.shape:
         raise ValueError(f"correct_a and correct_b must cover the same images, got lengths {a.size} and {b.size}")
     return a, b
 
 
 def _check_level(level) -> float:
-    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
-        raise ValueError(f"level must be a number in (0, 1) (e.g. 0.95), got {level!r}")
-    return float(level)
+    return check_real("level", level, 0.0, 1.0, lo_open=True, hi_open=True, what=" (e.g. 0.95)")
 
 
 def mcnemar(correct_a, correct_b) -> float:
@@ -105,8 +97,7 @@ def paired_bootstrap(correct_a, correct_b, n_boot: int = 10_000, level: float = 
     """
     a, b = _check_pair(correct_a, correct_b)
     level = _check_level(level)
-    if isinstance(n_boot, bool) or not isinstance(n_boot, numbers.Integral) or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
+    n_boot = check_int("n_boot", n_boot, lo=1)
     n = a.size
     d = a.astype(np.int64) - b.astype(np.int64)
     p = np.array([np.count_nonzero(d == -1), np.count_nonzero(d == 0), np.count_nonzero(d == 1)]) / n
@@ -130,13 +121,9 @@ def seed_summary(values, level: float = 0.95):
     mean, std, lo, hi : float
         ``std`` with ddof=1; ``lo, hi = mean ∓ t_{(1+level)/2, k−1} · std / sqrt(k)``.
     """
-    v = np.asarray(values)
-    if v.dtype.kind not in "fiu" or v.dtype == bool:
-        raise TypeError(f"values must be numbers (one per seed), got dtype {v.dtype}")
+    v = check_array(values, "values (one per seed)", kind="fiu", finite=True)
     if v.ndim != 1 or v.size < 2:
         raise ValueError(f"seed_summary needs a 1-D array of at least 2 seeds, got shape {v.shape}")
-    if not np.all(np.isfinite(v)):
-        raise ValueError("values contain NaN or inf")
     level = _check_level(level)
     v = v.astype(np.float64)
     k = v.size
@@ -151,9 +138,7 @@ def verdict(lo, hi) -> str:
     ``(lo, hi)`` is an interval for "A − B" (e.g. from :func:`paired_bootstrap` or
     :func:`seed_summary`), so "yes" answers "is A better than B?".
     """
-    for name, v in (("lo", lo), ("hi", hi)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v):
-            raise ValueError(f"{name} must be a finite number, got {v!r}")
+    lo, hi = check_real("lo", lo), check_real("hi", hi)
     if lo > hi:
         raise ValueError(f"an interval needs lo <= hi, got lo={lo}, hi={hi}")
     if lo > 0:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .data import Dataset
+from .softmax import log_softmax
+from .validation import check_int
 
 __all__ = [
     "cross_entropy",
@@ -30,12 +32,6 @@ __all__ = [
     "evaluate",
     "make_optimizer",
 ]
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise log-softmax, stable for large logits (subtract the row max first)."""
-    z = logits - logits.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
 def cross_entropy(logits: np.ndarray, y: np.ndarray):
@@ -228,8 +224,8 @@ def fit(
     plus ``eval_acc`` when ``eval_data`` is given.
     """
     X, y = _validate_xy(*_as_xy(data))
-    if epochs < 0 or batch_size < 1:
-        raise ValueError(f"epochs must be >= 0 and batch_size >= 1, got {epochs} and {batch_size}")
+    epochs = check_int("epochs", epochs, lo=0)
+    batch_size = check_int("batch_size", batch_size, lo=1)
     opt = make_optimizer(optimizer, lr, weight_decay)
     base_lr = opt.lr
     rng = np.random.default_rng(seed)
@@ -238,57 +234,80 @@ def fit(
             layer.rng = np.random.default_rng([seed, i])
     loss_fn = loss_fn or (lambda logits, yb, idx: cross_entropy(logits, yb))
     n = len(X)
-    steps_per_epoch = math.ceil(n / batch_size)
     history = {"loss": [], "train_acc": []}
     if eval_data is not None:
         history["eval_acc"] = []
-    state = TrainState(total_steps=epochs * steps_per_epoch, optimizer=opt, history=history)
-    for cb in callbacks:
-        cb.on_train_begin(model, state)
-
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=epochs * steps_per_epoch, desc="training", unit="step", leave=True)
+    state = TrainState(total_steps=epochs * math.ceil(n / batch_size), optimizer=opt, history=history)
+    _emit(callbacks, "on_train_begin", model, state)
+    bar = _ProgressBar(progress, state.total_steps)
     for epoch in range(epochs):
         state.epoch = epoch
         order = rng.permutation(n)
         total_loss, correct = 0.0, 0
         for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
-            state.batch_index = idx
             opt.lr = _lr_at(lr_schedule, base_lr, state.step, state.total_steps)
-            for cb in callbacks:
-                cb.on_batch_begin(model, state)
-            logits = model.forward(X[idx], training=True)
-            loss, dlogits = loss_fn(logits, y[idx], idx)
-            model.backward(dlogits.astype(logits.dtype, copy=False))
-            for cb in callbacks:
-                cb.on_backward_end(model, state)
-            opt.step(model)
-            state.step += 1
-            for cb in callbacks:
-                cb.on_step_end(model, state)
-            total_loss += loss * len(idx)
-            correct += int((logits.argmax(axis=1) == y[idx]).sum())
-            if bar is not None:
-                bar.update(1)
+            batch_loss, batch_correct = _train_step(
+                model, X, y, order[start : start + batch_size], loss_fn, callbacks, state
+            )
+            total_loss += batch_loss
+            correct += batch_correct
+            bar.update()
         history["loss"].append(total_loss / n)
         history["train_acc"].append(correct / n)
         if eval_data is not None:
             history["eval_acc"].append(evaluate(model, *eval_data))
-        if bar is not None:
-            post = {"epoch": epoch + 1, "loss": f"{history['loss'][-1]:.4f}"}
-            if eval_data is not None:
-                post["eval_acc"] = f"{history['eval_acc'][-1]:.4f}"
-            bar.set_postfix(post)
-        for cb in callbacks:
-            cb.on_epoch_end(model, state)
-    if bar is not None:
-        bar.close()
+        bar.epoch_done(epoch, history)
+        _emit(callbacks, "on_epoch_end", model, state)
+    bar.close()
     opt.lr = base_lr
     return history
+
+
+def _emit(callbacks, hook: str, model, state) -> None:
+    """Call ``hook`` (``"on_step_end"``, ...) on every callback, in order."""
+    for cb in callbacks:
+        getattr(cb, hook)(model, state)
+
+
+def _train_step(model, X, y, idx, loss_fn, callbacks, state):
+    """One optimizer step on the rows ``idx``; returns (loss · batch size, correct predictions)."""
+    state.batch_index = idx
+    _emit(callbacks, "on_batch_begin", model, state)
+    logits = model.forward(X[idx], training=True)
+    loss, dlogits = loss_fn(logits, y[idx], idx)
+    model.backward(dlogits.astype(logits.dtype, copy=False))
+    _emit(callbacks, "on_backward_end", model, state)
+    state.optimizer.step(model)
+    state.step += 1
+    _emit(callbacks, "on_step_end", model, state)
+    return loss * len(idx), int((logits.argmax(axis=1) == y[idx]).sum())
+
+
+class _ProgressBar:
+    """A tqdm bar over the training steps with the epoch's loss in its postfix, or nothing at all."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="training", unit="step", leave=True)
+
+    def update(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def epoch_done(self, epoch: int, history: dict) -> None:
+        if self.bar is None:
+            return
+        post = {"epoch": epoch + 1, "loss": f"{history['loss'][-1]:.4f}"}
+        if "eval_acc" in history:
+            post["eval_acc"] = f"{history['eval_acc'][-1]:.4f}"
+        self.bar.set_postfix(post)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def evaluate(model, X, y, batch_size: int = 1000) -> float:

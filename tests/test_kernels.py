@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from labkit import kernels as K
 from labkit.kernels.int8 import max_accumulation_length
+from labkit.qarith import int_range
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -91,7 +92,7 @@ def test_gemm_int8_requant_bit_exact(ops, seed, bits, signed, relu):
     bias = rng.integers(-(2**20), 2**20, N).astype(np.int32)
     mult = rng.integers(2**30, 2**31, N)  # M0 in [0.5, 1) · 2**31
     shift = rng.integers(-1, 20, N)
-    lo, hi = K.qrange(bits, signed)
+    lo, hi = int_range(bits, signed)
     zp = int(rng.integers(lo, hi + 1))
     got = K.gemm_int8_requant(A, B, bias, mult, shift, zp, za, bits, signed, relu)
     assert got.dtype == (np.int8 if signed else np.uint8)
@@ -325,7 +326,7 @@ def test_quantize_per_tensor_bit_exact(shape, seed, bits, signed):
     rng = np.random.default_rng(seed)
     x = (rng.standard_normal(shape) * 4).astype(np.float32)
     scale = np.float32(rng.uniform(0.01, 0.5))
-    lo, hi = K.qrange(bits, signed)
+    lo, hi = int_range(bits, signed)
     zp = int(rng.integers(lo, hi + 1))
     if x.size:  # exact ties and the range ends
         x.flat[0] = np.float32(2.5) * scale
@@ -355,7 +356,7 @@ def test_quantize_rounds_half_to_even_then_clamps():
 
 def test_quantize_kernels_narrow_range_never_emit_the_lowest_code(rng):
     # issue 18, item 2: symmetric int8 weights live in [-127, 127]; the kernels clamp there when asked
-    assert K.qrange(8, True, narrow_range=True) == (-127, 127) and K.qrange(4, False, True) == (1, 15)
+    assert int_range(8, True, narrow_range=True) == (-127, 127) and int_range(4, False, True) == (1, 15)
     x = np.array([0.5, 1.5, 2.5, -0.5, -2.5, 1000, -1000, -127.5, -np.inf], np.float32)
     np.testing.assert_array_equal(
         K.quantize_per_tensor(x, 1.0, 0, narrow_range=True), [0, 2, 2, 0, -2, 127, -127, -127, -127]
@@ -389,7 +390,7 @@ def test_quantize_per_channel_bit_exact(shape, seed, signed):
     axis = int(rng.integers(-x.ndim, x.ndim))
     C = x.shape[axis]
     scales = rng.uniform(0.01, 0.5, C).astype(np.float32)
-    lo, hi = K.qrange(8, signed)
+    lo, hi = int_range(8, signed)
     zps = rng.integers(lo, hi + 1, C)
     q = K.quantize_per_channel(x, scales, zps, axis, 8, signed)
     np.testing.assert_array_equal(q, K.quantize_reference(x, scales, zps, 8, signed, axis % x.ndim))

@@ -37,8 +37,9 @@ def test_rounding_right_shift_is_round_half_even(rng):
     for s in (1, 2, 3, 17, 31):
         assert np.array_equal(rounding_right_shift(x, s), np.rint(x / 2.0**s).astype(np.int64))
     assert rounding_right_shift(np.array([2, 6, -2, -6, 3, -3]), 2).tolist() == [0, 2, 0, -2, 1, -1]
-    with pytest.raises(ValueError, match="shift must be in 1..62"):
-        rounding_right_shift(np.array([1]), 0)
+    assert rounding_right_shift(np.array([5, -5]), 0).tolist() == [5, -5]  # a shift of 0 leaves x as it is
+    with pytest.raises(ValueError, match="shift must be in 0..62"):
+        rounding_right_shift(np.array([1]), -1)
 
 
 def test_requantize_matches_real_multiplier(rng):

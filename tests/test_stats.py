@@ -77,7 +77,7 @@ def test_validation():
         mcnemar(a.astype(int), b)
     with pytest.raises(ValueError, match="same images"):
         mcnemar(a, b[:-1])
-    with pytest.raises(ValueError, match="non-empty"):
+    with pytest.raises(ValueError, match="must not be empty"):
         paired_bootstrap(np.array([], bool), np.array([], bool))
     with pytest.raises(ValueError, match="n_boot"):
         paired_bootstrap(a, b, n_boot=0)

@@ -1,5 +1,6 @@
 """The code is formatted and linted with ruff (settings in pyproject.toml)."""
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -21,3 +22,57 @@ def test_ruff_clean(args):
     assert ruff, "ruff is part of the dev extra; run `make setup`"
     result = subprocess.run([ruff, *args], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _package_of(module: str) -> str:
+    """``labkit.quant.gptq`` → ``labkit.quant``; a top-level module is its own package (``labkit.train``)."""
+    return ".".join(module.split(".")[:2])
+
+
+def private_imports(package_dir: Path) -> list:
+    """Every ``from labkit.x import _y`` in the package where ``_y`` is private and ``x`` is another
+    package or top-level module than the importer's: ``"importer:line imports _y from labkit.x"``.
+
+    Relative imports are resolved; dunder names (``__version__``) are not private. Imports of private
+    *modules* by dotted path (``import labkit.x._y``) are import-linter's ``private_modules`` contract.
+    """
+    found = []
+    for path in sorted(package_dir.rglob("*.py")):
+        parts = list(path.relative_to(package_dir.parent).with_suffix("").parts)
+        is_package = parts[-1] == "__init__"
+        module = ".".join(parts[:-1] if is_package else parts)
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:
+                base = module.split(".")
+                base = base[: len(base) - node.level + (1 if is_package else 0)]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module or ""
+            if not (source == "labkit" or source.startswith("labkit.")):
+                continue
+            for alias in node.names:
+                private = alias.name.startswith("_") and not alias.name.startswith("__")
+                if private and _package_of(source) != _package_of(module):
+                    found.append(f"{module}:{node.lineno} imports {alias.name} from {source}")
+    return found
+
+
+def test_no_private_name_imported_across_packages():
+    """A private name (``_x``) is used only inside its own package (DESIGN: the ground floor)."""
+    assert private_imports(ROOT / "labkit") == []
+
+
+def test_private_import_scan_finds_one(tmp_path):
+    """The scan above is not vacuous: it reports a relative and an absolute cross-package import."""
+    pkg = tmp_path / "labkit"
+    (pkg / "quant").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "quant" / "__init__.py").write_text("from ..nn import _atomic\nfrom .affine import _check_bits\n")
+    (pkg / "train.py").write_text("from labkit.distill import _log_softmax_T, softmax\nfrom . import __version__\n")
+    assert private_imports(pkg) == [
+        "labkit.quant:1 imports _atomic from labkit.nn",
+        "labkit.train:1 imports _log_softmax_T from labkit.distill",
+    ]

@@ -1,13 +1,17 @@
-"""Check cells: one :class:`~labkit.check._core.Exercise` per graded exercise, grouped by lab.
+"""Check cells: one :class:`~labkit.check.exercise.Exercise` per graded exercise, grouped by lab.
 
 In a notebook: ``from labkit.check import lab01`` then, under the answer cell,
 ``lab01.magnitude_mask(magnitude_mask)`` prints the pass line, or raises
-:class:`~labkit.check._core.CheckFailed` (an ``AssertionError``) whose message is the hint.
+:class:`~labkit.check.exercise.CheckFailed` (an ``AssertionError``) whose message is the hint.
+
+One idea per file: :mod:`.exercise` (``Exercise``, ``Case``, ``CheckFailed``, ``compare_arrays``),
+:mod:`.records` (the JSON record format the grader reads: ``encode``, ``decode``), :mod:`.output`
+(``quiet``, the output silencer), and ``labNN`` with the exercises of lab NN.
 """
 
 import importlib
 
-from ._core import FAIL, Case, CheckFailed, Exercise, compare_arrays
+from .exercise import FAIL, Case, CheckFailed, Exercise, compare_arrays
 
 __all__ = ["Case", "CheckFailed", "Exercise", "compare_arrays", "FAIL", "exercises"]
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._core import Case, Exercise
+from .exercise import Case, Exercise
 
 
 def _count_parameters(sizes):

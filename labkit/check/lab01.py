@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..prune import magnitude_mask as _magnitude_mask
-from ._core import Case, Exercise, compare_arrays
+from .exercise import Case, Exercise, compare_arrays
 
 # --- exercise 1: magnitude_mask ------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ import numpy as np
 from ..quant import dequantize as _dequantize
 from ..quant import qparams as _qparams
 from ..quant import quantize as _quantize
-from ._core import Case, Exercise, compare_arrays
+from .exercise import Case, Exercise, compare_arrays
 
 # --- Exercise 1: scale and zero point from a range ------------------------------------------------
 

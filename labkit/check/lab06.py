@@ -20,7 +20,7 @@ import numpy as np
 from ..codec import huffman_code_lengths as _huffman_code_lengths
 from ..codec import load_compressed
 from ..codec import relative_encode as _relative_encode
-from ._core import FAIL, Case, Exercise
+from .exercise import FAIL, Case, Exercise
 
 __all__ = [
     "huffman_code_lengths",

@@ -3,7 +3,7 @@
 import numpy as np
 
 from ..kernels import csr_from_dense_reference
-from ._core import Case, Exercise, compare_arrays
+from .exercise import Case, Exercise, compare_arrays
 
 # --- Exercise 1: CSR from a dense matrix ------------------------------------------------------------
 

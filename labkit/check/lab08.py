@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from ._core import Case, Exercise
+from .exercise import Case, Exercise
 
 __all__ = ["weight_pruning", "weight_quantization", "reference_pruning", "reference_quantization"]
 

@@ -5,8 +5,9 @@
 * :mod:`~labkit.codec.bits` — fixed-width bit packing;
 * :mod:`~labkit.codec.modelfile` — one versioned, checksummed file per model and exact byte counts.
 
-Importing this package registers the size formats ``"kmeans"``, ``"deep_compression"`` and
-``"zip_fp32"`` with :func:`labkit.metrics.size_bytes`.
+The size formats ``"kmeans"``, ``"deep_compression"`` and ``"zip_fp32"`` of
+:func:`labkit.metrics.size_bytes` are computed by :mod:`~labkit.codec.modelfile` (``metrics`` imports
+it by name when one of them is asked for; importing this package registers nothing).
 """
 
 from .bits import pack_fixed, packed_nbytes, unpack_fixed

@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..validation import check_bits
+
 __all__ = ["pack_fixed", "unpack_fixed", "packed_nbytes"]
 
 
 def packed_nbytes(count: int, width: int) -> int:
     """Bytes taken by ``count`` values of ``width`` bits each: ceil(count · width / 8)."""
     return (int(count) * int(width) + 7) // 8
-
-
-def _check_width(width) -> int:
-    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or not 1 <= width <= 32:
-        raise ValueError(f"width must be an integer number of bits in [1, 32], got {width!r}")
-    return int(width)
 
 
 def pack_fixed(values, width: int) -> bytes:
@@ -36,7 +32,7 @@ def pack_fixed(values, width: int) -> bytes:
     -------
     bytes of length ``packed_nbytes(n, width)``
     """
-    width = _check_width(width)
+    width = check_bits(width, 1, 32, name="width")
     v = np.asarray(values)
     if v.size and not np.issubdtype(v.dtype, np.integer):
         raise TypeError(f"pack_fixed packs integers, got dtype {v.dtype}")
@@ -53,7 +49,7 @@ def unpack_fixed(data: bytes, width: int, count: int) -> np.ndarray:
 
     Raises ValueError if ``data`` is shorter than the ``count`` values need.
     """
-    width = _check_width(width)
+    width = check_bits(width, 1, 32, name="width")
     need = packed_nbytes(count, width)
     if len(data) < need:
         raise ValueError(f"bit stream ends early: {count} values of {width} bits need {need} bytes, got {len(data)}")

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..validation import check_array
+
 _HEAD = struct.Struct("<IqIBI")  # serialised table header: count, smallest symbol, span, has CRC, CRC
 
 __all__ = ["HuffmanTable", "huffman_code_lengths", "huffman_encode", "huffman_decode", "huffman_nbits"]
@@ -41,9 +43,9 @@ def huffman_code_lengths(freqs) -> np.ndarray:
         ``lengths[i]`` is symbol i's depth in Huffman's tree (0 when k == 1).
         Ties are broken by the order of creation, so the lengths are deterministic.
     """
-    f = np.asarray(freqs)
-    if f.ndim != 1 or (f.size and (not np.issubdtype(f.dtype, np.integer) or f.min() <= 0)):
-        raise ValueError(f"freqs must be a 1-D array of positive integers, got shape {f.shape}, dtype {f.dtype}")
+    f = check_array(freqs, "freqs", ndim=1)
+    if f.size and check_array(f, "freqs (counts)", kind="iu").min() <= 0:
+        raise ValueError(f"freqs must be positive counts, got a smallest count of {f.min()}")
     k = f.size
     lengths = np.zeros(k, dtype=np.int64)
     if k <= 1:
@@ -175,8 +177,8 @@ def _crc(s: np.ndarray) -> int:
 
 def _as_symbols(symbols) -> np.ndarray:
     s = np.asarray(symbols)
-    if s.size and not (np.issubdtype(s.dtype, np.integer) or s.dtype == bool):
-        raise TypeError(f"Huffman coding takes integer symbols, got dtype {s.dtype}")
+    if s.size:
+        check_array(s, "symbols (Huffman coding takes integers)", kind="biu")
     return s.astype(np.int64).ravel()
 
 

@@ -41,8 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import metrics
-from ..nn import LAYER_TYPES, Sequential, _atomic_write_bytes
+from ..atomic import write_bytes
+from ..nn import LAYER_TYPES, Sequential
+from ..validation import check_bits
 from .bits import pack_fixed, unpack_fixed
 from .huffman import HuffmanTable, huffman_decode, huffman_encode
 from .sparse_index import relative_decode, relative_encode
@@ -75,10 +76,9 @@ def _index_bits_for(name, layer, index_bits) -> int:
     if index_bits is None:
         return DEFAULT_INDEX_BITS.get(type(layer).__name__, 8)
     if isinstance(index_bits, dict):
-        return int(index_bits.get(name, DEFAULT_INDEX_BITS.get(type(layer).__name__, 8)))
-    if isinstance(index_bits, bool) or not isinstance(index_bits, (int, np.integer)) or not 1 <= index_bits <= 16:
-        raise ValueError(f"index_bits must be None, an int in [1, 16] or {{layer: bits}}, got {index_bits!r}")
-    return int(index_bits)
+        bits = index_bits.get(name, DEFAULT_INDEX_BITS.get(type(layer).__name__, 8))
+        return check_bits(bits, name=f"index_bits[{name!r}]")
+    return check_bits(index_bits, name="index_bits")
 
 
 def _stream(symbols, huffman: bool, width: int) -> bytes:
@@ -268,8 +268,7 @@ def save_compressed(model: Sequential, path, huffman: bool = True, index_bits=No
     """
     data, _ = encode_model(model, huffman, index_bits)
     path = Path(path)
-    _atomic_write_bytes(path, lambda f: f.write(data))
-    return path
+    return write_bytes(path, data)
 
 
 def load_compressed(path) -> Sequential:
@@ -302,8 +301,3 @@ def zipped_size(model: Sequential, level: int = 9) -> int:
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, np.ascontiguousarray(arr, dtype="<f4").tobytes(), compresslevel=level)
     return len(buf.getvalue())
-
-
-metrics.register_size_format("kmeans", lambda model: compressed_size(model, huffman=False))
-metrics.register_size_format("deep_compression", lambda model: compressed_size(model, huffman=True))
-metrics.register_size_format("zip_fp32", zipped_size)

@@ -19,13 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..validation import check_bits
+
 __all__ = ["relative_encode", "relative_decode", "csr_encode", "csr_decode", "csr_nbytes"]
-
-
-def _check_width(width) -> int:
-    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or not 1 <= width <= 32:
-        raise ValueError(f"index width must be an integer number of bits in [1, 32], got {width!r}")
-    return int(width)
 
 
 def relative_encode(x, width: int = 5) -> tuple:
@@ -51,7 +47,7 @@ def relative_encode(x, width: int = 5) -> tuple:
     >>> gaps.tolist(), vals.tolist()   # the run of 9 zeros needs one filler (gap 7, value 0)
     ([2, 7, 1], [7, 0, 5])
     """
-    width = _check_width(width)
+    width = check_bits(width, 1, 32, name="width")
     x = np.asarray(x)
     if x.ndim != 1:
         raise ValueError(f"relative_encode takes a flat array, got shape {x.shape}; pass W.ravel()")

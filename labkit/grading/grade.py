@@ -74,9 +74,9 @@ class GradeOptions:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and a rename: never half-written."""
-    from labkit.nn import _atomic_write_bytes
+    from labkit.atomic import write_text
 
-    _atomic_write_bytes(Path(path), lambda f: f.write(text.encode("utf-8")))
+    write_text(path, text)
 
 
 def _student_seed(run_seed: int, student: str) -> int:
@@ -88,10 +88,10 @@ def preflight(assignment, seed: int) -> None:
     """Raise ValueError unless every exercise's reference passes its own out-of-kernel verification.
 
     This is what the grader does with a student's record, done with the reference's outputs: it
-    fails if an output cannot be recorded (:func:`labkit.check._core.encode`) or if the cases are not
+    fails if an output cannot be recorded (:func:`labkit.check.records.encode`) or if the cases are not
     a function of the seed alone, either of which would cost correct students their points.
     """
-    from labkit.check._core import encode
+    from labkit.check.records import encode
 
     for chk in assignment.checks:
         ex = chk.exercise

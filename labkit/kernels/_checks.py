@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-INT32_MAX = 2**31 - 1
+from ..validation import check_array
 
 
 def as_array(name: str, a, dtypes, ndim: int | tuple[int, ...] | None = None, contiguous: bool = True) -> np.ndarray:
@@ -25,11 +25,7 @@ def as_array(name: str, a, dtypes, ndim: int | tuple[int, ...] | None = None, co
     if a.dtype not in dts:
         want = " or ".join(str(d) for d in dts)
         raise TypeError(f"{name} must have dtype {want}, got {a.dtype}")
-    if ndim is not None:
-        ndims = ndim if isinstance(ndim, tuple) else (ndim,)
-        if a.ndim not in ndims:
-            want = " or ".join(f"{d}-D" for d in ndims)
-            raise ValueError(f"{name} must be {want}, got shape {a.shape}")
+    check_array(a, name, ndim=ndim)
     if contiguous and not a.flags.c_contiguous:
         raise ValueError(
             f"{name} must be C-contiguous (got strides {a.strides} for shape {a.shape}); "

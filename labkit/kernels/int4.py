@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..validation import check_int
 from ._checks import as_array
 
 __all__ = ["gemv_int4", "gemv_int4_reference", "unpack_int4_reference"]
@@ -48,9 +49,7 @@ def _check(packed, scale, zero_point, x, group_size):
     N, K = packed.shape[0], x.shape[0]
     if packed.shape[1] != (K + 1) // 2:
         raise ValueError(f"packed is {packed.shape}: K = {K} columns (len(x)) need {(K + 1) // 2} bytes per row")
-    if isinstance(group_size, bool) or not isinstance(group_size, (int, np.integer)) or group_size < 1:
-        raise ValueError(f"group_size must be a positive integer, got {group_size!r}")
-    g = int(min(group_size, max(K, 1)))
+    g = min(check_int("group_size", group_size, lo=1), max(K, 1))
     if g % 2 and g < K:
         raise ValueError(f"group_size must be even (groups start on a byte) or >= K = {K}, got {group_size}")
     G = (K + g - 1) // g

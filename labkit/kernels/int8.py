@@ -29,7 +29,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._checks import INT32_MAX, as_array, as_scalar
+from ..qarith import INT32_MAX, int_range, requantize, saturate_int32
+from ..validation import check_bits
+from ._checks import as_array, as_scalar
 
 __all__ = [
     "gemv_int8",
@@ -68,22 +70,6 @@ def gemm_int8_reference(A: np.ndarray, B: np.ndarray, a_zero_point: int = 0) -> 
     return acc.astype(np.int32)
 
 
-def _rshift_round_half_even(p: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """``round(p / 2**s)`` with ties to even, for int64 ``p`` and shifts ``0 <= s <= 62``."""
-    p, s = np.broadcast_arrays(np.asarray(p, np.int64), np.asarray(s, np.int64))
-    q = p >> s  # floor division by 2**s
-    r = p - (q << s)  # remainder in [0, 2**s)
-    half = np.where(s > 0, np.int64(1) << np.maximum(s - 1, 0), np.int64(1) << 62)
-    up = (r > half) | ((r == half) & ((q & 1) == 1))
-    return q + up
-
-
-def _out_range(bits, signed, zp, relu, narrow_range=False):
-    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
-    lo += bool(narrow_range)  # narrow range: the lowest code is never emitted (TFLite's narrow_range)
-    return (max(lo, zp) if relu else lo), hi
-
-
 def requantize_reference(
     acc, bias, multiplier, shift, out_zero_point: int = 0, bits: int = 8, signed: bool = True, relu: bool = False,
     narrow_range: bool = False,
@@ -93,13 +79,11 @@ def requantize_reference(
     ``y = clamp(out_zero_point + round_half_even(sat32(acc + bias[j]) * multiplier[j] / 2**(31 + shift[j])),
     qmin, qmax)``, computed exactly in int64; ``[qmin, qmax]`` is the signed or unsigned ``bits``-bit
     range (without its lowest code if ``narrow_range``), and a fused ReLU raises qmin to
-    ``out_zero_point`` (real 0). Same formula as ``labkit.quant.requantize`` (which adds the bias
-    before, in int32). Returns int8 / uint8.
+    ``out_zero_point`` (real 0). It is :func:`labkit.qarith.requantize` (the arithmetic of
+    ``labkit.quant``'s integer engine) applied after the saturating bias add. Returns int8 / uint8.
     """
-    v = np.clip(np.asarray(acc, np.int64) + np.asarray(bias, np.int64), -INT32_MAX - 1, INT32_MAX)
-    q = _rshift_round_half_even(v * np.asarray(multiplier, np.int64), 31 + np.asarray(shift, np.int64))
-    lo, hi = _out_range(bits, signed, out_zero_point, relu, narrow_range)
-    return np.clip(q + out_zero_point, lo, hi).astype(np.int8 if signed else np.uint8)
+    v = saturate_int32(np.asarray(acc, np.int64) + np.asarray(bias, np.int64))
+    return requantize(v, multiplier, shift, out_zero_point, bits, signed, relu, narrow_range=narrow_range)
 
 
 def gemm_int8_dequant_reference(acc, scale, bias=None) -> np.ndarray:
@@ -316,8 +300,7 @@ def gemm_int8_requant(
     """
     za = _check_operands(A, B, a_zero_point)
     N = B.shape[0]
-    if not 2 <= int(bits) <= 8:
-        raise ValueError(f"bits must be in [2, 8], got {bits}")
+    bits = check_bits(bits, 2, 8)
     bias_i = _per_channel("bias", bias, N, np.int64, "iu")
     mult = _per_channel("multiplier", multiplier, N, np.int64, "iu")
     sh = _per_channel("shift", shift, N, np.int64, "iu")
@@ -326,11 +309,11 @@ def gemm_int8_requant(
     if N and ((31 + sh).min() < 0 or (31 + sh).max() > 62):
         raise ValueError(f"shift must satisfy 0 <= 31 + shift <= 62, got range [{sh.min()}, {sh.max()}]")
     zp = as_scalar("out_zero_point", out_zero_point, "i")
-    qlo, qhi = _out_range(int(bits), signed, zp, False, narrow_range)
-    if not qlo <= zp <= qhi:
+    qlo, hi = int_range(bits, signed, narrow_range)
+    if not qlo <= zp <= hi:
         kind = "signed" if signed else "unsigned"
-        raise ValueError(f"out_zero_point must be in [{qlo}, {qhi}] for {bits}-bit {kind} output, got {zp}")
-    lo, hi = _out_range(int(bits), signed, zp, relu, narrow_range)
+        raise ValueError(f"out_zero_point must be in [{qlo}, {hi}] for {bits}-bit {kind} output, got {zp}")
+    lo = max(qlo, zp) if relu else qlo  # a fused ReLU clamps at real 0
     out_dtype = np.int8 if signed else np.uint8
     return _run(A, za, B, 1, bias_i=bias_i, mult=mult, shift=sh, zp=zp, lo=lo, hi=hi, out_dtype=out_dtype)
 

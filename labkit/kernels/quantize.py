@@ -24,6 +24,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..qarith import int_range, round_clamp
+from ..validation import check_axis, check_bits
 from ._checks import as_array
 
 __all__ = [
@@ -33,22 +35,14 @@ __all__ = [
     "dequantize_per_channel",
     "quantize_reference",
     "dequantize_reference",
-    "qrange",
 ]
 
 _CHUNK = 1 << 16
 
 
-def qrange(bits: int = 8, signed: bool = True, narrow_range: bool = False) -> tuple[int, int]:
-    """The integer range ``(qmin, qmax)`` of a ``bits``-wide signed or unsigned code.
-
-    ``narrow_range=True`` leaves out the lowest code (int8: ``[-127, 127]``), as for symmetric
-    weights; the same range as ``labkit.quant.int_range(bits, signed, narrow_range)``.
-    """
-    if not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 8:
-        raise ValueError(f"bits must be an int in [2, 8] (int8/uint8 storage), got {bits!r}")
-    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
-    return (lo + 1 if narrow_range else lo), hi
+def _code_range(bits, signed, narrow_range=False) -> tuple[int, int]:
+    """:func:`labkit.qarith.int_range` for the codes these kernels store in int8/uint8 (2..8 bits)."""
+    return int_range(check_bits(bits, 2, 8), signed, narrow_range)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -65,12 +59,12 @@ def _channel_shape(x, axis):
 
 def quantize_reference(x, scale, zero_point, bits=8, signed=True, axis=None, narrow_range=False) -> np.ndarray:
     """``clamp(rint(x * float32(1/scale)) + zero_point)``, per tensor (axis None) or per channel,
-    to :func:`qrange` ``(bits, signed, narrow_range)``."""
-    lo, hi = qrange(bits, signed, narrow_range)
+    to :func:`labkit.qarith.int_range` ``(bits, signed, narrow_range)``."""
+    lo, hi = _code_range(bits, signed, narrow_range)
     shape = _channel_shape(x, axis)
     inv = (np.float32(1) / np.asarray(scale, np.float32)).reshape(shape)
     zp = np.asarray(zero_point, np.float32).reshape(shape)
-    q = np.clip(np.rint(x.astype(np.float32) * inv) + zp, lo, hi)
+    q = round_clamp(x.astype(np.float32) * inv, lo, hi, zp)
     return q.astype(np.int8 if signed else np.uint8)
 
 
@@ -146,9 +140,7 @@ def _dequantize_core(q, scale, zp, out):
 def _view3(x, axis):
     if axis is None:
         return x.reshape(1, 1, -1), 1
-    if not isinstance(axis, (int, np.integer)) or not -x.ndim <= axis < x.ndim:
-        raise ValueError(f"axis must be an int in [{-x.ndim}, {x.ndim}) for a {x.ndim}-D array, got {axis!r}")
-    axis = int(axis) % x.ndim
+    axis = check_axis("axis", axis, x.ndim)
     pre = int(np.prod(x.shape[:axis], dtype=np.int64))
     C = x.shape[axis]
     return x.reshape(pre, C, -1) if x.size else x.reshape(pre, C, 0), C
@@ -176,7 +168,7 @@ def _params(scale, zero_point, C, lo, hi, per_channel):
 
 def _quantize(x, scale, zero_point, bits, signed, axis, narrow_range=False):
     as_array("x", x, np.float32)
-    lo, hi = qrange(bits, signed, narrow_range)
+    lo, hi = _code_range(bits, signed, narrow_range)
     x3, C = _view3(x, axis)
     s, z = _params(scale, zero_point, C, lo, hi, axis is not None)
     out = np.empty(x.shape, np.int8 if signed else np.uint8)
@@ -196,7 +188,7 @@ def quantize_per_tensor(x: np.ndarray, scale: float, zero_point: int, bits: int 
     would cost a second pass over x; test ``np.isnan(x).any()`` first if NaN can occur).
     ``torch.quantize_per_tensor`` (fbgemm) rounds ``x · (1/s) + zero_point`` instead, so at exact
     ties with an odd zero point it can land one step higher; with an even zero point (0 for
-    symmetric int8) the two agree bit for bit. ``narrow_range=True`` clamps to :func:`qrange`
+    symmetric int8) the two agree bit for bit. ``narrow_range=True`` clamps to :func:`labkit.qarith.int_range`
     without its lowest code (symmetric int8 weights: never -128).
     """
     return _quantize(x, scale, zero_point, bits, signed, None, narrow_range)

@@ -36,6 +36,8 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 from numba.typed import List
 
+from ..validation import check_int
+
 __all__ = [
     "global_topk_threshold",
     "global_magnitude_masks",
@@ -60,11 +62,7 @@ def _as_list(arrays) -> list[np.ndarray]:
 
 
 def _check_k(k, n):
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"k must be an int (number of weights to remove), got {type(k).__name__}")
-    if not 0 <= k <= n:
-        raise ValueError(f"k must be in [0, {n}] (the total number of weights), got {k}")
-    return int(k)
+    return check_int("k", k, 0, n, what=" (the number of weights to remove)")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -23,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._checks import INT32_MAX, as_array
+from ..qarith import INT32_MAX
+from ._checks import as_array
 
 __all__ = [
     "CSR",

@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from ..train import Callback
+from ..validation import check_array, check_sparsity
 
 __all__ = [
     "magnitude_mask",
@@ -34,27 +35,6 @@ __all__ = [
     "MaskCallback",
     "check_sparsity",
 ]
-
-
-def check_sparsity(sparsity, what: str = "sparsity") -> float:
-    """``sparsity`` as a float, or ValueError unless it is a finite number in [0, 1)."""
-    if isinstance(sparsity, (bool, np.bool_)) or not isinstance(sparsity, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{what} must be a number in [0, 1), got {type(sparsity).__name__}")
-    s = float(sparsity)
-    if not (0.0 <= s < 1.0):
-        raise ValueError(f"{what} must be in [0, 1) (the fraction of weights to remove), got {sparsity!r}")
-    return s
-
-
-def _check_weights(w, what: str = "w") -> np.ndarray:
-    if not isinstance(w, np.ndarray):
-        raise TypeError(f"{what} must be a numpy array, got {type(w).__name__}")
-    if w.dtype.kind not in "fiu":
-        raise TypeError(f"{what} must hold real numbers, got dtype {w.dtype}")
-    if not np.all(np.isfinite(w)):
-        bad = int(np.size(w) - np.count_nonzero(np.isfinite(w)))
-        raise ValueError(f"{what} contains {bad} NaN or inf values; magnitude pruning needs finite weights")
-    return w
 
 
 def _smallest_k_mask(a: np.ndarray, k: int) -> np.ndarray:
@@ -104,7 +84,7 @@ def magnitude_mask(w: np.ndarray, sparsity: float) -> np.ndarray:
     >>> magnitude_mask(np.array([0.5, -0.1, 0.3, -2.0]), 0.5)
     array([ True, False, False,  True])
     """
-    w = _check_weights(w)
+    w = check_array(w, "w", kind="fiu", finite=True, ndarray_only=True)
     s = check_sparsity(sparsity)
     return _keep_masks([w], math.floor(s * w.size))[0]
 
@@ -162,7 +142,7 @@ def global_magnitude_prune(model, sparsity: float, layers=None, include_bias: bo
     s = check_sparsity(sparsity)
     chosen = _select_layers(model, layers)
     for name, layer in chosen:
-        _check_weights(layer.W, f"{name}.W")
+        check_array(layer.W, f"{name}.W", finite=True)
     weights = [layer.W for _, layer in chosen]
     keeps = _keep_masks(weights, math.floor(s * sum(w.size for w in weights)))
     masks = {}

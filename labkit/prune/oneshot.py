@@ -27,14 +27,12 @@ layers before it *after* their compression, as GPTQ and SparseGPT do.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
 from ..nn import Conv2d, Dense
-from ..quant.gptq import _check_block, _check_inputs, hessian, prepare_hessian
-from ..quant.groupwise import _check_matrix
-from .magnitude import check_sparsity
+from ..quant.gptq import check_calibration_inputs, hessian, prepare_hessian
+from ..validation import check_int, check_matrix, check_sparsity
 
 __all__ = [
     "nm_mask",
@@ -49,9 +47,7 @@ __all__ = [
 
 
 def _check_nm(n, m, n_in: int | None = None) -> tuple[int, int]:
-    for name, v in (("n", n), ("m", m)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-            raise TypeError(f"{name} must be an integer, got {type(v).__name__} {v!r}")
+    n, m = check_int("n", n), check_int("m", m)
     if not 0 < n <= m:
         raise ValueError(f"n:m sparsity needs 0 < n <= m (keep n of every m), got n={n}, m={m}")
     if n_in is not None and n_in % m:
@@ -59,7 +55,7 @@ def _check_nm(n, m, n_in: int | None = None) -> tuple[int, int]:
             f"n:m sparsity needs the input dimension to be a multiple of m={m}, got {n_in} inputs "
             f"({n_in % m} left over)"
         )
-    return int(n), int(m)
+    return n, m
 
 
 def _as_rows(W, what: str = "W") -> np.ndarray:
@@ -68,7 +64,7 @@ def _as_rows(W, what: str = "W") -> np.ndarray:
         raise TypeError(f"{what} must be a numpy array (out, in), got {type(W).__name__}")
     if W.ndim < 2:
         raise ValueError(f"{what} must have at least 2 dimensions (out, in, ...), got shape {W.shape}")
-    return _check_matrix(W.reshape(W.shape[0], -1), what)
+    return check_matrix(W.reshape(W.shape[0], -1), what)
 
 
 def nm_mask(W, n: int = 2, m: int = 4, scores=None) -> np.ndarray:
@@ -106,7 +102,7 @@ def nm_mask(W, n: int = 2, m: int = 4, scores=None) -> np.ndarray:
 def wanda_scores(W, X) -> np.ndarray:
     """``|W_ij| · ‖X_j‖₂``, shape (out, in) (float64): weight magnitude times input-feature norm."""
     W2 = _as_rows(W)
-    X = _check_inputs(X, W2.shape[1])
+    X = check_calibration_inputs(X, W2.shape[1])
     norms = np.sqrt(np.sum(X.astype(np.float64) ** 2, axis=0))
     return np.abs(W2.astype(np.float64)) * norms[None, :]
 
@@ -190,10 +186,10 @@ def sparsegpt_prune(W, X, sparsity=None, n=None, m=None, damp: float = 0.01, blo
         Pruned and reconstructed weights (exact zeros where the mask is False).
     mask : ndarray of bool, shape (out, in); True = kept.
     """
-    W = _check_matrix(W)
+    W = check_matrix(W)
     out, n_in = W.shape
-    X = _check_inputs(X, n_in)
-    block = _check_block(block)
+    X = check_calibration_inputs(X, n_in)
+    block = check_int("block", block, lo=1, what=" (columns per lazy batch)")
     if mask is not None:
         mask = np.asarray(mask)
         if mask.dtype != bool or mask.shape != W.shape:
@@ -239,8 +235,8 @@ def reconstruct(W, X, mask, damp: float = 0.0) -> np.ndarray:
     Minimises ``(ŵ − w) H (ŵ − w)ᵀ`` with ``ŵ = 0`` off the mask, ``H = 2XᵀX/n + damp·mean(diag)·I``:
     ``ŵ_K = w_K + H_KK⁻¹ H_KP w_P`` on the kept set K (P the pruned set). O(out · in³): small layers.
     """
-    W = _check_matrix(W)
-    X = _check_inputs(X, W.shape[1])
+    W = check_matrix(W)
+    X = check_calibration_inputs(X, W.shape[1])
     mask = np.asarray(mask)
     if mask.dtype != bool or mask.shape != W.shape:
         raise ValueError(f"mask must be a bool array of shape {W.shape}, got {mask.dtype} {mask.shape}")

@@ -21,15 +21,10 @@ from __future__ import annotations
 import numbers
 
 from ..train import evaluate, fit
-from .magnitude import MaskCallback, check_sparsity, global_magnitude_prune, layerwise_magnitude_prune
+from ..validation import check_int, check_sparsity
+from .magnitude import MaskCallback, global_magnitude_prune, layerwise_magnitude_prune
 
 __all__ = ["agp_sparsity", "AGPCallback", "iterative_prune", "one_shot_prune"]
-
-
-def _check_int(v, what, low):
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
-        raise ValueError(f"{what} must be an integer >= {low}, got {v!r}")
-    return int(v)
 
 
 def agp_sparsity(step: int, s_init: float, s_final: float, t0: int, n_steps: int, dt: int) -> float:
@@ -54,8 +49,8 @@ def agp_sparsity(step: int, s_init: float, s_final: float, t0: int, n_steps: int
     the most recent pruning step ``t = t0 + floor((step - t0) / dt) · dt`` (the sparsity is only
     raised at pruning steps and stays constant between them).
     """
-    step = _check_int(step, "step", 0)
-    t0, n_steps, dt = _check_int(t0, "t0", 0), _check_int(n_steps, "n_steps", 1), _check_int(dt, "dt", 1)
+    step = check_int("step", step, lo=0)
+    t0, n_steps, dt = check_int("t0", t0, lo=0), check_int("n_steps", n_steps, lo=1), check_int("dt", dt, lo=1)
     s_i, s_f = check_sparsity(s_init, "s_init"), check_sparsity(s_final, "s_final")
     if step < t0:
         return s_i

@@ -11,7 +11,8 @@ import numpy as np
 
 from ..data import Dataset
 from ..train import evaluate
-from .magnitude import _select_layers, check_sparsity, magnitude_mask
+from ..validation import check_sparsity
+from .magnitude import _select_layers, magnitude_mask
 
 __all__ = ["sensitivity_scan"]
 

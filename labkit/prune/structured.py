@@ -29,7 +29,8 @@ import math
 import numpy as np
 
 from ..nn import Conv2d, Dense, Dropout, Flatten, MaxPool2d, ReLU, Sequential
-from .magnitude import _smallest_k_mask, check_sparsity
+from ..validation import check_sparsity
+from .magnitude import _smallest_k_mask
 
 __all__ = ["unit_importance", "units_to_keep", "prune_neurons", "prune_channels", "mask_units"]
 

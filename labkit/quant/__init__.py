@@ -9,6 +9,15 @@ the integer engine), ``kmeans`` (weight sharing with codebook fine-tuning), ``gr
 scales and their folding). Every public name is importable from ``labkit.quant``.
 """
 
+from ..qarith import (  # the fixed-point arithmetic of the integer engine, at the ground floor
+    ROUNDINGS,
+    fixed_point_multiply,
+    quantize_multiplier,
+    requantize,
+    rounding_divide_by_pot,
+    rounding_right_shift,
+    saturating_rounding_doubling_high_mul,
+)
 from .affine import METHODS, QParams, dequantize, fake_quantize, int_range, qparams, quantization_error, quantize
 from .awq import AWQResult, activation_scale, awq_quantize, awq_scales, awq_search, fold_awq_scales
 from .fakequant import (
@@ -23,18 +32,12 @@ from .fakequant import (
 from .gptq import GPTQResult, gptq_quantize, hessian, layer_output_error, obq_quantize_row, obs_eliminate, obs_update
 from .groupwise import dequantize_groupwise, groupwise_params, pack_int4, quantize_groupwise, unpack_int4
 from .integer import (
-    ROUNDINGS,
     IntConv2d,
     IntDense,
     IntegerModel,
-    fixed_point_multiply,
+    int8_engine_bytes,
     integer_dense,
     quantize_model,
-    quantize_multiplier,
-    requantize,
-    rounding_divide_by_pot,
-    rounding_right_shift,
-    saturating_rounding_doubling_high_mul,
     simulate_float64,
 )
 from .kmeans import CodebookFinetune, codebook_gradient, kmeans_assign, kmeans_quantize, kmeans_quantize_model
@@ -68,6 +71,7 @@ __all__ = [
     "IntegerModel",
     "quantize_model",
     "simulate_float64",
+    "int8_engine_bytes",
     "kmeans_quantize",
     "kmeans_assign",
     "codebook_gradient",

@@ -28,9 +28,10 @@ Calibration chooses the real range ``[lo, hi]`` that the integer range covers:
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
+
+from ..qarith import int_dtype, int_range, round_clamp
+from ..validation import check_array, check_axis, check_bits, check_choice, check_int, check_real
 
 __all__ = [
     "QParams",
@@ -44,28 +45,6 @@ __all__ = [
 ]
 
 METHODS = ("minmax", "percentile", "mse")
-
-
-def _check_bits(bits, symmetric=False) -> int:
-    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral):
-        raise TypeError(f"bits must be an integer, got {type(bits).__name__} {bits!r}")
-    lo = 2 if symmetric else 1
-    if not lo <= bits <= 16:
-        what = "symmetric quantization needs 2..16 bits" if symmetric else "bits must be in 1..16"
-        raise ValueError(f"{what}, got bits={bits}")
-    return int(bits)
-
-
-def int_range(bits: int = 8, signed: bool = False, narrow_range: bool = False) -> tuple[int, int]:
-    """The integer range ``(qmin, qmax)`` of a ``bits``-bit signed or unsigned type.
-
-    ``narrow_range=True`` leaves out the lowest code: ``[-(2^(b-1) - 1), 2^(b-1) - 1]`` signed
-    (int8: ``[-127, 127]``), ``[1, 2^b - 1]`` unsigned, so the range is symmetric around the
-    symmetric zero point (0, or ``2^(b-1)`` unsigned). It needs ``bits >= 2``.
-    """
-    bits = _check_bits(bits, symmetric=bool(narrow_range))
-    qmin, qmax = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
-    return (qmin + 1, qmax) if narrow_range else (qmin, qmax)
 
 
 class QParams(tuple):
@@ -121,22 +100,6 @@ def _resolve(scale, zero_point, bits, signed, narrow_range, what):
     return scale, zero_point, 8 if bits is None else bits, bool(signed), bool(narrow_range)
 
 
-def _int_dtype(bits: int, signed: bool):
-    if bits <= 8:
-        return np.int8 if signed else np.uint8
-    return np.int16 if signed else np.uint16
-
-
-def _check_axis(x: np.ndarray, axis):
-    if axis is None:
-        return None
-    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
-        raise TypeError(f"per_channel_axis must be an int or None, got {type(axis).__name__}")
-    if not -x.ndim <= axis < x.ndim:
-        raise ValueError(f"per_channel_axis={axis} does not exist for an array of shape {x.shape} (ndim {x.ndim})")
-    return int(axis) % x.ndim
-
-
 def _range(x: np.ndarray, axis, method: str, percentile: float):
     """Per-tensor (axis None) or per-channel real range [lo, hi], float64, widened to contain 0."""
     if axis is None:
@@ -172,7 +135,7 @@ def _params_from_range(lo, hi, bits, symmetric, signed, narrow_range=False):
 def _round_trip_mse(flat, scale, zp, bits, signed, narrow_range=False):
     qmin, qmax = int_range(bits, signed, narrow_range)
     s = scale.astype(np.float64)[:, None]
-    q = np.clip(np.rint(flat / s) + zp[:, None], qmin, qmax)
+    q = round_clamp(flat / s, qmin, qmax, zp[:, None])
     return ((s * (q - zp[:, None]) - flat) ** 2).mean(axis=1)
 
 
@@ -217,26 +180,17 @@ def qparams(x, bits: int = 8, symmetric: bool = False, per_channel_axis=None, me
     ValueError
         bits out of range, unknown method, an axis that does not exist, empty x, NaN or inf in x.
     """
-    x = np.asarray(x)
-    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise TypeError(f"qparams expects a numeric array, got dtype {x.dtype}")
-    bits = _check_bits(bits, symmetric)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    axis = _check_axis(x, per_channel_axis)
-    if x.size == 0:
-        raise ValueError(f"cannot calibrate on an empty array (shape {x.shape})")
-    if not np.all(np.isfinite(x)):
-        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
-        raise ValueError(f"calibration data contains {bad} NaN or inf values; expected finite numbers")
-    if not 50.0 < percentile <= 100.0:
-        raise ValueError(f"percentile must be in (50, 100], got {percentile!r}")
-    if grid < 1:
-        raise ValueError(f"grid must be >= 1, got {grid!r}")
+    x = check_array(x, "x", kind="fiu")
+    bits = check_bits(bits, lo=1 + bool(symmetric))
+    check_choice("method", method, METHODS)
+    axis = None if per_channel_axis is None else check_axis("per_channel_axis", per_channel_axis, x.ndim)
+    x = check_array(x, "calibration data x", non_empty=True, finite=True)
+    percentile = check_real("percentile", percentile, 50.0, 100.0, lo_open=True)
+    grid = check_int("grid", grid, lo=1)
     signed = bool(symmetric) if signed is None else bool(signed)
     narrow = bool(symmetric) if narrow_range is None else bool(narrow_range)
     if narrow:
-        bits = _check_bits(bits, symmetric=True)
+        bits = check_bits(bits, lo=2)
     lo, hi, flat = _range(x, axis, method, percentile)
     scale, zp = _params_from_range(lo, hi, bits, symmetric, signed, narrow)
     if method == "mse":
@@ -320,17 +274,15 @@ def quantize(x, scale, zero_point=None, bits: int | None = None, signed: bool | 
     from a tie can then round differently by one step (``tests/test_quant_torch.py``).
     """
     scale, zero_point, bits, signed, narrow_range = _resolve(scale, zero_point, bits, signed, narrow_range, "quantize")
-    bits = _check_bits(bits)
-    x = np.asarray(x)
-    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise TypeError(f"quantize expects a numeric array, got dtype {x.dtype}")
+    bits = check_bits(bits)
+    x = check_array(x, "x", kind="fiu")
     qmin, qmax = int_range(bits, signed, narrow_range)
     s, z = _check_qp(scale, zero_point, (qmin, qmax), x.shape, axis)
     if np.any(np.isnan(x)):
         raise ValueError(f"quantize: x contains {int(np.isnan(x).sum())} NaN values; expected numbers")
     with np.errstate(over="ignore", invalid="ignore"):
-        q = np.rint(x.astype(np.float64) / s) + z
-    return np.clip(q, qmin, qmax).astype(_int_dtype(bits, signed))
+        v = x.astype(np.float64) / s
+    return round_clamp(v, qmin, qmax, z).astype(int_dtype(bits, signed))
 
 
 def dequantize(q, scale, zero_point, axis=None) -> np.ndarray:

@@ -21,15 +21,14 @@ searches a weight clipping range after scaling; that step is not reproduced here
 
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import numpy as np
 
 from .. import nn
-from .affine import _check_bits
-from .gptq import _check_inputs
-from .groupwise import _check_matrix, check_group_size, dequantize_groupwise, quantize_groupwise
+from ..validation import check_bits, check_int, check_matrix
+from .gptq import check_calibration_inputs
+from .groupwise import check_group_size, dequantize_groupwise, quantize_groupwise
 
 __all__ = ["activation_scale", "awq_scales", "awq_search", "awq_quantize", "AWQResult", "fold_awq_scales"]
 
@@ -60,9 +59,8 @@ def activation_scale(X, channel_size: int = 1) -> np.ndarray:
     over each run of c consecutive columns and repeated (one scale per Conv2d input channel)."""
     if not isinstance(X, np.ndarray) or X.ndim != 2:
         raise ValueError(f"X must be a 2-D array (n, in), got {getattr(X, 'shape', type(X).__name__)}")
-    X = _check_inputs(X, X.shape[1])
-    if isinstance(channel_size, bool) or not isinstance(channel_size, numbers.Integral) or channel_size < 1:
-        raise ValueError(f"channel_size must be a positive integer, got {channel_size!r}")
+    X = check_calibration_inputs(X, X.shape[1])
+    channel_size = check_int("channel_size", channel_size, lo=1)
     if X.shape[1] % channel_size:
         raise ValueError(f"channel_size {channel_size} does not divide the {X.shape[1]} input columns")
     a = np.mean(np.abs(X.astype(np.float64)), axis=0)
@@ -90,12 +88,11 @@ def awq_search(W, X, bits: int, group_size=None, grid: int = 20, symmetric: bool
     AWQResult
         The smallest error wins; ties keep the smaller α.
     """
-    W = _check_matrix(W)
-    bits = _check_bits(bits, symmetric)
-    X = _check_inputs(X, W.shape[1])
+    W = check_matrix(W)
+    bits = check_bits(bits, lo=1 + bool(symmetric))
+    X = check_calibration_inputs(X, W.shape[1])
     g = check_group_size(group_size, W.shape[1])
-    if isinstance(grid, bool) or not isinstance(grid, numbers.Integral) or grid < 1:
-        raise ValueError(f"grid must be a positive integer (number of α values), got {grid!r}")
+    grid = check_int("grid", grid, lo=1, what=" (number of α values)")
     s_x = activation_scale(X, channel_size)
     Xd = X.astype(np.float64)
     Wd = W.astype(np.float64)

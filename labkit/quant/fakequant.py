@@ -19,10 +19,9 @@ import numpy as np
 
 from .. import nn
 from ..train import Callback
+from ..validation import check_array, check_axis, check_bits
 from .affine import (
     QParams,
-    _check_axis,
-    _check_bits,
     _params_from_range,
     _resolve,
     dequantize,
@@ -63,7 +62,7 @@ def _params_view(x, scale, zero_point, axis):
     zp = np.asarray(zero_point, dtype=np.int64)
     if axis is None:
         return scale.reshape(()), zp.reshape(())
-    axis = _check_axis(x, axis)
+    axis = check_axis("axis", axis, x.ndim)
     shape = [1] * x.ndim
     shape[axis] = -1
     return scale.reshape(shape), zp.reshape(shape)
@@ -95,11 +94,9 @@ class MinMaxObserver:
         self.seen = False
 
     def observe(self, x) -> None:
-        x = np.asarray(x)
+        x = check_array(x, "observed activations", finite=True)
         if x.size == 0:
             return
-        if not np.all(np.isfinite(x)):
-            raise ValueError("observer got NaN or inf values; expected finite activations")
         self.lo, self.hi = min(self.lo, float(x.min())), max(self.hi, float(x.max()))
         self.seen = True
 
@@ -111,7 +108,7 @@ class MinMaxObserver:
             raise ValueError("the observer has seen no data yet: run calibration batches first")
         signed = bool(symmetric) if signed is None else bool(signed)
         narrow = bool(symmetric) if narrow_range is None else bool(narrow_range)
-        bits = _check_bits(bits, symmetric or narrow)
+        bits = check_bits(bits, lo=1 + bool(symmetric or narrow))
         s, z = _params_from_range(np.array([self.lo]), np.array([self.hi]), bits, symmetric, signed, narrow)
         return QParams(np.float32(s[0]), int(z[0]), bits, signed, narrow, symmetric)
 
@@ -130,11 +127,9 @@ class MovingAverageObserver(MinMaxObserver):
         self.c = float(averaging_constant)
 
     def observe(self, x) -> None:
-        x = np.asarray(x)
+        x = check_array(x, "observed activations", finite=True)
         if x.size == 0:
             return
-        if not np.all(np.isfinite(x)):
-            raise ValueError("observer got NaN or inf values; expected finite activations")
         lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
         if not self.seen:
             self.lo, self.hi, self.seen = lo, hi, True
@@ -153,7 +148,7 @@ def fake_quantize_weights(model, bits: int = 8, per_channel: bool = True, layers
     This is post-training, weight-only quantization: the copy computes in float with exactly the
     values an integer kernel would see. Biases stay float.
     """
-    bits = _check_bits(bits, symmetric=True)
+    bits = check_bits(bits, lo=2)
     out = model.copy()
     for name, layer in out.weight_layers():
         if layers is not None and name not in layers:
@@ -182,7 +177,7 @@ class QATCallback(Callback):
     """
 
     def __init__(self, bits: int = 4, per_channel: bool = True, layers=None):
-        self.bits = _check_bits(bits, symmetric=True)
+        self.bits = check_bits(bits, lo=2)
         self.per_channel = bool(per_channel)
         self.layers = None if layers is None else set(layers)
         self._shadow: dict = {}
@@ -227,7 +222,7 @@ class FakeQuant(nn.Layer):
     """
 
     def __init__(self, bits: int = 8, signed: bool = False, averaging_constant: float = 0.01):
-        self.bits = _check_bits(bits)
+        self.bits = check_bits(bits)
         self.signed = bool(signed)
         self.averaging_constant = float(averaging_constant)
         self.observer = MovingAverageObserver(averaging_constant)

@@ -39,14 +39,14 @@ contiguous in the original column order and the stored format is unchanged.
 
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg
 
-from .affine import _check_bits, int_range
-from .groupwise import _check_matrix, check_group_size, dequantize_groupwise, group_index, groupwise_params
+from ..qarith import int_range, round_clamp
+from ..validation import check_bits, check_int, check_matrix, check_real
+from .groupwise import check_group_size, dequantize_groupwise, group_index, groupwise_params
 
 __all__ = [
     "hessian",
@@ -57,6 +57,7 @@ __all__ = [
     "gptq_quantize",
     "GPTQResult",
     "layer_output_error",
+    "check_calibration_inputs",
 ]
 
 
@@ -80,16 +81,9 @@ class GPTQResult(NamedTuple):
     zero_point: np.ndarray
 
 
-def _check_inputs(X, n_in: int, what: str = "X") -> np.ndarray:
-    if not isinstance(X, np.ndarray):
-        raise TypeError(f"{what} must be a numpy array of calibration inputs (n, in), got {type(X).__name__}")
-    if X.dtype.kind not in "fiu" or X.dtype == bool:
-        raise TypeError(f"{what} must hold real numbers, got dtype {X.dtype}")
-    if X.ndim != 2 or X.shape[1] != n_in or X.shape[0] == 0:
-        raise ValueError(f"{what} must have shape (n >= 1, {n_in}) (one row per calibration sample), got {X.shape}")
-    if not np.all(np.isfinite(X)):
-        raise ValueError(f"{what} contains NaN or inf values; expected finite calibration inputs")
-    return X
+def check_calibration_inputs(X, n_in: int, name: str = "X") -> np.ndarray:
+    """Calibration inputs: a finite real array of shape (n >= 1, n_in), one row per sample."""
+    return check_matrix(X, name, n_cols=n_in, rows="n >= 1")
 
 
 def hessian(X) -> np.ndarray:
@@ -102,21 +96,9 @@ def hessian(X) -> np.ndarray:
     """
     if not isinstance(X, np.ndarray) or X.ndim != 2:
         raise ValueError(f"X must be a 2-D array (n, in), got {getattr(X, 'shape', type(X).__name__)}")
-    X = _check_inputs(X, X.shape[1])
+    X = check_calibration_inputs(X, X.shape[1])
     Xd = X.astype(np.float64)
     return 2.0 * (Xd.T @ Xd) / X.shape[0]
-
-
-def _check_damp(damp) -> float:
-    if isinstance(damp, bool) or not isinstance(damp, numbers.Real) or not np.isfinite(damp) or damp < 0:
-        raise ValueError(f"damp must be a finite number >= 0 (a fraction of mean(diag H)), got {damp!r}")
-    return float(damp)
-
-
-def _check_block(block) -> int:
-    if isinstance(block, bool) or not isinstance(block, numbers.Integral) or block < 1:
-        raise ValueError(f"block must be a positive integer (columns per lazy batch), got {block!r}")
-    return int(block)
 
 
 def prepare_hessian(W, H, damp: float = 0.01):
@@ -139,7 +121,7 @@ def prepare_hessian(W, H, damp: float = 0.01):
     """
     W = np.array(W, dtype=np.float64)
     H = np.array(H, dtype=np.float64)
-    damp = _check_damp(damp)
+    damp = check_real("damp", damp, 0.0, what=" (a fraction of mean(diag H))")
     n_in = W.shape[1]
     if H.shape != (n_in, n_in):
         raise ValueError(f"H must be ({n_in}, {n_in}) for W of shape {W.shape}, got {H.shape}")
@@ -193,8 +175,7 @@ def obs_update(w, H_inv, q: int, target: float = 0.0):
     n_in = w.shape[-1]
     if H_inv.shape != (n_in, n_in):
         raise ValueError(f"H_inv must be ({n_in}, {n_in}) for w of shape {w.shape}, got {H_inv.shape}")
-    if isinstance(q, bool) or not isinstance(q, numbers.Integral) or not 0 <= q < n_in:
-        raise ValueError(f"q must be an index in 0..{n_in - 1}, got {q!r}")
+    q = check_int("q", q, 0, n_in - 1, what=" (an index of w)")
     d = H_inv[q, q]
     if not d > 0:
         raise ValueError(f"[H_inv]_qq must be positive, got {d} (was weight {q} already eliminated?)")
@@ -213,8 +194,7 @@ def obs_eliminate(H_inv, q: int) -> np.ndarray:
     H_inv = np.asarray(H_inv, dtype=np.float64)
     if H_inv.ndim != 2 or H_inv.shape[0] != H_inv.shape[1]:
         raise ValueError(f"H_inv must be square, got shape {H_inv.shape}")
-    if isinstance(q, bool) or not isinstance(q, numbers.Integral) or not 0 <= q < H_inv.shape[0]:
-        raise ValueError(f"q must be an index in 0..{H_inv.shape[0] - 1}, got {q!r}")
+    q = check_int("q", q, 0, H_inv.shape[0] - 1, what=" (an index of H_inv)")
     d = H_inv[q, q]
     if not d > 0:
         raise ValueError(f"[H_inv]_qq must be positive, got {d}")
@@ -226,7 +206,7 @@ def obs_eliminate(H_inv, q: int) -> np.ndarray:
 
 def _quant_column(w, s, z, qmin, qmax):
     """Round-to-nearest of a column with per-row scale/zero point: (integers, dequantized float64)."""
-    q = np.clip(np.rint(w / s) + z, qmin, qmax)
+    q = round_clamp(w / s, qmin, qmax, z)
     return q, s * (q - z)
 
 
@@ -253,10 +233,8 @@ def obq_quantize_row(w, H, bits: int, scale: float, zero_point: int, symmetric: 
     w = np.asarray(w, dtype=np.float64)
     if w.ndim != 1:
         raise ValueError(f"w must be one row (in,), got shape {w.shape}")
-    bits = _check_bits(bits, symmetric)
-    qmin, qmax = int_range(bits, bool(symmetric))
-    if symmetric:
-        qmin = -qmax
+    bits = check_bits(bits, lo=1 + bool(symmetric))
+    qmin, qmax = int_range(bits, signed=bool(symmetric), narrow_range=bool(symmetric))
     Wp, U, _ = prepare_hessian(w[None, :], H, damp)
     w = Wp[0]
     H_inv = U.T @ U
@@ -305,17 +283,15 @@ def gptq_quantize(W, X, bits: int, group_size=None, symmetric: bool = False, dam
         ``(W_hat, q, scale, zero_point)`` in the format of :func:`quantize_groupwise`;
         ``W_hat == dequantize_groupwise(q, scale, zero_point, group_size)``.
     """
-    W = _check_matrix(W)
-    bits = _check_bits(bits, symmetric)
+    W = check_matrix(W)
+    bits = check_bits(bits, lo=1 + bool(symmetric))
     out, n_in = W.shape
-    X = _check_inputs(X, n_in)
+    X = check_calibration_inputs(X, n_in)
     g = check_group_size(group_size, n_in)
-    block = _check_block(block)
+    block = check_int("block", block, lo=1, what=" (columns per lazy batch)")
     H = hessian(X)
     Wd, U, _ = prepare_hessian(W, H, damp)
-    qmin, qmax = int_range(bits, bool(symmetric))
-    if symmetric:
-        qmin = -qmax
+    qmin, qmax = int_range(bits, signed=bool(symmetric), narrow_range=bool(symmetric))
     gi = group_index(n_in, g)
     n_groups = int(gi[-1]) + 1
     scale = np.zeros((out, n_groups), np.float32)
@@ -363,10 +339,10 @@ def gptq_quantize(W, X, bits: int, group_size=None, symmetric: bool = False, dam
 
 def layer_output_error(W, W_hat, X) -> float:
     """Mean over samples of ``‖x (Ŵ − W)ᵀ‖²``: the calibration loss GPTQ, SparseGPT and AWQ minimise."""
-    W = _check_matrix(W)
-    W_hat = _check_matrix(W_hat, "W_hat")
+    W = check_matrix(W)
+    W_hat = check_matrix(W_hat, "W_hat")
     if W_hat.shape != W.shape:
         raise ValueError(f"W_hat must have the shape of W {W.shape}, got {W_hat.shape}")
-    X = _check_inputs(X, W.shape[1])
+    X = check_calibration_inputs(X, W.shape[1])
     D = X.astype(np.float64) @ (W_hat.astype(np.float64) - W.astype(np.float64)).T
     return float(np.mean(np.sum(D**2, axis=1)))

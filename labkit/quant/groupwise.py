@@ -23,11 +23,12 @@ nibble, ``2j + 1`` in the high nibble; an odd last column leaves a zero high nib
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
-from .affine import _check_bits, _params_from_range, int_range
+from ..qarith import int_dtype, int_range, round_clamp
+from ..validation import check_bits, check_int, check_matrix
+from .affine import _params_from_range
 
 __all__ = [
     "check_group_size",
@@ -40,31 +41,11 @@ __all__ = [
 ]
 
 
-def _check_matrix(W, what: str = "W") -> np.ndarray:
-    """A finite, non-empty real 2-D float array (out, in); TypeError/ValueError otherwise."""
-    if not isinstance(W, np.ndarray):
-        raise TypeError(f"{what} must be a numpy array of shape (out, in), got {type(W).__name__}")
-    if W.dtype.kind not in "fiu" or W.dtype == bool:
-        raise TypeError(f"{what} must hold real numbers, got dtype {W.dtype}")
-    if W.ndim != 2:
-        raise ValueError(f"{what} must be 2-D (out, in), got shape {W.shape}")
-    if W.size == 0:
-        raise ValueError(f"{what} must not be empty, got shape {W.shape}")
-    if not np.all(np.isfinite(W)):
-        bad = int(W.size - np.count_nonzero(np.isfinite(W)))
-        raise ValueError(f"{what} contains {bad} NaN or inf values; expected finite numbers")
-    return W
-
-
 def check_group_size(group_size, n_in: int) -> int:
     """``group_size`` as an int in 1..n_in (None → n_in, one group per row)."""
     if group_size is None:
         return int(n_in)
-    if isinstance(group_size, bool) or not isinstance(group_size, numbers.Integral):
-        raise TypeError(f"group_size must be a positive integer or None, got {type(group_size).__name__}")
-    if group_size < 1:
-        raise ValueError(f"group_size must be >= 1 (columns per group) or None, got {group_size}")
-    return int(min(group_size, n_in))
+    return min(check_int("group_size", group_size, lo=1, what=" (columns per group) or None"), int(n_in))
 
 
 def group_index(n_in: int, group_size) -> np.ndarray:
@@ -82,8 +63,8 @@ def groupwise_params(W, bits: int, group_size=None, symmetric: bool = False):
     zero_point : ndarray of int64, shape (out, G)
         ``G = ceil(in / group_size)``; unsigned zero points for affine, 0 for symmetric.
     """
-    W = _check_matrix(W)
-    bits = _check_bits(bits, symmetric)
+    W = check_matrix(W)
+    bits = check_bits(bits, lo=1 + bool(symmetric))
     out, n_in = W.shape
     g = check_group_size(group_size, n_in)
     n_groups = math.ceil(n_in / g)
@@ -119,12 +100,9 @@ def quantize_groupwise(W, bits: int, group_size=None, symmetric: bool = False):
     scale, zp = groupwise_params(W, bits, group_size, symmetric)
     bits = int(bits)
     gi = group_index(W.shape[1], group_size)
-    qmin, qmax = int_range(bits, bool(symmetric))
-    if symmetric:
-        qmin = -qmax
-    q = np.rint(W.astype(np.float64) / scale.astype(np.float64)[:, gi]) + zp[:, gi]
-    dtype = (np.int8 if bits <= 8 else np.int16) if symmetric else (np.uint8 if bits <= 8 else np.uint16)
-    return np.clip(q, qmin, qmax).astype(dtype), scale, zp
+    qmin, qmax = int_range(bits, signed=bool(symmetric), narrow_range=bool(symmetric))
+    q = round_clamp(W.astype(np.float64) / scale.astype(np.float64)[:, gi], qmin, qmax, zp[:, gi])
+    return q.astype(int_dtype(bits, bool(symmetric))), scale, zp
 
 
 def dequantize_groupwise(q, scale, zero_point, group_size=None) -> np.ndarray:
@@ -193,8 +171,7 @@ def unpack_int4(packed, n_cols: int, signed: bool = False) -> np.ndarray:
     packed = np.asarray(packed)
     if packed.dtype != np.uint8 or packed.ndim != 2:
         raise TypeError(f"unpack_int4 expects a 2-D uint8 array, got dtype {packed.dtype} shape {packed.shape}")
-    if isinstance(n_cols, bool) or not isinstance(n_cols, numbers.Integral) or n_cols < 0:
-        raise ValueError(f"n_cols must be a non-negative integer, got {n_cols!r}")
+    n_cols = check_int("n_cols", n_cols, lo=0)
     if packed.shape[1] != math.ceil(n_cols / 2):
         raise ValueError(f"{n_cols} columns pack into {math.ceil(n_cols / 2)} bytes per row, got {packed.shape[1]}")
     out = np.empty((packed.shape[0], 2 * packed.shape[1]), np.uint8)

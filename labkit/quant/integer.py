@@ -9,7 +9,8 @@ becomes, per output channel c (Jacob et al. 2018, eq. 4–9):
 
 The real multiplier ``M_c`` is the only non-integer; it is stored as ``M_c = 2^(-n) · M0`` with
 ``M0 ∈ [0.5, 1)`` held as the int32 ``round(M0 · 2^31)``. Two integer forms of ``round(M_c · acc)``
-are offered, named by ``rounding=`` (see :func:`fixed_point_multiply`):
+are offered, named by ``rounding=``; the arithmetic itself lives in :mod:`labkit.qarith`
+(:func:`~labkit.qarith.quantize_multiplier`, :func:`~labkit.qarith.requantize`), shared with the kernels:
 
 * ``"single"`` (the default): the 64-bit product ``acc · M0_int`` followed by one rounding right
   shift by ``31 + n`` bits, ties to even like every other rounding in labkit. This is the exact
@@ -34,196 +35,19 @@ from __future__ import annotations
 import numpy as np
 
 from .. import nn
-from .affine import _check_bits, int_range, qparams, quantize
+from ..qarith import ROUNDINGS, int_range, quantize_multiplier, requantize, round_clamp
+from ..validation import check_bits, check_choice
+from .affine import qparams, quantize
 
 __all__ = [
-    "ROUNDINGS",
-    "quantize_multiplier",
-    "rounding_right_shift",
-    "saturating_rounding_doubling_high_mul",
-    "rounding_divide_by_pot",
-    "fixed_point_multiply",
-    "requantize",
     "integer_dense",
     "IntDense",
     "IntConv2d",
     "IntegerModel",
     "quantize_model",
     "simulate_float64",
+    "int8_engine_bytes",
 ]
-
-
-# --- fixed-point requantization ------------------------------------------------------------------
-def quantize_multiplier(M):
-    """Write a positive real multiplier as ``M ≈ M0_int · 2^-(31 + n)`` with ``M0_int / 2^31 ∈ [0.5, 1)``.
-
-    Parameters
-    ----------
-    M : float or array of float, each in (0, 2^30)
-
-    Returns
-    -------
-    M0 : int32 (same shape as M), in [2^30, 2^31)
-    n : int32 (same shape as M), the extra right shift (negative when M >= 1)
-    """
-    M = np.asarray(M, dtype=np.float64)
-    if not np.all(np.isfinite(M)) or np.any(M <= 0) or np.any(M >= 2.0**30):
-        got = M if M.size < 8 else "an array with bad values"
-        raise ValueError(f"multiplier must be finite and in (0, 2^30), got {got}")
-    mant, exp = np.frexp(M)  # M = mant * 2^exp, mant in [0.5, 1)
-    M0 = np.rint(mant * 2.0**31).astype(np.int64)
-    n = (-exp).astype(np.int64)
-    carry = M0 == 1 << 31  # mant rounded up to 1.0: use 0.5 and one shift less
-    M0 = np.where(carry, 1 << 30, M0)
-    n = np.where(carry, n - 1, n)
-    if np.any(31 + n > 62):
-        raise ValueError(f"multiplier {M.min():.3g} is too small for a 62-bit shift")
-    return M0.astype(np.int32), n.astype(np.int32)
-
-
-def rounding_right_shift(x, shift):
-    """``round(x / 2^shift)`` for integers, ties to even, computed with shifts only.
-
-    Parameters
-    ----------
-    x : int64 array
-    shift : int or int array broadcastable to x, each >= 1
-    """
-    x = np.asarray(x, dtype=np.int64)
-    shift = np.asarray(shift, dtype=np.int64)
-    if np.any(shift < 1) or np.any(shift > 62):
-        raise ValueError(f"shift must be in 1..62, got {shift}")
-    q = x >> shift  # floor division by 2^shift (arithmetic shift)
-    r = x - (q << shift)  # remainder in [0, 2^shift)
-    half = np.int64(1) << (shift - 1)
-    return q + ((r > half) | ((r == half) & ((q & 1) == 1)))
-
-
-ROUNDINGS = ("single", "gemmlowp")
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-
-
-def _int32_values(x, what):
-    x = np.asarray(x)
-    if x.dtype.kind not in "iu":
-        raise TypeError(f"{what} must be an integer array (int32 values), got dtype {x.dtype}")
-    x = x.astype(np.int64)
-    if x.size and (x.min() < INT32_MIN or x.max() > INT32_MAX):
-        raise ValueError(f"{what} must hold int32 values, got range [{x.min()}, {x.max()}]")
-    return x
-
-
-def saturating_rounding_doubling_high_mul(a, b) -> np.ndarray:
-    """gemmlowp's ``SaturatingRoundingDoublingHighMul``: the high 32 bits of ``2·a·b``, rounded.
-
-    ``(a·b + nudge) / 2^31`` in 64 bits with C's truncating division, ``nudge = 2^30`` if
-    ``a·b >= 0`` else ``1 - 2^30``: the int32 nearest to ``a·b / 2^31``, ties toward +∞
-    (1.5 → 2, -1.5 → -1). The only product that overflows int32, ``INT32_MIN · INT32_MIN``
-    (= 2^62, whose half-high is 2^31), saturates to ``INT32_MAX``.
-
-    Parameters
-    ----------
-    a, b : integer arrays of int32 values, broadcastable
-
-    Returns
-    -------
-    int32 array of the broadcast shape
-    """
-    a, b = np.broadcast_arrays(_int32_values(a, "a"), _int32_values(b, "b"))
-    ab = a * b  # |a·b| <= 2^62: exact in int64
-    s = ab + np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
-    q = np.where(s >= 0, s >> 31, -((-s) >> 31))  # division truncating toward zero, as in C
-    overflow = (a == INT32_MIN) & (b == INT32_MIN)
-    return np.where(overflow, INT32_MAX, q).astype(np.int32)
-
-
-def rounding_divide_by_pot(x, exponent) -> np.ndarray:
-    """gemmlowp's ``RoundingDivideByPOT``: ``x / 2^exponent`` rounded to nearest, ties away from zero.
-
-    ``(x >> e) + (remainder > threshold)`` with ``remainder = x & (2^e - 1)`` and
-    ``threshold = (2^e - 1) >> 1`` plus 1 when ``x < 0``: 3/2 → 2, -3/2 → -2, -5/4 → -1.
-
-    Parameters
-    ----------
-    x : integer array of int32 values
-    exponent : int or int array broadcastable to x, in 0..31
-
-    Returns
-    -------
-    int32 array
-    """
-    x = _int32_values(x, "x")
-    e = np.asarray(exponent, dtype=np.int64)
-    if np.any(e < 0) or np.any(e > 31):
-        raise ValueError(f"exponent must be in 0..31, got {exponent}")
-    mask = (np.int64(1) << e) - 1
-    remainder = x & mask
-    threshold = (mask >> 1) + (x < 0)
-    return ((x >> e) + (remainder > threshold)).astype(np.int32)
-
-
-def fixed_point_multiply(acc, M0, n, rounding: str = "single") -> np.ndarray:
-    """``round(acc · M0 · 2^-(31+n))`` in integer arithmetic, before the zero point and the clamp.
-
-    Parameters
-    ----------
-    acc : integer array of int32 values, shape (..., C)
-    M0, n : int32 arrays of shape (C,) or scalars, from :func:`quantize_multiplier`
-    rounding : {"single", "gemmlowp"}
-        ``"single"``: ``rounding_right_shift(acc · M0, 31 + n)``, one rounding of the exact product,
-        ties to even. ``"gemmlowp"``: ``rounding_divide_by_pot(saturating_rounding_doubling_high_mul(
-        acc · 2^max(-n, 0), M0), max(n, 0))``, Jacob et al.'s (gemmlowp/TFLite) two roundings.
-
-    Returns
-    -------
-    int64 array, shape of acc (broadcast against M0, n)
-    """
-    if rounding not in ROUNDINGS:
-        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
-    acc = _int32_values(acc, "acc")
-    M0 = _int32_values(M0, "M0")
-    n = np.asarray(n, dtype=np.int64)
-    if rounding == "single":
-        return rounding_right_shift(acc * M0, 31 + n)
-    left = np.maximum(-n, 0)  # M >= 1: TFLite shifts the accumulator left first
-    x = acc << left
-    if x.size and (x.min() < INT32_MIN or x.max() > INT32_MAX):
-        raise ValueError(
-            "gemmlowp rounding: acc · 2^-n leaves the int32 range (multiplier >= 1 on a large accumulator)"
-        )
-    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, M0), np.maximum(n, 0)).astype(np.int64)
-
-
-def requantize(acc, M0, n, zero_point: int, bits: int = 8, signed: bool = False, relu: bool = False,
-               rounding: str = "single", narrow_range: bool = False):  # fmt: skip
-    """int32 accumulators → ``bits``-bit outputs: ``clamp(z + fixed_point_multiply(acc, M0, n))``.
-
-    Parameters
-    ----------
-    acc : int32 array, shape (..., C)
-    M0, n : int32 arrays of shape (C,) (per channel) or scalars, from :func:`quantize_multiplier`
-    zero_point : int, the output zero point
-    relu : bool
-        Fused ReLU: clamp below at ``zero_point`` (real 0) instead of at qmin.
-    rounding : {"single", "gemmlowp"}
-        ``"single"`` (default): ``rounding_right_shift(acc · M0, 31 + n)``, ties to even.
-        ``"gemmlowp"``: as in Jacob et al. 2018's reference code (see :func:`fixed_point_multiply`).
-    narrow_range : bool
-        Clamp to ``int_range(bits, signed, narrow_range=True)`` (lowest code left out).
-
-    Returns
-    -------
-    int8 / uint8 array (int16 / uint16 above 8 bits), shape of acc
-    """
-    qmin, qmax = int_range(bits, signed, narrow_range)
-    if rounding == "single":  # the historical path, kept for any int64 accumulator
-        prod = np.asarray(acc, dtype=np.int64) * np.asarray(M0, dtype=np.int64)
-        y = rounding_right_shift(prod, 31 + np.asarray(n, dtype=np.int64)) + int(zero_point)
-    else:
-        y = fixed_point_multiply(acc, M0, n, rounding) + int(zero_point)
-    lo = max(qmin, int(zero_point)) if relu else qmin
-    dtype = (np.int8 if signed else np.uint8) if bits <= 8 else (np.int16 if signed else np.uint16)
-    return np.clip(y, lo, qmax).astype(dtype)
 
 
 def integer_dense(q_x, z_x: int, q_W, q_b, M0, n, z_y: int, relu: bool = False, bits: int = 8, signed: bool = False):
@@ -378,8 +202,7 @@ class IntegerModel:
 
     def with_rounding(self, rounding: str) -> IntegerModel:
         """The same engine (same integers, shared arrays) requantizing with ``rounding``."""
-        if rounding not in ROUNDINGS:
-            raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
+        check_choice("rounding", rounding, ROUNDINGS)
         import copy
 
         ops = []
@@ -430,7 +253,7 @@ def _requantize_f64(acc, op, channel_axis):
     M = (op.M0.astype(np.float64) * np.exp2(-(31.0 + op.shift.astype(np.float64)))).reshape(shape)
     qmin, qmax = int_range(op.bits, op.signed)
     lo = max(qmin, op.z_y) if op.relu else qmin
-    return np.clip(np.rint(acc * M) + op.z_y, lo, qmax)
+    return round_clamp(acc * M, lo, qmax, op.z_y)
 
 
 def simulate_float64(engine: IntegerModel, X, batch_size: int = 1000):
@@ -489,12 +312,11 @@ def quantize_model(model, bits: int = 8, *, calib, act_bits: int = 8, act_signed
     -------
     IntegerModel
     """
-    if rounding not in ROUNDINGS:
-        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
+    check_choice("rounding", rounding, ROUNDINGS)
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"quantize_model expects a labkit.nn.Sequential, got {type(model).__name__}")
-    bits = _check_bits(bits, symmetric=True)
-    act_bits = _check_bits(act_bits)
+    bits = check_bits(bits, lo=2)
+    act_bits = check_bits(act_bits, name="act_bits")
     if bits > 8 or act_bits > 8:
         raise ValueError(
             f"the integer engine holds 8-bit values: bits and act_bits must be <= 8, got {bits}, {act_bits}"
@@ -548,17 +370,9 @@ def quantize_model(model, bits: int = 8, *, calib, act_bits: int = 8, act_signed
     return IntegerModel(ops, in_qp, (s_x, z_x), act_bits, act_signed, bits)
 
 
-def _int8_engine_bytes(engine) -> int:
+def int8_engine_bytes(engine) -> int:
+    """Bytes of an :class:`IntegerModel` as stored for inference (size format ``"int8_engine"``)."""
     if not isinstance(engine, IntegerModel):
         got = type(engine).__name__
         raise TypeError(f"size format 'int8_engine' measures an IntegerModel from quantize_model, got {got}")
     return engine.nbytes
-
-
-def _register():
-    from .. import metrics
-
-    metrics.register_size_format("int8_engine", _int8_engine_bytes)
-
-
-_register()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..train import Callback
-from .affine import _check_bits
+from ..validation import check_bits
 
 __all__ = ["kmeans_quantize", "kmeans_assign", "codebook_gradient", "CodebookFinetune", "kmeans_quantize_model"]
 
@@ -57,7 +57,7 @@ def kmeans_quantize(w, bits: int, n_iter: int = 100, mask=None):
     codebook : float32 (2^bits,), ascending
     indices : uint8 array of w's shape, values in [0, 2^bits)
     """
-    bits = _check_bits(bits)
+    bits = check_bits(bits)
     if bits > 8:
         raise ValueError(f"kmeans_quantize stores uint8 indices: bits must be 1..8, got {bits}")
     w = np.asarray(w)

@@ -76,3 +76,18 @@ def test_private_import_scan_finds_one(tmp_path):
         "labkit.quant:1 imports _atomic from labkit.nn",
         "labkit.train:1 imports _log_softmax_T from labkit.distill",
     ]
+
+
+def test_every_labkit_module_sits_in_a_layer():
+    """A module missing from the layers contract would escape import-linter's check."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (layers,) = [c for c in config["contracts"] if c["type"] == "layers"]
+    layered = {name.strip() for layer in layers["layers"] for name in layer.split("|")}
+    package = ROOT / "labkit"
+    modules = {p.stem for p in package.glob("*.py") if p.stem != "__init__"}
+    modules |= {p.name for p in package.iterdir() if (p / "__init__.py").is_file() and not p.name.startswith("_")}
+    assert modules - layered == set(), f"add these to [tool.importlinter] layers: {sorted(modules - layered)}"

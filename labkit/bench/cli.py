@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from labkit.atomic import write_text
+
 from . import peers
 from .cases import case_int8, case_lowbit, case_prune, case_quantize, case_sparse, case_topk, warm_up
 from .machine import machine_description
@@ -107,13 +109,11 @@ def run(
             print(f"    {key}: {'never in the measured range' if s is None else f'{round(100 * s)}%'}")
         print(f"total {out['seconds']:.0f} s")
     if json_path:
-        with open(json_path, "w") as f:
-            json.dump(out, f, indent=1, default=float)
+        write_text(json_path, json.dumps(out, indent=1, default=float))
         if verbose:
             print(f"wrote {json_path}")
     if markdown_path:
-        with open(markdown_path, "w") as f:
-            f.write(render_markdown(out))
+        write_text(markdown_path, render_markdown(out))
         if verbose:
             print(f"wrote {markdown_path}")
     return out

@@ -29,6 +29,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from labkit.atomic import write_text
+
 __all__ = [
     "FORMATS",
     "GradebookError",
@@ -255,12 +257,10 @@ def course_csv(labs, weights=None, fmt: str = "plain") -> str:
 
 def write_course(grade_dirs, out, weights_path=None, fmt: str = "plain") -> list[dict]:
     """Read the labs' gradebooks, write the course CSV to ``out`` atomically; return the rows written."""
-    from labkit.grading.grade import write_atomic  # the grader's atomic write (imported here: it loads nbformat)
-
     labs = [read_lab(p) for p in grade_dirs]
     weights = read_weights(weights_path, [lab.name for lab in labs]) if weights_path else None
     text = course_csv(labs, weights, fmt)
-    write_atomic(Path(out), text)
+    write_text(Path(out), text)
     return course_rows(labs, weights)
 
 

@@ -33,11 +33,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from labkit.atomic import write_text
 from labkit.grading.executors import EXECUTORS, dask_results, local_results
 from labkit.grading.notebook import SubmissionError, graded_notebook, load_assignment, read_submission
 from labkit.grading.scoring import attempt_summary, score
 
-__all__ = ["grade", "score", "attempt_summary", "GradeOptions", "MANIFEST", "write_atomic"]
+__all__ = ["grade", "score", "attempt_summary", "GradeOptions", "MANIFEST"]
 
 MANIFEST = ".labkit-grades.json"
 MAX_SUBMISSION_BYTES = 64 * 2**20
@@ -70,13 +71,6 @@ class GradeOptions:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 0:
                 raise ValueError(f"{name} must be a non-negative int (MiB; 0 = no limit), got {v!r}")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and a rename: never half-written."""
-    from labkit.atomic import write_text
-
-    write_text(path, text)
 
 
 def _student_seed(run_seed: int, student: str) -> int:
@@ -389,8 +383,8 @@ def grade(
             "forbid_reference": options.forbid_reference,
             "results": results,
         }
-        write_atomic(manifest_path, json.dumps(manifest, indent=1))
-        write_atomic(out / "gradebook.csv", gradebook_csv(asg, results))
+        write_text(manifest_path, json.dumps(manifest, indent=1))
+        write_text(out / "gradebook.csv", gradebook_csv(asg, results))
 
     t0 = time.monotonic()
     work = [(s, students[s], _student_seed(run_seed, s)) for s in todo]
@@ -409,13 +403,13 @@ def grade(
         with lock:
             results[s] = r
             save()
-            write_atomic(out / "feedback" / f"{s}.md", feedback_md(asg, r))
+            write_text(out / "feedback" / f"{s}.md", feedback_md(asg, r))
         total, mx = _total(r)
         log(f"  {s}: {_fmt(total)}/{_fmt(mx)} {'; '.join(r['status']) or 'ok'} ({r.get('seconds', 0):.1f} s)")
     with lock:  # everything in out/ is rewritten from memory: a submission writing there changed nothing
         save()
         for s, r in results.items():
-            write_atomic(out / "feedback" / f"{s}.md", feedback_md(asg, r))
+            write_text(out / "feedback" / f"{s}.md", feedback_md(asg, r))
     log(f"graded {len(todo)} in {time.monotonic() - t0:.1f} s -> {out / 'gradebook.csv'}")
     return results
 

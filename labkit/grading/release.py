@@ -24,7 +24,7 @@ from pathlib import Path
 
 import nbformat
 
-from labkit.grading.grade import write_atomic
+from labkit.atomic import write_text
 from labkit.grading.notebook import (
     BEGIN,
     END,
@@ -137,15 +137,15 @@ def release(notebooks="notebooks", out="release", execute: bool = True, timeout:
     for path, nb in prepared:
         nb.metadata.pop("widgets", None)
         asg = load_assignment(path, nb=nb, allow_empty=True)
-        write_atomic(out / "solution" / path.name, nbformat.writes(nb))
-        write_atomic(out / "student" / path.name, nbformat.writes(student_release(nb, asg)))
+        write_text(out / "solution" / path.name, nbformat.writes(nb))
+        write_text(out / "student" / path.name, nbformat.writes(student_release(nb, asg)))
         manifest["labs"][path.name] = {
             "instructor_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
             "exercises": [{"grade_id": c.grade_id, "answer": c.answer_id, "points": c.points} for c in asg.checks],
             "max_points": asg.max_points,
         }
         log(f"{path.name}: {len(asg.checks)} exercises, {asg.max_points:g} points -> {out}/student, {out}/solution")
-    write_atomic(out / "MANIFEST.json", json.dumps(manifest, indent=1))
+    write_text(out / "MANIFEST.json", json.dumps(manifest, indent=1))
     return [p.name for p, _ in prepared]
 
 

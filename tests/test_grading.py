@@ -20,7 +20,8 @@ import pytest
 from conftest import load_script
 
 from labkit.check import Case, Exercise, lab00
-from labkit.check._core import decode, encode, quiet
+from labkit.check.output import quiet
+from labkit.check.records import decode, encode
 from labkit.grading import notebook as nbmod
 from labkit.grading.grade import GradeOptions, gradebook_csv, score
 from labkit.grading.release import ReleaseError, release

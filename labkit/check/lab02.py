@@ -6,7 +6,7 @@ import numpy as np
 
 from ..prune import agp_sparsity as _agp_sparsity
 from ..prune import unit_importance
-from ._core import Case, Exercise, compare_arrays
+from .exercise import Case, Exercise, compare_arrays
 
 # --- exercise 1: neuron importance -----------------------------------------------------------------
 

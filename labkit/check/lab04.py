@@ -9,7 +9,7 @@ from ..quant import qparams as _qparams
 from ..quant import quantize as _quantize
 from ..quant import quantize_multiplier as _quantize_multiplier
 from ..quant import requantize as _requantize
-from ._core import Case, Exercise, compare_arrays
+from .exercise import Case, Exercise, compare_arrays
 
 # --- Exercise 1: the straight-through estimator ---------------------------------------------------
 

@@ -5,8 +5,11 @@ user's machine, but CI sets LABKIT_REQUIRE_FULL_DATA / LABKIT_REQUIRE_TORCH / LA
 LABKIT_REQUIRE_BROWSER so that a missing piece fails instead of being skipped silently.
 """
 
+import csv
 import importlib.util
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,22 @@ def load_script(path) -> object:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def grade_cli(assignment, subs, out, *extra, timeout=1800) -> str:
+    """Run ``python -m labkit grade`` on a folder of submissions; assert it succeeded; return its output."""
+    root = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, "-m", "labkit", "grade", "--assignment", str(assignment), "--submissions", str(subs),
+           "--out", str(out), *extra]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def read_gradebook(out) -> dict:
+    """``out/gradebook.csv`` as {student: row}."""
+    with open(Path(out) / "gradebook.csv", newline="") as f:
+        return {row["student"]: row for row in csv.DictReader(f)}
 
 
 def skip_or_fail(requirement: str, reason: str):

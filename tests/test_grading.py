@@ -1,8 +1,8 @@
-"""Release and grading: the safe record format, notebook assembly, scoring, and whole grading runs.
+"""Release and grading: the safe record format, notebook assembly, scoring, and a release run.
 
-The slow tests grade real notebooks through the command line: the committed hostile and broken
-submissions in tests/submissions/lab00/ (``*.ipynb.json``, each with its expected score), and for every lab in
-notebooks/ its released solution (full marks) and its untouched student version (0).
+Whole grading runs live in test_grading_batch.py (the committed hostile and broken submissions of
+lab 00) and test_grading_labs.py (every lab's released solution scores full marks, its student
+release 0), so that pytest-xdist can run them side by side.
 """
 
 from __future__ import annotations
@@ -10,14 +10,12 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
-from conftest import load_script
 
 from labkit.check import Case, Exercise, lab00
 from labkit.check.output import quiet
@@ -40,23 +38,6 @@ def _has_checks(path):
 
 
 GRADED_LABS = [p for p in LABS if _has_checks(p)]
-
-
-def _load_make_submissions():
-    return load_script(ROOT / "tests/submissions/make_submissions.py")
-
-
-def _grade_cli(assignment, subs, out, *extra, timeout=1800):
-    cmd = [sys.executable, "-m", "labkit", "grade", "--assignment", str(assignment), "--submissions", str(subs),
-           "--out", str(out), *extra]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
-
-
-def _gradebook(out):
-    with open(Path(out) / "gradebook.csv", newline="") as f:
-        return {row["student"]: row for row in csv.DictReader(f)}
 
 
 # --- the record format: plain JSON, never code ------------------------------------------------------
@@ -423,80 +404,3 @@ def test_preflight_rejects_unrecordable_or_unseeded_exercises():
 
 
 # --- whole grading runs (slow: each submission starts a kernel) -----------------------------------
-
-
-@pytest.mark.slow
-def test_committed_submissions_score_as_expected(tmp_path):
-    subs = _load_make_submissions()
-    folder = subs.copy_as_notebooks(tmp_path / "subs", list(subs.SUBMISSIONS))  # sandbox_*: test_grading_sandbox
-    assert sorted(p.stem for p in folder.glob("*.ipynb")) == sorted(subs.SUBMISSIONS)
-    out = tmp_path / "out"
-    # three at a time: two of the hostile notebooks mostly wait (a frozen nbval, a 20 s cell timeout);
-    # 150 s overall: under a load of 15 on 2 cores, loop_top_level needed 69 s to reach its cell timeout
-    _grade_cli(LAB00, folder, out, "--jobs", "3", "--cell-timeout", "20", "--timeout", "150", "--memory", "2048")
-    book = _gradebook(out)
-    assert set(book) == set(subs.SUBMISSIONS)
-    for name, (_answers, points, status_words, what) in subs.SUBMISSIONS.items():
-        row = book[name]
-        assert float(row["total"]) == points, f"{name} ({what}): {row}"
-        assert float(row["max"]) == 2
-        for word in status_words:
-            assert word in row["status"], f"{name}: status {row['status']!r} lacks {word!r}"
-    # the sandbox hides the output folder (without it the answer wrote there and the grader rewrote it)
-    assert not (out / "attack-was-here").exists()
-    assert "forged" not in (out / "feedback" / "correct.md").read_text()
-    manifest = json.loads((out / ".labkit-grades.json").read_text())
-    assert set(manifest["results"]) == set(subs.SUBMISSIONS)
-    assert not list(out.glob(".*.tmp")) and not list((out / "feedback").glob(".*.tmp"))
-    # every feedback file says the score; the detached process was killed with its submission
-    for name, (_a, points, *_r) in subs.SUBMISSIONS.items():
-        assert f"**Score: {points:g} / 2**" in (out / "feedback" / f"{name}.md").read_text()
-    # (the sandbox's pid namespace ends with nbval, so the supervisor usually finds nothing left to kill)
-    assert subs.DAEMON_MARKER in " ".join(manifest["results"]["daemon"]["notes"])  # "attempted (process): ..."
-    assert manifest["sandbox"] is True and all(r["sandbox"] for r in manifest["results"].values())
-    for name in ("ref_import", "ref_dynamic"):  # flagged, points kept without --forbid-reference
-        assert "calls labkit's reference for count_parameters, accuracy" in book[name]["status"]
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert subs.DAEMON_MARKER not in ps
-    assert not Path("/tmp/pwned").exists()
-    # a re-run grades nothing and leaves the gradebook as it was
-    before = (out / "gradebook.csv").read_text()
-    log = _grade_cli(LAB00, folder, out, "--jobs", "2")
-    assert f"0 to grade, {len(subs.SUBMISSIONS)} already graded" in log
-    assert (out / "gradebook.csv").read_text() == before
-
-
-@pytest.mark.slow
-def test_regrade_only_changed_submissions_unless_forced(tmp_path):
-    subs = tmp_path / "subs"
-    subs.mkdir()
-    correct, partly_wrong = (SUBMISSIONS / f"{n}.ipynb.json" for n in ("correct", "partly_wrong"))
-    for name in ("ann", "bob"):
-        (subs / f"{name}.ipynb").write_bytes(correct.read_bytes())
-    out = tmp_path / "out"
-    assert "2 to grade" in _grade_cli(LAB00, subs, out, "--jobs", "2")
-    (subs / "bob.ipynb").write_bytes(partly_wrong.read_bytes())
-    log = _grade_cli(LAB00, subs, out)
-    assert "1 to grade, 1 already graded" in log and "bob: 1/2" in log
-    assert "2 to grade" in _grade_cli(LAB00, subs, out, "--force", "--jobs", "2")
-    assert {k: v["total"] for k, v in _gradebook(out).items()} == {"ann": "2", "bob": "1"}
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("lab", GRADED_LABS, ids=[p.stem for p in GRADED_LABS])
-def test_lab_solution_scores_full_and_student_release_scores_zero(lab, tmp_path):
-    src = tmp_path / "notebooks"
-    src.mkdir()
-    (src / lab.name).write_bytes(lab.read_bytes())
-    release(src, tmp_path / "release", execute=False, log=lambda *a: None)
-    subs = tmp_path / "subs"
-    subs.mkdir()
-    (subs / "solution.ipynb").write_bytes((tmp_path / "release" / "solution" / lab.name).read_bytes())
-    (subs / "student.ipynb").write_bytes((tmp_path / "release" / "student" / lab.name).read_bytes())
-    _grade_cli(lab, subs, tmp_path / "out", "--jobs", "2")
-    book = _gradebook(tmp_path / "out")
-    maximum = nbmod.load_assignment(lab).max_points
-    assert float(book["solution"]["total"]) == maximum > 0, book["solution"]
-    assert float(book["student"]["total"]) == 0, book["student"]
-    checks = [c.grade_id for c in nbmod.load_assignment(lab).checks]
-    assert all(float(book["student"][g]) == 0 for g in checks)

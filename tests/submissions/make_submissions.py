@@ -6,7 +6,7 @@ hostile ones: one freezes its parent process) nor ruff treats them as notebooks 
 
 Each submission is the released student notebook of lab 00 with its answer cells (and, for some,
 other cells) replaced the way a real or a hostile student might. ``EXPECTED`` (imported by
-tests/test_grading.py) holds the score each must get and what it shows.
+tests/test_grading_batch.py) holds the score each must get and what it shows.
 
     .venv/bin/python tests/submissions/make_submissions.py
 """

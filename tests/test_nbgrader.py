@@ -96,8 +96,12 @@ def _wait_all(procs, timeout: float = 1800) -> list:
 
 
 def _env() -> dict:
-    """The test's own environment, minus anything that would change how a failing check behaves."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("LABKIT_CHECK")}
+    """The test's own environment, minus anything that would change how a failing check behaves, with the
+    venv's bin first on PATH as in an activated venv: nbgrader runs the ``alembic`` command of its own
+    environment to set up its database (``make test`` runs .venv/bin/python without activating it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABKIT_CHECK")}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
 
 
 def _nbgrader(course: Path, *args: str) -> _Proc:

@@ -59,8 +59,7 @@ PARAMETERS = {
     "labkit.export.to_onnx": ["model", "path", "quantized"],
 }
 
-# The design also names `gradebook`, which the command line does not offer yet (see the issue note).
-SUBCOMMANDS = ["release", "grade", "bench", "data"]
+SUBCOMMANDS = ["release", "grade", "gradebook", "bench", "data"]
 
 
 def _resolve(dotted: str):

@@ -3,7 +3,7 @@
 Figures are for looking; the numbers they show are always also computed (and checked) in code.
 Every figure is shown with :func:`show`, which attaches its alternative text.
 
-Readable by everyone (WCAG 2.1 AA, issue 19): importing this module sets matplotlib's defaults to
+Readable by everyone (WCAG 2.1 AA): importing this module sets matplotlib's defaults to
 the Okabe–Ito colour-blind-safe palette (Okabe & Ito 2008), ordered so that the first colours have
 at least 3:1 contrast against white, and gives every series its own marker *and* line style, so no
 series is told apart by colour alone. Text is at least 9 pt and near-black. Axes are ticked at the

@@ -1,4 +1,4 @@
-"""The rendered course is accessible (issue 19, WCAG 2.1 AA).
+"""The rendered course is accessible (WCAG 2.1 AA).
 
 * every image output in a committed lab notebook carries alternative text (output metadata ``alt``,
   written by ``labkit.plot.show``), and the course's HTML puts it on the ``<img>``;

@@ -51,7 +51,7 @@ def test_an_answer_equal_to_the_reference_passes_even_if_a_heuristic_fires():
     assert ex.evaluate(lambda x: (2 * x).astype(np.float32), cases) is not None
 
 
-# --- a failing check raises (issue 21) ----------------------------------------------------------------
+# --- a failing check raises --------------------------------------------------------------------------
 
 
 def _double_exercise():

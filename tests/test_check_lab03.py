@@ -48,7 +48,7 @@ def test_quantize():
     assert "don't truncate" in ex.verdict(lambda x, s, z, b: np.clip(np.trunc(x / s) + z, 0, 2**b - 1).astype(int))
     assert "add the zero point" in ex.verdict(lambda x, s, z, b: np.clip(np.rint(x / s) - z, 0, 2**b - 1).astype(int))
     assert "integer" in ex.verdict(lambda x, s, z, b: np.clip(np.rint(x / s) + z, 0, 2**b - 1))
-    # Legitimately accepted (issue 18, item 11): dividing in float32 instead of float64. float32
+    # Legitimately accepted: dividing in float32 instead of float64. float32
     # x / float32 scale is correctly rounded, so it agrees with float64 on these cases, and it is
     # what a float32 kernel computes; nothing in the exercise asks for float64.
     f32 = lambda x, s, z, b: np.clip(np.rint(x.astype(np.float32) / np.float32(s)) + z, 0, 2**b - 1).astype(np.int64)

@@ -73,7 +73,7 @@ def test_requantize():
     ex = lab04.requantize
     assert ex.passes(rq_right)
 
-    # Floating-point answers are rejected (issue 18, item 11): the exercise is integer-only, and the
+    # Floating-point answers are rejected: the exercise is integer-only, and the
     # fixed cases put |acc · M0| beyond 2^53 next to rounding ties, where float64 rounds wrongly.
     floats = {
         "issue's float answer": lambda acc, M0, n, z: np.clip(np.rint(acc * (M0 / 2**31) / 2**n) + z, 0, 255).astype(
@@ -92,7 +92,7 @@ def test_requantize():
     for name, fn in floats.items():
         v = ex.verdict(fn)
         assert "float64 (53-bit mantissa) cannot hold that product exactly" in v and "integer" in v, (name, v)
-    raw = lambda acc, M0, n, z: np.rint(acc * (M0 / 2**31) / 2**n) + z  # the issue's expression as written
+    raw = lambda acc, M0, n, z: np.rint(acc * (M0 / 2**31) / 2**n) + z  # the float expression tutorials write
     assert "return integers" in ex.verdict(raw)
     assert "not implemented" in ex.verdict(stub)
     prod = lambda acc, M0: acc.astype(np.int64) * M0

@@ -204,7 +204,7 @@ def test_u8s8_saturation_model_explains_int8_weight_differences(ox):
     assert not np.array_equal(sat, exact)  # the all-ones row saturates: 2 * 255 * 127 > 32767
 
 
-# --- the course's models on the 10,000 test images (the "done when") -----------------------------
+# --- the course's models on the 10,000 test images -------------------------------------------------------
 
 
 @pytest.mark.slow

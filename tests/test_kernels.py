@@ -355,7 +355,7 @@ def test_quantize_rounds_half_to_even_then_clamps():
 
 
 def test_quantize_kernels_narrow_range_never_emit_the_lowest_code(rng):
-    # issue 18, item 2: symmetric int8 weights live in [-127, 127]; the kernels clamp there when asked
+    # narrow range: symmetric int8 weights live in [-127, 127]; the kernels clamp there when asked
     assert int_range(8, True, narrow_range=True) == (-127, 127) and int_range(4, False, True) == (1, 15)
     x = np.array([0.5, 1.5, 2.5, -0.5, -2.5, 1000, -1000, -127.5, -np.inf], np.float32)
     np.testing.assert_array_equal(

@@ -1,4 +1,4 @@
-"""A real nbgrader round trip (issue 20, part 5): the instructor notebooks are nbgrader source notebooks.
+"""A real nbgrader round trip: the instructor notebooks are nbgrader source notebooks.
 
 For labs 00 and 03, in a temporary course folder with its own ``nbgrader_config.py`` and database:
 ``nbgrader generate_assignment`` from the instructor notebook; ``nbgrader validate`` on the released

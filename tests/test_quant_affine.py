@@ -196,7 +196,7 @@ def test_quantize_bad_zero_point_axis_and_nan():
         dequantize(np.ones(3), 0.1, 0)
 
 
-# --- narrow range (issue 18, item 2) -----------------------------------------------------------------
+# --- narrow range -----------------------------------------------------------------
 
 
 def test_int_range_narrow():

@@ -145,7 +145,7 @@ def test_fakequant_layer(rng, tmp_path):
 
 
 def test_ste_mask_follows_the_narrow_range(rng):
-    # issue 18, item 2: the STE mask clamps where quantize clamps. A symmetric 8-bit quantizer
+    # narrow range: the STE mask clamps where quantize clamps. A symmetric 8-bit quantizer
     # emits [-127, 127], so x = -128·s is outside (before the fix: inside, and quantized to -128).
     w = rng.standard_normal(200).astype(np.float32)
     qp = qparams(w, 8, symmetric=True)

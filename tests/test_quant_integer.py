@@ -184,7 +184,7 @@ def test_quantize_model_bad_input(digits):
         simulate_float64(model, digits.X_test)
 
 
-# --- gemmlowp requantization (issue 18, item 4) -----------------------------------------------------
+# --- gemmlowp requantization -----------------------------------------------------
 from labkit.quant import (  # noqa: E402
     fixed_point_multiply,
     rounding_divide_by_pot,

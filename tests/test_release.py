@@ -1,4 +1,4 @@
-"""The release shows targets, not results (issue 21): student notebooks carry no outputs and no
+"""The release shows targets, not results: student notebooks carry no outputs and no
 execution counts, and each check is preceded by the line it prints when the answer is right."""
 
 import json

@@ -1,4 +1,4 @@
-"""The student's loop (issue 21): exercise headings state the points the grader awards.
+"""The student's loop: exercise headings state the points the grader awards.
 
 Convention (docs/CONTRIBUTING.md): the last markdown heading before an answer cell (nbgrader
 ``"solution": true`` on its ``# %%`` line) reads ``Exercise K — <title> (N point[s])``, K counting

@@ -1,4 +1,4 @@
-"""The installable kit (issue 20, part 4): a wheel carries the embedded data and the pretrained models.
+"""The installable kit: a wheel carries the embedded data and the pretrained models.
 
 The slow test does what a JupyterHub admin does: build a wheel with ``python -m build``, install it
 (not editable) into a fresh venv that does not see the repository, and use it from a folder outside

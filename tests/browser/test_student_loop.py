@@ -1,4 +1,4 @@
-"""The student's loop in JupyterLab (issue 21): a wrong answer stops "Run All" at its check.
+"""The student's loop in JupyterLab: a wrong answer stops "Run All" at its check.
 
 A student release of lab 00 in which the student has solved every exercise but the first: the
 student types a plausible wrong answer into the first answer cell and chooses Run > Run All Cells.

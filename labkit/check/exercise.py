@@ -74,6 +74,29 @@ class Case:
         return Case(tuple(cp(a) for a in self.args), {k: cp(v) for k, v in self.kwargs.items()}, self.label)
 
 
+def mask_problem(got, shape) -> str | None:
+    """What is wrong with a returned pruning mask's type, shape or dtype (True = kept), or None."""
+    shape = tuple(shape)
+    if not isinstance(got, np.ndarray):
+        return f"return a numpy boolean array (True = kept), got {type(got).__name__}"
+    if got.shape != shape:
+        return f"the mask has shape {got.shape}, expected the weights' shape {shape} (one entry per weight)"
+    if got.dtype != bool:
+        return f"the mask should be a boolean array (True = kept), got dtype {got.dtype}"
+    return None
+
+
+def integer_array_problem(got: np.ndarray, shape, layout: str = "", integers: str = "integers") -> str | None:
+    """What is wrong with an integer result's shape or dtype, or None. ``layout`` names the axes in the
+    hint (e.g. "batch, out"); ``integers`` says which integers are expected (e.g. "integers (uint8)")."""
+    shape = tuple(shape)
+    if got.shape != shape:
+        return f"result has shape {got.shape}, expected {shape}" + (f" ({layout})" if layout else "")
+    if got.dtype.kind not in "iu":
+        return f"return {integers}, got dtype {got.dtype}"
+    return None
+
+
 def compare_arrays(got, expected, what="result", rtol=1e-5, atol=1e-6, exact=False):
     """A hint string if ``got`` differs from ``expected`` (type, shape, dtype kind, values), else None."""
     if isinstance(expected, np.ndarray) or np.isscalar(expected):

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..prune import magnitude_mask as _magnitude_mask
-from .exercise import Case, Exercise, compare_arrays
+from .exercise import Case, Exercise, compare_arrays, mask_problem
 
 # --- exercise 1: magnitude_mask ------------------------------------------------------------------
 
@@ -26,12 +26,9 @@ def _mask_ref(w, sparsity):
 
 def _compare_mask(got, expected, case):
     w, s = case.args
-    if not isinstance(got, np.ndarray):
-        return f"return a numpy bool array (True = kept), got {type(got).__name__}"
-    if got.shape != w.shape:
-        return f"the mask has shape {got.shape}, expected the weights' shape {w.shape}"
-    if got.dtype != bool:
-        return f"the mask should be a bool array (True = kept), got dtype {got.dtype}"
+    problem = mask_problem(got, w.shape)
+    if problem:
+        return problem
     k = math.floor(s * w.size)
     removed = int((~got).sum())
     if np.array_equal(~got, expected) and got.any() and (~got).any() and np.abs(w[~got]).max() > np.abs(w[got]).min():

@@ -5,7 +5,7 @@ import numpy as np
 from ..quant import dequantize as _dequantize
 from ..quant import qparams as _qparams
 from ..quant import quantize as _quantize
-from .exercise import Case, Exercise, compare_arrays
+from .exercise import Case, Exercise, compare_arrays, integer_array_problem
 
 # --- Exercise 1: scale and zero point from a range ------------------------------------------------
 
@@ -77,12 +77,11 @@ def _quantize_ref(x, scale, zero_point, bits):
 def _compare_quantize(got, expected, case):
     x, scale, zp, bits = case.args
     got = np.asarray(got)
-    if got.shape != expected.shape:
-        return f"result has shape {got.shape}, expected {expected.shape} (one integer per input value)"
-    if got.dtype.kind not in "iu":
-        if got.dtype.kind == "f" and np.array_equal(got, expected):
-            return f"return integers (e.g. .astype(np.uint8)), got dtype {got.dtype}"
-        return f"return an integer array, got dtype {got.dtype}"
+    problem = integer_array_problem(
+        got, expected.shape, "one integer per input value", "integers (e.g. .astype(np.uint8))"
+    )
+    if problem:
+        return problem
     got = got.astype(np.int64)
     v = x.astype(np.float64) / np.float64(scale)
     qmax = 2**bits - 1

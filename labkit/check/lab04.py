@@ -9,7 +9,7 @@ from ..quant import qparams as _qparams
 from ..quant import quantize as _quantize
 from ..quant import quantize_multiplier as _quantize_multiplier
 from ..quant import requantize as _requantize
-from .exercise import Case, Exercise, compare_arrays
+from .exercise import Case, Exercise, compare_arrays, integer_array_problem
 
 # --- Exercise 1: the straight-through estimator ---------------------------------------------------
 
@@ -152,10 +152,9 @@ def _float_answers(acc, M0, n, zp):
 def _compare_requant(got, expected, case):
     acc, M0, n, zp = case.args
     got = np.asarray(got)
-    if got.shape != expected.shape:
-        return f"result has shape {got.shape}, expected {expected.shape}"
-    if got.dtype.kind not in "iu":
-        return f"return integers (uint8), got dtype {got.dtype}"
+    problem = integer_array_problem(got, expected.shape, integers="integers (uint8)")
+    if problem:
+        return problem
     got = got.astype(np.int64)
     if np.array_equal(got, expected):
         return None
@@ -233,10 +232,9 @@ def _int_dense(q_x, z_x, q_W, q_b, M0, n, z_y, relu):
 def _compare_int_dense(got, expected, case):
     q_x, z_x, q_W, q_b, M0, n, z_y, relu = case.args
     got = np.asarray(got)
-    if got.shape != expected.shape:
-        return f"result has shape {got.shape}, expected {expected.shape} (batch, out)"
-    if got.dtype.kind not in "iu":
-        return f"return integers (uint8), got dtype {got.dtype}"
+    problem = integer_array_problem(got, expected.shape, "batch, out", "integers (uint8)")
+    if problem:
+        return problem
     got = got.astype(np.int64)
     if np.array_equal(got, expected):
         return None

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from .exercise import Case, Exercise, compare_arrays
+from .exercise import Case, Exercise, compare_arrays, mask_problem
 
 __all__ = [
     "obs_prune_one",
@@ -161,12 +161,9 @@ def reference_wanda_mask(W, X, sparsity):
 
 def _compare_wanda(got, expected, case):
     W, X, sparsity = case.args
-    if not isinstance(got, np.ndarray):
-        return f"return a numpy array, got {type(got).__name__}"
-    if got.shape != W.shape:
-        return f"mask has shape {got.shape}, expected {W.shape} (one entry per weight)"
-    if got.dtype != bool:
-        return f"return a boolean mask (True = kept), got dtype {got.dtype}"
+    problem = mask_problem(got, W.shape)
+    if problem:
+        return problem
     if np.array_equal(got, expected):
         return None
     k = math.floor(sparsity * W.shape[1])
@@ -260,12 +257,9 @@ def reference_nm_mask(W, n=2, m=4):
 
 def _compare_nm(got, expected, case):
     W, n, m = case.args
-    if not isinstance(got, np.ndarray):
-        return f"return a numpy array, got {type(got).__name__}"
-    if got.shape != W.shape:
-        return f"mask has shape {got.shape}, expected {W.shape}"
-    if got.dtype != bool:
-        return f"return a boolean mask (True = kept), got dtype {got.dtype}"
+    problem = mask_problem(got, W.shape)
+    if problem:
+        return problem
     if np.array_equal(got, expected):
         return None
     out, d = W.shape

@@ -74,6 +74,19 @@ class Case:
         return Case(tuple(cp(a) for a in self.args), {k: cp(v) for k, v in self.kwargs.items()}, self.label)
 
 
+def number_answer(got, what: str = "one number (a float)"):
+    """``(float(got), None)`` for an answer that is one number, else ``(None, hint)``. A string is not a
+    number here, even one that ``float`` would parse."""
+    if isinstance(got, np.ndarray) and got.size != 1:
+        return None, f"return {what}, got an array of shape {got.shape}"
+    if isinstance(got, (str, bytes)) or got is None:
+        return None, f"return a float, got {type(got).__name__}"
+    try:
+        return float(got), None
+    except (TypeError, ValueError):
+        return None, f"return a float, got {type(got).__name__}"
+
+
 def mask_problem(got, shape) -> str | None:
     """What is wrong with a returned pruning mask's type, shape or dtype (True = kept), or None."""
     shape = tuple(shape)

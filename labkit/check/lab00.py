@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .exercise import Case, Exercise
+from .exercise import Case, Exercise, number_answer
 
 
 def _count_parameters(sizes):
@@ -43,12 +43,9 @@ def _accuracy(logits, y):
 
 def _compare_accuracy(got, expected, case):
     logits, y = case.args
-    if isinstance(got, np.ndarray) and got.size != 1:
-        return f"return one number (a float), got an array of shape {got.shape}"
-    try:
-        got = float(got)
-    except (TypeError, ValueError):
-        return f"return a float, got {type(got).__name__}"
+    got, problem = number_answer(got)
+    if problem:
+        return problem
     if abs(got - 100 * expected) < 1e-9 and expected not in (0.0, 0.01):
         return f"got {got}: return a fraction in [0, 1], not a percentage"
     if abs(got - expected * len(y)) < 1e-9 and len(y) > 1 and expected > 0:

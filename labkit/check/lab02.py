@@ -6,7 +6,7 @@ import numpy as np
 
 from ..prune import agp_sparsity as _agp_sparsity
 from ..prune import unit_importance
-from .exercise import Case, Exercise, compare_arrays
+from .exercise import Case, Exercise, compare_arrays, number_answer
 
 # --- exercise 1: neuron importance -----------------------------------------------------------------
 
@@ -122,14 +122,9 @@ remove_neurons = Exercise(
 
 def _compare_agp(got, expected, case):
     step, s_i, s_f, t0, n, dt = case.args
-    if isinstance(got, np.ndarray) and got.size != 1:
-        return f"return one float, got an array of shape {got.shape}"
-    if isinstance(got, (str, bytes)) or got is None:
-        return f"return a float, got {type(got).__name__}"
-    try:
-        got = float(got)
-    except (TypeError, ValueError):
-        return f"return a float, got {type(got).__name__}"
+    got, problem = number_answer(got, "one float")
+    if problem:
+        return problem
     if abs(got - expected) <= 1e-9:
         return None
     where = f"agp_sparsity({step}, {s_i}, {s_f}, t0={t0}, n_steps={n}, dt={dt})"

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..distill import kd_loss, softmax
 from ..softmax import log_softmax
-from .exercise import Case, Exercise
+from .exercise import Case, Exercise, number_answer
 
 __all__ = ["softmax_T", "kd_loss_value", "kd_loss_grad"]
 
@@ -134,12 +134,9 @@ def _compare_kd_value(got, expected, case):
     s, t, y, T, alpha = case.args
     if isinstance(got, tuple):
         return "return only the loss (one float) here; the gradient is the next exercise"
-    if isinstance(got, np.ndarray) and got.size != 1:
-        return f"return one number (the batch-averaged loss), got an array of shape {got.shape}"
-    try:
-        g = float(got)
-    except (TypeError, ValueError):
-        return f"return a float, got {type(got).__name__}"
+    g, problem = number_answer(got, "one number (the batch-averaged loss)")
+    if problem:
+        return problem
     if not np.isfinite(g):
         return f"the loss is {g}: use a numerically stable log-softmax (subtract the row max) for large logits"
     close = lambda v: abs(g - v) <= 1e-6 * max(1.0, abs(v))

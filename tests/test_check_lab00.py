@@ -31,6 +31,7 @@ def test_accuracy():
     assert "mean(argmax(logits, axis=1) == y)" in ex.verdict(lambda z, y: float(np.mean(z.argmin(1) == y)))
     assert "mean(argmax(logits, axis=1) == y)" in ex.verdict(lambda z, y: float(np.mean(z.max(1) == y)))  # max
     assert "one number" in ex.verdict(lambda z, y: (z.argmax(1) == y).astype(float))
+    assert "return a float, got str" in ex.verdict(lambda z, y: str(float(np.mean(z.argmax(1) == y))))
 
 
 def test_check_prints_one_line_and_hides_student_output(capsys):

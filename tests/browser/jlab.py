@@ -111,10 +111,11 @@ def menu(page: Page, top: str, item: str) -> None:
     page.wait_for_selector(".lm-Menu", state="detached", timeout=10_000)
 
 
-def run_all(page: Page, clear_first: bool = True, timeout: float = 60) -> None:
+def run_all(page: Page, clear_first: bool = True, timeout: float = 180) -> None:
     """Clear every output (Edit menu) so that nothing stale remains, then Run > Run All Cells.
 
-    Returns once the run has visibly started (a cell queued, running or done).
+    Returns once the run has visibly started (a cell queued, running or done). The first cell waits
+    for the kernel to start, which on a loaded 2-core machine once took over 60 s.
     """
     if clear_first:
         menu(page, "Edit", "Clear Outputs of All Cells")

@@ -6,27 +6,13 @@ In a file of its own so that pytest-xdist (``--dist loadfile``) runs it beside t
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import nbformat
 import pytest
-from conftest import grade_cli, read_gradebook
+from conftest import grade_cli, graded_labs, read_gradebook
 
 from labkit.grading import notebook as nbmod
 from labkit.grading.release import release
 
-ROOT = Path(__file__).resolve().parent.parent
-LABS = nbmod.lab_notebooks(ROOT / "notebooks")
-
-
-def _has_checks(path):
-    try:
-        return any(nbmod.is_check(c) for c in nbformat.read(path, as_version=4).cells)
-    except Exception:  # noqa: BLE001 - a notebook being written right now: its own tests report it
-        return False
-
-
-GRADED_LABS = [p for p in LABS if _has_checks(p)]
+GRADED_LABS = graded_labs()
 
 
 @pytest.mark.slow

@@ -157,6 +157,9 @@ def test_grade_exit_status(tmp_path, capsys):
     assert "no such notebook" in capsys.readouterr().err
     assert main(["grade", "--assignment", str(LAB00), *common, "--cell-timeout", "0"]) == 2
     assert main(["grade", "--assignment", str(LAB00), *common, "--jobs", "0"]) == 2
+    assert main(["grade", "--assignment", str(LAB00), *common, "--scheduler", "tcp://127.0.0.1:8786"]) == 2
+    assert "scheduler" in capsys.readouterr().err
+    assert main(["grade", "--assignment", str(LAB00), *common, "--executor", "dask"]) == 2
     assert main(["grade", "--assignment", str(LAB00), *common]) == 0  # nothing to grade: an empty gradebook
     assert (tmp_path / "o" / "gradebook.csv").read_text().startswith("student,total,max")
 

@@ -47,8 +47,6 @@ def cmd_grade(args) -> int:
 
     if not args.assignment.is_file():
         args.parser.error(f"--assignment {args.assignment}: no such notebook")
-    if (args.executor == "dask") != (args.scheduler is not None):
-        args.parser.error("--executor dask needs --scheduler tcp://HOST:PORT, and --scheduler needs --executor dask")
     try:
         opts = GradeOptions(cell_timeout=args.cell_timeout, timeout=args.timeout, memory_mb=args.memory,
                             sandbox=not args.no_sandbox, forbid_reference=args.forbid_reference)  # fmt: skip

@@ -233,10 +233,13 @@ def _fmt(x: float) -> str:
 
 def course_csv(labs, weights=None, fmt: str = "plain") -> str:
     """The course table as CSV text in format ``fmt`` (``plain``, ``canvas`` or ``moodle``; see the module)."""
+    return _render(course_rows(labs, weights), [lab.name for lab in labs], fmt)
+
+
+def _render(rows, names, fmt: str) -> str:
+    """The rows of :func:`course_rows` (labs ``names``, in column order) as CSV text in format ``fmt``."""
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
-    rows = course_rows(labs, weights)
-    names = [lab.name for lab in labs]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     if fmt == "plain":
@@ -259,9 +262,9 @@ def write_course(grade_dirs, out, weights_path=None, fmt: str = "plain") -> list
     """Read the labs' gradebooks, write the course CSV to ``out`` atomically; return the rows written."""
     labs = [read_lab(p) for p in grade_dirs]
     weights = read_weights(weights_path, [lab.name for lab in labs]) if weights_path else None
-    text = course_csv(labs, weights, fmt)
-    write_text(Path(out), text)
-    return course_rows(labs, weights)
+    rows = course_rows(labs, weights)
+    write_text(Path(out), _render(rows, [lab.name for lab in labs], fmt))
+    return rows
 
 
 def add_parser(sub):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import csv
 import json
 import os
 import signal
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import read_gradebook
 
 from labkit.grading import notebook as nbmod
 
@@ -101,11 +101,6 @@ def _run(cmd, timeout=1200) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
 
 
-def _rows(out: Path) -> dict[str, dict]:
-    with open(out / "gradebook.csv", newline="") as f:
-        return {row["student"]: row for row in csv.DictReader(f)}
-
-
 def _graded(out: Path) -> set:
     try:
         return set(json.loads((out / ".labkit-grades.json").read_text())["results"])
@@ -179,7 +174,7 @@ def local_book(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("local") / "out"
     proc = _run(_grade_cmd(assignment, subs, out, "--jobs", "2"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    rows = _rows(out)
+    rows = read_gradebook(out)
     assert {s: float(r["total"]) for s, r in rows.items()} == expected
     assert all(r["status"] == "ok" for s, r in rows.items() if "untouched" not in s), rows
     return out
@@ -263,8 +258,8 @@ def test_stopped_dask_run_grades_only_the_missing_submissions(tiny, local_book, 
     assert f"8 submissions, {8 - len(done)} to grade, {len(done)} already graded" in proc.stdout
     graded_now = {line.split(":")[0].strip() for line in proc.stdout.splitlines() if line.startswith("  s")}
     assert graded_now == set(names) - done
-    local = _rows(local_book)
-    assert _rows(out) == {s: local[s] for s in names}
+    local = read_gradebook(local_book)
+    assert read_gradebook(out) == {s: local[s] for s in names}
 
 
 @pytest.mark.slow

@@ -11,7 +11,6 @@ the ``.pth`` files inside it, so the shared environment's editable install of th
 out; the test checks that ``labkit`` is imported from the fresh venv.
 """
 
-import csv
 import json
 import os
 import shutil
@@ -24,6 +23,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
+from conftest import read_gradebook
 from setuptools import find_packages
 
 from labkit import data, models, train
@@ -201,8 +201,7 @@ def test_installed_kit_releases_and_grades_lab00(installed, tmp_path):
     r = run("grade", "--assignment", f"notebooks/{lab.name}", "--submissions", "submissions", "--out", "grades",
             "--jobs", "1", *extra)  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
-    with open(course / "grades" / "gradebook.csv", newline="") as f:
-        rows = {row["student"]: row for row in csv.DictReader(f)}
+    rows = read_gradebook(course / "grades")
     assert float(rows["solution"]["total"]) == float(rows["solution"]["max"]) > 0, rows["solution"]
     assert float(rows["untouched"]["total"]) == 0, rows["untouched"]
     print(f"release + grade of 2 lab-00 submissions with the installed kit {extra}: {time.perf_counter() - t0:.1f} s")

@@ -39,8 +39,10 @@ def build(builder: str, seed: int):
 def train_baselines(names, progress: bool = True) -> dict:
     """Retrain the named baselines from their recipes and overwrite ``models.PRETRAINED_DIR/<name>.npz``.
 
-    Returns, per name, the test accuracy of the file as shipped (saved, reloaded, evaluated), the
-    training time in seconds and the file's size in bytes.
+    Training sees only the training split (``data.X_train``: 18,000 images); the validation split
+    (2,000) is what the recipes were chosen on, and the test split (10,000) is evaluated once, on the
+    file as shipped. Returns, per name, the validation and test accuracy of the file as shipped (saved,
+    reloaded, evaluated), the training time in seconds and the file's size in bytes.
     """
     import numpy as np
 
@@ -68,15 +70,27 @@ def train_baselines(names, progress: bool = True) -> dict:
         path = models.PRETRAINED_DIR / f"{name}.npz"
         # Accuracy of what is shipped: save, reload (float16 storage rounds), evaluate.
         nn.save(model, path, dtype=dtype, metadata={"recipe": r})
-        acc = train.evaluate(nn.load(path), d.X_test, d.y_test)
-        nn.save(
-            model,
-            path,
-            dtype=dtype,
-            metadata={"recipe": r, "test_accuracy": acc, "command": "python -m labkit data --train-baselines"},
+        shipped = nn.load(path)
+        val_acc = train.evaluate(shipped, d.X_val, d.y_val)
+        acc = train.evaluate(shipped, d.X_test, d.y_test)  # the test split, once, on the final file
+        metadata = {
+            "recipe": r,
+            "trained_on": f"{len(d.X_train)} training images (validation and test held out)",
+            "val_accuracy": val_acc,
+            "test_accuracy": acc,
+            "command": "python -m labkit data --train-baselines",
+        }
+        nn.save(model, path, dtype=dtype, metadata=metadata)
+        results[name] = {
+            "val_accuracy": val_acc,
+            "test_accuracy": acc,
+            "train_seconds": round(seconds, 1),
+            "bytes": path.stat().st_size,
+        }
+        print(
+            f"{name}: validation {val_acc:.4f}, test {acc:.4f}, trained in {seconds:.0f} s, "
+            f"{path} ({path.stat().st_size} bytes)"
         )
-        results[name] = {"test_accuracy": acc, "train_seconds": round(seconds, 1), "bytes": path.stat().st_size}
-        print(f"{name}: test accuracy {acc:.4f}, trained in {seconds:.0f} s, {path} ({path.stat().st_size} bytes)")
     return results
 
 

@@ -7,6 +7,13 @@ truncated download never turns into a silently wrong experiment.
 The embedded subset (``data/fashion_mnist_subset.npz``) holds the first 2,000 training
 images of each class (20,000 images) and the full official test set (10,000 images). It is
 built by ``scripts/build_embedded_data.py`` from the Debian package ``dataset-fashion-mnist``.
+
+Three splits, three jobs. Fashion-MNIST loads as *train* (fit the weights), *validation* (choose
+everything else: learning rates, epochs, sparsities, bit widths, temperatures) and *test* (report
+once, after every choice is fixed). The validation split is a fixed, stratified hold-out from the
+official training images — :data:`VAL_FRACTION` of each class, drawn by :func:`train_val_split` with
+:data:`VAL_SEED` — so it is the same on every machine: 2,000 of the embedded 20,000 (200 per class),
+6,000 of the full 60,000. The shipped models never saw it.
 """
 
 from __future__ import annotations
@@ -33,7 +40,14 @@ __all__ = [
     "read_idx",
     "sha256_of",
     "train_val_split",
+    "VAL_FRACTION",
+    "VAL_SEED",
 ]
+
+#: The fraction of every class held out from the official training images as the validation split.
+VAL_FRACTION = 0.1
+#: The seed of that hold-out (fixed: the same validation images for everyone).
+VAL_SEED = 0
 
 #: The embedded subset's file name inside :data:`DATA_DIR`.
 EMBEDDED_FILE = "fashion_mnist_subset.npz"
@@ -103,7 +117,7 @@ OFFICIAL_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 
 @dataclass
 class Dataset:
-    """A train/test split of images and labels.
+    """Images and labels in three splits: train (fit), validation (choose), test (report once).
 
     Attributes
     ----------
@@ -114,6 +128,8 @@ class Dataset:
     class_names : tuple of str
     name : str
         Where the data came from, for printing.
+    X_val, y_val : ndarray or None
+        The validation split, disjoint from the training split (None for a data set without one).
     """
 
     X_train: np.ndarray
@@ -122,19 +138,23 @@ class Dataset:
     y_test: np.ndarray
     class_names: tuple = field(default_factory=tuple)
     name: str = ""
+    X_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
     @property
     def n_classes(self) -> int:
         return len(self.class_names)
 
     def __repr__(self) -> str:
+        val = f", val {self.X_val.shape}" if self.X_val is not None else ""
         return (
-            f"Dataset({self.name!r}: train {self.X_train.shape} {self.X_train.dtype}, "
+            f"Dataset({self.name!r}: train {self.X_train.shape} {self.X_train.dtype}{val}, "
             f"test {self.X_test.shape}, {self.n_classes} classes)"
         )
 
-    def subset(self, n_train: int | None = None, n_test: int | None = None) -> Dataset:
-        """The first ``n_train`` training and ``n_test`` test examples (a cheap, deterministic view)."""
+    def subset(self, n_train: int | None = None, n_test: int | None = None, n_val: int | None = None) -> Dataset:
+        """The first ``n_train`` training, ``n_val`` validation and ``n_test`` test examples (a cheap view)."""
+        has_val = self.X_val is not None
         return Dataset(
             self.X_train[:n_train],
             self.y_train[:n_train],
@@ -142,6 +162,8 @@ class Dataset:
             self.y_test[:n_test],
             self.class_names,
             self.name,
+            self.X_val[:n_val] if has_val else None,
+            self.y_val[:n_val] if has_val else None,
         )
 
 
@@ -210,14 +232,24 @@ def _load_embedded(flatten: bool) -> Dataset:
     if got != EMBEDDED_SHA256:
         raise ValueError(f"{path} has SHA-256 {got}, expected {EMBEDDED_SHA256}: the file is corrupted or truncated")
     with np.load(path) as z:
-        return Dataset(
-            _to_float(z["X_train"], flatten),
-            z["y_train"].astype(np.int64),
-            _to_float(z["X_test"], flatten),
-            z["y_test"].astype(np.int64),
-            FASHION_CLASSES,
-            "fashion-mnist (embedded 20k/10k)",
+        return _with_validation(
+            z["X_train"], z["y_train"], z["X_test"], z["y_test"], flatten, "fashion-mnist (embedded 18k/2k/10k)"
         )
+
+
+def _with_validation(X_train, y_train, X_test, y_test, flatten: bool, name: str) -> Dataset:
+    """Hold the fixed validation split out of the official training images; scale to float."""
+    X_tr, y_tr, X_val, y_val = train_val_split(X_train, y_train, val_fraction=VAL_FRACTION, seed=VAL_SEED)
+    return Dataset(
+        _to_float(X_tr, flatten),
+        y_tr.astype(np.int64),
+        _to_float(X_test, flatten),
+        y_test.astype(np.int64),
+        FASHION_CLASSES,
+        name,
+        _to_float(X_val, flatten),
+        y_val.astype(np.int64),
+    )
 
 
 def _find_full_dir() -> Path:
@@ -267,17 +299,20 @@ def load_fashion_mnist(subset: str = "embedded", flatten: bool = True) -> Datase
     Returns
     -------
     Dataset
+        ``X_train, y_train`` (training only: 18,000 embedded, 54,000 full), ``X_val, y_val`` (the fixed,
+        stratified validation hold-out: 2,000 / 6,000, disjoint from train, see :data:`VAL_FRACTION`)
+        and ``X_test, y_test`` (the 10,000 official test images, to be evaluated once).
     """
     if check_choice("subset", subset, ("embedded", "full")) == "embedded":
         return _load_embedded(flatten)
     arrays = read_fashion_mnist_idx(_find_full_dir())
-    return Dataset(
-        _to_float(arrays["train-images-idx3-ubyte"], flatten),
-        arrays["train-labels-idx1-ubyte"].astype(np.int64),
-        _to_float(arrays["t10k-images-idx3-ubyte"], flatten),
-        arrays["t10k-labels-idx1-ubyte"].astype(np.int64),
-        FASHION_CLASSES,
-        "fashion-mnist (full 60k/10k)",
+    return _with_validation(
+        arrays["train-images-idx3-ubyte"],
+        arrays["train-labels-idx1-ubyte"],
+        arrays["t10k-images-idx3-ubyte"],
+        arrays["t10k-labels-idx1-ubyte"],
+        flatten,
+        "fashion-mnist (full 54k/6k/10k)",
     )
 
 
@@ -304,11 +339,30 @@ def load_digits(test_size: float = 0.25, seed: int = 0) -> Dataset:
 
 
 def train_val_split(X: np.ndarray, y: np.ndarray, val_fraction: float = 0.1, seed: int = 0):
-    """A seeded random split → (X_train, y_train, X_val, y_val)."""
+    """A seeded, stratified split → (X_train, y_train, X_val, y_val).
+
+    Every class gives ``round(val_fraction · n_class)`` examples to validation, drawn by a seeded
+    permutation; both parts keep the original order of the examples.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, ...)
+    y : ndarray of int, shape (n,)
+    val_fraction : float in (0, 1)
+    seed : int
+
+    Returns
+    -------
+    X_train, y_train, X_val, y_val : ndarrays, ``n − n_val`` and ``n_val`` examples
+    """
     if len(X) != len(y):
         raise ValueError(f"X and y must have the same length, got {len(X)} and {len(y)}")
     val_fraction = check_real("val_fraction", val_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
-    perm = np.random.default_rng(seed).permutation(len(X))
-    n_val = int(round(val_fraction * len(X)))
-    val, tr = perm[:n_val], perm[n_val:]
-    return X[tr], y[tr], X[val], y[val]
+    rng = np.random.default_rng(seed)
+    val_idx = []
+    for c in np.unique(y):  # stratified: the same fraction of every class goes to validation
+        idx = rng.permutation(np.flatnonzero(y == c))
+        val_idx.append(idx[: int(round(val_fraction * idx.size))])
+    is_val = np.zeros(len(y), dtype=bool)
+    is_val[np.concatenate(val_idx)] = True
+    return X[~is_val], y[~is_val], X[is_val], y[is_val]

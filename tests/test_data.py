@@ -11,10 +11,12 @@ from labkit import data
 
 
 def test_embedded_shapes_dtypes_and_balance(fashion):
-    assert fashion.X_train.shape == (20000, 784) and fashion.X_test.shape == (10000, 784)
+    assert fashion.X_train.shape == (18000, 784) and fashion.X_test.shape == (10000, 784)
+    assert fashion.X_val.shape == (2000, 784) and fashion.y_val.dtype == np.int64
     assert fashion.X_train.dtype == np.float32 and fashion.y_train.dtype == np.int64
     assert 0.0 <= fashion.X_train.min() and fashion.X_train.max() <= 1.0
-    assert np.bincount(fashion.y_train).tolist() == [2000] * 10
+    assert np.bincount(fashion.y_train).tolist() == [1800] * 10
+    assert np.bincount(fashion.y_val).tolist() == [200] * 10
     assert np.bincount(fashion.y_test).tolist() == [1000] * 10
     assert fashion.class_names[0] == "T-shirt/top" and len(fashion.class_names) == 10
 
@@ -27,7 +29,40 @@ def test_embedded_file_hash_and_size():
 
 def test_image_layout():
     d = data.load_fashion_mnist(flatten=False)
-    assert d.X_train.shape == (20000, 1, 28, 28)
+    assert d.X_train.shape == (18000, 1, 28, 28) and d.X_val.shape == (2000, 1, 28, 28)
+
+
+def _embedded_raw():
+    with np.load(data.DATA_DIR / data.EMBEDDED_FILE) as z:
+        return z["X_train"].reshape(20000, -1), z["y_train"]
+
+
+def test_validation_split_is_fixed_disjoint_and_complete(fashion):
+    """Train and validation partition the 20,000 embedded training images; the split never moves."""
+    X, y = _embedded_raw()
+    both = np.concatenate([fashion.X_train, fashion.X_val])
+    # every stored image lands in exactly one split (compare as bytes: images are unique rows)
+    keys = {row.tobytes() for row in (both * 255).round().astype(np.uint8)}
+    assert len(keys) == len({row.tobytes() for row in X}) and len(both) == 20000
+    assert keys == {row.tobytes() for row in X}
+    # the same split as the documented recipe, and as a second load
+    _, _, X_val, y_val = data.train_val_split(X, y, data.VAL_FRACTION, data.VAL_SEED)
+    np.testing.assert_array_equal((fashion.X_val * 255).round().astype(np.uint8), X_val)
+    np.testing.assert_array_equal(fashion.y_val, y_val)
+    again = data.load_fashion_mnist()
+    np.testing.assert_array_equal(again.X_val, fashion.X_val)
+    # pinned: a hash of the validation images (a moved split is a new course)
+    assert hashlib.sha256(X_val.tobytes()).hexdigest()[:16] == VAL_IMAGES_SHA256_PREFIX
+
+
+#: first 16 hex digits of SHA-256 of the embedded validation images (uint8, in order), data/README.md
+VAL_IMAGES_SHA256_PREFIX = "34a448728d94691d"
+
+
+def test_subset_keeps_three_splits(fashion):
+    small = fashion.subset(100, 50, 20)
+    assert (len(small.X_train), len(small.X_val), len(small.X_test)) == (100, 20, 50)
+    assert "val (2000, 784)" in repr(fashion)
 
 
 def test_corrupted_embedded_file_names_file_and_hash(tmp_path, monkeypatch):
@@ -83,12 +118,16 @@ def test_full_set_verified_and_subset_matches_it(fashion):
     if not all((data.DEBIAN_DIR / f"{s}.gz").exists() for s in data.IDX_SHA256):
         skip_or_fail("LABKIT_REQUIRE_FULL_DATA", f"full Fashion-MNIST not installed in {data.DEBIAN_DIR}")
     full = data.load_fashion_mnist("full")
-    assert full.X_train.shape == (60000, 784) and full.X_test.shape == (10000, 784)
+    assert full.X_train.shape == (54000, 784) and full.X_test.shape == (10000, 784)
+    assert full.X_val.shape == (6000, 784) and np.bincount(full.y_val).tolist() == [600] * 10
     np.testing.assert_array_equal(full.X_test, fashion.X_test)
     # the embedded subset = the first 2,000 images of each class, in the original order
-    keep = np.sort(np.concatenate([np.flatnonzero(full.y_train == c)[:2000] for c in range(10)]))
-    np.testing.assert_array_equal(full.X_train[keep], fashion.X_train)
-    np.testing.assert_array_equal(full.y_train[keep], fashion.y_train)
+    arrays = data.read_fashion_mnist_idx(data.DEBIAN_DIR)
+    X60, y60 = arrays["train-images-idx3-ubyte"].reshape(60000, -1), arrays["train-labels-idx1-ubyte"]
+    keep = np.sort(np.concatenate([np.flatnonzero(y60 == c)[:2000] for c in range(10)]))
+    X, y = _embedded_raw()
+    np.testing.assert_array_equal(X60[keep], X)
+    np.testing.assert_array_equal(y60[keep], y)
 
 
 def test_unknown_subset():
@@ -104,10 +143,13 @@ def test_digits_split(digits):
     assert abs(len(digits.X_test) / 1797 - 0.25) < 0.01
 
 
-def test_train_val_split_is_seeded_and_disjoint(fashion):
+def test_train_val_split_is_seeded_stratified_and_disjoint(fashion):
     a = data.train_val_split(fashion.X_train[:100], fashion.y_train[:100], 0.2, seed=1)
     b = data.train_val_split(fashion.X_train[:100], fashion.y_train[:100], 0.2, seed=1)
-    assert len(a[2]) == 20 and len(a[0]) == 80
+    assert len(a[2]) + len(a[0]) == 100
     np.testing.assert_array_equal(a[3], b[3])
+    counts = np.bincount(fashion.y_train[:100], minlength=10)
+    assert np.bincount(a[3], minlength=10).tolist() == [round(0.2 * c) for c in counts]
+    assert not {r.tobytes() for r in a[0]} & {r.tobytes() for r in a[2]}
     with pytest.raises(ValueError, match="same length"):
         data.train_val_split(fashion.X_train[:10], fashion.y_train[:9])

@@ -47,7 +47,7 @@ def test_exit_status_of_a_real_process(tmp_path):
 def test_data_command_verifies_embedded(capsys):
     assert main(["data"]) == 0
     out = capsys.readouterr().out
-    assert "embedded:" in out and "verified" in out and "20000" in out
+    assert "embedded:" in out and "verified" in out and "train (18000, 784)" in out and "val (2000, 784)" in out
 
 
 def test_data_usage_and_failure(monkeypatch, capsys):

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from labkit import metrics, models, prune, train
+from labkit import data, metrics, models, prune, train
 from labkit.nn import Conv2d, Dense, Flatten, MaxPool2d, ReLU, Reshape, Sequential
 
 
@@ -276,7 +276,7 @@ def test_sensitivity_scan_restores_model_and_matches_manual_pruning():
     model = models.mlp([20, 16, 12, 4], seed=0)
     train.fit(model, (X, y), epochs=3, progress=False)
     params = {k: a.copy() for k, a in model.parameters().items()}
-    scan = prune.sensitivity_scan(model, (X, y), [0.0, 0.5, 0.9], layers=["fc1", "fc3"])
+    scan = prune.sensitivity_scan(model, X, y, [0.0, 0.5, 0.9], layers=["fc1", "fc3"])
     assert set(scan) == {"fc1", "fc3"} and scan["fc1"].shape == (3,)
     for k, a in model.parameters().items():
         np.testing.assert_array_equal(a, params[k])
@@ -285,10 +285,20 @@ def test_sensitivity_scan_restores_model_and_matches_manual_pruning():
     manual = model.copy()
     prune.layerwise_magnitude_prune(manual, {"fc3": 0.9})
     assert scan["fc3"][2] == train.evaluate(manual, X, y)
-    with pytest.raises(ValueError):
-        prune.sensitivity_scan(model, (X, y), [])
-    with pytest.raises(TypeError):
-        prune.sensitivity_scan(model, X, [0.5])
+    with pytest.raises(ValueError, match="at least one sparsity"):
+        prune.sensitivity_scan(model, X, y, [])
+    with pytest.raises(ValueError, match="same length"):
+        prune.sensitivity_scan(model, X, y[:-1], [0.5])
+
+
+def test_sensitivity_scan_has_no_default_split():
+    """A Dataset or an (X, y) pair is refused: the caller names the split (validation, not test)."""
+    X, y = tiny_data()
+    model = models.mlp([20, 16, 4], seed=0)
+    d = data.Dataset(X, y, X, y, ("a", "b", "c", "d"), "tiny", X, y)
+    for bad in (d, (X, y)):
+        with pytest.raises(TypeError, match=r"sensitivity_scan\(model, X, y, sparsities\)"):
+            prune.sensitivity_scan(model, bad, [0.5])
 
 
 # --- structured ---------------------------------------------------------------------------------------

@@ -6,8 +6,8 @@
 # indices, codebooks, tables and headers included — write the result as one file on disk, and trade
 # accuracy against bytes.
 #
-# **Time:** about 60 minutes; the notebook runs in about two minutes (118 s of wall time and 65 s
-# of CPU time, measured on a loaded 2-core VM at load average 6).
+# **Time:** about 60 minutes; the notebook runs in one to two minutes: 64–65 s of CPU time; 75 s
+# of wall time on a 2-core VM at load average 3.5, 118 s at load average 6 (measured).
 #
 # **Three splits.** Every model here is retrained on the training split only. Every choice — the
 # retraining learning rate, the pruning schedule, how the sparsity is split over the layers, whether to
@@ -224,7 +224,7 @@ lab06.layer_compression_ratio(layer_compression_ratio)
 # We keep that overall density (about 7.4%, sparsity 0.926) and 4-bit sharing (16 values per layer).
 #
 # **What is chosen, and on what.** Four things are not given by the paper for our data, and each is
-# chosen by accuracy on the **validation** split, one after the other, with seed 0:
+# chosen by accuracy on the **validation** split, one after the other (the first three with seed 0):
 #
 # 1. the retraining **learning rate** (Adam, cosine decay restarting at each pruning step): 1e-3 (the
 #    baseline's), 3e-3, 1e-2 or 3e-2;
@@ -232,8 +232,8 @@ lab06.layer_compression_ratio(layer_compression_ratio)
 #    or one step to the target followed by 4 epochs: the same training budget;
 # 3. the **split over layers**: the paper's per-layer targets (fc1 0.93, fc2 0.90, fc3 0.70) or one
 #    global magnitude threshold at the same overall sparsity;
-# 4. retraining with **knowledge distillation** from the unpruned network (lab 05: soft targets at
-#    T = 4, α = 0.9, Hinton et al.'s range, not tuned here) or with plain cross-entropy — chosen on the
+# 4. retraining with **knowledge distillation** from the unpruned network (lab 05's loss with soft
+#    targets at T = 4 and weight α = 0.9 on them; not tuned here) or with plain cross-entropy — chosen on the
 #    mean validation accuracy of three seeds, because these are the runs the claim in the test cell
 #    below is made on.
 #

@@ -6,8 +6,9 @@
 # and spread, peers in the same run), explain the times with the machine's bandwidth and a
 # roofline, and say from which sparsity a sparse kernel beats a dense one on this machine.
 #
-# **Time:** about 45 minutes; the notebook runs in about a minute (62 s of wall time, 34 s of CPU
-# time, measured on a loaded 2-core VM at load average 4.5–5).
+# **Time:** about 45 minutes; the notebook runs in half a minute to a minute (measured on a loaded
+# 2-core VM: 62 s of wall time and 34 s of CPU time in one run at load average 4.5–5, 29 s of wall time
+# in another).
 #
 # **About the times you will see.** Every absolute time (ms, GB/s, GFLOP/s) in this notebook sits in a
 # cell whose output nbval does not compare, and the stored ones were measured on a **loaded 2-core

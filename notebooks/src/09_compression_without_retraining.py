@@ -13,10 +13,10 @@
 # out of reach. Here they run on the course's own models: LeNet-300-100, LeNet-5 and the 784-1200-1200-10
 # teacher of lab 05 (its 1200 × 1200 layer is the closest thing we have to an LLM's wide layers).
 #
-# **Time:** about 75 minutes. The notebook computes for 1.5–1.7 minutes of CPU time (two runs on the
-# 2-core reference machine with one BLAS thread, while other jobs shared it: 3 to 5 minutes of wall time
-# at a load average of 4–5; on a quiet machine wall and CPU time are close). The last cell prints the
-# CPU time of your run.
+# **Time:** about 75 minutes. The notebook computes for 1.5–1.7 minutes of CPU time (runs on the 2-core
+# reference machine with one BLAS thread, shared with other jobs: about 1.6 minutes of wall time at a
+# load average near 2, 3 to 5 minutes at a load average of 4–5). The last cell prints the CPU time of
+# your run.
 #
 # **Reading:** Hassibi & Stork 1993 (*Optimal Brain Surgeon*); Frantar, Ashkboos, Hoefler & Alistarh
 # 2023 (*GPTQ*, ICLR), §3–4 and Algorithm 1; Frantar & Alistarh 2023 (*SparseGPT*, ICML); Sun, Liu,

@@ -47,7 +47,7 @@ print(f"teacher parameters: {metrics.count_params(teacher):,}; LeNet-300-100: {m
 # **Three splits.** `data` holds 18,000 training images (the only ones anything is trained on, the
 # teacher included), 2,000 **validation** images (200 per class, never trained on) and the 10,000
 # official **test** images. Every choice in this lab — temperature, alpha, which teacher — is made on
-# validation; the test set is read once, in section 10, after all choices are fixed. The teacher and
+# validation; the test set is read once, in section 11, after all choices are fixed. The teacher and
 # LeNet-300-100 on validation, with a paired bootstrap interval (`stats.paired_bootstrap`: both models
 # on the same 2,000 images, 10,000 resamples):
 
@@ -271,10 +271,16 @@ print("your gradient matches central differences (max error < 1e-7):", "yes" if 
 #
 # Soft targets are the teacher's probabilities: if they are over-confident, they say little more than
 # the one-hot label does.
+#
+# ### Exercise 4 — expected calibration error (1 point)
+#
+# `probs` has shape `(n, k)` (rows sum to 1), `y` shape `(n,)`. Return the ECE as one float in
+# $[0, 1]$, with bin $m$ holding the confidences in $\bigl(\tfrac{m-1}{M}, \tfrac{m}{M}\bigr]$ — so a
+# confidence of exactly 1 is in the last bin — and empty bins skipped.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "expected_calibration_error", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def expected_calibration_error(probs, y, n_bins=15):
-    """ECE of class probabilities `probs` (n, k) against labels `y` (n,), with `n_bins` equal-width bins."""
+    ### BEGIN SOLUTION
     conf = probs.max(axis=1)
     correct = probs.argmax(axis=1) == y
     edges = np.linspace(0.0, 1.0, n_bins + 1)
@@ -285,8 +291,14 @@ def expected_calibration_error(probs, y, n_bins=15):
         if in_bin.any():
             ece += in_bin.mean() * abs(correct[in_bin].mean() - conf[in_bin].mean())
     return float(ece)
+    ### END SOLUTION
 
 
+# %% labkit={"answer": "expected_calibration_error"} nbgrader={"grade": true, "grade_id": "check_expected_calibration_error", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
+lab05.expected_calibration_error(expected_calibration_error)
+
+
+# %%
 def logit_scale(z):
     """Row-averaged standard deviation and max - min gap of logits `z` (n, k)."""
     return float(z.std(axis=1).mean()), float((z.max(axis=1) - z.min(axis=1)).mean())
@@ -490,7 +502,9 @@ for j, what in enumerate(("validation accuracy", "agreement with the teacher", "
     print(f"distilled - hard, {what}: {m:+.4f} (95 % t-interval over {len(SEEDS)} seeds {lo:+.4f} to {hi:+.4f})")
 
 # %%
-for what, (_, _, lo, hi) in val_claims.items():
+# Accuracy is judged on the test set in section 11 (seed 0's validation score was the best of 18: biased).
+for what in ("agreement with the teacher", "logit scale (per-row std)", "ECE"):
+    _, _, lo, hi = val_claims[what]
     print(f"distilled student's {what} higher than the hard-label student's (validation, 5 seeds): {stats.verdict(lo, hi)}")
 
 # %% [markdown]

@@ -252,6 +252,7 @@ for idx in np.ndindex(s0.shape):
 err = np.abs(kd_loss_grad(s0, t0, y0) - num).max()
 print("your gradient matches central differences (max error < 1e-7):", "yes" if err < 1e-7 else "no")
 
+
 # %% [markdown]
 # ## 4. The teacher's logits: how large, how confident
 #
@@ -340,6 +341,7 @@ print("teacher logits spread far beyond unit scale (per-row std above 3 on valid
 print("teacher over-confident on validation (mean top probability above accuracy by > 2 pp):", "yes" if conf_v - acc_v > 0.02 else "no")
 print("teacher more accurate on its training images than on validation by > 3 pp:", "yes" if acc_t - acc_v > 0.03 else "no")
 print("teacher's mean top probability on its training images above 0.95:", "yes" if conf_t > 0.95 else "no")
+
 
 # %% [markdown]
 # **Temperature scaling.** The practitioner's fix for an over-confident network (Guo et al. 2017) is

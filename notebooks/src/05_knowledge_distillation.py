@@ -104,7 +104,7 @@ lab05.softmax_T(softmax)
 # Here are the teacher's probabilities for three validation images at $T = 1$, $4$ and $20$. At $T = 1$
 # the teacher is nearly certain; raising $T$ reveals which *other* classes it finds plausible.
 
-# %%
+# %% tags=["skip-grading"]
 picks = [int(np.flatnonzero(y_val == c)[0]) for c in (6, 2, 9)]  # first Shirt, Pullover, Ankle boot
 logits_pick = t_val[picks]
 temps = (1.0, 4.0, 20.0)
@@ -133,7 +133,7 @@ plot.show(
     "the distribution flattens. Exact probabilities are printed in the next cell.",
 )
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "skip-grading"]
 for r, i in enumerate(picks):
     for T in temps:
         p = distill.softmax(logits_pick[r], T)
@@ -144,7 +144,7 @@ for r, i in enumerate(picks):
         )
 
 
-# %%
+# %% tags=["skip-grading"]
 def entropy(p):
     return float(-(p * np.log(np.clip(p, 1e-300, None))).sum())
 

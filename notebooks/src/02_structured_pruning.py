@@ -5,8 +5,8 @@
 # the network really shrinks, scan which layers tolerate pruning, measure why a 90%-masked dense
 # model is no faster, prune gradually with the AGP schedule, and run a lottery-ticket experiment.
 #
-# **Time:** about 60 minutes; the notebook runs in one and a half to two minutes (83 to 110 s of wall
-# time and about 80 s of CPU time, measured on a shared 2-core machine at load 3 to 6).
+# **Time:** about 60 minutes; the notebook runs in about two minutes (83 to 130 s of wall time and
+# about 80 s of CPU time, measured on a shared 2-core machine at load 3 to 6).
 #
 # **Reading:** Li et al. 2017, *Pruning Filters for Efficient ConvNets* (§3.1); Zhu & Gupta 2017,
 # *To prune, or not to prune* (§3); Frankle & Carbin 2019, *The Lottery Ticket Hypothesis* (§2).
@@ -270,7 +270,8 @@ print("half the hidden neurons removed and fine-tuned loses less than 1 pp of te
 # take 5×5 = 25 columns each out of `fc1` (400 → 200 inputs). LeNet-5 is ~20× slower to train than
 # the MLP in numpy, so it fine-tunes only 2 epochs on the first 10,000 training images (Adam,
 # lr 2e-3, cosine decay; fixed in advance, not tuned) — a small budget, chosen to keep the notebook
-# within its time; the text below says what it costs.
+# within its time; the text below says what it costs. As in §3, the milliseconds printed come from
+# a loaded, shared 2-core machine; the verdict after them uses only the ratio.
 
 # %%
 small5 = prune.prune_channels(prune.prune_channels(lenet5, "conv1", 0.5), "conv2", 0.5)

@@ -6,8 +6,8 @@
 # fine-tuning (even with momentum and Adam), draw accuracy against sparsity, see which input pixels
 # the network stops looking at, and prune iteratively to 95%+ sparsity.
 #
-# **Time:** about 45 minutes; the notebook runs in about a minute (52 s wall, 39 s CPU,
-# measured on a shared 2-core machine under a load average of about 3).
+# **Time:** about 45 minutes; the notebook runs in about a minute (46 to 52 s wall and about 40 s
+# CPU in two runs on a shared 2-core machine, load average about 3).
 #
 # **Reading:** Han, Pool, Tran & Dally 2015, *Learning both Weights and Connections for Efficient
 # Neural Networks* (§3); Blalock et al. 2020, *What is the State of Neural Network Pruning?* (§4).
@@ -486,7 +486,7 @@ print("at 98% sparsity, iterative pruning ends more accurate than one-shot with 
 #    them *before* training, from the data alone?
 # 4. A 90%-sparse `fc1` stored densely still takes 940,800 bytes. What does it take in CSR
 #    (`metrics.size_bytes(model, "csr")`)? And is it faster? (Lab 02 measures it.)
-# 5. Our fine-tuning runs are short (a few hundred steps on 6,000 images). Which verdicts of this
+# 5. Our fine-tuning runs are short (47 to 188 steps on 6,000 images). Which verdicts of this
 #    lab would you expect to change with the full 18,000 images and 10 epochs, and how many seeds
 #    would you need to resolve a 0.2 pp difference?
 #

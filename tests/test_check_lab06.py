@@ -259,3 +259,15 @@ def test_size_budget_prints_one_line(tmp_path, tiny_task, capsys):
     lab06.size_budget(codec.save_compressed(model, tmp_path / "m.lkdc"), X, y)
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and out.startswith("size_budget:")
+
+
+def test_size_budget_names_the_split(tmp_path, tiny_task):
+    model, X, y = tiny_task
+    path = codec.save_compressed(model, tmp_path / "best.lkdc")
+    line = lab06.size_budget_verdict(path, X, y, split="validation")
+    assert line.startswith("size_budget:") and line.endswith("validation accuracy"), line
+    assert lab06.size_budget_verdict(path, X, y).endswith(" test accuracy")
+    bad = lab06.size_budget_verdict(path, X, (y + 1) % 3, split="validation")
+    assert bad.startswith(FAIL) and "validation accuracy" in bad, bad
+    with pytest.raises(ValueError, match="split must be one of"):
+        lab06.size_budget_verdict(path, X, y, split="train")

@@ -6,7 +6,8 @@
   shared form as the codec stores it: codebook of the K distinct non-zero values, a
   ``ceil(log2(K + 1))``-bit code (code 0 reserved for zeros and fillers) and a relative index per
   stored entry, fillers included.
-* ``size_budget(path)``: the saved compressed model loads, fits the budget and is accurate enough.
+* ``size_budget(path, X, y, split)``: the saved compressed model loads, fits the budget and is accurate
+  enough on ``(X, y)`` — the validation split while choosing, the test split once at the end.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "size_budget_verdict",
     "BUDGET_BYTES",
     "BUDGET_MIN_ACCURACY",
+    "SPLITS",
 ]
 
 # --- 1. Huffman code lengths --------------------------------------------------------------------
@@ -254,10 +256,18 @@ layer_compression_ratio = Exercise(
 
 BUDGET_BYTES = 32 * 1024
 BUDGET_MIN_ACCURACY = 0.85
+#: the splits the challenge is measured on: validation while choosing, test once at the end
+SPLITS = ("validation", "test")
 
 
-def size_budget_verdict(path, X, y, budget=BUDGET_BYTES, min_accuracy=BUDGET_MIN_ACCURACY) -> str:
-    """The line :func:`size_budget` prints: pass line or ``FAIL: ...`` (the file is loaded, not trusted)."""
+def size_budget_verdict(path, X, y, budget=BUDGET_BYTES, min_accuracy=BUDGET_MIN_ACCURACY, split="test") -> str:
+    """The line :func:`size_budget` prints: pass line or ``FAIL: ...`` (the file is loaded, not trusted).
+
+    ``split`` names the images ``(X, y)`` in the line: ``"validation"`` while choosing, ``"test"`` once
+    the choice is final.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     path = Path(path)
     if not path.is_file():
         return FAIL + f"no file at {path}: save your model with labkit.codec.save_compressed(model, path)"
@@ -271,13 +281,15 @@ def size_budget_verdict(path, X, y, budget=BUDGET_BYTES, min_accuracy=BUDGET_MIN
     try:
         acc = float(np.mean(model.predict(X) == y))
     except ValueError as exc:
-        return FAIL + f"the loaded model cannot classify the test images: {exc}"
+        return FAIL + f"the loaded model cannot classify the {split} images: {exc}"
     want = f"{100 * min_accuracy:.0f}%"
     if acc < min_accuracy:
-        return FAIL + f"the loaded model reaches {100 * acc:.2f}% test accuracy; the challenge asks for {want}"
-    return f"size_budget: the saved file loads, fits in {budget // 1024} KB and reaches at least {want} test accuracy"
+        return FAIL + f"the loaded model reaches {100 * acc:.2f}% {split} accuracy; the challenge asks for {want}"
+    return (
+        f"size_budget: the saved file loads, fits in {budget // 1024} KB and reaches at least {want} {split} accuracy"
+    )
 
 
-def size_budget(path, X, y) -> None:
-    """Check cell of the size-budget challenge: prints one line."""
-    print(size_budget_verdict(path, X, y))
+def size_budget(path, X, y, split="test") -> None:
+    """Check cell of the size-budget challenge: prints one line (``split`` names the images)."""
+    print(size_budget_verdict(path, X, y, split=split))

@@ -6,8 +6,14 @@
 # indices, codebooks, tables and headers included — write the result as one file on disk, and trade
 # accuracy against bytes.
 #
-# **Time:** about 60 minutes; the notebook needs about 90 s of CPU time on one core (longer on a
-# busy machine).
+# **Time:** about 60 minutes; the notebook runs in one to two minutes: 64–65 s of CPU time; 75 s
+# of wall time on a 2-core VM at load average 3.5, 118 s at load average 6 (measured).
+#
+# **Three splits.** Every model here is retrained on the training split only. Every choice — the
+# retraining learning rate, the pruning schedule, how the sparsity is split over the layers, whether to
+# retrain with distillation, the size-budget model — is made on the 2,000 **validation** images. The
+# 10,000 **test** images are used once, in the cells marked "Test, once" (end of section 4 and of
+# section 7), after the choices are fixed.
 #
 # **The paper's LeNet-300-100 row (MNIST)**, which we try to reproduce on Fashion-MNIST:
 #
@@ -18,7 +24,7 @@
 # | + Huffman coding | variable-length codes for both | 40× |
 #
 # with test error 1.64% before and 1.58% after (1070 KB → 27 KB). Fashion-MNIST is harder than
-# MNIST and we train on 20,000 images, not 60,000, so accuracy is the figure to watch.
+# MNIST and our baseline trained on 18,000 images, not 60,000, so accuracy is the figure to watch.
 
 # %%
 import math
@@ -36,10 +42,10 @@ threadpool_limits(1)  # one BLAS thread: the same summation order, so the same t
 
 data = load_fashion_mnist()
 base = models.pretrained("lenet_300_100")
-base_acc = train.evaluate(base, data.X_test, data.y_test)
+base_val = train.evaluate(base, data.X_val, data.y_val)
 DENSE = metrics.size_bytes(base, "dense_fp32")
 print(f"baseline: {metrics.count_params(base):,} parameters, {DENSE:,} bytes as float32")
-print(f"baseline test accuracy: {100 * base_acc:.2f}%")
+print(f"baseline validation accuracy: {100 * base_val:.2f}% ({data.X_val.shape[0]:,} images)")
 
 # %% [markdown]
 # ## 1. Counting bytes honestly
@@ -206,80 +212,168 @@ lab06.layer_compression_ratio(layer_compression_ratio)
 # %% [markdown]
 # ## 4. The pipeline on LeNet-300-100
 #
-# **Stage 1 — pruning.** Magnitude pruning per layer to the target sparsities below, reached in
-# steps with retraining in between (Han et al. 2015), with `labkit.prune` (lab 01): its
-# `MaskCallback` keeps pruned weights at exactly zero while training. **Stage 2 — weight
-# sharing.** Each layer's surviving weights are clustered by k-means into $2^b$ shared values (linear initialisation), then the
-# codebook is fine-tuned: a centroid's gradient is the sum of its weights' gradients
+# **Stage 1 — pruning.** Magnitude pruning to a target sparsity, reached in steps with retraining in
+# between (Han et al. 2015), with `labkit.prune` (lab 01): its `MaskCallback` keeps pruned weights at
+# exactly zero while training. **Stage 2 — weight sharing.** Each layer's surviving weights are
+# clustered by k-means into $2^b$ shared values (linear initialisation), then the codebook is
+# fine-tuned: a centroid's gradient is the sum of its weights' gradients
 # (`labkit.quant.kmeans_quantize_model`, `CodebookFinetune`). **Stage 3 — Huffman coding** of the
 # weight codes and of the relative indices, inside `labkit.codec.save_compressed`.
 #
 # Deep Compression pruned LeNet-300-100 to 8% / 9% / 26% of the weights of fc1 / fc2 / fc3 (Table 2).
-# We keep a similar overall density (about 7.4%).
+# We keep that overall density (about 7.4%, sparsity 0.926) and 4-bit sharing (16 values per layer).
 #
-# **One change from the paper.** We retrain with **knowledge distillation** from the unpruned
-# network (lab 05: soft targets at T = 4, α = 0.9) instead of plain cross-entropy, at a retraining
-# learning rate of 3e-3 (three times the baseline's; see below the table). This is a choice, not a
-# measured improvement: this notebook does not show that distillation retrains better than plain
-# cross-entropy here. Showing it would take several seeds of both pipelines and a paired comparison
-# on the same test images (question 5 below); a single run of each could not tell them apart.
+# **What is chosen, and on what.** Four things are not given by the paper for our data, and each is
+# chosen by accuracy on the **validation** split, one after the other (the first three with seed 0):
+#
+# 1. the retraining **learning rate** (Adam, cosine decay restarting at each pruning step): 1e-3 (the
+#    baseline's), 3e-3, 1e-2 or 3e-2;
+# 2. the **schedule**: three pruning steps (to 50%, 80%, 100% of the target, retraining 1, 1, 2 epochs)
+#    or one step to the target followed by 4 epochs: the same training budget;
+# 3. the **split over layers**: the paper's per-layer targets (fc1 0.93, fc2 0.90, fc3 0.70) or one
+#    global magnitude threshold at the same overall sparsity;
+# 4. retraining with **knowledge distillation** from the unpruned network (lab 05's loss with soft
+#    targets at T = 4 and weight α = 0.9 on them; not tuned here) or with plain cross-entropy — chosen on the
+#    mean validation accuracy of three seeds, because these are the runs the claim in the test cell
+#    below is made on.
+#
+# **What was traded for speed.** Three seeds of two retraining methods cost six runs (one shared with
+# the choices), and the choices six. To keep the notebook within its time, each run retrains for
+# 4 epochs on the first 12,000 images of the training split (375 Adam steps), where this lab used to
+# retrain for 19 epochs on all of it, with one seed. Recovery after pruning is then less complete than
+# it could be; the lesson — what each stage costs and saves, and which differences survive the noise —
+# does not need more.
 
 # %%
+from tqdm.auto import tqdm
+
+from labkit import stats
 from labkit.distill import kd_loss, teacher_logits
 from labkit.prune import MaskCallback, global_magnitude_prune, layerwise_magnitude_prune
 from labkit.quant import CodebookFinetune, kmeans_quantize_model
 
-TARGET = {"fc1": 0.93, "fc2": 0.90, "fc3": 0.70}  # fraction of each layer's weights removed
-STEPS = [(0.5, 2), (0.75, 2), (0.9, 3), (1.0, 12)]  # (fraction of the target, retraining epochs)
-BITS = 4  # k-means: 2^BITS = 16 shared values per layer
-FINETUNE_EPOCHS = 3
+N_TRAIN = 12_000  # retraining images per run: the first 12,000 of the training split
+X_tr, y_tr = data.X_train[:N_TRAIN], data.y_train[:N_TRAIN]
+X_val, y_val = data.X_val, data.y_val
+soft_targets = teacher_logits(base, X_tr)  # the dense network's logits, computed once
 
-soft_targets = teacher_logits(base, data.X_train)  # the dense network's logits, computed once
+TARGET = {"fc1": 0.93, "fc2": 0.90, "fc3": 0.70}  # the paper's split: fraction of each layer's weights removed
+sizes = {name: layer.W.size for name, layer in base.weight_layers()}
+OVERALL = sum(TARGET[k] * sizes[k] for k in sizes) / sum(sizes.values())  # the same sparsity, one threshold
+SPLITS = {"per layer": TARGET, "global": OVERALL}
+SCHEDULES = {  # (fraction of the target, retraining epochs): 4 epochs either way
+    "three steps": [(0.5, 1), (0.8, 1), (1.0, 2)],
+    "one step": [(1.0, 4)],
+}
+LRS = [1e-3, 3e-3, 1e-2, 3e-2]
+BITS = 4  # k-means: 2^BITS = 16 shared values per layer
+SEEDS = (0, 1, 2)
 
 
 def distillation_loss(logits, y, batch_index):
     return kd_loss(logits, soft_targets[batch_index], y, T=4.0, alpha=0.9)
 
 
-def prune_and_retrain(model, target, steps, loss_fn=distillation_loss, lr=3e-3, progress=False):
+def prune_and_retrain(model, target, steps, lr, loss_fn=None, seed=0):
     """Prune to ``fraction · target`` at each step, then retrain (cosine lr from ``lr``) with the masks held.
 
     ``target`` is ``{layer: sparsity}`` (layer-wise magnitude pruning) or one float (one global
-    magnitude threshold over all layers).
+    magnitude threshold over all layers); ``loss_fn=None`` is plain cross-entropy.
     """
     for fraction, epochs in steps:
         if isinstance(target, dict):
             layerwise_magnitude_prune(model, {name: s * fraction for name, s in target.items()})
         else:
             global_magnitude_prune(model, target * fraction)
-        train.fit(model, data, epochs=epochs, lr=lr, seed=0, callbacks=[MaskCallback()], lr_schedule="cosine",
-                  loss_fn=loss_fn, progress=progress)
+        train.fit(model, (X_tr, y_tr), epochs=epochs, lr=lr, seed=seed, callbacks=[MaskCallback()],
+                  lr_schedule="cosine", loss_fn=loss_fn, progress=False)
     return model
 
 
-# %% tags=["nbval-ignore-output"]
-pruned = prune_and_retrain(base.copy(), TARGET, STEPS, progress=True)
-pruned_acc = train.evaluate(pruned, data.X_test, data.y_test)
-print(f"pruned: sparsity {metrics.sparsity(pruned):.4f}, test accuracy {100 * pruned_acc:.2f}%")
+def val_acc(model):
+    return train.evaluate(model, X_val, y_val)
 
-# %% tags=["nbval-ignore-output"]
-shared, books = kmeans_quantize_model(pruned, BITS)
-shared_acc_before = train.evaluate(shared, data.X_test, data.y_test)
-train.fit(shared, data, epochs=FINETUNE_EPOCHS, lr=1e-3, seed=0, callbacks=[CodebookFinetune(books, lr=1e-3)],
-          loss_fn=distillation_loss, progress=True)
-shared_acc = train.evaluate(shared, data.X_test, data.y_test)
-print(f"k-means {BITS} bits: {100 * shared_acc_before:.2f}% before, {100 * shared_acc:.2f}% after codebook fine-tuning")
+
+print(f"overall sparsity of the paper's split: {OVERALL:.4f}")
 
 # %% [markdown]
-# Now the file. `save_compressed` writes it atomically; `load_compressed` checks its length,
-# version and CRC-32 before decoding. Its size on disk *is* `size_bytes(model, "deep_compression")`.
+# The choices 1–3, on validation (seed 0, distillation):
+
+# %% tags=["nbval-ignore-output"]
+runs = {}  # (split, schedule, lr) -> retrained model, seed 0, distillation
+with tqdm(total=len(LRS) + 2, desc="choices on validation") as bar:
+    for lr in LRS:
+        runs["per layer", "three steps", lr] = prune_and_retrain(
+            base.copy(), TARGET, SCHEDULES["three steps"], lr, distillation_loss)
+        bar.update(1)
+    LR = max(LRS, key=lambda lr: val_acc(runs["per layer", "three steps", lr]))
+    runs["per layer", "one step", LR] = prune_and_retrain(base.copy(), TARGET, SCHEDULES["one step"], LR,
+                                                          distillation_loss)
+    bar.update(1)
+    SCHEDULE = max(SCHEDULES, key=lambda sc: val_acc(runs["per layer", sc, LR]))
+    runs["global", SCHEDULE, LR] = prune_and_retrain(base.copy(), OVERALL, SCHEDULES[SCHEDULE], LR,
+                                                     distillation_loss)
+    bar.update(1)
+SPLIT = max(SPLITS, key=lambda sp: val_acc(runs[sp, SCHEDULE, LR]))
+for (split, schedule, lr), m in runs.items():
+    print(f"{split:<9} | {schedule:<11} | lr {lr:g}: validation accuracy {100 * val_acc(m):.2f}%")
+print(f"validation chose: lr {LR:g}, {SCHEDULE}, {SPLIT} split")
+
+# %% [markdown]
+# Choice 4, distillation or cross-entropy, with the recipe fixed above, three seeds each (seed 0 of
+# distillation is the run already made). Each retrained model is then shared at 4 bits (k-means) and its
+# codebook fine-tuned for one epoch (lr 1e-3, the baseline's; not tuned) with the chosen loss. The
+# pruned model *without* retraining is kept too: the claim that retraining helps needs it.
+
+# %% tags=["nbval-ignore-output"]
+distilled = {0: runs[SPLIT, SCHEDULE, LR]}
+crossent = {}
+with tqdm(total=2 * len(SEEDS) - 1, desc="distillation vs cross-entropy") as bar:
+    for seed in SEEDS:
+        if seed not in distilled:
+            distilled[seed] = prune_and_retrain(base.copy(), SPLITS[SPLIT], SCHEDULES[SCHEDULE], LR,
+                                                distillation_loss, seed=seed)
+            bar.update(1)
+        crossent[seed] = prune_and_retrain(base.copy(), SPLITS[SPLIT], SCHEDULES[SCHEDULE], LR, None, seed=seed)
+        bar.update(1)
+val_kd = [val_acc(distilled[s]) for s in SEEDS]
+val_ce = [val_acc(crossent[s]) for s in SEEDS]
+USE_KD = np.mean(val_kd) >= np.mean(val_ce)
+retrained = distilled if USE_KD else crossent
+retrain_loss = distillation_loss if USE_KD else None
+
+not_retrained = base.copy()  # pruned to the same target in one step, no training at all
+if SPLIT == "per layer":
+    layerwise_magnitude_prune(not_retrained, TARGET)
+else:
+    global_magnitude_prune(not_retrained, OVERALL)
+
+shared_before, shared_after = {}, {}
+for seed in tqdm(SEEDS, desc="codebook fine-tuning"):
+    q, books = kmeans_quantize_model(retrained[seed], BITS)
+    shared_before[seed] = q.copy()
+    train.fit(q, (X_tr, y_tr), epochs=1, lr=1e-3, seed=seed, callbacks=[CodebookFinetune(books, lr=1e-3)],
+              loss_fn=retrain_loss, progress=False)
+    shared_after[seed] = q
+for seed in SEEDS:
+    print(f"seed {seed}: validation accuracy, distillation {100 * val_kd[seed]:.2f}%, "
+          f"cross-entropy {100 * val_ce[seed]:.2f}%; shared {100 * val_acc(shared_before[seed]):.2f}% -> "
+          f"{100 * val_acc(shared_after[seed]):.2f}% after codebook fine-tuning")
+print(f"not retrained: {100 * val_acc(not_retrained):.2f}%")
+print(f"validation chose: {'distillation' if USE_KD else 'cross-entropy'} "
+      f"(mean over 3 seeds {100 * np.mean(val_kd):.2f}% vs {100 * np.mean(val_ce):.2f}%)")
+
+# %% [markdown]
+# From here on, the pipeline's model is the chosen recipe's seed 0: `pruned` after stage 1, `shared`
+# after stage 2. Now the file. `save_compressed` writes it atomically; `load_compressed` checks its
+# length, version and CRC-32 before decoding. Its size on disk *is* `size_bytes(model, "deep_compression")`.
 
 # %%
+pruned, shared = retrained[0], shared_after[0]
 workdir = Path(tempfile.mkdtemp(prefix="labkit_lab06_"))
 path = codec.save_compressed(shared, workdir / "lenet_300_100.lkdc")
 loaded = codec.load_compressed(path)
-X_test, y_test = data.X_test, data.y_test
-same = np.array_equal(loaded.predict(X_test), shared.predict(X_test))
+same = np.array_equal(loaded.predict(X_val), shared.predict(X_val))
 print(
     "file size on disk == size_bytes(model, 'deep_compression'):",
     path.stat().st_size == metrics.size_bytes(shared, "deep_compression"),
@@ -292,9 +386,9 @@ print(
 
 
 # %% [markdown]
-# The table of stages. The pruned model (float32 values) is counted two ways: in CSR with int32
-# indices, and as float32 values plus 5-bit relative indices (the paper's form before weight sharing).
-# The paper's "12×" counts weights only.
+# The table of stages, with validation accuracies. The pruned model (float32 values) is counted two
+# ways: in CSR with int32 indices, and as float32 values plus 5-bit relative indices (the paper's form
+# before weight sharing). The paper's "12×" counts weights only.
 
 # %% tags=["nbval-ignore-output"]
 def relative_fp32_bytes(model, width=5):
@@ -306,50 +400,130 @@ def relative_fp32_bytes(model, width=5):
     return total
 
 
-loaded_acc = train.evaluate(loaded, X_test, y_test)
 nnz = metrics.count_nonzero(pruned, weights_only=True)
 weights = metrics.count_params(base, weights_only=True)
-stages = [
-    ("baseline, float32", DENSE, base_acc, "1×, 1.64% error"),
-    ("pruned, weights only", None, pruned_acc, "12×"),
-    ("pruned, CSR int32 indices", metrics.size_bytes(pruned, "csr"), pruned_acc, ""),
-    ("pruned, 5-bit relative indices", relative_fp32_bytes(pruned), pruned_acc, ""),
-    (f"+ k-means {BITS} bits (fixed width)", metrics.size_bytes(shared, "kmeans"), shared_acc, "32×"),
-    ("+ Huffman (file on disk)", path.stat().st_size, loaded_acc, "40×, 1.58% error"),
+stages = [  # (stage, bytes, model, the paper's ratio)
+    ("baseline, float32", DENSE, base, "1×, 1.64% error"),
+    ("pruned, weights only", None, pruned, "12×"),
+    ("pruned, CSR int32 indices", metrics.size_bytes(pruned, "csr"), pruned, ""),
+    ("pruned, 5-bit relative indices", relative_fp32_bytes(pruned), pruned, ""),
+    (f"+ k-means {BITS} bits (fixed width)", metrics.size_bytes(shared, "kmeans"), shared, "32×"),
+    ("+ Huffman (file on disk)", path.stat().st_size, loaded, "40×, 1.58% error"),
 ]
-print(f"{'stage':<34} {'bytes':>10} {'ratio':>7} {'accuracy':>9}   paper (MNIST)")
-for name, size, acc, paper in stages:
+print(f"{'stage':<34} {'bytes':>10} {'ratio':>7} {'val. acc.':>9}   paper (MNIST)")
+for name, size, model, paper in stages:
     ratio = weights / nnz if size is None else DENSE / size
     shown = "—" if size is None else f"{size:,}"
-    print(f"{name:<34} {shown:>10} {ratio:>6.1f}× {100 * acc:>8.2f}%   {paper}")
+    print(f"{name:<34} {shown:>10} {ratio:>6.1f}× {100 * val_acc(model):>8.2f}%   {paper}")
 
 # %%
 final_ratio = DENSE / path.stat().st_size
-gap_pp = 100 * (base_acc - loaded_acc)
 print("the compressed file is at least 40x smaller than float32:", "yes" if final_ratio >= 40 else "no")
-print("its test accuracy is within 1 pp of the baseline:", "yes" if gap_pp <= 1.0 else "no")
 print("each stage is smaller than the one before (CSR > relative > k-means > Huffman):",
       "yes" if stages[2][1] > stages[3][1] > stages[4][1] > stages[5][1] else "no")
 
 # %% [markdown]
-# **Reading the verdicts.** All three came out as the paper leads one to expect. In our run the cells
-# above printed 87.92% → 87.45% pruned → 87.30% shared (k-means, before fine-tuning) → 87.45% after
-# codebook fine-tuning: the file is 41.6× smaller than float32 at 0.47 pp below the baseline. Two
-# things to notice. Sharing 16 values per layer costs little (0.15 pp), and fine-tuning won that back
-# but nothing more, ending at the pruned model's accuracy. That is what to expect: it moves only the
-# 16 shared values of each layer (and the biases), each by the summed gradient of the weights that
-# use it — a pruned weight belongs to no cluster and contributes nothing (Han et al. 2016, §3.3) — so
-# it can repair the rounding of the shared values but cannot bring back pruned weights.
+# ### Test, once: the pipeline and the training claims
 #
-# **What it took to stay within 1 pp.** The retraining learning rate matters more than the loss.
-# In earlier trial runs (not repeated in this notebook, and made before a fix to codebook
-# fine-tuning), Adam at lr 1e-3, the rate that trained the baseline, left the final file about 1 pp
-# below the baseline, and 2e-3 and 5e-3 left it 0.7–0.8 pp below; at lr 3e-3, with the cosine decay
-# restarting at each pruning step, pruning ends about 0.5 pp below. A caveat: we picked lr 3e-3 from
-# a handful of rates by their *test* accuracy; a careful study would hold out a validation split for
-# that choice. Renda, Frankle & Carbin (ICLR 2020)
-# report the same effect on larger networks: retraining at a higher, rewound learning rate recovers
-# more accuracy after pruning than fine-tuning at a small one.
+# Every choice above was made on validation and is now fixed. The test set is used here, once, for
+# two kinds of claim:
+#
+# * **two fixed models on the same 10,000 test images** (the float baseline and the compressed file):
+#   the paired difference of accuracies with a 95 % bootstrap interval (`stats.paired_bootstrap`) and
+#   the exact McNemar p-value;
+# * **claims about training** (retraining after pruning, codebook fine-tuning, distillation in
+#   retraining): per seed, the paired difference of the two methods' test accuracies, then a 95 %
+#   t-interval over the three seeds (`stats.seed_summary`; with 3 seeds t = 4.30, so the interval is
+#   wide).
+#
+# Each verdict is "yes" (interval above 0), "no" (below 0) or "not resolved at this sample size".
+
+# %% tags=["test-once"]
+# Test, once: every choice above was made on validation; nothing computed here feeds a choice
+test_X, test_y = data.X_test, data.y_test
+test_cache = {}  # id(model) -> per-image correctness on the test split, computed once per model
+
+
+def test_correct(model):
+    if id(model) not in test_cache:
+        test_cache[id(model)] = model.predict(test_X) == test_y
+    return test_cache[id(model)]
+
+
+def test_accuracy(model):
+    return float(test_correct(model).mean())
+
+
+test_stage_acc = [(name, size, test_accuracy(model)) for name, size, model, _ in stages]
+test_file = stats.paired_bootstrap(test_correct(base), test_correct(loaded), seed=0)  # baseline − file
+test_file_p = stats.mcnemar(test_correct(base), test_correct(loaded))
+test_seed_diffs = {
+    "retrained − not retrained (stage 1)": [test_accuracy(retrained[s]) - test_accuracy(not_retrained) for s in SEEDS],
+    "codebook fine-tuned − k-means alone (stage 2)": [
+        test_accuracy(shared_after[s]) - test_accuracy(shared_before[s]) for s in SEEDS
+    ],
+    "distillation − cross-entropy retraining": [test_accuracy(distilled[s]) - test_accuracy(crossent[s]) for s in SEEDS],
+}
+test_seed_summary = {text: stats.seed_summary(d) for text, d in test_seed_diffs.items()}
+
+# %% tags=["test-once", "nbval-ignore-output"]
+# Test, once: the numbers (floats, so nbval does not compare them)
+print(f"{'stage':<34} {'test acc.':>9}")
+for t_name, _, t_acc in test_stage_acc:
+    print(f"{t_name:<34} {100 * t_acc:>8.2f}%")
+print(f"\nbaseline − compressed file: {100 * test_file[0]:+.2f} pp "
+      f"(95 % bootstrap interval {100 * test_file[1]:+.2f} to {100 * test_file[2]:+.2f}), McNemar p = {test_file_p:.3g}")
+for t_text, t_diffs in test_seed_diffs.items():
+    t_mean, _, t_lo, t_hi = test_seed_summary[t_text]
+    print(f"{t_text}: {100 * t_mean:+.2f} pp (95 % t-interval over 3 seeds {100 * t_lo:+.2f} to {100 * t_hi:+.2f}; "
+          f"seeds {', '.join(f'{100 * x:+.2f}' for x in t_diffs)})")
+
+# %% tags=["test-once"]
+# Test, once: the verdicts
+print("the compressed file is less accurate than the float baseline:", stats.verdict(test_file[1], test_file[2]))
+print("the compressed file loses less than 1 pp against the baseline:",
+      stats.verdict(0.01 - test_file[2], 0.01 - test_file[1]))
+test_words = {
+    "retrained − not retrained (stage 1)": "retraining after pruning ends more accurate than pruning without it",
+    "codebook fine-tuned − k-means alone (stage 2)": "codebook fine-tuning ends more accurate than k-means alone",
+    "distillation − cross-entropy retraining": "retraining with distillation ends more accurate than with cross-entropy",
+}
+for t_text, (_, _, t_lo, t_hi) in test_seed_summary.items():
+    print(f"{test_words[t_text]} (3 seeds): {stats.verdict(t_lo, t_hi)}")
+
+# %% [markdown]
+# **Reading the verdicts** (written after running; the numbers are in the cells above, and a re-run on
+# another machine may move them slightly).
+#
+# * **Bytes.** In our run the file is about 42× smaller than float32 — the paper's 40× — and each stage
+#   is smaller than the one before. Bytes are exact counts and need no interval.
+# * **The compressed file against the float baseline** (two fixed models, paired on the same test
+#   images): less accurate, **yes**, by about 1 pp in our run; whether it loses *less than* 1 pp is
+#   **not resolved**: the interval reaches both sides of 1 pp. The paper lost nothing on MNIST
+#   (1.64% → 1.58% error) after much longer retraining; our runs retrain for 375 steps, traded for the
+#   three seeds below. (This lab used to retrain for 19 epochs and report a 0.47 pp loss from one run,
+#   without an interval.)
+# * **Retraining after pruning: yes**, by about 50 pp. Pruned to 92.6% in one step without retraining,
+#   the network collapses (about 36% on validation); retraining recovers nearly all of it.
+# * **Codebook fine-tuning: not resolved.** The per-seed differences are about a tenth of a point either
+#   way. With 16 shared values per layer, k-means alone already lands within a few tenths of a point
+#   of the pruned model, so there is little to repair; and fine-tuning moves only the 16 shared values
+#   of each layer (and the biases), each by the summed gradient of the weights that use it — a pruned
+#   weight belongs to no cluster and contributes nothing (Han et al. 2016, §3.3) — so it can repair
+#   the rounding of the shared values but cannot bring back pruned weights.
+# * **Distillation in retraining: not resolved.** In our run the three paired differences all came out
+#   between a few hundredths and a tenth of a point *below* zero, and the t-interval contains 0;
+#   validation had found the two losses within one image of each other on average and chose
+#   cross-entropy. A single seed cannot settle a difference this small, and three do not either.
+#
+# **What validation chose, in our run.** Learning rate **1e-2**: 1e-3 (the rate that trained the
+# baseline) left the pruned model about 4 pp lower, and 3e-2 was already worse than 1e-2, so the choice
+# is inside the grid rather than at its edge. Renda, Frankle & Carbin (ICLR 2020) report the same effect
+# on larger networks: retraining at a higher learning rate recovers more accuracy after pruning than
+# fine-tuning at a small one. Schedule: **one step**, ahead of three steps by 7 of the 2,000 validation
+# images — within the noise of one run, so not a clear choice. Split: **one global threshold**,
+# about 1 pp (19 images) ahead of the paper's per-layer targets; it prunes fc1 harder and keeps more
+# of fc2 and fc3 (the per-layer breakdown below). Loss: **cross-entropy**, by a hair (above).
 #
 # Where do the bytes go? `codec.compression_report` breaks the file down per layer.
 
@@ -447,31 +621,29 @@ print("Huffman coding shrinks the whole file by more than 10%:", "yes" if saved 
 # code. The gap histogram decays roughly geometrically (positions of survivors look random), with a
 # spike at 31 from the fillers.
 #
-# ## 6. Experiment: a Pareto front over sparsity × bits
+# ## 6. Experiment: a Pareto front over sparsity × bits, on validation
 #
 # Which (sparsity, bits) pairs are worth it? For each overall sparsity we prune with one global
-# magnitude threshold (it prunes fc1 hardest and fc3 least), in two steps with distillation
-# retraining, shorter than above, then share weights at several bit widths with one epoch of
-# codebook fine-tuning, and measure the compressed file's bytes and the accuracy. A point is on the
-# **Pareto front** if no other point is both smaller and more accurate.
+# magnitude threshold (it prunes fc1 hardest and fc3 least), in two steps (to 70 % of the target, then
+# the target, one epoch each) with the learning rate and loss chosen in section 4, then share weights
+# at several bit widths by k-means alone — no codebook fine-tuning here, to keep the sweep short
+# (section 4 measured what fine-tuning adds) — and measure the compressed file's bytes and its
+# **validation** accuracy. A point is on the **Pareto front** if no other point is both smaller and
+# more accurate. The front is a choice (which configurations to keep), so it is drawn on validation.
 
 # %% tags=["nbval-ignore-output"]
-from tqdm.auto import tqdm
-
 SPARSITIES = [0.85, 0.925, 0.96]  # overall; split over the layers by one global magnitude threshold
 BIT_WIDTHS = [2, 3, 4, 5]
 
-
-points = []
+points, sweep_models = [], {}
 with tqdm(total=len(SPARSITIES) * (1 + len(BIT_WIDTHS)), desc="sweep") as bar:
     for s in SPARSITIES:
-        m = prune_and_retrain(base.copy(), s, [(0.7, 1), (1.0, 3)])
+        m = prune_and_retrain(base.copy(), s, [(0.7, 1), (1.0, 1)], LR, retrain_loss)
         bar.update(1)
         for bits in BIT_WIDTHS:
-            q, qbooks = kmeans_quantize_model(m, bits)
-            train.fit(q, data, epochs=1, lr=1e-3, seed=0, callbacks=[CodebookFinetune(qbooks, lr=1e-4)],
-                      loss_fn=distillation_loss, progress=False)
-            points.append((s, bits, metrics.size_bytes(q, "deep_compression"), train.evaluate(q, X_test, y_test)))
+            q, _ = kmeans_quantize_model(m, bits)
+            sweep_models[s, bits] = q
+            points.append((s, bits, metrics.size_bytes(q, "deep_compression"), val_acc(q)))
             bar.update(1)
 
 
@@ -485,7 +657,8 @@ def pareto(points):
 front = sorted(pareto(points), key=lambda p: p[2])
 for s, bits, size, acc in sorted(points):
     mark = "  <- Pareto" if (s, bits, size, acc) in front else ""
-    print(f"sparsity {s:<5g}, {bits} bits: {size:>7,} bytes ({DENSE / size:5.1f}x), accuracy {100 * acc:.2f}%{mark}")
+    print(f"sparsity {s:<5g}, {bits} bits: {size:>7,} bytes ({DENSE / size:5.1f}x), "
+          f"validation accuracy {100 * acc:.2f}%{mark}")
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -495,20 +668,20 @@ for s, marker in zip(SPARSITIES, "osD"):
     for p in pts:
         ax.annotate(f"{p[1]}b", (p[2] / 1024, 100 * p[3]), textcoords="offset points", xytext=(4, 3), fontsize=8)
 ax.plot([p[2] / 1024 for p in front], [100 * p[3] for p in front], "k--", lw=1, label="Pareto front")
-ax.axhline(100 * base_acc, color="grey", lw=1, label="baseline (1,041 KB)")
+ax.axhline(100 * base_val, color="grey", lw=1, label="baseline (1,041 KB)")
 ax.axvline(32, color=plot.COLORS[3], lw=1, ls=":", label="32 KB budget")
 ax.set(
     xlabel="compressed file (KB)",
-    ylabel="test accuracy (%)",
-    title="LeNet-300-100: accuracy vs bytes",
+    ylabel="validation accuracy (%)",
+    title="LeNet-300-100: accuracy vs bytes (validation)",
 )
 ax.legend(fontsize=8, loc="lower right")
 plot.show(
     fig,
-    alt="Test accuracy against compressed file size (KB) for three overall sparsities (0.85 circles, "
+    alt="Validation accuracy against compressed file size (KB) for three overall sparsities (0.85 circles, "
     "0.925 squares, 0.96 diamonds), each point labelled with its bit width 2 to 5. A dashed line joins the "
     "Pareto-optimal points; a grey horizontal line marks the float baseline and a dotted vertical line the "
-    "32 KB budget. Read which points lie on the front and which bit widths they use; the next cell lists "
+    "32 KB budget. Read which points lie on the front and which bit widths they use; the cell above lists "
     "every point and the verdicts below state how bytes grow with bits and shrink with sparsity.",
 )
 
@@ -519,33 +692,68 @@ more_bits_bigger = all(by[(s, a)][2] <= by[(s, b)][2] for s in SPARSITIES for a,
 sparser_smaller = all(by[(a, bt)][2] > by[(b, bt)][2] for bt in BIT_WIDTHS for a, b in sparsity_pairs)
 print("more bits never make the file smaller (at each sparsity):", "yes" if more_bits_bigger else "no")
 print("higher sparsity gives a smaller file at every bit width:", "yes" if sparser_smaller else "no")
-print("2-bit sharing costs more accuracy than 5-bit at sparsity 0.96:",
-      "yes" if by[(0.96, 2)][3] < by[(0.96, 5)][3] else "no")
 
 # %% [markdown]
-# As expected: bytes grow with the bit width and shrink with the sparsity, at every point of the grid,
-# and at the highest sparsity 2 bits lose accuracy against 5. Accuracy is not as tidy: in our run,
-# at sparsity 0.925, 5 bits came out 0.05 pp (five test images) *below* 4 bits. That is not a real
-# effect of the extra bit: each point is one run with one epoch of codebook fine-tuning, and
-# differences of a few test images are within what a change of seed moves. The front itself is
-# drawn from single runs, so treat its fine ordering with the same caution.
+# Bytes are exact counts, so these two need no interval: they grow with the bit width and shrink with
+# the sparsity at every point of the grid. Accuracy is noisier: each point is one training run,
+# evaluated on 2,000 validation images, where one image is 0.05 pp and the standard error of an
+# accuracy near 87 % is about 0.75 pp. Neighbouring points a few images apart are not
+# distinguishable; treat the fine ordering of the front with that caution. Whether 2-bit sharing
+# really costs accuracy against 5-bit at the highest sparsity is tested once, on the test set, at the
+# end of section 7.
 
 # %% [markdown]
 # ## 7. Challenge: the best model under 32 KB (ungraded)
 #
 # Produce a compressed file of **at most 32 KB (32,768 bytes)** whose model reaches **at least 85%**
-# test accuracy, and save it to `budget_path`. The check loads the file itself (it does not trust
-# the model in memory), measures its bytes and its accuracy. It is a challenge, not a graded
-# exercise: the grader verifies answers by re-running functions on its own inputs, and a file has none. Choose your configuration *before*
-# looking at test accuracy — choosing among many candidates by their test accuracy would tune on
-# the test set. The reference answer simply reuses the pipeline's model from section 4.
+# accuracy, and save it to `budget_path`. Choose your configuration on the **validation** split — the
+# check below loads the file itself (it does not trust the model in memory) and measures its bytes and
+# its validation accuracy. Only when your choice is final, run the "Test, once" cell after it: it
+# reports the test accuracy of the one file you chose. Choosing among many candidates by their test
+# accuracy would tune on the test set. It is a challenge, not a graded exercise: the grader verifies
+# answers by re-running functions on its own inputs, and a file has none.
+#
+# The reference answer takes, among the sweep's models and the pipeline's model of section 4, the most
+# accurate **on validation** whose file fits the budget.
 
 # %%
+candidates = {f"sparsity {s:g}, {bits} bits": q for (s, bits), q in sweep_models.items()}
+candidates["the section 4 pipeline"] = shared
+fits = {name: q for name, q in candidates.items() if metrics.size_bytes(q, "deep_compression") <= lab06.BUDGET_BYTES}
+budget_choice = max(fits, key=lambda name: val_acc(fits[name]))
 budget_path = workdir / "budget_model.lkdc"
-written = codec.save_compressed(shared, budget_path)  # try your own configuration here
+written = codec.save_compressed(fits[budget_choice], budget_path)  # try your own configuration here
+
+# %% tags=["nbval-ignore-output"]
+print(f"validation chose: {budget_choice}, {budget_path.stat().st_size:,} bytes, "
+      f"validation accuracy {100 * val_acc(fits[budget_choice]):.2f}%")
 
 # %%
+lab06.size_budget(budget_path, data.X_val, data.y_val, split="validation")
+
+# %% [markdown]
+# ### Test, once: the budget model, and 2 bits against 5
+#
+# The budget model is chosen and saved; the test set now reports its accuracy, once. The same cell
+# answers the question the Pareto sweep left open: at sparsity 0.96, is 2-bit sharing less accurate
+# than 5-bit? Two fixed models on the same test images: paired bootstrap interval and verdict.
+
+# %% tags=["test-once"]
+# Test, once: the budget file was chosen on validation above
 lab06.size_budget(budget_path, data.X_test, data.y_test)
+
+# %% tags=["test-once", "nbval-ignore-output"]
+# Test, once: 5 bits − 2 bits at sparsity 0.96, paired on the test images
+test_correct_5 = sweep_models[0.96, 5].predict(data.X_test) == data.y_test
+test_correct_2 = sweep_models[0.96, 2].predict(data.X_test) == data.y_test
+test_bits = stats.paired_bootstrap(test_correct_5, test_correct_2, seed=0)
+print(f"5 bits − 2 bits at sparsity 0.96: {100 * test_bits[0]:+.2f} pp "
+      f"(95 % bootstrap interval {100 * test_bits[1]:+.2f} to {100 * test_bits[2]:+.2f}), "
+      f"McNemar p = {stats.mcnemar(test_correct_5, test_correct_2):.3g}")
+
+# %% tags=["test-once"]
+# Test, once: the verdict
+print("2-bit sharing is less accurate than 5-bit at sparsity 0.96:", stats.verdict(test_bits[1], test_bits[2]))
 
 # %% [markdown]
 # ## Questions to think about
@@ -559,9 +767,12 @@ lab06.size_budget(budget_path, data.X_test, data.y_test)
 #    code 0 is reserved for zeros and fillers. How else could a filler be marked?
 # 4. `zip_fp32` of the pruned float model is far larger than our file. Which of the three stages does
 #    a general-purpose compressor like deflate partly do, and which can it not do?
-# 5. Section 4 retrains with distillation but does not show that it beats plain cross-entropy. Design
-#    the comparison: how many seeds, which numbers per seed, and which paired test on the same test
-#    images (lab 09's `labkit.stats`) would let you say "yes", "no" or "not resolved"?
+# 5. Section 4 chose the learning rate, the schedule and the split one after the other, each with one
+#    seed on 2,000 validation images. Which of those choices were clear, and which could a second seed
+#    have reversed? What would a fair search cost in runs?
+# 6. With three seeds the t-interval is the mean ± 4.30 · std / √3. If the seed-to-seed standard
+#    deviation of a paired difference is 0.2 pp, how large must the mean difference be for a "yes"?
+#    How many seeds would resolve a 0.1 pp difference?
 #
 # ## Summary
 #
@@ -571,5 +782,16 @@ lab06.size_budget(budget_path, data.X_test, data.y_test)
 # | + weight sharing | a $\lceil\log_2(K+1)\rceil$-bit code ($K \le 2^b$ shared values) + a 5-bit index, and a float32 codebook |
 # | + Huffman | variable-length codes close to the entropy of each stream |
 #
-# Bytes, ratios and accuracies of each stage are in the table of section 4, with the verdicts after
-# it; the Pareto front in section 6 shows which (sparsity, bits) pairs are worth keeping.
+# Bytes, ratios and validation accuracies of each stage are in the table of section 4, the test
+# accuracies and verdicts in its "Test, once" cells, the Pareto front (on validation) in section 6. What
+# the test set said in our run:
+#
+# | claim | how it is tested | verdict in our run |
+# |---|---|---|
+# | the compressed file is less accurate than the float baseline | paired bootstrap, 10,000 test images | yes (about 1 pp) |
+# | … by less than 1 pp | the same interval against 1 pp | not resolved |
+# | retraining after pruning beats pruning alone | 3 seeds, paired, t-interval | yes (about 50 pp) |
+# | codebook fine-tuning beats k-means alone | 3 seeds, paired, t-interval | not resolved |
+# | retraining with distillation beats cross-entropy | 3 seeds, paired, t-interval | not resolved |
+# | 2-bit sharing is less accurate than 5-bit at sparsity 0.96 | paired bootstrap | yes |
+# | the size-budget file (chosen on validation) reaches 85% on test | one evaluation | yes |

@@ -226,8 +226,12 @@ def sample_grid(X, y, class_names, per_class: int = 8, rng=None, image_shape=(28
     return fig
 
 
-def training_curves(history, ax=None, title="training"):
-    """Loss (left axis) and accuracy (right axis) per epoch from a ``fit`` history, ticked at each epoch."""
+def training_curves(history, ax=None, title="training", split="validation"):
+    """Loss (left axis) and accuracy (right axis) per epoch from a ``fit`` history, ticked at each epoch.
+
+    ``split`` names the data ``fit(..., eval_data=...)`` monitored (its curve's label): the validation
+    split in the labs, which choose on it.
+    """
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))
     epochs = np.arange(1, len(history["loss"]) + 1)
@@ -240,7 +244,7 @@ def training_curves(history, ax=None, title="training"):
     )
     if "eval_acc" in history:
         ax2.plot(
-            epochs, history["eval_acc"], color=COLORS[2], marker=MARKERS[2], ls=LINESTYLES[2], label="test accuracy"
+            epochs, history["eval_acc"], color=COLORS[2], marker=MARKERS[2], ls=LINESTYLES[2], label=f"{split} accuracy"
         )
     ax2.set_ylabel("accuracy")
     tick_at(ax, epochs, "x", log=False)
@@ -275,14 +279,15 @@ def error_vs_bits(bits, errors: dict, ax=None, title="quantization error vs bits
     return ax
 
 
-def accuracy_vs_bits(bits, curves: dict, baseline=None, ax=None, title="accuracy vs bits"):
-    """Test accuracy against bit width, one line per label, with the float baseline as a grey line.
+def accuracy_vs_bits(bits, curves: dict, baseline=None, ax=None, title="accuracy vs bits", split="validation"):
+    """Accuracy against bit width, one line per label, with the float baseline as a grey line.
 
     Parameters
     ----------
     bits : sequence of int
     curves : {label: sequence of accuracies in [0, 1]}
     baseline : float, optional
+    split : str — the data the accuracies were measured on, for the axis label
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))
@@ -292,7 +297,7 @@ def accuracy_vs_bits(bits, curves: dict, baseline=None, ax=None, title="accuracy
         ax.axhline(100 * baseline, color=GREY, ls=(0, (2, 2)), marker="", lw=1.2, label="float32")
     tick_at(ax, bits, "x", log=False)
     ax.set_xlabel("weight bits")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel(f"{split} accuracy (%)")
     ax.set_title(title)
     ax.invert_xaxis()
     ax.grid(True)
@@ -322,8 +327,10 @@ def quantization_grid(x, scale, zero_point, bits, signed=False, ax=None, title="
 __all__ += ["accuracy_vs_sparsity", "weight_histograms", "sparsity_map", "sensitivity_curves", "latency_bars"]
 
 
-def accuracy_vs_sparsity(sparsities, curves: dict, baseline=None, ax=None, title="accuracy vs sparsity"):
-    """Test accuracy (%) against the fraction of weights removed, one line per label, ticked at the sparsities.
+def accuracy_vs_sparsity(
+    sparsities, curves: dict, baseline=None, ax=None, title="accuracy vs sparsity", split="validation"
+):
+    """Accuracy (%) on ``split`` against the fraction of weights removed, one line per label, ticked at the sparsities.
 
     Parameters
     ----------
@@ -331,6 +338,7 @@ def accuracy_vs_sparsity(sparsities, curves: dict, baseline=None, ax=None, title
     curves : {label: sequence of accuracies in [0, 1]}; labels containing "fine-tuned" are drawn solid,
         the others dashed (each also has its own colour and marker)
     baseline : float, optional — the dense model's accuracy, drawn as a grey line
+    split : str — the data the accuracies were measured on, for the axis label
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
@@ -343,7 +351,7 @@ def accuracy_vs_sparsity(sparsities, curves: dict, baseline=None, ax=None, title
         ax.axhline(100 * baseline, color=GREY, ls=(0, (1, 1.5)), marker="", lw=1.2, label="dense baseline")
     tick_at(ax, x, "x", log=False)
     ax.set_xlabel("weights removed (%)")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel(f"{split} accuracy (%)")
     ax.set_title(title)
     ax.grid(True)
     legend(ax)
@@ -403,8 +411,10 @@ def sparsity_map(mask, image_shape=(28, 28), units=None, ax=None, title=None):
     return ax
 
 
-def sensitivity_curves(sparsities, scan: dict, baseline=None, ax=None, title="sensitivity: one layer pruned at a time"):
-    """Accuracy (%) against sparsity when only one layer is pruned, one line per layer, ticked at the sparsities."""
+def sensitivity_curves(
+    sparsities, scan: dict, baseline=None, ax=None, title="sensitivity: one layer pruned at a time", split="validation"
+):
+    """Accuracy (%) on ``split`` against sparsity when only one layer is pruned, one line per layer."""
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
     x = 100 * np.asarray(sparsities, dtype=float)
@@ -414,7 +424,7 @@ def sensitivity_curves(sparsities, scan: dict, baseline=None, ax=None, title="se
         ax.axhline(100 * baseline, color=GREY, ls=(0, (1, 1.5)), marker="", lw=1.2, label="dense baseline")
     tick_at(ax, x, "x", log=False)
     ax.set_xlabel("weights removed from that layer (%)")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel(f"{split} accuracy (%)")
     ax.set_title(title)
     ax.grid(True)
     legend(ax)

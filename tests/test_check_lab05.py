@@ -139,19 +139,103 @@ def test_kd_loss_grad_fails_stub_and_wrong_answers():
     assert "only the gradient" in ex.verdict(lambda *a: (0.0, good_grad(*a)))
 
 
+# --- expected_calibration_error ---------------------------------------------------------------------
+
+
+def good_ece(probs, y, n_bins=15):
+    conf, correct = probs.max(1), probs.argmax(1) == y
+    bins = np.minimum(np.ceil(conf * n_bins).astype(int) - 1, n_bins - 1).clip(0)  # (m/M, (m+1)/M]
+    return float(sum((bins == m).mean() * abs(correct[bins == m].mean() - conf[bins == m].mean())
+                     for m in range(n_bins) if (bins == m).any()))  # fmt: skip
+
+
+def _ece_variant(gap, weight=True, conf_of=None):
+    def ece(probs, y, n_bins=15):
+        conf = probs.max(1) if conf_of is None else conf_of(probs, y)
+        correct = probs.argmax(1) == y
+        bins = np.digitize(conf, np.linspace(0, 1, n_bins + 1)[1:-1], right=True)
+        parts = [
+            (b.mean(), gap(correct[b].mean(), conf[b].mean())) for b in (bins == m for m in range(n_bins)) if b.any()
+        ]
+        return float(sum(w * g for w, g in parts) if weight else np.mean([g for _, g in parts]))
+
+    return ece
+
+
+def test_expected_calibration_error_passes_reference():
+    ex = lab05.expected_calibration_error
+    assert ex.passes(good_ece)
+    assert ex.passes(_ece_variant(lambda a, c: abs(a - c)))
+    assert ex.passes(lambda *a: np.float32(good_ece(*a)))
+
+
+def test_expected_calibration_error_hand_cases():
+    ref = lab05.expected_calibration_error.reference
+    y5 = np.r_[np.zeros(5, int), np.ones(5, int)]
+    assert abs(ref(np.tile([0.9, 0.1], (10, 1)), y5, 15) - 0.4) < 1e-12
+    assert ref(np.tile([0.8, 0.2], (10, 1)), np.r_[np.zeros(8, int), np.ones(2, int)], 15) < 1e-12
+    assert ref(np.eye(3), np.arange(3), 15) == 0.0  # one-hot and right: confidence 1 in the last bin
+
+
+def test_expected_calibration_error_fails_stub_and_wrong_answers():
+    ex = lab05.expected_calibration_error
+    assert "not implemented" in ex.verdict(stub)
+    assert "weight each bin's gap" in ex.verdict(_ece_variant(lambda a, c: abs(a - c), weight=False))
+    assert "not the signed one" in ex.verdict(_ece_variant(lambda a, c: a - c))
+    assert "not the signed one" in ex.verdict(_ece_variant(lambda a, c: c - a))
+    assert "top probability" in ex.verdict(
+        _ece_variant(lambda a, c: abs(a - c), conf_of=lambda p, y: p[np.arange(len(y)), y])
+    )
+    assert "bin the images by confidence" in ex.verdict(
+        lambda p, y, n_bins=15: abs((p.argmax(1) == y).mean() - p.max(1).mean())
+    )
+    assert "not a percentage" in ex.verdict(lambda *a: 100 * good_ece(*a))
+    assert "one number" in ex.verdict(lambda p, y, n_bins=15: np.full(n_bins, good_ece(p, y, n_bins)))
+
+    def floor_bins(probs, y, n_bins=15):  # floor(c * M) sends a confidence of exactly 1 past the last bin
+        conf, correct = probs.max(1), probs.argmax(1) == y
+        gaps = np.zeros(n_bins)
+        bins = np.floor(conf * n_bins).astype(int)
+        for m in range(n_bins):
+            if (bins == m).any():
+                gaps[m] = (bins == m).mean() * abs(correct[bins == m].mean() - conf[bins == m].mean())
+        return float(gaps.sum())
+
+    assert "exactly 1.0 are missing" in ex.verdict(floor_bins)
+
+    def nan_bins(probs, y, n_bins=15):  # averages over empty bins too
+        conf, correct = probs.max(1), probs.argmax(1) == y
+        bins = np.digitize(conf, np.linspace(0, 1, n_bins + 1)[1:-1], right=True)
+        with np.errstate(invalid="ignore"):
+            return float(sum((bins == m).mean() * abs(np.mean(correct[bins == m]) - np.mean(conf[bins == m]))
+                             for m in range(n_bins)))  # fmt: skip
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert "skip empty bins" in ex.verdict(nan_bins)
+
+
 def test_checks_print_one_line(capsys):
     lab05.softmax_T(good_softmax)
     lab05.kd_loss_value(good_value)
     lab05.kd_loss_grad(good_grad)
+    lab05.expected_calibration_error(good_ece)
     lines = capsys.readouterr().out.splitlines()
-    assert lines == [lab05.softmax_T.pass_line, lab05.kd_loss_value.pass_line, lab05.kd_loss_grad.pass_line]
+    assert lines == [
+        lab05.softmax_T.pass_line,
+        lab05.kd_loss_value.pass_line,
+        lab05.kd_loss_grad.pass_line,
+        lab05.expected_calibration_error.pass_line,
+    ]
     with pytest.raises(AssertionError, match="^not implemented"):  # a failing check raises its hint
         lab05.kd_loss_grad(stub)
     assert capsys.readouterr().out == ""
 
 
 def test_cases_depend_only_on_rng():
-    for ex in (lab05.softmax_T, lab05.kd_loss_value, lab05.kd_loss_grad):
+    for ex in (lab05.softmax_T, lab05.kd_loss_value, lab05.kd_loss_grad, lab05.expected_calibration_error):
         a = ex.cases(np.random.default_rng(7))
         b = ex.cases(np.random.default_rng(7))
         for ca, cb in zip(a, b):

@@ -163,3 +163,13 @@ def test_show_attaches_alt_text(monkeypatch):
     for bad in ("", "   ", None):  # None is the wrong type: TypeError, as everywhere in labkit
         with pytest.raises(TypeError if bad is None else ValueError, match="alt"):
             plot.show(plt.figure(), alt=bad)
+
+
+def test_accuracy_plots_name_the_split_they_show():
+    """The labs choose on validation: the accuracy axes say validation unless told the split."""
+    s, bits = [0.0, 0.5], [4, 8]
+    assert plot.accuracy_vs_sparsity(s, {"a": [0.9, 0.8]}).get_ylabel() == "validation accuracy (%)"
+    assert plot.sensitivity_curves(s, {"fc1": [0.9, 0.8]}, split="test").get_ylabel() == "test accuracy (%)"
+    assert plot.accuracy_vs_bits(bits, {"a": [0.8, 0.9]}).get_ylabel() == "validation accuracy (%)"
+    ax = plot.training_curves({"loss": [1.0, 0.5], "train_acc": [0.7, 0.8], "eval_acc": [0.6, 0.7]})
+    assert "validation accuracy" in [ln.get_label() for ln in ax.figure.axes[1].get_lines()]

@@ -1,7 +1,9 @@
-"""Checks for lab 05 (knowledge distillation): softmax with temperature, the KD loss, its gradient.
+"""Checks for lab 05 (knowledge distillation): softmax with temperature, the KD loss, its gradient,
+and the expected calibration error of a teacher's probabilities.
 
 Each compare function recognises the usual mistakes (a naive softmax that overflows, a forgotten
-temperature, KL the wrong way round, a missing ``T^2`` or ``1/n``) and names them in the hint.
+temperature, KL the wrong way round, a missing ``T^2`` or ``1/n``, bins not weighted by their size,
+a confidence of exactly 1 outside the last bin) and names them in the hint.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from ..distill import kd_loss, softmax
 from ..softmax import log_softmax
 from .exercise import Case, Exercise, number_answer
 
-__all__ = ["softmax_T", "kd_loss_value", "kd_loss_grad"]
+__all__ = ["softmax_T", "kd_loss_value", "kd_loss_grad", "expected_calibration_error"]
 
 
 # --- exercise 1: softmax with temperature -------------------------------------------------------
@@ -229,4 +231,115 @@ kd_loss_grad = Exercise(
     cases=_kd_cases,
     compare=_compare_kd_grad,
     pass_line="kd_loss_grad: matches the analytic gradient on 7 batches",
+)
+
+
+# --- exercise 4: expected calibration error -------------------------------------------------------
+
+
+def _ece_parts(probs, y, n_bins, conf=None):
+    """Per-bin share of the images, accuracy and mean confidence (empty bins dropped).
+
+    Bin m (0-based) holds the confidences in ``(m / n_bins, (m + 1) / n_bins]``; a confidence of 0
+    goes to the first bin. ``conf`` overrides the confidence (to recognise a wrong one)."""
+    probs = np.asarray(probs, np.float64)
+    conf = probs.max(axis=1) if conf is None else conf
+    correct = probs.argmax(axis=1) == np.asarray(y)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.digitize(conf, edges[1:-1], right=True)
+    share, acc, mean_conf = [], [], []
+    for m in range(n_bins):
+        in_bin = bins == m
+        if in_bin.any():
+            share.append(in_bin.mean())
+            acc.append(correct[in_bin].mean())
+            mean_conf.append(conf[in_bin].mean())
+    return np.array(share), np.array(acc), np.array(mean_conf)
+
+
+def _ece_ref(probs, y, n_bins=15):
+    share, acc, conf = _ece_parts(probs, y, n_bins)
+    return float((share * np.abs(acc - conf)).sum())
+
+
+def _compare_ece(got, expected, case):
+    probs, y, n_bins = case.args
+    if isinstance(got, (np.ndarray, list, tuple)) and np.size(got) > 1:
+        return f"return one number (the ECE), got {np.size(got)} values: sum the bins' weighted gaps"
+    g, problem = number_answer(got, "one number (the ECE)")
+    if problem:
+        return problem
+    if not np.isfinite(g):
+        return f"the ECE is {g}: an empty bin has no accuracy or confidence; skip empty bins"
+    close = lambda v: abs(g - v) <= 1e-9 + 1e-6 * abs(v)
+    if close(expected):
+        return None
+    share, acc, conf = _ece_parts(probs, y, n_bins)
+    correct = np.asarray(probs).argmax(1) == y
+    p_true = np.asarray(probs, np.float64)[np.arange(len(y)), y]
+    s_t, a_t, c_t = _ece_parts(probs, y, n_bins, conf=p_true)
+    top = np.asarray(probs, np.float64).max(1)
+    below_1 = top < 1.0  # an answer that lost the images of confidence exactly 1 (floor(c * M) = M)
+    dropped = (
+        _ece_ref(np.asarray(probs)[below_1], np.asarray(y)[below_1], n_bins) * below_1.mean() if below_1.any() else 0.0
+    )
+    wrong = [
+        (100 * expected, "the ECE is a fraction in [0, 1], not a percentage"),
+        (dropped if not below_1.all() else np.nan,
+         "images with confidence exactly 1.0 are missing: they belong to the last bin, ((M-1)/M, 1] "
+         "(floor(c * M) gives M for them, one past the last bin)"),
+        (np.abs(acc - conf).mean(),
+         "weight each bin's gap |acc - conf| by the bin's share of the images, |B_m| / n; don't average over bins"),
+        (abs(correct.mean() - np.asarray(probs).max(1).mean()),
+         "this is |overall accuracy - mean confidence|, the same as adding the bins' signed gaps: bin the images "
+         "by confidence first and take the absolute gap in each bin, not the signed one"),
+        ((share * (acc - conf)).sum(), "take the absolute gap |acc(B_m) - conf(B_m)| in each bin, not the signed one"),
+        ((share * (conf - acc)).sum(), "take the absolute gap |acc(B_m) - conf(B_m)| in each bin, not the signed one"),
+        ((s_t * np.abs(a_t - c_t)).sum(),
+         "the confidence of an image is its top probability max_i p_i, not the probability of its true class"),
+        (np.abs(acc - conf).sum() / n_bins,
+         "weight each bin by its share of the images, not by 1 / n_bins"),
+    ]  # fmt: skip
+    for value, hint in wrong:
+        if close(value) and not close(expected):
+            return f"ECE {g:.6g}, expected {expected:.6g}: {hint}"
+    return (
+        f"ECE {g:.6g}, expected {expected:.6g}: with confidence c = max_i p_i, put each image in bin "
+        f"m with c in (m/M, (m+1)/M] (M = {n_bins}), then sum over the non-empty bins |B_m|/n * |acc - mean c|"
+    )
+
+
+def _ece_fixed_cases():
+    calibrated = np.tile([0.8, 0.2], (10, 1))
+    y8 = np.r_[np.zeros(8, int), np.ones(2, int)]
+    y5 = np.r_[np.zeros(5, int), np.ones(5, int)]
+    onehot = np.eye(3)[[0, 1, 2, 0]]
+    mixed = np.array([[0.95, 0.05], [0.55, 0.45], [0.3, 0.7], [0.62, 0.38], [0.99, 0.01], [0.52, 0.48]])
+    return [
+        Case((calibrated, y8, 15), label="80 % confidence, 8 of 10 right (ECE 0)"),
+        Case((np.tile([0.9, 0.1], (10, 1)), y5, 15), label="90 % confidence, 5 of 10 right (ECE 0.4)"),
+        Case((onehot, np.array([0, 1, 1, 0]), 15), label="one-hot probabilities: confidence exactly 1.0 (last bin)"),
+        Case((mixed, np.array([0, 1, 1, 0, 0, 0]), 5), label="six images in 5 bins, some bins empty"),
+    ]
+
+
+def _ece_cases(rng):
+    cases = []
+    for n, k, scale, n_bins in [(200, 10, 3.0, 15), (500, 10, 6.0, 15), (120, 4, 1.5, 10), (60, 10, 4.0, 7)]:
+        z = rng.standard_normal((n, k)) * scale
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        # labels agree with the top class 70 % of the time, so bins hold both right and wrong images
+        y = np.where(rng.random(n) < 0.7, p.argmax(1), rng.integers(0, k, n))
+        cases.append(Case((p, y, n_bins), label=f"{n} images, {k} classes, {n_bins} bins"))
+    return cases
+
+
+expected_calibration_error = Exercise(
+    "expected_calibration_error",
+    _ece_ref,
+    fixed_cases=_ece_fixed_cases(),
+    cases=_ece_cases,
+    compare=_compare_ece,
+    pass_line="expected_calibration_error: correct on 8 cases (hand-computed, one-hot, empty bins, random)",
 )

@@ -6,7 +6,8 @@
 # fine-tuning (even with momentum and Adam), draw accuracy against sparsity, see which input pixels
 # the network stops looking at, and prune iteratively to 95%+ sparsity.
 #
-# **Time:** about 45 minutes; the notebook runs in about a minute.
+# **Time:** about 45 minutes; the notebook runs in about a minute (46 to 52 s wall and about 40 s
+# CPU in two runs on a shared 2-core machine, load average about 3).
 #
 # **Reading:** Han, Pool, Tran & Dally 2015, *Learning both Weights and Connections for Efficient
 # Neural Networks* (§3); Blalock et al. 2020, *What is the State of Neural Network Pruning?* (§4).
@@ -32,26 +33,32 @@
 # After pruning, **fine-tuning** (retraining the survivors with the mask fixed) recovers most of the
 # lost accuracy (Han et al. 2015). **Iterative** pruning alternates small pruning steps with
 # retraining.
+#
+# **Method.** As in every lab (lab 00, section 2): the curves and every choice (here, the
+# fine-tuning learning rate) are made on the 2,000 **validation** images; the test set is read only
+# in the cells marked `# Test, once`, after the choices are fixed. Claims about a *training* method
+# (fine-tuning, iterative pruning) are made over 3 seeds, with a t-interval and a verdict from
+# `labkit.stats`.
 
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from labkit import metrics, models, plot, prune, train
+from labkit import metrics, models, plot, prune, stats, train
 from labkit.data import load_fashion_mnist
 
 threadpool_limits(1)  # one BLAS thread: the same summation order, so the same training, on every machine
 
 data = load_fashion_mnist()
-test = (data.X_test, data.y_test)
+val = (data.X_val, data.y_val)  # every choice and every curve of this lab is measured on these 2,000 images
 baseline = models.pretrained("lenet_300_100")
 print(baseline)
 print("weights per layer:", {n: layer.W.size for n, layer in baseline.weight_layers()})
 
 # %% tags=["nbval-ignore-output"]
-base_acc = train.evaluate(baseline, *test)
-print(f"baseline test accuracy: {100 * base_acc:.2f}%")
+base_acc = train.evaluate(baseline, *val)
+print(f"baseline validation accuracy: {100 * base_acc:.2f}%")
 
 
 # %% [markdown]
@@ -145,14 +152,15 @@ def masked_momentum_step(W, dW, v, mask, lr, momentum):
 lab01.masked_momentum_step(masked_momentum_step)
 
 # %% [markdown]
-# **Demo.** Fine-tune the 90%-pruned model with Adam for one epoch, once with `MaskCallback` and once
-# without it. Without it, every gradient step regrows pruned weights.
+# **Demo.** Fine-tune the 90%-pruned model with Adam for one epoch of 3,000 training images, once
+# with `MaskCallback` and once without it. Without it, every gradient step regrows pruned weights.
 
 # %% tags=["nbval-ignore-output"]
+demo_data = data.subset(n_train=3000)  # the first 3,000 training images: enough to show the effect
 with_cb = g90.copy()
-train.fit(with_cb, data, epochs=1, lr=1e-3, callbacks=[prune.MaskCallback()], progress=True)
+train.fit(with_cb, demo_data, epochs=1, lr=1e-3, callbacks=[prune.MaskCallback()], progress=True)
 without_cb = g90.copy()
-train.fit(without_cb, data, epochs=1, lr=1e-3, progress=False)
+train.fit(without_cb, demo_data, epochs=1, lr=1e-3, progress=False)
 
 # %%
 regrown = {n: int(np.count_nonzero(without_cb[n].W[~m])) for n, m in masks90.items()}
@@ -165,61 +173,73 @@ print("without it, pruned weights regrow within one epoch:", "yes" if sum(regrow
 # %% [markdown]
 # ## 2. Experiment: accuracy against sparsity
 #
-# For each sparsity, prune the shipped model layer-wise and globally, measure the accuracy right
-# away, then fine-tune 2 epochs with the mask fixed (Adam, lr 1e-3) and measure again. Figures are
-# on the embedded test set (10,000 images). About 15 s.
+# For each sparsity, prune the shipped model layer-wise and globally, measure the validation
+# accuracy right away, then fine-tune with the mask fixed and measure again. The fine-tuning here is
+# deliberately short — one epoch over the first 6,000 training images (Adam, lr 1e-3, 47 steps) — to
+# keep the lab within its time budget: it shows where fine-tuning helps, not how far it can go
+# (section 3 trains longer).
 
 # %% tags=["nbval-ignore-output"]
 from tqdm.auto import tqdm
 
 SPARSITIES = [0.5, 0.8, 0.9, 0.95, 0.98]
-curves = {"layer-wise": [], "global": [], "layer-wise, fine-tuned": [], "global, fine-tuned": []}
+ft_data = data.subset(n_train=6000)  # the first 6,000 training images: short fine-tuning runs
+KINDS = {"layer-wise": prune.layerwise_magnitude_prune, "global": prune.global_magnitude_prune}
+right = {}  # (curve, sparsity) -> per-image correctness on the validation images
 for s in tqdm(SPARSITIES, desc="sparsity sweep"):
-    for kind, fn in (("layer-wise", prune.layerwise_magnitude_prune), ("global", prune.global_magnitude_prune)):
+    for kind, fn in KINDS.items():
         net = baseline.copy()
         fn(net, s)
-        curves[kind].append(train.evaluate(net, *test))
-        train.fit(net, data, epochs=2, lr=1e-3, callbacks=[prune.MaskCallback()], seed=1, progress=False)
-        curves[kind + ", fine-tuned"].append(train.evaluate(net, *test))
+        right[kind, s] = net.predict(data.X_val) == data.y_val
+        train.fit(net, ft_data, epochs=1, lr=1e-3, callbacks=[prune.MaskCallback()], seed=1, progress=False)
+        right[kind + ", fine-tuned", s] = net.predict(data.X_val) == data.y_val
+curves = {c: [float(right[c, s].mean()) for s in SPARSITIES] for c in ("layer-wise", "global", "layer-wise, fine-tuned", "global, fine-tuned")}
 print(f"{'sparsity':>8} " + " ".join(f"{k:>24}" for k in curves))
 for i, s in enumerate(SPARSITIES):
     print(f"{s:>8.2f} " + " ".join(f"{100 * curves[k][i]:>23.2f}%" for k in curves))
 
 # %%
-ax = plot.accuracy_vs_sparsity(SPARSITIES, curves, baseline=base_acc, title="LeNet-300-100 on Fashion-MNIST")
+ax = plot.accuracy_vs_sparsity(SPARSITIES, curves, baseline=base_acc, title="LeNet-300-100 on Fashion-MNIST (validation)")
+ax.set_ylabel("validation accuracy (%)")
 ax.set_xticks([100 * s for s in SPARSITIES])  # the sparsities tried
 ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 plot.show(
     ax.figure,
-    alt="Test accuracy against the percentage of weights removed (50, 80, 90, 95 and 98%) for layer-wise "
-    "and global magnitude pruning, right after pruning (dashed lines) and after 2 epochs of fine-tuning "
-    "(solid lines), four lines with different markers; a dotted line marks the dense baseline near 88%. Without fine-tuning both fall steeply from 80% on, layer-wise the fastest; after fine-tuning "
-    "both stay close to the baseline up to 80%, and from 90% on global keeps clearly more accuracy, "
-    "by over 20 points at 98%.",
+    alt="Validation accuracy against the percentage of weights removed (50, 80, 90, 95 and 98%) for layer-wise "
+    "and global magnitude pruning, right after pruning (dashed lines) and after one short epoch of fine-tuning "
+    "(solid lines), four lines with different markers; a dotted line marks the dense baseline. Without fine-tuning "
+    "both fall steeply from 80% on, layer-wise the fastest. After the short fine-tuning global stays within a few "
+    "points of the baseline up to 90% and keeps far more accuracy than layer-wise from 90% on; fine-tuned "
+    "layer-wise at 98% is back near chance.",
 )
 
+# %% [markdown]
+# Is global really better than layer-wise, or is the gap noise? Each pair of models below is compared
+# on the same 2,000 validation images, with a paired bootstrap interval (`stats.paired_bootstrap`).
+# Without fine-tuning the models are fixed (pruning is deterministic), so this interval is the whole
+# story. With fine-tuning it covers the images but not the training seed: it speaks for these two
+# fine-tuned models, not for the method — sections 3 and 4 show how a claim about training is made.
+
+# %% tags=["nbval-ignore-output"]
+gl_vs_lw = {}
+for s in (0.95, 0.98):
+    for tag in ("", ", fine-tuned"):
+        gl_vs_lw[s, tag] = stats.paired_bootstrap(right["global" + tag, s], right["layer-wise" + tag, s])
+        diff, lo, hi = gl_vs_lw[s, tag]
+        print(f"sparsity {s:.0%}{tag or ', no fine-tuning'}: global − layer-wise {100 * diff:+.1f} pp "
+              f"(95 % paired bootstrap interval over the validation images {100 * lo:+.1f} to {100 * hi:+.1f})")
 
 # %%
-def gap_words(d):
-    """A margin in percentage points, in words coarse enough to read the same on every machine."""
-    d = abs(d)
-    return "under 0.5 pp" if d < 0.5 else "0.5 to 2 pp" if d < 2 else "2 to 5 pp" if d < 5 else "over 5 pp"
-
-
-for i, s in enumerate(SPARSITIES):
-    if s < 0.95:
-        continue
-    for tag in ("", ", fine-tuned"):
-        d = 100 * (curves["global" + tag][i] - curves["layer-wise" + tag][i])
-        print(f"sparsity {s:.0%}{tag or ', no fine-tuning'}: global beats layer-wise at the same parameter count: "
-              f"{'yes' if d > 0 else 'no'} (margin {gap_words(d)})")
-
+for (s, tag), (_, lo, hi) in gl_vs_lw.items():
+    print(f"sparsity {s:.0%}{tag or ', no fine-tuning'}: global more accurate than layer-wise at the same "
+          f"parameter count (validation): {stats.verdict(lo, hi)}")
 
 # %% [markdown]
-# One oddity in the figure: without fine-tuning, the layer-wise curve goes back *up* from 95% to
-# 98% (from about 11% to about 12.5%). Both are chance level — ten classes, so guessing gives 10% —
-# and once the network is that broken, which classes it happens to get right changes with every
-# cut; the difference is noise, not a sign that pruning more helps.
+# All four comparisons come out "yes", by margins far outside what 2,000 validation images can
+# blur (a paired interval here is a few points wide at most). Note the last point of the figure:
+# layer-wise pruning to 98% leaves the output layer 20 of its 1,000 weights, and one short epoch of
+# fine-tuning cannot repair that — the model stays near chance (10% for ten classes). The two
+# fine-tuned verdicts speak for the fine-tuning seed we ran (seed 1); we ran no other seed here.
 #
 # Global pruning wins at high sparsity because it leaves the small output layer (1,000 weights, each
 # important) largely intact and takes most of the cut from the 235,200 weights of `fc1` —
@@ -228,48 +248,106 @@ for i, s in enumerate(SPARSITIES):
 # ## 3. 90% of the weights gone, and fine-tuned
 #
 # Han et al. (2015) kept 8% of LeNet-300-100's weights on MNIST with no loss of accuracy. On the
-# harder Fashion-MNIST, prune the shipped model globally to 90% once and fine-tune 10 epochs with
-# the mask held (Adam with a cosine decay). First with lr 1e-3, the recipe the baseline was trained
-# with:
+# harder Fashion-MNIST, prune the shipped model globally to 90% once and fine-tune with the mask held
+# (Adam with a cosine decay). To fit the lab's time budget each run is short: 2 epochs over the
+# first 6,000 training images (94 steps), where a paper would train for tens of epochs — so what we
+# measure is how much a *short* fine-tuning recovers.
+#
+# **Which learning rate?** The survivors have to take over the work of the removed 90%, which means
+# moving far from where they were. Renda, Frankle & Carbin (2020) found that retraining a pruned
+# network with a *large* learning rate ("learning-rate rewinding") beats fine-tuning at a small one.
+# We try six rates, 1e-4 to 1e-2, with seed 0, and **choose on validation**.
 
 # %% tags=["nbval-ignore-output"]
-def prune90_and_finetune(lr, seed, epochs=10):
-    """Global 90% magnitude pruning of the shipped model, then ``epochs`` of masked fine-tuning."""
+LRS = [1e-4, 3e-4, 1e-3, 3e-3, 5e-3, 1e-2]
+SEEDS = [0, 1, 2]
+
+
+def prune90_and_finetune(lr, seed, epochs=2):
+    """Global 90% magnitude pruning of the shipped model, then ``epochs`` of masked fine-tuning on ``ft_data``."""
     net = baseline.copy()
     prune.global_magnitude_prune(net, 0.9)
-    hist = train.fit(net, data, epochs=epochs, lr=lr, lr_schedule="cosine", callbacks=[prune.MaskCallback()],
-                     seed=seed, eval_data=test, progress=True)
-    return net, hist["eval_acc"][-1]
+    train.fit(net, ft_data, epochs=epochs, lr=lr, lr_schedule="cosine", callbacks=[prune.MaskCallback()],
+              seed=seed, progress=False)
+    return net
 
 
-acc90_pruned = train.evaluate(g90, *test)  # §1 pruned g90 to 90% and left it untouched
-_, acc90_small_lr = prune90_and_finetune(1e-3, seed=2)
-print(f"baseline {100 * base_acc:.2f}%  pruned 90% {100 * acc90_pruned:.2f}%  "
-      f"fine-tuned at lr 1e-3 {100 * acc90_small_lr:.2f}%")
-
-# %% [markdown]
-# That recovers most of the loss but not all of it. The survivors have to take over the work of the
-# removed 90%, which means moving far from where they were — and a small learning rate does not let
-# them. Renda, Frankle & Carbin (2020) found the same on larger networks: retraining a pruned
-# network with a *large* learning rate ("learning-rate rewinding") beats fine-tuning at a small one.
-# The same budget at lr 3e-3, over three seeds (the shuffling differs; the mask does not). We tried
-# 1e-4, 3e-4, 1e-3, 2e-3, 3e-3 and 5e-3 while writing this lab: lower rates were worse, 3e-3 and
-# 5e-3 about equal. (Choosing it on the test set is a shortcut a paper should not take: use a
-# validation split.) About 20 s.
-
-# %% tags=["nbval-ignore-output"]
-ft_runs = [prune90_and_finetune(3e-3, seed) for seed in (2, 3, 4)]
-ft90, acc90 = ft_runs[0]  # seed 2's model is the one examined below
-gaps90 = [100 * (base_acc - acc) for _, acc in ft_runs]
-for seed, (_, acc), g in zip((2, 3, 4), ft_runs, gaps90):
-    print(f"seed {seed}: fine-tuned at lr 3e-3 {100 * acc:.2f}%  (baseline {100 * base_acc:.2f}%, gap {g:+.2f} pp)")
-print(f"mean gap {np.mean(gaps90):+.2f} pp")
+ft = {(lr, 0): prune90_and_finetune(lr, 0) for lr in tqdm(LRS, desc="learning rates")}  # (lr, seed) -> model
+lr_val = {lr: train.evaluate(ft[lr, 0], *val) for lr in LRS}
+print(f"baseline {100 * base_acc:.2f}%, pruned 90% without fine-tuning {100 * train.evaluate(g90, *val):.2f}% (validation)")
+for lr in LRS:
+    print(f"fine-tuned at lr {lr:.0e}: validation accuracy {100 * lr_val[lr]:.2f}%")
+best_lr = max(LRS, key=lr_val.get)
+ref_lr = 1e-3 if best_lr != 1e-3 else max((lr for lr in LRS if lr != best_lr), key=lr_val.get)
+print(f"chosen on validation: lr {best_lr:.0e}; compared below with lr {ref_lr:.0e}")
 
 # %%
-print("every fine-tuned model is 90% sparse:", all(round(metrics.sparsity(net), 6) >= 0.9 for net, _ in ft_runs))
-print("lr 3e-3 ends more accurate than lr 1e-3 (seed 2):", "yes" if acc90 > acc90_small_lr else "no")
-print(f"90% global pruning + fine-tuning within 0.5 pp of the baseline, every seed of 3: "
-      f"{'yes' if max(gaps90) <= 0.5 else 'no'} (mean gap {gap_words(np.mean(gaps90))})")
+print("the rate chosen on validation is larger than the baseline's own lr 1e-3:", "yes" if best_lr > 1e-3 else "no")
+
+# %% [markdown]
+# In our run validation chose 5e-3, with 3e-3 a tenth of a point behind — two of the 2,000 images,
+# well inside the validation noise (SE about 0.7 pp), so on another machine 3e-3 may win. What is
+# clear is the shape: the rates from 3e-3 to 1e-2 sit together, well above 1e-3 and far above 1e-4
+# (the compared line above states only that). The claim to test is whether the chosen rate beats
+# 1e-3, the rate the baseline was trained with (were 1e-3 chosen, the code compares with the runner-up). Now the chosen rate and the reference rate are trained with two more
+# seeds (the shuffling differs; the mask does not), so that each has 3 seeds (0, 1, 2).
+
+# %% tags=["nbval-ignore-output"]
+for lr in (best_lr, ref_lr):
+    for seed in SEEDS[1:]:
+        ft[lr, seed] = prune90_and_finetune(lr, seed)
+ft90 = ft[best_lr, 0]  # the model examined below
+print("every fine-tuned model is 90% sparse:", all(round(metrics.sparsity(net), 6) >= 0.9 for net in ft.values()))
+
+
+# %% [markdown]
+# Every choice of this experiment is now fixed (90% global, 2 epochs, the learning rate validation
+# chose), so the test set is used once, for three claims, each over the 3 seeds: per seed the paired
+# difference of two test accuracies, then a t-interval over the seeds (`stats.seed_summary`; with 3
+# seeds the t-quantile is 4.30, so the intervals are wide) and its verdict.
+
+# %% tags=["nbval-ignore-output", "test-once"]
+# Test, once: the learning rate was chosen on validation above; nothing below is chosen from these numbers
+def seed_claim(words, diffs_pp):
+    """Mean and 95 % t-interval over seeds of per-seed differences (pp); returns (line, verdict word)."""
+    mean, _, lo, hi = stats.seed_summary(diffs_pp)
+    line = f"{words}: {mean:+.2f} pp (95 % t-interval over {len(diffs_pp)} seeds {lo:+.2f} to {hi:+.2f})"
+    return line, stats.verdict(lo, hi)
+
+
+t_base = train.evaluate(baseline, data.X_test, data.y_test)
+t_pruned = train.evaluate(g90, data.X_test, data.y_test)
+t_ft = {key: train.evaluate(net, data.X_test, data.y_test) for key, net in ft.items() if key[0] in (best_lr, ref_lr)}
+print(f"test accuracy: baseline {100 * t_base:.2f}%, pruned 90% {100 * t_pruned:.2f}%")
+for seed in SEEDS:
+    print(f"seed {seed}: fine-tuned at lr {best_lr:.0e} {100 * t_ft[best_lr, seed]:.2f}%, "
+          f"at lr {ref_lr:.0e} {100 * t_ft[ref_lr, seed]:.2f}%")
+claims90 = [
+    seed_claim("fine-tuned − pruned, the chosen lr", [100 * (t_ft[best_lr, s] - t_pruned) for s in SEEDS]),
+    seed_claim("fine-tuned − dense baseline, the chosen lr", [100 * (t_ft[best_lr, s] - t_base) for s in SEEDS]),
+    seed_claim("chosen lr − reference lr, fine-tuned", [100 * (t_ft[best_lr, s] - t_ft[ref_lr, s]) for s in SEEDS]),
+]
+for line, _ in claims90:
+    print(line)
+
+# %% tags=["test-once"]
+# Test, once: the verdicts of the three claims above
+for question, (_, word) in zip(
+    ["fine-tuning recovers accuracy lost to 90% pruning (fine-tuned more accurate than pruned)",
+     "the fine-tuned 90%-sparse model is more accurate than the dense baseline",
+     "the learning rate chosen on validation ends more accurate than the reference rate"],
+    claims90,
+):
+    print(f"{question}: {word}")
+
+# %% [markdown]
+# **Reading the verdicts** (the numbers are in the cell above the verdicts; they are from our run).
+# Fine-tuning **recovers**: yes — over 40 points back on every seed. But **not all the way**: the
+# fine-tuned 90%-sparse model is less accurate than the dense baseline ("no": the whole interval is
+# below 0, by one to two points). That is the price of our short budget, 94 steps on 6,000 images;
+# Han et al. retrained far longer, on MNIST. And the **larger learning rate** chosen on validation
+# ends more accurate than lr 1e-3 over 3 seeds (yes), as Renda et al. found: with few steps, the
+# survivors need big steps to take over the removed weights' work.
 
 # %% [markdown]
 # ### What the pruned network looks at
@@ -297,7 +375,7 @@ fig = plot.sparsity_map(ft90["fc1"].mask, units=range(8))
 plot.show(
     fig,
     alt="The kept incoming connections of fc1's units 0 to 7, each as a 28 by 28 image with a black square for "
-    "every kept weight: on average about 64 of the 784 pixels per unit (fewer than one in ten), some units "
+    "every kept weight: on average about 63 of the 784 pixels per unit (fewer than one in ten), some units "
     "keeping several times more than others, scattered, with no garment shape visible.",
 )
 
@@ -332,41 +410,69 @@ plot.show(
     alt="One panel per layer (fc1, fc2, fc3), logarithmic count axis: the histogram of the weights before "
     "pruning (one bell centred on zero) and of the weights kept after 90% global pruning and fine-tuning. "
     "Pruning removed the centre of each bell; after fine-tuning the kept weights form two lobes that reach "
-    "further out than before, with a deep dip around zero in fc1 and fc2 (fine-tuning moved a few survivors "
-    "back towards zero) and an empty gap around zero in fc3.",
+    "a little further out than before, with a deep dip around zero in fc1 and fc2 (fine-tuning moved a few "
+    "survivors back towards zero) and an empty gap around zero in fc3.",
 )
 
 # %% [markdown]
 # ## 4. Iterative pruning to 98%
 #
-# One cut to 98% removes so much that the network must relearn a lot; Han et al. prune iteratively.
-# Both runs below get the same fine-tuning budget, 8 epochs (Adam, lr 1e-3):
+# One cut to 98% removes so much that the network must relearn a lot; Han et al. (2015) prune
+# iteratively and report that it lets them go further than one cut. Both schedules below get the same
+# fine-tuning budget, 4 epochs over the first 6,000 training images (Adam, lr 1e-3), fixed in
+# advance — nothing in this experiment is tuned:
 #
-# * **one-shot**: prune to 98% globally, fine-tune 8 epochs;
-# * **iterative**: prune to 75%, 90%, 95%, 98% with 1, 1, 2, 4 epochs of retraining after each step.
+# * **one-shot**: prune to 98% globally, fine-tune 4 epochs;
+# * **iterative**: prune to 75%, 90%, 95%, 98% with 1 epoch of retraining after each step.
+#
+# Which schedule wins is a claim about training, so each runs with 3 seeds; validation accuracy is
+# watched along the way.
 
 # %% tags=["nbval-ignore-output"]
-one = baseline.copy()
-one_shot = prune.one_shot_prune(one, data, 0.98, 8, eval_data=test, lr=1e-3, seed=3)
-it = baseline.copy()
-log = prune.iterative_prune(it, data, [0.75, 0.9, 0.95, 0.98], [1, 1, 2, 4], eval_data=test, lr=1e-3, seed=3)
-print(f"one-shot 98% + 8 epochs: {100 * one_shot['accuracy']:.2f}%")
-for row in log:
-    print(f"iterative step to {row['sparsity']:.0%}: {100 * row['accuracy_pruned']:.2f}% after pruning, "
-          f"{100 * row['accuracy']:.2f}% after retraining")
+one_nets, it_nets, it_logs = {}, {}, {}
+for seed in tqdm(SEEDS, desc="seeds"):
+    one_nets[seed] = baseline.copy()
+    prune.one_shot_prune(one_nets[seed], ft_data, 0.98, 4, lr=1e-3, seed=seed)
+    it_nets[seed] = baseline.copy()
+    it_logs[seed] = prune.iterative_prune(it_nets[seed], ft_data, [0.75, 0.9, 0.95, 0.98], [1, 1, 1, 1],
+                                          eval_data=val, lr=1e-3, seed=seed)
+    print(f"seed {seed}: one-shot 98% + 4 epochs, validation {100 * train.evaluate(one_nets[seed], *val):.2f}%; "
+          "iterative, validation after each step: "
+          + ", ".join(f"{row['sparsity']:.0%} {100 * row['accuracy_pruned']:.1f}% → {100 * row['accuracy']:.1f}%"
+                      for row in it_logs[seed]))
 
 # %%
-d = 100 * (log[-1]["accuracy"] - one_shot["accuracy"])
-print("both models are 98% sparse:", round(metrics.sparsity(one), 6) >= 0.98 and round(metrics.sparsity(it), 6) >= 0.98)
-print(f"at 98% sparsity, iterative beats one-shot with the same 8-epoch budget by more than 0.5 pp: "
-      f"{'yes' if d > 0.5 else 'no'} ({'a tie within 0.5 pp' if abs(d) < 0.5 else 'difference ' + gap_words(d)}"
-      f"{'' if abs(d) < 0.5 else ', iterative ahead' if d > 0 else ', one-shot ahead'})")
+print("all six models are 98% sparse:",
+      all(round(metrics.sparsity(net), 6) >= 0.98 for net in [*one_nets.values(), *it_nets.values()]))
 
 # %% [markdown]
-# We expected the iterative schedule to win, as in Han et al. (2015); it did not. A difference under
-# 0.5 pp is within what another seed or machine can change, so it is reported as a tie. On this data and budget the iterative schedule spends half of its 8 epochs retraining at
-# sparsities it later leaves behind; one-shot spends all 8 at 98%. Han et al.'s iterative gains came
-# with far longer retraining per step.
+# The schedules were fixed before the run, so the test set is used once, for one claim: per seed the
+# paired difference of the two schedules' test accuracies, then the t-interval over the 3 seeds.
+
+# %% tags=["nbval-ignore-output", "test-once"]
+# Test, once: both schedules were fixed in advance; nothing is chosen from these numbers
+t_one = {seed: train.evaluate(net, data.X_test, data.y_test) for seed, net in one_nets.items()}
+t_it = {seed: train.evaluate(net, data.X_test, data.y_test) for seed, net in it_nets.items()}
+for seed in SEEDS:
+    print(f"seed {seed}: one-shot {100 * t_one[seed]:.2f}%, iterative {100 * t_it[seed]:.2f}% (test)")
+claim98 = seed_claim("iterative − one-shot at 98%", [100 * (t_it[s] - t_one[s]) for s in SEEDS])
+print(claim98[0])
+
+# %% tags=["test-once"]
+# Test, once: the verdict
+print("at 98% sparsity, iterative pruning ends more accurate than one-shot with the same 4-epoch budget:",
+      claim98[1])
+
+# %% [markdown]
+# **Reading the verdict.** Han et al.'s claim that iterative pruning beats one cut does not
+# reproduce here — but neither is the opposite shown. In our run one-shot ended ahead on each of the
+# 3 seeds, by several points; yet the iterative result swings so much from seed to seed that the
+# t-interval over 3 seeds (t = 4.30) contains 0: **not resolved at this sample size**. More seeds
+# would settle it. The validation log above shows where the iterative schedule loses: its last step,
+# 95% → 98%, knocks validation accuracy down to somewhere between about 20% and 55% (it varies by
+# seed) and leaves one epoch to recover, while one-shot spends all 4 epochs at 98%. Han et al.'s
+# iterative gains came with far longer retraining per step; with a short fixed budget, this lab gives
+# no evidence that spreading it over intermediate sparsities helps.
 
 # %% [markdown]
 # ## 5. Questions
@@ -380,20 +486,30 @@ print(f"at 98% sparsity, iterative beats one-shot with the same 8-epoch budget b
 #    them *before* training, from the data alone?
 # 4. A 90%-sparse `fc1` stored densely still takes 940,800 bytes. What does it take in CSR
 #    (`metrics.size_bytes(model, "csr")`)? And is it faster? (Lab 02 measures it.)
+# 5. Our fine-tuning runs are short (47 to 188 steps on 6,000 images). Which verdicts of this
+#    lab would you expect to change with the full 18,000 images and 10 epochs, and how many seeds
+#    would you need to resolve a 0.2 pp difference?
 #
 # ## 6. Summary
 #
-# The cells above printed, for LeNet-300-100 on the embedded Fashion-MNIST test set:
+# What this lab measured on LeNet-300-100 and the embedded Fashion-MNIST (verdicts as printed; the
+# accuracies behind them are in the cells, from our run). Every curve and choice used the 2,000
+# validation images; the test set was read once per experiment, after the choices. To fit the time
+# budget every fine-tuning run is short (one to four epochs over 6,000 training images): the verdicts
+# are about short fine-tuning.
 #
-# | experiment | where |
-# |---|---|
-# | layer-wise vs global at 50–98% sparsity, before and after 2 epochs of fine-tuning | §2 table and figure |
-# | 90% global + 10 epochs of fine-tuning (lr 1e-3; lr 3e-3 over 3 seeds) vs the baseline | §3 |
-# | pixels the first layer stops looking at | §3 map |
-# | one-shot vs iterative at 98% with the same budget | §4 |
+# | experiment | measured on | verdict |
+# |---|---|---|
+# | global vs layer-wise at 95% and 98%, before and after one short epoch of fine-tuning (§2) | validation, paired bootstrap | global more accurate: yes, in all 4 (the fine-tuned ones for one seed) |
+# | fine-tuning learning rate, six rates 1e-4 to 1e-2 (§3) | validation, seed 0 | 3e-3 to 1e-2 close together; 5e-3 chosen in our run |
+# | 90% global + fine-tuning vs pruned, not fine-tuned (§3) | test once, 3 seeds | fine-tuning recovers: yes |
+# | 90% global + fine-tuning vs the dense baseline (§3) | test once, 3 seeds | more accurate than the baseline: no (one to two points below) |
+# | the chosen learning rate vs lr 1e-3 (§3) | test once, 3 seeds | ends more accurate: yes |
+# | pixels the first layer stops looking at (§3 map) | exact counts | rarely-lit pixels keep more connections: yes |
+# | iterative vs one-shot to 98%, same 4-epoch budget (§4) | test once, 3 seeds | iterative more accurate: not resolved at this sample size |
 
 # %%
 print(f"{'model':<28} {'weights kept':>12} {'CSR bytes':>10} {'dense bytes':>11}")
-for name, net in [("baseline", baseline), ("90% global, fine-tuned", ft90), ("98% iterative", it)]:
+for name, net in [("baseline", baseline), ("90% global, fine-tuned", ft90), ("98% iterative (seed 0)", it_nets[0])]:
     print(f"{name:<28} {metrics.count_nonzero(net, True):>12,} {metrics.size_bytes(net, 'csr'):>10,} "
           f"{metrics.size_bytes(net):>11,}")

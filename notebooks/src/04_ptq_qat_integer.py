@@ -610,8 +610,8 @@ print("LeNet-300-100: the numpy integer engine is at least 3x slower than float3
 # float model's time is spent outside matrix products (im2col, pooling), which cost about the same in
 # both; on an earlier, heavily loaded run the integer engine even came out ahead of the float model on
 # LeNet-5. Through `labkit.kernels` the same integers came closer to the float model (about 3× slower
-# on LeNet-300-100, near 1× on LeNet-5 in our runs) — we state no winner on LeNet-5: the ratio is near
-# 1 and moves with the load. Integer inference pays where int8 dot-product instructions (VNNI, NEON
+# on LeNet-300-100, between 0.9× and 1.4× on LeNet-5 across our runs) — we state no winner on LeNet-5:
+# the ratio is near 1 and moves with the load. Integer inference pays where int8 dot-product instructions (VNNI, NEON
 # `sdot`) do the work at 4× the width of float32; lab 07 times such kernels against BLAS.
 
 # %% [markdown]

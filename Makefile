@@ -40,7 +40,7 @@ lab: setup  ## set up, then open JupyterLab on notebooks/
 
 test: setup  ## run every test: the import contracts (pyproject.toml), pytest over tests/ and nbval over every notebook
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile tests/ \
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder tests/ \
 		--nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg notebooks/ -p no:cacheprovider \
 		--durations=25
 

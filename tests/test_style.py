@@ -91,3 +91,11 @@ def test_every_labkit_module_sits_in_a_layer():
     modules = {p.stem for p in package.glob("*.py") if p.stem != "__init__"}
     modules |= {p.name for p in package.iterdir() if (p / "__init__.py").is_file() and not p.name.startswith("_")}
     assert modules - layered == set(), f"add these to [tool.importlinter] layers: {sorted(modules - layered)}"
+
+
+def test_the_long_files_listed_first_exist():
+    """conftest.LONG_FILES_FIRST orders `make test`; a renamed file would silently drop out of it."""
+    from conftest import LONG_FILES_FIRST
+
+    root = Path(__file__).resolve().parent.parent
+    assert [p for p in LONG_FILES_FIRST if not (root / p).is_file()] == []

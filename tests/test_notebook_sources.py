@@ -120,6 +120,7 @@ def test_jupyterlab_opens_and_saves_the_source_as_a_notebook(newer, tmp_path):
     JupyterLab rewrites neither file."""
     import asyncio
     import os
+    from concurrent.futures import ThreadPoolExecutor
 
     from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
     from jupytext.async_contentsmanager import build_async_jupytext_contents_manager_class
@@ -140,7 +141,10 @@ def test_jupyterlab_opens_and_saves_the_source_as_a_notebook(newer, tmp_path):
         await manager.save({"type": "notebook", "format": "json", "content": model["content"]}, path)
         return model["content"]
 
-    nb = asyncio.run(open_and_save())
+    # In a thread of its own: a browser test earlier in this worker (playwright's sync API) may have left
+    # an event loop running in this one, and asyncio.run refuses to start inside a running loop.
+    with ThreadPoolExecutor(1) as pool:
+        nb = pool.submit(asyncio.run, open_and_save()).result()
     committed = _committed(src)
     assert [c.source for c in nb.cells] == [c.source for c in committed.cells]
     assert [c.get("outputs") for c in nb.cells] == [c.get("outputs") for c in committed.cells]

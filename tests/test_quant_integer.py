@@ -300,3 +300,20 @@ def test_engine_with_gemmlowp_rounding(lenet300, fashion):
     assert 0 < np.count_nonzero(a != b) and np.abs(a.astype(int) - b).max() <= 2
     with pytest.raises(ValueError, match="rounding"):
         quantize_model(model, calib=fashion.X_train[:100], rounding="tflite")
+
+
+def test_kernels_backend_gives_the_engines_integers(lenet300, fashion, digits):
+    """predict_int(backend="kernels") runs each layer through labkit.kernels.gemm_int8_requant: same integers."""
+    _, eng = lenet300
+    X = fashion.X_val[:300]
+    np.testing.assert_array_equal(eng.predict_int(X, backend="kernels"), eng.predict_int(X))
+    conv = quantize_model(models.pretrained("lenet5"), calib=fashion.X_train[:500])
+    np.testing.assert_array_equal(conv.predict_int(X, backend="kernels"), conv.predict_int(X))
+    model = models.mlp([64, 16, 10], seed=0)
+    signed = quantize_model(model, calib=digits.X_train, act_signed=True, bits=4, act_bits=6)
+    Xd = digits.X_test
+    np.testing.assert_array_equal(signed.predict_int(Xd, backend="kernels"), signed.predict_int(Xd))
+    with pytest.raises(ValueError, match="rounding 'single'"):
+        eng.with_rounding("gemmlowp").predict_int(X, backend="kernels")
+    with pytest.raises(ValueError, match="backend"):
+        eng.predict_int(X, backend="torch")

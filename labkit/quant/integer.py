@@ -93,6 +93,18 @@ class IntDense:
         return requantize(self.accumulate(q), self.M0, self.shift, self.z_y, self.bits, self.signed, self.relu,
                           rounding=self.rounding)  # fmt: skip
 
+    def forward_kernels(self, q):
+        """:meth:`forward` by the compiled ``labkit.kernels.gemm_int8_requant``: the same integers, faster."""
+        from .. import kernels  # numba is imported only when a kernel is asked for
+
+        if self.rounding != "single":
+            raise ValueError(f"the kernels requantize with rounding 'single'; layer {self.name} uses {self.rounding!r}")
+        q = np.ascontiguousarray(q)
+        return kernels.gemm_int8_requant(
+            q, self.q_W, self.q_b, self.M0, self.shift, self.z_y, a_zero_point=self.z_x, bits=self.bits,
+            signed=self.signed, relu=self.relu,
+        )  # fmt: skip
+
     def arrays(self):
         zp_dtype = np.int8 if self.signed else np.uint8
         return {"W": self.q_W, "bias": self.bias, "M0": self.M0, "shift": self.shift,
@@ -123,6 +135,10 @@ class IntConv2d(IntDense):
     def forward(self, q):
         cols, shape = self._cols(q)
         return self._to_nchw(super().forward(cols), shape)
+
+    def forward_kernels(self, q):
+        cols, shape = self._cols(q)
+        return self._to_nchw(super().forward_kernels(cols), shape)
 
     def accumulate_f64_nchw(self, q):
         cols, shape = self._cols(q)
@@ -159,12 +175,14 @@ class IntegerModel:
         X = np.asarray(X, dtype=np.float32)
         return quantize(X, self.input_scale, self.input_zero_point, self.bits, self.signed)
 
-    def _run(self, q, f64=False):
+    def _run(self, q, backend="numpy"):
         for kind, op in self.ops:
             if kind in ("dense", "conv"):
-                if f64:
+                if backend == "float64":
                     acc = op.accumulate_f64_nchw(q) if kind == "conv" else op.accumulate_f64(q)
                     q = _requantize_f64(acc, op, 1 if kind == "conv" else -1)
+                elif backend == "kernels":
+                    q = op.forward_kernels(q)
                 else:
                     q = op.forward(q)
             elif kind == "maxpool":
@@ -177,13 +195,19 @@ class IntegerModel:
                 q = np.maximum(q, q.dtype.type(op))
         return q
 
-    def predict_int(self, X, batch_size: int = 256):
-        """Quantized logits, shape (n, n_classes), int8/uint8; integer arithmetic only after the input."""
+    def predict_int(self, X, batch_size: int = 256, backend: str = "numpy"):
+        """Quantized logits, shape (n, n_classes), int8/uint8; integer arithmetic only after the input.
+
+        ``backend="numpy"`` runs each Dense/conv layer as readable numpy (int32 matrix products, no
+        BLAS: slow); ``"kernels"`` runs the same arithmetic through the compiled
+        ``labkit.kernels.gemm_int8_requant`` (rounding "single" only) and gives the same integers.
+        """
+        backend = check_choice("backend", backend, ("numpy", "kernels"))
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[0] == 0:
             raise ValueError(f"expected a non-empty batch of flat inputs (n, features), got shape {X.shape}")
         batches = (X[i : i + batch_size] for i in range(0, len(X), batch_size))
-        return np.concatenate([self._run(self.quantize_input(xb)) for xb in batches])
+        return np.concatenate([self._run(self.quantize_input(xb), backend) for xb in batches])
 
     def predict_logits(self, X, batch_size: int = 256):
         """Dequantized logits, float32 (n, n_classes)."""
@@ -269,7 +293,7 @@ def simulate_float64(engine: IntegerModel, X, batch_size: int = 1000):
     outs = []
     for i in range(0, len(X), batch_size):
         q = engine.quantize_input(X[i : i + batch_size]).astype(np.float64)
-        outs.append(engine._run(q, f64=True))
+        outs.append(engine._run(q, backend="float64"))
     return np.concatenate(outs).astype(np.int64)
 
 

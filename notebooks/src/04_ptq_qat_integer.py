@@ -29,7 +29,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from labkit import bench, kernels, metrics, models, plot, stats, train
+from labkit import bench, metrics, models, plot, stats, train
 from labkit import quant as Q
 from labkit.data import load_fashion_mnist
 
@@ -458,7 +458,6 @@ def integer_dense(q_x, z_x, q_W, q_b, M0, n, z_y, relu):
 # %% labkit={"answer": "integer_dense"} nbgrader={"grade": true, "grade_id": "check_integer_dense", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab04.integer_dense(integer_dense)
 
-
 # %% [markdown]
 # ## 5. The integer-only engine, end to end
 #
@@ -476,46 +475,10 @@ lab04.integer_dense(integer_dense)
 # The engine's `predict_int` is readable numpy: its int32 matrix products have no BLAS behind them,
 # so it is slow. `labkit.kernels.gemm_int8_requant` is the same layer — $(q_x - z_x)\,q_W^T + q_b$
 # accumulated in int32, then requantized with $(M_0, n)$, ties to even, with the fused ReLU — as a
-# compiled kernel (lab 07). The function below runs the engine's layers through it, so the whole
-# network can be evaluated in a fraction of the time; we check that it gives the same integers.
-
-# %%
-def im2col(q, kernel_size, stride, padding, pad_value):
-    """(n, c, h, w) -> (n·ho·wo, c·k·k) windows, padded with `pad_value` (the zero point: real 0)."""
-    k, s, p = kernel_size, stride, padding
-    if p:
-        q = np.pad(q, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=pad_value)
-    n, c, h, w = q.shape
-    ho, wo = (h - k) // s + 1, (w - k) // s + 1
-    win = np.lib.stride_tricks.sliding_window_view(q, (k, k), axis=(2, 3))[:, :, ::s, ::s]
-    return np.ascontiguousarray(win.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * k * k)), (n, ho, wo)
-
-
-def predict_int_kernels(engine, X, batch_size=1000):
-    """The engine's integer logits (n, classes), every Dense and conv layer run by kernels.gemm_int8_requant."""
-    outs = []
-    for i in range(0, len(X), batch_size):
-        q = engine.quantize_input(X[i : i + batch_size])
-        for kind, op in engine.ops:
-            if kind in ("dense", "conv"):
-                A, shape = im2col(q, op.kernel_size, op.stride, op.padding, op.z_x) if kind == "conv" else (q, None)
-                y = kernels.gemm_int8_requant(np.ascontiguousarray(A), op.q_W, op.q_b, op.M0, op.shift, op.z_y,
-                                              a_zero_point=op.z_x, bits=op.bits, signed=op.signed, relu=op.relu)
-                q = y if shape is None else y.reshape(*shape, -1).transpose(0, 3, 1, 2)
-            elif kind == "maxpool":
-                n, c, h, w = q.shape
-                q = q.reshape(n, c, h // op, op, w // op, op).max(axis=(3, 5))
-            elif kind == "reshape":
-                q = q.reshape((q.shape[0], *op))
-            elif kind == "flatten":
-                q = q.reshape(q.shape[0], -1)
-            elif kind == "relu":
-                q = np.maximum(q, q.dtype.type(op))
-        outs.append(q)
-    return np.concatenate(outs)
-
-
-# %% [markdown]
+# compiled kernel (lab 07). `engine.predict_int(X, backend="kernels")` runs the engine's layers through
+# it (convolutions after the same im2col), so the whole network can be evaluated in a fraction of the
+# time; we check below that it gives the same integers.
+#
 # **Choosing the activation calibration on validation.** The activation ranges can be the min and max
 # seen on the calibration images (`"minmax"`) or a percentile of them that clips rare outliers
 # (`"percentile"`, lab 03). We build the engine with each and keep, per network, the one whose
@@ -528,7 +491,8 @@ def predict_int_kernels(engine, X, batch_size=1000):
 CALIB = data.X_train[:2000]
 METHODS = ("minmax", "percentile")
 candidates = {(name, m): Q.quantize_model(net, calib=CALIB, method=m) for name, net in nets.items() for m in METHODS}
-calib_acc = {key: float((predict_int_kernels(eng, X_val).argmax(1) == y_val).mean()) for key, eng in candidates.items()}
+calib_acc = {key: float((eng.predict_int(X_val, backend="kernels").argmax(1) == y_val).mean())
+             for key, eng in candidates.items()}
 calib_choice = {name: max(METHODS, key=lambda m: calib_acc[name, m]) for name in nets}
 for name in nets:
     print(f"{name}: integer-only validation accuracy by calibration",
@@ -544,13 +508,13 @@ X_check = X_val[:500]  # the numpy engine and its float64 oracle are slow: 500 i
 for name, net in nets.items():
     eng = engines[name]
     q_logits = eng.predict_int(X_check)
-    int_pred = predict_int_kernels(eng, X_val).argmax(axis=1)
+    int_pred = eng.predict_int(X_val, backend="kernels").argmax(axis=1)
     float_pred = net.predict(X_val)
     results[name] = {
         "int_acc": float((int_pred == y_val).mean()),
         "agree": float((int_pred == float_pred).mean()),
         "bit_exact": bool(np.array_equal(q_logits.astype(np.int64), Q.simulate_float64(eng, X_check))),
-        "kernels_exact": bool(np.array_equal(q_logits, predict_int_kernels(eng, X_check))),
+        "kernels_exact": bool(np.array_equal(q_logits, eng.predict_int(X_check, backend="kernels"))),
         "float_bytes": metrics.size_bytes(net),
         "int_bytes": metrics.size_bytes(eng, "int8_engine"),
     }
@@ -589,7 +553,7 @@ for name, net in nets.items():
         {
             "float32": partial(net.predict, xb),
             "integer, numpy": partial(engines[name].predict, xb),
-            "integer, labkit.kernels": lambda: predict_int_kernels(engines[name], xb).argmax(1),  # noqa: B023
+            "integer, labkit.kernels": lambda: engines[name].predict_int(xb, backend="kernels").argmax(1),  # noqa: B023
         },
         repeat=4, warmup=1, rounds=2, settle=0.05,
     )
@@ -688,7 +652,7 @@ for b in (4, 3, 2):
                          km_correct[b], correct(("affine", b), affine_per_tensor(lenet, b))))
 fixed_claims.append(("LeNet-300-100: k-means (16 levels per layer) beats symmetric per-channel at 4 bits",
                      km_correct[4], ptq_correct("LeNet-300-100", 4, True)))
-int_pred = {name: predict_int_kernels(engines[name], X_test).argmax(1) for name in nets}
+int_pred = {name: engines[name].predict_int(X_test, backend="kernels").argmax(1) for name in nets}
 int_correct = {name: int_pred[name] == y_test for name in nets}
 int_agree = {name: float((int_pred[name] == float_pred[name]).mean()) for name in nets}
 for name in nets:

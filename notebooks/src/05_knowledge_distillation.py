@@ -414,6 +414,16 @@ def kd_student(seed, T, alpha, logits=t_train, labelled=None):
     return model
 
 
+def sweep_on_validation(settings, desc, **kd):
+    """Seed-0 students distilled at each (T, alpha) of `settings`, scored on validation.
+
+    Returns the students, their validation accuracies (both keyed by (T, alpha)) and the setting
+    validation chose (the first of equal maxima)."""
+    students = {(T, alpha): kd_student(0, T, alpha, **kd) for T, alpha in tqdm(settings, desc=desc)}
+    accs = {key: val_acc(model) for key, model in students.items()}
+    return students, accs, max(accs, key=accs.get)
+
+
 # %% [markdown]
 # ## 6. Tuning T and alpha on validation (all 18,000 labels)
 #
@@ -437,12 +447,10 @@ ALPHAS = (0.1, 0.5, 0.9)
 
 # %% tags=["nbval-ignore-output"]
 hard_full = {0: hard_student(0)}
-sweep, sweep_models = {}, {}
-for T, alpha in tqdm([(T, a) for T in TS for a in ALPHAS], desc="T x alpha, seed 0, scored on validation"):
-    sweep_models[T, alpha] = kd_student(0, T, alpha)
-    sweep[T, alpha] = val_acc(sweep_models[T, alpha])
+sweep_models, sweep, (T_BEST, A_BEST) = sweep_on_validation(
+    [(T, a) for T in TS for a in ALPHAS], "T x alpha, seed 0, scored on validation"
+)
 base_val = val_acc(hard_full[0])
-T_BEST, A_BEST = max(sweep, key=sweep.get)
 print(f"hard-label student (seed 0): validation accuracy {base_val:.4f}")
 print("alpha \\ T " + "".join(f"{T:>9g}" for T in TS))
 for a in ALPHAS:
@@ -567,15 +575,13 @@ for what in ("agreement with the teacher", "logit scale (per-row std)", "ECE"):
 # %% tags=["nbval-ignore-output"]
 t_train_cal = (t_train / T_CAL).astype(np.float32)
 TS_CAL = (1.0, 2.0, 4.0)
-sweep_cal, cal_models = {}, {}
-for T in tqdm(TS_CAL, desc="calibrated teacher: T on validation"):
-    cal_models[T] = kd_student(0, T, A_BEST, logits=t_train_cal)
-    sweep_cal[T] = val_acc(cal_models[T])
-T_CAL_BEST = max(sweep_cal, key=sweep_cal.get)
-cal_full = {0: cal_models[T_CAL_BEST]}
+cal_models, sweep_cal, (T_CAL_BEST, _) = sweep_on_validation(
+    [(T, A_BEST) for T in TS_CAL], "calibrated teacher: T on validation", logits=t_train_cal
+)
+cal_full = {0: cal_models[T_CAL_BEST, A_BEST]}
 for seed in tqdm(SEEDS[1:], desc="calibrated teacher: seeds 1-4"):
     cal_full[seed] = kd_student(seed, T_CAL_BEST, A_BEST, logits=t_train_cal)
-print("validation accuracy, calibrated teacher, seed 0: " + ", ".join(f"T={T:g} {sweep_cal[T]:.4f}" for T in TS_CAL))
+print("validation accuracy, calibrated teacher, seed 0: " + ", ".join(f"T={T:g} {sweep_cal[T, A_BEST]:.4f}" for T in TS_CAL))
 print(f"validation chose T = {T_CAL_BEST:g}")
 desc_cal = [describe(cal_full[s]) for s in SEEDS]
 for j, what in enumerate(("validation accuracy", "agreement with the teacher")):
@@ -635,11 +641,9 @@ ALPHAS_FEW = (0.5, 0.9)
 # %% tags=["nbval-ignore-output"]
 masks = {seed: labelled_mask(seed) for seed in SEEDS_FEW}
 few_hard = {0: hard_on_labelled(0, masks[0])}
-sweep_few, few_models = {}, {}
-for T, alpha in tqdm([(T, a) for T in TS_FEW for a in ALPHAS_FEW], desc="1k labels: T x alpha on validation"):
-    few_models[T, alpha] = kd_student(0, T, alpha, labelled=masks[0])
-    sweep_few[T, alpha] = val_acc(few_models[T, alpha])
-T_FEW, A_FEW = max(sweep_few, key=sweep_few.get)
+few_models, sweep_few, (T_FEW, A_FEW) = sweep_on_validation(
+    [(T, a) for T in TS_FEW for a in ALPHAS_FEW], "1k labels: T x alpha on validation", labelled=masks[0]
+)
 print(f"hard-label student on 1,000 labels (seed 0): validation accuracy {val_acc(few_hard[0]):.4f}")
 print("alpha \\ T " + "".join(f"{T:>9g}" for T in TS_FEW))
 for a in ALPHAS_FEW:

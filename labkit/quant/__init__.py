@@ -1,12 +1,14 @@
 """Quantization: uniform affine/symmetric quantizers, calibration, fake quantization with the STE for
 QAT, an integer-only inference engine, k-means weight sharing, and calibrated one-shot methods
-(group-wise int4, GPTQ, AWQ).
+(group-wise int4, GPTQ, AWQ), and the low-bit number formats of language models.
 
 One idea per file: ``affine`` (qparams, quantize, dequantize, calibration), ``fakequant`` (STE,
 observers, QAT callback, FakeQuant layer), ``integer`` (fixed-point requantization, quantize_model,
 the integer engine), ``kmeans`` (weight sharing with codebook fine-tuning), ``groupwise``
 (per-group scales, int4 packing), ``gptq`` (the OBS step, OBQ, GPTQ), ``awq`` (activation-aware
-scales and their folding). Every public name is importable from ``labkit.quant``.
+scales and their folding), ``minifloat`` (FP8 / FP4 / E8M0 element rounding), ``formats`` (block
+formats NF4, MXFP4, NVFP4, FP8, int-gG and their bits per weight). Every public name is importable
+from ``labkit.quant``.
 """
 
 from ..qarith import (  # the fixed-point arithmetic of the integer engine, at the ground floor
@@ -18,6 +20,7 @@ from ..qarith import (  # the fixed-point arithmetic of the integer engine, at t
     rounding_right_shift,
     saturating_rounding_doubling_high_mul,
 )
+from . import formats
 from .affine import METHODS, QParams, dequantize, fake_quantize, int_range, qparams, quantization_error, quantize
 from .awq import AWQResult, activation_scale, awq_quantize, awq_scales, awq_search, fold_awq_scales
 from .fakequant import (
@@ -28,6 +31,14 @@ from .fakequant import (
     fake_quantize_backward,
     fake_quantize_weights,
     ste_mask,
+)
+from .formats import (
+    NF4_CODE,
+    BlockQuantized,
+    bits_per_weight,
+    dequantize_blocks,
+    normal_float_code,
+    quantize_blocks,
 )
 from .gptq import GPTQResult, gptq_quantize, hessian, layer_output_error, obq_quantize_row, obs_eliminate, obs_update
 from .groupwise import dequantize_groupwise, groupwise_params, pack_int4, quantize_groupwise, unpack_int4
@@ -41,6 +52,7 @@ from .integer import (
     simulate_float64,
 )
 from .kmeans import CodebookFinetune, codebook_gradient, kmeans_assign, kmeans_quantize, kmeans_quantize_model
+from .minifloat import ELEMENT_FORMATS, bits_to_float, float_to_bits, format_grid, format_info, round_to_format
 
 __all__ = [
     "METHODS",
@@ -96,4 +108,18 @@ __all__ = [
     "groupwise_params",
     "pack_int4",
     "unpack_int4",
+    # labs 11-12: number formats of language models (minifloat, formats)
+    "formats",
+    "ELEMENT_FORMATS",
+    "format_info",
+    "format_grid",
+    "round_to_format",
+    "float_to_bits",
+    "bits_to_float",
+    "NF4_CODE",
+    "normal_float_code",
+    "BlockQuantized",
+    "quantize_blocks",
+    "dequantize_blocks",
+    "bits_per_weight",
 ]

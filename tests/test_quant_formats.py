@@ -16,7 +16,7 @@ from labkit.quant.formats import (
     quantize_blocks,
 )
 
-# QLoRA (Dettmers et al. 2023), appendix E: "NormalFloat 4-bit data type", the 16 values as printed.
+# QLoRA (Dettmers et al. 2023), the appendix listing the NormalFloat 4-bit data type: its 16 values as printed.
 NF4_PAPER = [
     -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
     -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,

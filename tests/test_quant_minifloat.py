@@ -3,6 +3,7 @@
 import ml_dtypes
 import numpy as np
 import pytest
+from conftest import skip_or_fail
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -182,3 +183,36 @@ def test_bad_input():
         bits_to_float([16], "e2m1")
     with pytest.raises(TypeError, match="codes must be"):
         bits_to_float([1.0], "e4m3")
+
+
+def onnx_saturating_cast(x, fmt):
+    """ONNX ``Cast(saturate=1)`` (round_mode "nearest" for E8M0), run by onnx's reference evaluator."""
+    try:
+        from onnx import TensorProto, helper
+        from onnx.reference import ReferenceEvaluator
+    except ImportError:
+        skip_or_fail("LABKIT_REQUIRE_ONNX", "onnx is not installed (extra 'peers')")
+    to = {"e4m3": TensorProto.FLOAT8E4M3FN, "e5m2": TensorProto.FLOAT8E5M2, "e2m1": TensorProto.FLOAT4E2M1,
+          "e8m0": TensorProto.FLOAT8E8M0}[fmt]  # fmt: skip
+    extra = {"round_mode": "nearest"} if fmt == "e8m0" else {}
+    node = helper.make_node("Cast", ["x"], ["y"], to=to, saturate=1, **extra)
+    graph = helper.make_graph(
+        [node], "cast", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [x.size])],
+        [helper.make_tensor_value_info("y", to, [x.size])],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 25)])
+    return ReferenceEvaluator(model).run(None, {"x": x})[0].astype(np.float32)
+
+
+@pytest.mark.parametrize("fmt", list(ELEMENT_FORMATS))
+def test_same_as_onnx_saturating_cast(fmt, rng):
+    # ONNX's saturating Cast is the same rounding, saturation included (±inf -> ±max for the FP8/FP4 types)
+    x = rng.standard_normal(3000) * 10.0 ** rng.integers(-9, 9, 3000)
+    g = format_grid(fmt).astype(np.float64)
+    x = np.concatenate([x, g, (g[1:] + g[:-1]) / 2, [1e30, -1e30, 0.0, -0.0]]).astype(np.float32)
+    if fmt == "e8m0":
+        x = np.abs(x)  # ONNX leaves negative E8M0 inputs unspecified
+    else:
+        x = np.concatenate([x, np.float32([np.inf, -np.inf])])
+    ours, theirs = round_to_format(x, fmt), onnx_saturating_cast(x, fmt)
+    np.testing.assert_array_equal(ours.view(np.uint32), theirs.view(np.uint32))

@@ -10,12 +10,12 @@ per row (per output channel), ``block="tensor"`` one scale for the whole matrix 
     Uniform integers, affine (unsigned codes ``[0, 2^b − 1]`` and a zero point) or symmetric (signed,
     narrow range ``±(2^(b−1) − 1)``), from each block's min and max as in :mod:`labkit.quant.groupwise`.
     The scale is stored as **float16** (rounded up, so the block's range still fits) and the codes
-    are computed with that stored scale; the zero
-    point (an integer) is counted as 16 bits, as GPTQ/AWQ checkpoints keep it next to an fp16 scale
-    (packed 4-bit zero points would cost 4). ``_g{G}`` fixes the block; ``"int8"`` alone is per row.
+    are computed with that stored scale; the zero point (an integer) is counted as 16 bits, as
+    GPTQ/AWQ checkpoints keep it next to an fp16 scale (packed 4-bit zero points would cost 4).
+    ``_g{G}`` fixes the block; ``"int8"`` alone is per row.
 ``"fp8_e4m3"``
     E4M3 elements with an fp32 scale ``amax / 448`` per row (default), per block or per tensor.
-``"mxfp4"`` (OCP Microscaling Formats v1.0, §6.3)
+``"mxfp4"`` (OCP Microscaling Formats (MX) v1.0, its conversion of a block to MX)
     E2M1 elements in blocks of 32 with a shared E8M0 scale ``X = 2^(floor(log2 amax) − 2)`` (2 is the
     exponent of E2M1's largest power of two, ``emax_elem``), clamped to ``[2^-127, 2^127]``; an
     all-zero block gets ``2^-127``. Elements ``round_to_format(V / X, "e2m1")``: ``V / X`` can reach
@@ -29,7 +29,8 @@ per row (per output channel), ``block="tensor"`` one scale for the whole matrix 
     4-bit NormalFloat: index of the nearest of the 16 values :data:`NF4_CODE` (quantiles of N(0, 1)
     scaled to [−1, 1], with an exact 0) for ``V / absmax_block``, blocks of 64. **Double
     quantization** (the paper's §3): the fp32 absmax constants, minus their mean (one fp32 offset), are
-    quantized to 8-bit floats (E4M3 here) in blocks of 256 with one fp32 scale each:
+    quantized to 8-bit floats (E4M3 here, each block's largest magnitude mapped to 448) in blocks of
+    256 with one fp32 scale each:
     ``4 + 8/64 + 32/(64·256) = 4.127`` bits per weight. As in bitsandbytes, the weights are coded
     against the exact absmax and decoded with the double-quantized one; ties between two NF4 values go
     to the lower one (bitsandbytes compares ``x > midpoint``). bitsandbytes codes the absmax with its
@@ -73,7 +74,7 @@ _INT = re.compile(r"int([2-8])(?:_g([1-9][0-9]*))?")
 _DQ_BLOCK = 256  # absmax constants per second-level block (QLoRA's double quantization)
 _FP16_TINY = float(np.finfo(np.float16).smallest_normal)
 
-# QLoRA's NF4 values (Dettmers et al. 2023, appendix E; bitsandbytes' table), float32.
+# QLoRA's NF4 values (Dettmers et al. 2023, listed in the paper's appendix; bitsandbytes' table), float32.
 NF4_CODE = np.array(
     [-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
      -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,

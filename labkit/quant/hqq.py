@@ -1,11 +1,13 @@
 """HQQ: half-quadratic quantization, no calibration data (Badri & Shaji 2023).
 
-Round-to-nearest with a min-max range minimises nothing in particular. HQQ fits the zero point of
-each group so that the de-quantized weights match the float ones under a *sparsity-promoting* loss
-``‖W − Q⁻¹(Q(W))‖_p^p`` with ``p < 1``: a few large errors (on outlier weights) cost little, so the
-zero point serves the bulk of the weights. With ``s`` the inverse step (codes ``W_q = round(W·s + z)``
+Round-to-nearest takes each group's grid from its min and max and never asks whether another zero
+point would fit the weights better. HQQ fits the zero point of each group so that the de-quantized
+weights match the float ones under a *sparsity-promoting* loss ``‖W − Q⁻¹(Q(W))‖_p^p`` with
+``p < 1``: a few large errors (on outlier weights) cost little, so the zero point serves the bulk of
+the weights. With ``s`` the inverse step (codes ``W_q = round(W·s + z)``
 clamped to ``[0, 2^b − 1]``, weights back as ``(W_q − z)/s``), half-quadratic splitting introduces
-``W_e ≈ W − Q⁻¹(Q(W))`` and alternates two closed-form steps (the authors' blog, eqs. 3–5):
+``W_e ≈ W − Q⁻¹(Q(W))`` and alternates two closed-form steps (the authors' write-up,
+mobiusml.github.io/hqq_blog):
 
     W_e ← shrink_p(W − (W_q − z)/s, β)                    (the error the loss forgives)
     z   ← mean over the group of  W_q − (W − W_e)·s        (the zero point that fits the rest)
@@ -24,9 +26,9 @@ start ``s = (2^b − 1)/(max − min)``, ``z = −min·s``, the defaults ``p = 0
 over the whole tensor: the loop stops at the first iteration that does not lower it and keeps the
 zero point of the best one (``optimize_weights_proximal_v2`` with ``early_stop``; the library's
 default ``_legacy`` variant returns the zero point one step past the best). Here the zero point of
-the last update is looked at too, so with early stopping the result is always the best one seen. Groups are runs of
-``group_size`` consecutive weights of a row (the reference's ``axis=1``); a last, shorter group is
-allowed. Differences: the computation is in float64 rather than float16/32, and a constant group
+the last update is looked at too, so with early stopping the result is always the best one seen.
+Groups are runs of ``group_size`` consecutive weights of a row (the reference's ``axis=1``); a last,
+shorter group is allowed. Differences: the computation is in float64 rather than float16/32, and a constant group
 (``max = min``) gets ``s = 1`` instead of the reference's clamp ``s ≤ 2·10^4`` (a float16 guard that
 would also bite on groups whose range is below ``(2^b − 1)/(2·10^4)``).
 

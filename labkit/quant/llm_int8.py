@@ -17,7 +17,7 @@ reaches the threshold (6.0 in the paper) out of the int8 product and multiplies 
 O the outlier columns, R the rest; the vector-wise scales are those of ``X_R`` and ``W_R`` (the
 outlier columns no longer set them). The paper keeps ``W_O`` in 16-bit floats; bitsandbytes stores
 only the int8 ``W`` and multiplies ``X_O`` by those columns of its dequantized copy (its scales then
-come from all columns). Here ``W_O`` is the float weights, as in the paper's eq. 6, and the products
+come from all columns). Here ``W_O`` is the float weights, as in the paper, and the products
 are computed in float64 (the int32 accumulators exactly: every partial sum is an integer below 2^53).
 """
 

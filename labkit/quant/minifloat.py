@@ -30,18 +30,20 @@ that rounds to 0 gives −0.
 
 ml_dtypes' own casts round the same way but do **not** saturate: an E4M3 overflow becomes NaN and an
 E5M2 overflow ±inf (E2M1 saturates, having neither). Values whose rounding stays within range agree
-bit for bit with ml_dtypes (``tests/test_quant_minifloat.py`` checks every representable value,
-every midpoint and random float32).
+bit for bit with ml_dtypes, and every value with ONNX's saturating ``Cast`` as onnx's reference
+evaluator runs it, ±inf included (E8M0: non-negative finite values, see below).
+``tests/test_quant_minifloat.py`` checks every representable value, every midpoint and random float32.
 
 **E8M0** has no mantissa bit, so "ties to even" cannot choose by the last bit: a value exactly
 halfway between ``2^k`` and ``2^(k+1)`` (that is ``1.5 · 2^k``) rounds up, as ml_dtypes'
 ``float8_e8m0fnu`` cast does. It has no sign and no zero: a positive value saturates into
-``[2^-127, 2^127]`` (ONNX ``Cast`` with ``saturate=1``, whose table sends 0 to the smallest value
-too, so ±0 → ``2^-127``); +inf → ``2^127``; negative values, −inf and NaN → NaN (the only code left,
-0xFF). ``2^-127`` is a float32 subnormal, still exact.
+``[2^-127, 2^127]`` (ONNX ``Cast`` with ``saturate=1`` and ``round_mode="nearest"``, which sends 0 to
+the smallest value too, so ±0 → ``2^-127``); +inf → ``2^127`` (as ONNX's table says; its reference
+evaluator returns NaN); negative values, −inf and NaN → NaN (the only code left, 0xFF). ``2^-127`` is
+a float32 subnormal, still exact.
 
-:func:`float_to_bits` and :func:`bits_to_float` convert between those float32 values and the stored bit patterns
-(uint8, the low 4 bits for E2M1), the same patterns as ml_dtypes' ``.view(np.uint8)``.
+:func:`float_to_bits` and :func:`bits_to_float` convert between those float32 values and the stored
+bit patterns (uint8, the low 4 bits for E2M1), the same patterns as ml_dtypes' ``.view(np.uint8)``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ unchanged,
 
     Y = X Wᵀ = (X · diag(s)⁻¹) (W · diag(s))ᵀ,
 
-with the migration strength α choosing how much of the difficulty moves (eq. 4 of the paper):
+with the migration strength α choosing how much of the difficulty moves (the paper's §4):
 
     s_j = max|X_j|^α / max|W_j|^(1−α),
 

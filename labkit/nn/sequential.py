@@ -7,16 +7,21 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .activations import ReLU
+from .activations import GELU, ReLU
+from .attention import CausalSelfAttention
 from .conv import Conv2d, MaxPool2d
 from .dense import Dense
 from .dropout import Dropout
+from .embedding import Embedding
 from .layer import Layer
+from .layernorm import LayerNorm
 from .reshape import Flatten, Reshape
 
-LAYER_TYPES = {cls.__name__: cls for cls in (Dense, Conv2d, MaxPool2d, ReLU, Dropout, Flatten, Reshape)}
+LAYER_TYPES = {cls.__name__: cls for cls in (Dense, Conv2d, MaxPool2d, ReLU, Dropout, Flatten, Reshape,
+                                             Embedding, LayerNorm, GELU, CausalSelfAttention)}  # fmt: skip
 _PREFIX = {"Dense": "fc", "Conv2d": "conv", "MaxPool2d": "pool", "ReLU": "relu", "Dropout": "drop",
-           "Flatten": "flatten", "Reshape": "reshape"}  # fmt: skip
+           "Flatten": "flatten", "Reshape": "reshape", "Embedding": "emb", "LayerNorm": "ln", "GELU": "gelu",
+           "CausalSelfAttention": "attn"}  # fmt: skip
 
 
 class Sequential:

@@ -8,14 +8,23 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_with
+from .layer import Composite
 from .sequential import LAYER_TYPES, Sequential
+from .transformer import GPT
 
 
-def save(model: Sequential, path, dtype=None, metadata: dict | None = None) -> Path:
+def _leaves(model):
+    """``(name, layer)`` for every layer without sublayers: the parameters and masks live on those."""
+    for layer in model.layers:
+        yield from layer.leaves() if isinstance(layer, Composite) else [(layer.name, layer)]
+
+
+def save(model: Sequential | GPT, path, dtype=None, metadata: dict | None = None) -> Path:
     """Save a model (architecture + parameters + masks) to one ``.npz`` file, atomically.
 
     Parameters
     ----------
+    model : Sequential or GPT
     dtype : numpy dtype, optional
         Store parameters in this dtype (e.g. float16 to halve a shipped teacher); loading
         converts back to float32.
@@ -26,19 +35,19 @@ def save(model: Sequential, path, dtype=None, metadata: dict | None = None) -> P
     if path.suffix != ".npz":
         raise ValueError(f"model files end in .npz, got {path.name!r}")
     arrays = {}
-    for layer in model.layers:
+    for name, layer in _leaves(model):
         for p, a in layer.params().items():
-            arrays[f"{layer.name}.{p}"] = a if dtype is None else a.astype(dtype)
+            arrays[f"{name}.{p}"] = a if dtype is None else a.astype(dtype)
         if getattr(layer, "mask", None) is not None:
-            arrays[f"{layer.name}.mask"] = layer.mask
+            arrays[f"{name}.mask"] = layer.mask
     header = {"format": "labkit-model", "version": 1, "architecture": model.architecture(), "metadata": metadata or {}}
     arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     write_with(path, lambda f: np.savez_compressed(f, **arrays))
     return path
 
 
-def load(path, dtype=np.float32) -> Sequential:
-    """Load a model written by :func:`save`. Raises ValueError for a file that is not one."""
+def load(path, dtype=np.float32) -> Sequential | GPT:
+    """Load a model written by :func:`save` (a Sequential or a GPT). Raises ValueError for a file that is not one."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -53,18 +62,21 @@ def load(path, dtype=np.float32) -> Sequential:
     if header.get("format") != "labkit-model" or header.get("version", 0) > 1:
         raise ValueError(f"{path}: unsupported model format {header.get('format')!r} version {header.get('version')!r}")
     arch = header["architecture"]
-    layers = [LAYER_TYPES[spec["type"]](**spec["config"]) for spec in arch["layers"]]
-    model = Sequential(layers, input_shape=arch["input_shape"])
-    for layer in model.layers:
+    if arch.get("type") == "GPT":
+        model = GPT(**arch["config"])
+    else:
+        layers = [LAYER_TYPES[spec["type"]](**spec["config"]) for spec in arch["layers"]]
+        model = Sequential(layers, input_shape=arch["input_shape"])
+    for name, layer in _leaves(model):
         for p in layer.param_names:
-            key = f"{layer.name}.{p}"
+            key = f"{name}.{p}"
             if key not in data:
                 raise ValueError(f"{path} lacks parameter {key}")
             arr = data[key].astype(dtype)
             if arr.shape != getattr(layer, p).shape:
                 raise ValueError(f"{path}: {key} has shape {arr.shape}, architecture says {getattr(layer, p).shape}")
             setattr(layer, p, arr)
-        if f"{layer.name}.mask" in data:
-            layer.mask = data[f"{layer.name}.mask"].astype(bool)
+        if f"{name}.mask" in data:
+            layer.mask = data[f"{name}.mask"].astype(bool)
     model.metadata = header.get("metadata", {})
     return model

@@ -12,10 +12,23 @@ import numpy as np
 from .data import DATA_DIR, MISSING_HINT
 from .nn import GPT, Conv2d, Dense, Dropout, Flatten, MaxPool2d, ReLU, Reshape, Sequential, load
 
-__all__ = ["mlp", "lenet_300_100", "lenet5", "gpt", "from_sklearn", "pretrained", "PRETRAINED_DIR", "PRETRAINED"]
+__all__ = [
+    "mlp",
+    "lenet_300_100",
+    "lenet5",
+    "gpt",
+    "from_sklearn",
+    "pretrained",
+    "PRETRAINED_DIR",
+    "PRETRAINED",
+    "PRETRAINED_LANGUAGE",
+]
 
 PRETRAINED_DIR = DATA_DIR / "pretrained"
-PRETRAINED = ("lenet_300_100", "lenet5", "teacher", "tiny_gpt")
+#: The shipped image classifiers (Fashion-MNIST, flat (batch, 784) inputs).
+PRETRAINED = ("lenet_300_100", "lenet5", "teacher")
+#: The shipped language models (token ids in, next-token logits out).
+PRETRAINED_LANGUAGE = ("tiny_gpt",)
 
 
 def mlp(sizes, seed: int = 0, dropout: float = 0.0) -> Sequential:
@@ -151,8 +164,8 @@ def pretrained(name: str) -> Sequential | GPT:
     all by ``python -m labkit data --train-baselines`` (see data/README.md; a model's recipe and
     measured scores are in ``model.metadata``).
     """
-    if name not in PRETRAINED:
-        raise KeyError(f"no pretrained model {name!r}; available: {', '.join(PRETRAINED)}")
+    if name not in PRETRAINED + PRETRAINED_LANGUAGE:
+        raise KeyError(f"no pretrained model {name!r}; available: {', '.join(PRETRAINED + PRETRAINED_LANGUAGE)}")
     path = PRETRAINED_DIR / f"{name}.npz"
     if not path.exists():
         raise FileNotFoundError(

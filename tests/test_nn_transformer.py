@@ -301,3 +301,15 @@ def test_layers_match_pytorch_modules(rng):
     out.backward(torch.tensor(r))
     np.testing.assert_allclose(gelu.forward(x), out.detach().numpy(), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(gelu.backward(r), tx.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_new_layers_in_a_sequential_save_and_load(tmp_path, rng):
+    """The layer registry rebuilds them, and a composite's sublayers keep their parameters and masks."""
+    net = nn.Sequential([nn.Embedding(5, 8), nn.LayerNorm(8), nn.CausalSelfAttention(8, 2), nn.GELU()])
+    assert net.layer_names == ["emb1", "ln1", "attn1", "gelu1"]
+    assert "attn1.qkv.W" in net.parameters() and net["attn1"].qkv.name == "attn1.qkv"
+    net["attn1"].proj.mask = rng.random((8, 8)) > 0.5
+    loaded = nn.load(nn.save(net, tmp_path / "s.npz"))
+    ids = rng.integers(0, 5, (2, 4))
+    np.testing.assert_array_equal(loaded.forward(ids), net.forward(ids))
+    np.testing.assert_array_equal(loaded["attn1"].proj.mask, net["attn1"].proj.mask)

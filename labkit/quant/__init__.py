@@ -11,7 +11,10 @@ scales and their folding), ``minifloat`` (FP8 / FP4 / E8M0 element rounding), ``
 formats NF4, MXFP4, NVFP4, FP8, int-gG and their bits per weight), ``hqq`` (half-quadratic
 quantization), ``smoothquant`` (smoothing scales and their folds), ``llm_int8`` (the outlier
 decomposition), ``rotation`` (Hadamard transforms and where they fold), ``pertoken`` (activation and
-KV-cache quantizers). Every public name is importable from ``labkit.quant``.
+KV-cache quantizers), and on a whole GPT: ``outliers`` (activation statistics of every linear
+layer's input), ``transformer`` (fake-quantized GPT inference: W8/W4, static and dynamic activations,
+LLM.int8()), ``gpt_transforms`` (SmoothQuant, LayerNorm folds and rotations applied to a GPT, output
+unchanged). Every public name is importable from ``labkit.quant``.
 """
 
 from ..qarith import (  # the fixed-point arithmetic of the integer engine, at the ground floor
@@ -43,6 +46,7 @@ from .formats import (
     normal_float_code,
     quantize_blocks,
 )
+from .gpt_transforms import SMOOTHED_PAIRS, amplify_channel, fold_layernorms, rotate_gpt, smooth_gpt, smoothing_scales
 from .gptq import GPTQResult, gptq_quantize, hessian, layer_output_error, obq_quantize_row, obs_eliminate, obs_update
 from .groupwise import dequantize_groupwise, groupwise_params, pack_int4, quantize_groupwise, unpack_int4
 from .hqq import HQQResult, hqq_quantize, shrink_lp
@@ -58,6 +62,7 @@ from .integer import (
 from .kmeans import CodebookFinetune, codebook_gradient, kmeans_assign, kmeans_quantize, kmeans_quantize_model
 from .llm_int8 import Int8DecomposeResult, int8_decompose
 from .minifloat import ELEMENT_FORMATS, bits_to_float, float_to_bits, format_grid, format_info, round_to_format
+from .outliers import Activation, InputStats, activation_stats, attention_to_first, kurtosis
 from .pertoken import ActQuant, quantize_kv, quantize_per_tensor, quantize_per_token
 from .rotation import (
     block_diagonal,
@@ -71,6 +76,7 @@ from .rotation import (
     rotate_output_side,
 )
 from .smoothquant import fold_smoothquant_layernorm, fold_smoothquant_linear, smoothquant_scales
+from .transformer import ACT_MODES, QuantDense, float_column_fraction, quantize_gpt, quantized_layers, replace_linear
 
 __all__ = [
     "METHODS",
@@ -163,4 +169,22 @@ __all__ = [
     "quantize_per_token",
     "quantize_per_tensor",
     "quantize_kv",
+    # lab 11: the same methods on a whole GPT (outliers, transformer, gpt_transforms)
+    "InputStats",
+    "Activation",
+    "activation_stats",
+    "attention_to_first",
+    "kurtosis",
+    "ACT_MODES",
+    "QuantDense",
+    "quantize_gpt",
+    "quantized_layers",
+    "replace_linear",
+    "float_column_fraction",
+    "SMOOTHED_PAIRS",
+    "smoothing_scales",
+    "smooth_gpt",
+    "fold_layernorms",
+    "rotate_gpt",
+    "amplify_channel",
 ]

@@ -490,9 +490,9 @@ verdicts(["W8A8 per-tensor static"])
 # **Reading W8A8.** Without outliers, 8 bits cost little here. On the validation windows, int8
 # weights change the perplexity by +0.0010 [−0.0004, +0.0024] (not resolved), int8 activations per
 # tensor, static, by +0.0116 [+0.0045, +0.0188], and per token, dynamic, by +0.0040 [+0.0007,
-# +0.0073], against a float perplexity of 4.963. Per token costs less than per tensor here: its scale
-# follows each token. But since no channel is more than a few times its layer's median, even the
-# per-tensor scale wastes little.
+# +0.0073], against a float perplexity of 4.963. The per-token estimate is the smaller of the two, as
+# expected of a scale that follows each token; but since no channel is more than a few times its
+# layer's median, even the per-tensor scale wastes little.
 
 # %% [markdown]
 # ## 6. SmoothQuant: α chosen on validation

@@ -98,7 +98,7 @@ def require_onnx():
     except ImportError as exc:
         raise ImportError(
             f"ONNX export needs the packages 'onnx' and 'onnxruntime' ({exc}); install them with "
-            "`pip install onnx onnxruntime` or `pip install -e '.[peers]'`"
+            "`pip install onnx onnxruntime` (labkit depends on both: `pip install -e .` installs them)"
         ) from exc
     return onnx, onnxruntime
 

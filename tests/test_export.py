@@ -1,7 +1,8 @@
 """labkit.export: ONNX files of float, pruned and int8 models, run by onnxruntime with the same answers.
 
-A missing onnx/onnxruntime skips these tests with a reason on a user's machine and fails them in CI
-(``LABKIT_REQUIRE_ONNX``, set by ``.ci/run``).
+onnx and onnxruntime are dependencies of labkit; an environment that lacks them anyway (installed
+with ``--no-deps``) skips these tests with a reason, and fails them in CI (``LABKIT_REQUIRE_ONNX``, set by
+``.ci/run``).
 """
 
 import numpy as np
@@ -18,7 +19,7 @@ def ox():
         import onnx
         import onnxruntime
     except ImportError:
-        skip_or_fail("LABKIT_REQUIRE_ONNX", "onnx or onnxruntime is not installed (extra 'peers')")
+        skip_or_fail("LABKIT_REQUIRE_ONNX", "onnx or onnxruntime is not installed (`pip install -e .` installs them)")
     return onnx, onnxruntime
 
 

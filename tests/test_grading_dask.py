@@ -1,7 +1,8 @@
 """Grading on a real Dask cluster: a scheduler and two workers started as processes on 127.0.0.1.
 
 Nothing is mocked: the grader's command line sends each submission's bytes to the workers, which
-grade them in their own sandboxes. The assignment is a small instructor notebook built here from
+grade them in their own sandboxes (with ``--no-sandbox`` where bubblewrap is missing, outside CI).
+The assignment is a small instructor notebook built here from
 lab 00's two exercises (a submission grades in about 2 s), and the 20 submissions differ (correct,
 one answer wrong, the other wrong, untouched) so that comparing gradebooks row for row means
 something. Checked: (a) the Dask gradebook equals the local pool's, (b) even when a worker process
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import read_gradebook
+from conftest import grading_sandbox_args, read_gradebook, sandboxed
 
 from labkit.grading import notebook as nbmod
 
@@ -94,7 +95,8 @@ def _env() -> dict:
 
 def _grade_cmd(assignment, subs, out, *extra) -> list:
     return [sys.executable, "-m", "labkit", "grade", "--assignment", str(assignment), "--submissions", str(subs),
-            "--out", str(out), "--seed", SEED, "--cell-timeout", "60", "--timeout", "180", *extra]  # fmt: skip
+            "--out", str(out), "--seed", SEED, "--cell-timeout", "60", "--timeout", "180", *extra,
+            *grading_sandbox_args()]  # fmt: skip
 
 
 def _run(cmd, timeout=1200) -> subprocess.CompletedProcess:
@@ -229,7 +231,7 @@ def test_dask_gradebook_equals_local_run_even_when_a_worker_is_killed(tiny, loca
     # no row lost, no score changed: the gradebook is the local run's, byte for byte
     assert (out / "gradebook.csv").read_text() == (local_book / "gradebook.csv").read_text()
     manifest = json.loads((out / ".labkit-grades.json").read_text())
-    assert all(r["sandbox"] is True and r["sha256"] for r in manifest["results"].values())
+    assert all(r["sandbox"] is sandboxed() and r["sha256"] for r in manifest["results"].values())
     for s in expected:
         assert (out / "feedback" / f"{s}.md").read_text() == (local_book / "feedback" / f"{s}.md").read_text()
     cluster.connect(2)  # w0 and w2 for the next test

@@ -1,5 +1,5 @@
 """Every lab grades as it should: its released solution scores full marks, its untouched student
-release 0 (through the command line, in the sandbox).
+release 0 (through the command line, in the sandbox when bubblewrap is there).
 
 In a file of its own so that pytest-xdist (``--dist loadfile``) runs it beside the other slow files.
 """

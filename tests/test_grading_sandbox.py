@@ -27,17 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LAB00 = ROOT / "notebooks" / "00_welcome_and_baseline.ipynb"
 
 
-def _available() -> str:
-    try:
-        sandbox.check_available()
-    except sandbox.SandboxUnavailable as exc:
-        return str(exc)
-    return ""
-
-
-_WHY = _available()
-# in CI the sandbox must work (.ci/run installs bubblewrap): fail there instead of skipping
-needs_sandbox = pytest.mark.skipif(bool(_WHY) and not os.environ.get("CI"), reason=f"no sandbox here: {_WHY}")
+# without bubblewrap these skip, naming the package; in CI (LABKIT_REQUIRE_SANDBOX, .ci/run) they fail instead
+needs_sandbox = pytest.mark.usefixtures("sandbox_required")
 
 
 def _inside(code: str, tmp_path: Path, **kw) -> subprocess.CompletedProcess:

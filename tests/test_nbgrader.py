@@ -30,6 +30,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import grading_sandbox_args
 
 from labkit.grading import notebook as nbmod
 
@@ -146,7 +147,8 @@ def _labkit_grade(tmp: Path, lab: str, files: dict) -> _Proc:
     for student, path in files.items():
         shutil.copy2(path, subs / f"{student}.ipynb")
     cmd = [sys.executable, "-m", "labkit", "grade", "--assignment", str(ROOT / "notebooks" / f"{lab}.ipynb"),
-           "--submissions", str(subs), "--out", str(tmp / "labkit_grades"), "--jobs", "1"]  # fmt: skip
+           "--submissions", str(subs), "--out", str(tmp / "labkit_grades"), "--jobs", "1",
+           *grading_sandbox_args()]  # fmt: skip
     return _Proc(cmd, tmp, tmp / "labkit_grade")
 
 

@@ -23,7 +23,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
-from conftest import read_gradebook
+from conftest import grading_sandbox_args, read_gradebook
 from setuptools import find_packages
 
 from labkit import data, models, train
@@ -191,13 +191,7 @@ def test_installed_kit_releases_and_grades_lab00(installed, tmp_path):
     subs.mkdir()
     shutil.copy2(course / "release" / "solution" / lab.name, subs / "solution.ipynb")
     shutil.copy2(course / "release" / "student" / lab.name, subs / "untouched.ipynb")
-    from labkit.grading import sandbox
-
-    extra = []
-    try:
-        sandbox.check_available()
-    except sandbox.SandboxUnavailable:
-        extra = ["--no-sandbox"]
+    extra = grading_sandbox_args()
     r = run("grade", "--assignment", f"notebooks/{lab.name}", "--submissions", "submissions", "--out", "grades",
             "--jobs", "1", *extra)  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr

@@ -45,8 +45,11 @@ def cmd_grade(args) -> int:
     from labkit.grading.grade import GradeOptions, grade
     from labkit.grading.sandbox import SandboxUnavailable
 
+    # usage errors exit 2 before anything is looked for on the machine (the sandbox, a cluster)
     if not args.assignment.is_file():
         args.parser.error(f"--assignment {args.assignment}: no such notebook")
+    if not args.submissions.is_dir():
+        args.parser.error(f"--submissions {args.submissions}: submissions must be a folder of .ipynb files")
     try:
         opts = GradeOptions(cell_timeout=args.cell_timeout, timeout=args.timeout, memory_mb=args.memory,
                             sandbox=not args.no_sandbox, forbid_reference=args.forbid_reference)  # fmt: skip

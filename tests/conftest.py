@@ -227,6 +227,17 @@ def require_torch():
     return torch
 
 
+@pytest.fixture(scope="session")
+def released_labs(tmp_path_factory):
+    """``(folder, names)``: one release (not executed) of every lab in notebooks/, shared by the tests that
+    read it (tests/test_release.py, test_grading.py, test_grading_labs.py); none of them writes into it."""
+    from labkit.grading.release import release
+
+    out = tmp_path_factory.mktemp("released_labs")
+    names = release(Path(__file__).resolve().parent.parent / "notebooks", out, execute=False, log=lambda *a: None)
+    return out, names
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

@@ -270,14 +270,14 @@ def test_suspicious_answer_cells_are_flagged():
     assert nbmod.suspicious("def f(x):\n    return np.mean(x)") == []
 
 
-def test_release_writes_student_and_solution_for_every_lab(tmp_path):
-    names = release(ROOT / "notebooks", tmp_path, execute=False, log=lambda *a: None)
+def test_release_writes_student_and_solution_for_every_lab(released_labs):
+    out, names = released_labs
     assert names == [p.name for p in LABS]
-    manifest = json.loads((tmp_path / "MANIFEST.json").read_text())
+    manifest = json.loads((out / "MANIFEST.json").read_text())
     for name in names:
-        st = nbformat.read(tmp_path / "student" / name, as_version=4)
+        st = nbformat.read(out / "student" / name, as_version=4)
         assert not any("BEGIN SOLUTION" in c.source for c in st.cells)
-        sol = nbformat.read(tmp_path / "solution" / name, as_version=4)
+        sol = nbformat.read(out / "solution" / name, as_version=4)
         assert [c.source for c in sol.cells] == [c.source for c in nbformat.read(ROOT / "notebooks" / name, 4).cells]
         assert manifest["labs"][name]["max_points"] == nbmod.load_assignment(ROOT / "notebooks" / name).max_points
 

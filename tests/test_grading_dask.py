@@ -2,12 +2,12 @@
 
 Nothing is mocked: the grader's command line sends each submission's bytes to the workers, which
 grade them in their own sandboxes (with ``--no-sandbox`` where bubblewrap is missing, outside CI).
-The assignment is a small instructor notebook built here from
-lab 00's two exercises (a submission grades in about 2 s), and the 20 submissions differ (correct,
-one answer wrong, the other wrong, untouched) so that comparing gradebooks row for row means
-something. Checked: (a) the Dask gradebook equals the local pool's, (b) even when a worker process
-is killed while it grades (the scheduler gives its task to another worker), and (c) a run stopped
-halfway is finished by the same command, which grades only what is missing.
+The assignment is a small instructor notebook built here from lab 00's two exercises (a submission
+grades in about 2 s), and the 12 submissions, three of each kind (correct, one answer wrong, the
+other wrong, untouched), differ so that comparing gradebooks row for row means something. Checked:
+(a) the Dask gradebook equals the local pool's, (b) even when a worker process is killed while it
+grades (the scheduler gives its task to another worker), and (c) a run stopped halfway is finished
+by the same command, which grades only what is missing.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from labkit.grading import notebook as nbmod
 ROOT = Path(__file__).resolve().parent.parent
 LAB00 = ROOT / "notebooks" / "00_welcome_and_baseline.ipynb"
 SEED = "20261130"
+N_SUBMISSIONS = 12  # enough for a worker to be killed in the middle of the batch (after 4 results)
 
 COUNT = "def count_parameters(sizes):\n    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))"
 COUNT_NO_BIAS = "def count_parameters(sizes):\n    return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))"
@@ -165,13 +166,13 @@ class Cluster:
 def tiny(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tiny")
     assignment = _tiny_assignment(tmp)
-    expected = _submissions(assignment, tmp / "subs", 20)
+    expected = _submissions(assignment, tmp / "subs", N_SUBMISSIONS)
     return assignment, tmp / "subs", expected
 
 
 @pytest.fixture(scope="module")
 def local_book(tiny, tmp_path_factory):
-    """The local pool's gradebook of the 20 submissions (the reference for the Dask runs)."""
+    """The local pool's gradebook of the submissions (the reference for the Dask runs)."""
     assignment, subs, expected = tiny
     out = tmp_path_factory.mktemp("local") / "out"
     proc = _run(_grade_cmd(assignment, subs, out, "--jobs", "2"))
@@ -227,7 +228,8 @@ def test_dask_gradebook_equals_local_run_even_when_a_worker_is_killed(tiny, loca
         log.close()
     assert coordinator.returncode == 0, text
     assert "w1" not in cluster.live_workers()
-    assert f"20 submissions, 20 to grade, 0 already graded; Dask scheduler {cluster.address}" in text
+    n = N_SUBMISSIONS
+    assert f"{n} submissions, {n} to grade, 0 already graded; Dask scheduler {cluster.address}" in text
     # no row lost, no score changed: the gradebook is the local run's, byte for byte
     assert (out / "gradebook.csv").read_text() == (local_book / "gradebook.csv").read_text()
     manifest = json.loads((out / ".labkit-grades.json").read_text())

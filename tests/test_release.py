@@ -8,17 +8,15 @@ import nbformat
 import pytest
 
 from labkit.grading import notebook as nbmod
-from labkit.grading.release import TARGET, release, student_release
+from labkit.grading.release import TARGET, student_release
 
 ROOT = Path(__file__).resolve().parent.parent
 LABS = nbmod.lab_notebooks(ROOT / "notebooks")
 
 
 @pytest.fixture(scope="module")
-def released(tmp_path_factory):
-    out = tmp_path_factory.mktemp("release")
-    names = release(ROOT / "notebooks", out, execute=False, log=lambda *a: None)
-    return out, names
+def released(released_labs):
+    return released_labs  # tests/conftest.py: one release of every lab per test session
 
 
 def test_every_lab_is_released(released):

@@ -154,6 +154,11 @@ def sandboxed() -> bool:
     return not sandbox_problem()
 
 
+def clean_status() -> str:
+    """A cleanly graded submission's gradebook status: ``"ok"``, or ``"no sandbox"`` without bubblewrap."""
+    return "ok" if sandboxed() else "no sandbox"
+
+
 def pytest_report_header(config):
     """The optional pieces this run found, at the top of the output: what is graded how, which BLAS runs."""
     why = sandbox_problem()

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .answers import compare_arrays
 from .output import quiet
 from .records import decode, encode
 
@@ -72,90 +73,6 @@ class Case:
         """Fresh copies of array arguments, so a function that writes into its input can't spoil the reference."""
         cp = lambda v: v.copy() if isinstance(v, np.ndarray) else v
         return Case(tuple(cp(a) for a in self.args), {k: cp(v) for k, v in self.kwargs.items()}, self.label)
-
-
-def number_answer(got, what: str = "one number (a float)"):
-    """``(float(got), None)`` for an answer that is one number, else ``(None, hint)``. A string is not a
-    number here, even one that ``float`` would parse."""
-    if isinstance(got, np.ndarray) and got.size != 1:
-        return None, f"return {what}, got an array of shape {got.shape}"
-    if isinstance(got, (str, bytes)) or got is None:
-        return None, f"return a float, got {type(got).__name__}"
-    try:
-        return float(got), None
-    except (TypeError, ValueError):
-        return None, f"return a float, got {type(got).__name__}"
-
-
-def mask_problem(got, shape) -> str | None:
-    """What is wrong with a returned pruning mask's type, shape or dtype (True = kept), or None."""
-    shape = tuple(shape)
-    if not isinstance(got, np.ndarray):
-        return f"return a numpy boolean array (True = kept), got {type(got).__name__}"
-    if got.shape != shape:
-        return f"the mask has shape {got.shape}, expected the weights' shape {shape} (one entry per weight)"
-    if got.dtype != bool:
-        return f"the mask should be a boolean array (True = kept), got dtype {got.dtype}"
-    return None
-
-
-def integer_array_problem(got: np.ndarray, shape, layout: str = "", integers: str = "integers") -> str | None:
-    """What is wrong with an integer result's shape or dtype, or None. ``layout`` names the axes in the
-    hint (e.g. "batch, out"); ``integers`` says which integers are expected (e.g. "integers (uint8)")."""
-    shape = tuple(shape)
-    if got.shape != shape:
-        return f"result has shape {got.shape}, expected {shape}" + (f" ({layout})" if layout else "")
-    if got.dtype.kind not in "iu":
-        return f"return {integers}, got dtype {got.dtype}"
-    return None
-
-
-def compare_arrays(got, expected, what="result", rtol=1e-5, atol=1e-6, exact=False):
-    """A hint string if ``got`` differs from ``expected`` (type, shape, dtype kind, values), else None."""
-    if isinstance(expected, np.ndarray) or np.isscalar(expected):
-        return _compare_array(got, expected, what, rtol, atol, exact)
-    if isinstance(expected, tuple):
-        if not isinstance(got, (tuple, list)) or len(got) != len(expected):
-            return f"{what} should be a tuple of {len(expected)} values, got {type(got).__name__}"
-        hints = (compare_arrays(g, e, f"{what}[{k}]", rtol, atol, exact) for k, (g, e) in enumerate(zip(got, expected)))
-        return next((h for h in hints if h), None)
-    return None if got == expected else f"{what} is {got!r}, expected {expected!r}"
-
-
-def _compare_array(got, expected, what, rtol, atol, exact):
-    """:func:`compare_arrays` for an array or a number: type, shape, dtype kind, then the values."""
-    if not isinstance(got, (np.ndarray, np.generic, int, float, bool)):
-        kind = "an array" if isinstance(expected, np.ndarray) else "a number"
-        return f"{what} should be {kind}, got {type(got).__name__}"
-    got_a, exp_a = np.asarray(got), np.asarray(expected)
-    if got_a.shape != exp_a.shape:
-        return f"{what} has shape {got_a.shape}, expected {exp_a.shape}"
-    if exp_a.dtype == bool and got_a.dtype != bool:
-        return f"{what} should be a boolean array, got dtype {got_a.dtype}"
-    if exact or exp_a.dtype.kind in "biu":
-        bad = got_a != exp_a
-        if not np.any(bad):
-            return None
-        i = _index(np.argmax(bad), bad)
-        first = f"first at index {_at(i)}: {_pair(got_a, exp_a, i)}"
-        return f"{what} differs in {int(bad.sum())} of {bad.size} entries ({first})"
-    if np.allclose(got_a, exp_a, rtol=rtol, atol=atol, equal_nan=True):
-        return None
-    err = np.abs(got_a.astype(np.float64) - exp_a.astype(np.float64))
-    i = _index(np.nanargmax(err), err)
-    return f"{what} is off (largest error {float(np.nanmax(err)):.3g} at index {_at(i)}: {_pair(got_a, exp_a, i)})"
-
-
-def _index(flat, a) -> tuple:
-    return np.unravel_index(flat, a.shape) if a.ndim else ()
-
-
-def _at(i) -> tuple:
-    return tuple(int(j) for j in i)
-
-
-def _pair(got_a, exp_a, i) -> str:
-    return f"got {got_a[i]!r}, expected {exp_a[i]!r}"
 
 
 def _matches_reference(got, expected) -> bool:

@@ -20,20 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..validation import show
+
 __all__ = ["show", "number_answer", "array_problem", "compare_arrays"]
-
-
-def show(x) -> str:
-    """``x`` as a hint prints it: numpy scalars as plain numbers (``64``, ``8.0``, ``True``), the rest by ``repr``."""
-    if isinstance(x, (np.str_, np.bytes_)):
-        return repr(x.item())
-    if isinstance(x, np.generic):
-        return str(x)
-    if isinstance(x, tuple):
-        return "(" + ", ".join(show(v) for v in x) + ("," if len(x) == 1 else "") + ")"
-    if isinstance(x, list):
-        return "[" + ", ".join(show(v) for v in x) + "]"
-    return repr(x)
 
 
 def number_answer(got, what: str = "one number (a float)"):

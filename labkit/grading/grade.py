@@ -37,6 +37,7 @@ from labkit.atomic import write_text
 from labkit.grading.executors import EXECUTORS, dask_results, local_results
 from labkit.grading.notebook import SubmissionError, graded_notebook, load_assignment, read_submission
 from labkit.grading.scoring import attempt_summary, score
+from labkit.validation import show
 
 __all__ = ["grade", "score", "attempt_summary", "GradeOptions", "MANIFEST"]
 
@@ -61,16 +62,17 @@ class GradeOptions:
         for name in ("cell_timeout", "timeout", "startup_timeout"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or v <= 0:
-                raise ValueError(f"{name} must be a positive number of seconds, got {v!r}")
+                raise ValueError(f"{name} must be a positive number of seconds, got {show(v)}")
         for name in ("sandbox", "forbid_reference"):
             if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+                raise TypeError(f"{name} must be True or False, got {show(getattr(self, name))}")
         if not isinstance(self.box_mb, int) or self.box_mb < 16:
-            raise ValueError(f"box_mb must be an int >= 16 (MiB of the sandbox's working tmpfs), got {self.box_mb!r}")
+            got = show(self.box_mb)
+            raise ValueError(f"box_mb must be an int >= 16 (MiB of the sandbox's working tmpfs), got {got}")
         for name in ("memory_mb", "file_mb"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 0:
-                raise ValueError(f"{name} must be a non-negative int (MiB; 0 = no limit), got {v!r}")
+                raise ValueError(f"{name} must be a non-negative int (MiB; 0 = no limit), got {show(v)}")
 
 
 def _student_seed(run_seed: int, student: str) -> int:
@@ -324,7 +326,7 @@ def grade(
         Either way the gradebook, feedback and manifest are written here, after each result.
     """
     if not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
+        raise ValueError(f"jobs must be an int >= 1, got {show(jobs)}")
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     if (executor == "dask") != (scheduler is not None):

@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..qarith import int_dtype, int_range, round_clamp
-from ..validation import check_array, check_axis, check_bits, check_choice, check_int, check_real
+from ..validation import check_array, check_axis, check_bits, check_choice, check_int, check_real, show
 
 __all__ = [
     "QParams",
@@ -78,7 +78,7 @@ class QParams(tuple):
         return int_range(self.bits, self.signed, self.narrow_range)
 
     def __repr__(self):
-        return (f"QParams(scale={self[0]!r}, zero_point={self[1]!r}, bits={self.bits}, signed={self.signed}, "
+        return (f"QParams(scale={show(self[0])}, zero_point={show(self[1])}, bits={self.bits}, signed={self.signed}, "
                 f"narrow_range={self.narrow_range})")  # fmt: skip
 
     def __reduce__(self):
@@ -217,7 +217,7 @@ def _check_qp(scale, zero_point, qrange, shape, axis, what="quantize"):
             f"{what}: scale must be positive and finite, got {scale if scale.size < 8 else 'an array with bad values'}"
         )
     if zp.dtype.kind not in "iu" and not (zp.dtype.kind == "f" and np.all(zp == np.round(zp))):
-        raise TypeError(f"{what}: zero_point must be an integer, got {zero_point!r}")
+        raise TypeError(f"{what}: zero_point must be an integer, got {show(zero_point)}")
     if np.any(zp < qmin) or np.any(zp > qmax):
         raise ValueError(
             f"{what}: zero_point {zp if zp.size < 8 else '(array)'} is outside the integer range [{qmin}, {qmax}]"

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import nn
 from ..train import Callback
-from ..validation import check_array, check_axis, check_bits
+from ..validation import check_array, check_axis, check_bits, show
 from .affine import (
     QParams,
     _params_from_range,
@@ -123,7 +123,7 @@ class MovingAverageObserver(MinMaxObserver):
     def __init__(self, averaging_constant: float = 0.01):
         super().__init__()
         if not 0.0 < averaging_constant <= 1.0:
-            raise ValueError(f"averaging_constant must be in (0, 1], got {averaging_constant!r}")
+            raise ValueError(f"averaging_constant must be in (0, 1], got {show(averaging_constant)}")
         self.c = float(averaging_constant)
 
     def observe(self, x) -> None:

@@ -100,7 +100,7 @@ def assert_every_hint_reached(test_module, lab_module) -> None:
     for ex in vars(lab_module).values():
         if isinstance(ex, Exercise) and isinstance(ex.compare, Hints):
             reached = {name for (hid, name) in rec if hid == id(ex.compare)}
-            missing += [f"{ex.grade_id}: {d}" for d in detector_names(ex.compare) if d not in reached]
+            missing += [f"{ex.answer_id}: {d}" for d in detector_names(ex.compare) if d not in reached]
     assert not missing, "hints no answer of the battery reaches (shadowed, or a wrong answer missing):\n" + "\n".join(
         missing
     )
@@ -111,7 +111,7 @@ def assert_every_hint_reached(test_module, lab_module) -> None:
 def assert_every_check_uses_hints(lab_module) -> None:
     """Every exercise of ``lab_module`` compares through a :class:`Hints` list."""
     plain = [
-        ex.grade_id
+        ex.answer_id
         for ex in vars(lab_module).values()
         if isinstance(ex, Exercise) and not isinstance(ex.compare, Hints)
     ]

@@ -191,7 +191,7 @@ def test_reference_passes_every_grader_seed(seed):
     # regression: an all-positive 1-bit case made the correct answer look like the tutorial's
     # step (b − a) and the grader rejected the solution for some seeds
     for ex in (lab08.weight_pruning, lab08.weight_quantization):
-        assert ex.evaluate(ex.reference, ex.grading_cases(seed)) is None, (ex.grade_id, seed)
+        assert ex.evaluate(ex.reference, ex.grading_cases(seed)) is None, (ex.answer_id, seed)
 
 
 def test_every_hint_is_reached_by_the_battery():

@@ -19,7 +19,7 @@ def stub(*args, **kwargs):
     raise NotImplementedError()
 
 
-@pytest.mark.parametrize("ex", EXERCISES, ids=[e.grade_id for e in EXERCISES])
+@pytest.mark.parametrize("ex", EXERCISES, ids=[e.answer_id for e in EXERCISES])
 def test_reference_passes_many_seeds_and_stub_fails(ex):
     assert ex.passes(ex.reference)
     for seed in range(25):

@@ -22,8 +22,10 @@ from labkit.check import Case, Exercise, lab00
 from labkit.check.output import quiet
 from labkit.check.records import decode, encode
 from labkit.grading import notebook as nbmod
-from labkit.grading.grade import GradeOptions, gradebook_csv, score
+from labkit.grading.grade import GradeOptions, score
 from labkit.grading.release import ReleaseError, release
+from labkit.grading.reports import gradebook_csv
+from labkit.grading.results import ExerciseResult, GradeResult
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB00 = ROOT / "notebooks" / "00_welcome_and_baseline.ipynb"
@@ -315,7 +317,7 @@ def test_release_executes_the_instructor_notebook(tmp_path):
 def _spec(seed=7):
     asg = nbmod.load_assignment(LAB00)
     checks = [
-        {"grade_id": c.grade_id, "answer_id": c.answer_id, "points": c.points, "code_index": c.code_index,
+        {"grade_id": c.check_id, "answer_id": c.answer_id, "points": c.points, "code_index": c.code_index,
          "exercise": c.exercise_path} for c in asg.checks
     ]  # fmt: skip
     return asg, {"seed": seed, "checks": checks, "cell_timeout": 9, "timeout": 99, "missing": []}
@@ -333,27 +335,25 @@ def test_score_needs_both_the_pass_line_and_matching_outputs():
     good = {"grade_id": "count_parameters", "outputs": [{"ok": encode(_count(*c.args))} for c in ex.grading_cases(7)]}
     passed = {"cell": ci["count_parameters"], "outcome": "passed", "message": "", "output": ex.pass_line}
     r = score(spec, _run([passed], [good]))
-    assert [e["points"] for e in r["exercises"]] == [1, 0]
-    assert "not run" in r["exercises"][1]["hint"]
+    assert [e.points for e in r.exercises] == [1, 0]
+    assert "not run" in r.exercises[1].hint
     r = score(spec, _run([passed], []))  # pass line printed, but the real check never ran
-    assert r["exercises"][0]["points"] == 0 and "never run" in r["exercises"][0]["hint"]
+    assert r.exercises[0].points == 0 and "never run" in r.exercises[0].hint
     r = score({**spec, "seed": 8}, _run([passed], [good]))  # outputs for other cases than the grader's
-    assert r["exercises"][0]["points"] == 0 and "grader's own cases" in r["exercises"][0]["hint"]
+    assert r.exercises[0].points == 0 and "grader's own cases" in r.exercises[0].hint
     failed = {"cell": ci["count_parameters"], "outcome": "failed", "message": "Cell outputs differ",
               "output": "FAIL: a hint\n"}  # fmt: skip
     r = score(spec, _run([failed], [good]))
-    assert r["exercises"][0]["points"] == 0 and r["exercises"][0]["hint"] == "FAIL: a hint"
+    assert r.exercises[0].points == 0 and r.exercises[0].hint == "FAIL: a hint"
     r = score(spec, _run([], [], timed_out=True))
-    assert r["status"] == ["timeout"] and "overall time limit" in r["exercises"][0]["hint"]
+    assert r.status == ("timeout",) and "overall time limit" in r.exercises[0].hint
 
 
 def test_gradebook_columns():
     asg, _ = _spec()
-    res = {"b": {"exercises": [{"grade_id": c.grade_id, "points": 1.0, "max": 1.0} for c in asg.checks],
-                 "status": []},
-           "a": {"exercises": [{"grade_id": c.grade_id, "points": 0.0, "max": 1.0} for c in asg.checks],
-                 "status": ["malformed"]}}  # fmt: skip
-    rows = list(csv.reader(gradebook_csv(asg, res).splitlines()))
+    graded = lambda points: tuple(ExerciseResult(c.check_id, c.answer_id, points, 1.0, True, "") for c in asg.checks)
+    res = {"b": GradeResult("b", graded(1.0)), "a": GradeResult("a", graded(0.0), status=("malformed",))}
+    rows = list(csv.reader(gradebook_csv([c.check_id for c in asg.checks], res).splitlines()))
     assert rows[0] == ["student", "total", "max", "check_count_parameters", "check_accuracy", "status"]
     assert rows[1] == ["a", "0", "2", "0", "0", "malformed"] and rows[2] == ["b", "2", "2", "1", "1", "ok"]
 

@@ -59,7 +59,7 @@ def _tiny_assignment(dest: Path) -> Path:
     nb.cells += [copy.deepcopy(lab.cells[i]) for i in keep]
     path = dest / "tiny_lab00.ipynb"
     nbformat.write(nb, path)
-    assert [c.grade_id for c in nbmod.load_assignment(path).checks] == ["check_count_parameters", "check_accuracy"]
+    assert [c.check_id for c in nbmod.load_assignment(path).checks] == ["check_count_parameters", "check_accuracy"]
     return path
 
 

@@ -145,7 +145,7 @@ def test_grade_options_sandbox_flags_validate():
 
 
 def _record(ex, fn, tmp_path, monkeypatch):
-    path = tmp_path / f"rec-{ex.grade_id}.jsonl"
+    path = tmp_path / f"rec-{ex.answer_id}.jsonl"
     monkeypatch.setenv("LABKIT_GRADE_RECORD", str(path))
     monkeypatch.setenv("LABKIT_GRADE_SEED", "3")
     ex._record_for_grader(fn)
@@ -200,7 +200,7 @@ def _spec(**extra):
 
     asg = nbmod.load_assignment(LAB00)
     checks = [
-        {"grade_id": c.grade_id, "answer_id": c.answer_id, "points": c.points, "code_index": c.code_index,
+        {"grade_id": c.check_id, "answer_id": c.answer_id, "points": c.points, "code_index": c.code_index,
          "exercise": c.exercise_path} for c in asg.checks
     ]  # fmt: skip
     return asg, {"seed": 3, "checks": checks, "cell_timeout": 9, "timeout": 99, "missing": [], **extra}
@@ -220,15 +220,15 @@ def test_score_flags_reference_calls_and_zeroes_them_only_when_forbidden(tmp_pat
             _record(lab00.accuracy, honest, tmp_path, monkeypatch)]  # fmt: skip
     asg, spec = _spec()
     r = score(spec, _run(asg, recs))
-    assert [e["points"] for e in r["exercises"]] == [1, 1]
-    assert "flagged: calls labkit's reference for count_parameters" in r["status"]
-    assert "labkit's own implementation" in r["exercises"][0]["hint"]
+    assert [e.points for e in r.exercises] == [1, 1]
+    assert "flagged: calls labkit's reference for count_parameters" in r.status
+    assert "labkit's own implementation" in r.exercises[0].hint
     r = score({**spec, "forbid_reference": True}, _run(asg, recs))
-    assert [e["points"] for e in r["exercises"]] == [0, 1]
-    assert "--forbid-reference" in r["exercises"][0]["hint"]
+    assert [e.points for e in r.exercises] == [0, 1]
+    assert "--forbid-reference" in r.exercises[0].hint
     # a record claiming a negative or non-int count is not a reference call
     forged = [{**recs[0], "reference_calls": True}, recs[1]]
-    assert [e["points"] for e in score({**spec, "forbid_reference": True}, _run(asg, forged))["exercises"]] == [1, 1]
+    assert [e.points for e in score({**spec, "forbid_reference": True}, _run(asg, forged)).exercises] == [1, 1]
 
 
 def test_score_reports_attempts_and_keeps_points():
@@ -236,11 +236,11 @@ def test_score_reports_attempts_and_keeps_points():
     attempts = [{"kind": "write", "what": "/root/x"}, {"kind": "connect", "what": "('127.0.0.1', 5)"},
                 {"kind": "process", "what": "subprocess.Popen: uname -p"}]  # fmt: skip
     r = score(spec, _run(asg, [], attempts))
-    assert r["attempts"] == attempts
-    flagged = [s for s in r["status"] if s.startswith("flagged")]
+    assert list(r.attempts) == attempts
+    flagged = [s for s in r.status if s.startswith("flagged")]
     assert flagged == ["flagged: wrote outside its folder (/root/x); opened a network connection (('127.0.0.1', 5))"]
     assert "started a process" in attempt_summary(attempts)
-    assert score(spec, _run(asg, []))["status"] == []
+    assert score(spec, _run(asg, [])).status == ()
 
 
 # --- a whole batch of hostile submissions -----------------------------------------------------------

@@ -198,7 +198,7 @@ def test_nbgrader_round_trip_scores_equal_labkits(lab, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     ours = _labkit_scores(tmp_path)
 
-    checks = [c.grade_id for c in nbmod.load_assignment(ROOT / "notebooks" / f"{lab}.ipynb").checks]
+    checks = [c.check_id for c in nbmod.load_assignment(ROOT / "notebooks" / f"{lab}.ipynb").checks]
     table = []
     for student in STUDENTS:
         row = ours[student]

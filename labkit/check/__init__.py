@@ -19,6 +19,6 @@ __all__ = ["Case", "CheckFailed", "Exercise", "compare_arrays", "FAIL", "exercis
 
 
 def exercises(lab: str) -> dict:
-    """``{grade_id: Exercise}`` of one lab module, e.g. ``exercises("lab01")``."""
+    """``{answer_id: Exercise}`` of one lab module, e.g. ``exercises("lab01")``."""
     mod = importlib.import_module(f"labkit.check.{lab}")
-    return {ex.grade_id: ex for ex in vars(mod).values() if isinstance(ex, Exercise)}
+    return {ex.answer_id: ex for ex in vars(mod).values() if isinstance(ex, Exercise)}

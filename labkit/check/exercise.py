@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 import zlib
 from dataclasses import dataclass, field
 
@@ -45,19 +46,25 @@ FAIL = "FAIL: "
 class CheckFailed(AssertionError):
     """A check cell's verdict on a wrong answer: ``str(exc)`` is the hint, ``exc.line`` the ``FAIL:`` line.
 
-    ``exc.grade_id`` names the exercise. IPython (JupyterLab, nbclient, nbval, nbgrader) displays an
-    exception through its ``_render_traceback_()`` when it has one: here the ``FAIL:`` line and where
-    to look, without the frames of labkit's checking code, which would only hide the hint.
+    ``exc.answer_id`` names the exercise (its answer cell's id). IPython (JupyterLab, nbclient, nbval,
+    nbgrader) displays an exception through its ``_render_traceback_()`` when it has one: here the
+    ``FAIL:`` line and where to look, without the frames of labkit's checking code, which would only
+    hide the hint.
     """
 
-    def __init__(self, hint: str, grade_id: str = ""):
+    def __init__(self, hint: str, answer_id: str = ""):
         super().__init__(hint)
         self.hint = hint
-        self.grade_id = grade_id
+        self.answer_id = answer_id
         self.line = FAIL + hint
 
+    grade_id = property(
+        lambda self: _deprecated("CheckFailed.grade_id", "CheckFailed.answer_id", self.answer_id),
+        doc="Deprecated name of :attr:`answer_id`.",
+    )
+
     def _render_traceback_(self) -> list:
-        where = f"the check of `{self.grade_id}`" if self.grade_id else "this check"
+        where = f"the check of `{self.answer_id}`" if self.answer_id else "this check"
         return [self.line, f"({where} stopped here: fix your answer above, then run the cells again)"]
 
 
@@ -73,6 +80,11 @@ class Case:
         """Fresh copies of array arguments, so a function that writes into its input can't spoil the reference."""
         cp = lambda v: v.copy() if isinstance(v, np.ndarray) else v
         return Case(tuple(cp(a) for a in self.args), {k: cp(v) for k, v in self.kwargs.items()}, self.label)
+
+
+def _deprecated(old: str, new: str, value):
+    warnings.warn(f"{old} is deprecated; use {new}", DeprecationWarning, stacklevel=3)
+    return value
 
 
 def _matches_reference(got, expected) -> bool:
@@ -91,8 +103,8 @@ class Exercise:
 
     Parameters
     ----------
-    grade_id : str
-        The answer cell's nbgrader ``grade_id``.
+    answer_id : str
+        The nbgrader ``grade_id`` of the answer cell it checks (its check cell's is ``"check_" + answer_id``).
     reference : callable
         The correct implementation (usually labkit's own).
     cases : callable(rng) -> list of Case
@@ -105,14 +117,19 @@ class Exercise:
         The exact line printed on success (stored in the notebook; nbval compares it).
     """
 
-    def __init__(self, grade_id, reference, cases=None, fixed_cases=(), compare=None, pass_line=None, seed=0):
-        self.grade_id = grade_id
+    def __init__(self, answer_id, reference, cases=None, fixed_cases=(), compare=None, pass_line=None, seed=0):
+        self.answer_id = answer_id
         self.reference = reference
         self.make_cases = cases or (lambda rng: [])
         self.fixed_cases = list(fixed_cases)
         self.compare = compare or (lambda got, expected, case: compare_arrays(got, expected, "your result"))
-        self.pass_line = pass_line or f"{grade_id}: all checks passed"
+        self.pass_line = pass_line or f"{answer_id}: all checks passed"
         self.seed = seed
+
+    grade_id = property(
+        lambda self: _deprecated("Exercise.grade_id", "Exercise.answer_id", self.answer_id),
+        doc="Deprecated name of :attr:`answer_id`.",
+    )
 
     def cases(self, rng=None):
         rng = rng if rng is not None else np.random.default_rng(self.seed)
@@ -166,7 +183,7 @@ class Exercise:
         """
         hint = self.evaluate(fn, self.cases())
         if hint is not None:
-            raise CheckFailed(hint, self.grade_id)
+            raise CheckFailed(hint, self.answer_id)
         self._record_for_grader(fn)
         print(self.pass_line)
 
@@ -178,7 +195,7 @@ class Exercise:
         The kernel (through :meth:`_record_for_grader`) and the grader (through :meth:`verify`) both
         call this, so both sides see the same inputs without the notebook ever holding them.
         """
-        rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(self.grade_id.encode())])
+        rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(self.answer_id.encode())])
         return self.fixed_cases + list(self.make_cases(rng))
 
     def _record_for_grader(self, fn) -> None:
@@ -208,7 +225,7 @@ class Exercise:
             except Exception as exc:  # noqa: BLE001 - recorded as the student's error on this case
                 outputs.append({"error": f"{type(exc).__name__}: {exc}"[:500]})
                 break  # the grader stops at the first failing case too
-        record = {"grade_id": self.grade_id, "seed": seed, "outputs": outputs, "reference_calls": watch.calls}
+        record = {"grade_id": self.answer_id, "seed": seed, "outputs": outputs, "reference_calls": watch.calls}
         line = json.dumps(record) + "\n"
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
@@ -247,8 +264,8 @@ class Exercise:
         if not cases or not codes or not all(os.sep + "check" + os.sep in f for f in mods):
             return set()
         module = sys.modules.get(getattr(self.reference, "__module__", "") or "")
-        others = {o.grade_id for o in (vars(module).values() if module else ()) if isinstance(o, Exercise)}
-        others.discard(self.grade_id)
+        others = {o.answer_id for o in (vars(module).values() if module else ()) if isinstance(o, Exercise)}
+        others.discard(self.answer_id)
         found: set = set()
 
         def profile(frame, event, arg):

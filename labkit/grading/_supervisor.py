@@ -276,7 +276,7 @@ def main(argv=None) -> int:
         import_exercise(chk["exercise"])
     raw = run(tmp, spec)
     result = score(spec, raw)
-    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.write(json.dumps(result.to_dict()) + "\n")
     sys.stdout.flush()
     return 0
 

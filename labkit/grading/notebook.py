@@ -27,6 +27,7 @@ import importlib
 import json
 import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,14 +89,20 @@ class CheckCell:
     *graded* notebook, which may be cut after the last check cell.
     """
 
-    grade_id: str  # the check cell's own grade_id, e.g. "check_accuracy"
-    answer_id: str  # the answer cell it checks, e.g. "accuracy"
+    check_id: str  # the check cell's own nbgrader grade_id, e.g. "check_accuracy"
+    answer_id: str  # the answer cell's nbgrader grade_id, the one it checks, e.g. "accuracy"
     points: float
     cell_index: int
     code_index: int
     exercise: Exercise
     pass_line: str
     exercise_path: str  # "module:attribute", how the grader's own process imports the exercise
+
+    @property
+    def grade_id(self) -> str:
+        """Deprecated: the check cell's id is :attr:`check_id` (``grade_id`` named two different ids)."""
+        warnings.warn("CheckCell.grade_id is deprecated; use CheckCell.check_id", DeprecationWarning, stacklevel=2)
+        return self.check_id
 
 
 @dataclass
@@ -194,7 +201,7 @@ def resolve_exercise(cell, nb, path: Path) -> tuple[Exercise, str]:
             ex = getattr(importlib.import_module(module), attr, None)
         except ImportError:
             continue
-        if isinstance(ex, Exercise) and (answer is None or ex.grade_id == answer):
+        if isinstance(ex, Exercise) and (answer is None or ex.answer_id == answer):
             return ex, f"{module}:{attr}"
     raise ValueError(
         f"{path.name}: cannot find the Exercise behind check cell {_nbgrader(cell).get('grade_id')!r} "

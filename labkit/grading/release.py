@@ -74,7 +74,7 @@ def student_release(nb, assignment):
             check = checks[i]
             stored = _outputs_text(nb.cells[i]).strip()  # the instructor's line (equal to check.pass_line)
             text = nbformat.v4.new_markdown_cell(TARGET.format(line=stored or check.pass_line))
-            text.metadata["labkit"] = {"target": check.grade_id}
+            text.metadata["labkit"] = {"target": check.check_id}
             cells.append(text)
         cells.append(cell)
     st.cells = cells
@@ -141,7 +141,7 @@ def release(notebooks="notebooks", out="release", execute: bool = True, timeout:
         write_text(out / "student" / path.name, nbformat.writes(student_release(nb, asg)))
         manifest["labs"][path.name] = {
             "instructor_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            "exercises": [{"grade_id": c.grade_id, "answer": c.answer_id, "points": c.points} for c in asg.checks],
+            "exercises": [{"grade_id": c.check_id, "answer": c.answer_id, "points": c.points} for c in asg.checks],
             "max_points": asg.max_points,
         }
         log(f"{path.name}: {len(asg.checks)} exercises, {asg.max_points:g} points -> {out}/student, {out}/solution")

@@ -25,15 +25,8 @@ from pathlib import Path
 import nbformat
 
 from labkit.atomic import write_text
-from labkit.grading.notebook import (
-    BEGIN,
-    END,
-    _outputs_text,
-    answer_cells,
-    lab_notebooks,
-    load_assignment,
-    student_notebook,
-)
+from labkit.grading.cells import cell_problems
+from labkit.grading.notebook import _outputs_text, lab_notebooks, load_assignment, student_notebook
 
 __all__ = ["release", "execute_notebook", "student_release", "ReleaseError"]
 
@@ -82,19 +75,19 @@ def student_release(nb, assignment):
 
 
 def _problems(path: Path, nb) -> list[str]:
-    problems = []
-    for gid, idx in answer_cells(nb).items():
-        src = nb.cells[idx[0]].source
-        if BEGIN not in src or END not in src:
-            problems.append(f"{path.name}: answer cell {gid!r} lacks {BEGIN} / {END}")
+    """Why the instructor notebook ``nb`` must not be released: the notebook rules it breaks (solution
+    markers included), cells that raised, and checks that do not print their pass line."""
+    rules = [f"{path.name}: {p}" for p in cell_problems(nb.cells)]
+    problems = list(rules)
     for i, cell in enumerate(nb.cells):
         for o in cell.get("outputs", []):
             if o.get("output_type") == "error":
                 problems.append(f"{path.name}: cell {i} raised {o.get('ename')}: {o.get('evalue')}")
-    try:
-        load_assignment(path, require_pass_lines=True, nb=nb, allow_empty=True)
-    except ValueError as exc:
-        problems.append(str(exc))
+    if not rules:  # the exercises and their pass lines
+        try:
+            load_assignment(path, require_pass_lines=True, nb=nb, allow_empty=True)
+        except ValueError as exc:
+            problems.append(str(exc))
     return problems
 
 

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 
 __all__ = [
+    "renamed",
     "show",
     "describe",
     "check_int",
@@ -37,6 +39,28 @@ __all__ = [
     "check_axis",
     "check_matrix",
 ]
+
+
+def renamed(where: str, old: str, old_value, new: str, new_value):
+    """The value of a renamed keyword argument: ``old_value`` (with a DeprecationWarning) if the caller
+    used the old name, else ``new_value``; TypeError if both were given.
+
+    Called first thing in a function whose argument ``new`` was called ``old`` until this release; the
+    old name is a keyword-only parameter defaulting to None.
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     axis = renamed("qparams", "per_channel_axis", 0, "axis", None)
+    >>> axis, str(caught[0].message)
+    (0, 'qparams(per_channel_axis=...) is deprecated; use axis=...')
+    """
+    if old_value is None:
+        return new_value
+    if new_value is not None:
+        raise TypeError(f"{where}() got {old}= and {new}=; give only {new}= ({old} is its deprecated name)")
+    warnings.warn(f"{where}({old}=...) is deprecated; use {new}=...", DeprecationWarning, stacklevel=3)
+    return old_value
 
 
 def show(value) -> str:

@@ -270,7 +270,7 @@ dequantize = Exercise(
 
 
 def _per_channel_scales(W, bits):
-    return _qparams(W, bits, symmetric=True, per_channel_axis=0)[0]
+    return _qparams(W, bits, symmetric=True, axis=0)[0]
 
 
 @accept

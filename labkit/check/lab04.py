@@ -453,7 +453,7 @@ def _int_dense_cases(rng):
         b = (rng.standard_normal(n_out) * 0.2).astype(np.float32)
         y = x @ W.T + b
         s_x, z_x = _qparams(x, 8)
-        s_w, _ = _qparams(W, 8, symmetric=True, per_channel_axis=0)
+        s_w, _ = _qparams(W, 8, symmetric=True, axis=0)
         # the output range is calibrated before the ReLU, so z_y > 0 and the fused ReLU (a clamp at z_y) acts
         s_y, z_y = _qparams(y, 8)
         q_W = _quantize(W, s_w, np.zeros(n_out, np.int64), 8, signed=True, axis=0)

@@ -30,7 +30,7 @@ def _qdq_initializers(W, b, s_x):
     As ``labkit.quant.quantize_model`` builds them: W_q from the float32 scale s_W (the one stored in the
     model), divided in float64; the bias divided by the float64 product of the float32 s_x and s_W.
     """
-    s_w, _ = _qparams(W, 8, symmetric=True, per_channel_axis=0)
+    s_w, _ = _qparams(W, 8, symmetric=True, axis=0)
     c = W.shape[0]
     q_W = _quantize(W, s_w, np.zeros(c, np.int64), 8, signed=True, axis=0)
     acc_scale = np.float64(np.float32(s_x)) * s_w.astype(np.float64)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..qarith import int_dtype, int_range, round_clamp
-from ..validation import check_array, check_axis, check_bits, check_choice, check_int, check_real, show
+from ..validation import check_array, check_axis, check_bits, check_choice, check_int, check_real, renamed, show
 
 __all__ = [
     "QParams",
@@ -139,9 +139,9 @@ def _round_trip_mse(flat, scale, zp, bits, signed, narrow_range=False):
     return ((s * (q - zp[:, None]) - flat) ** 2).mean(axis=1)
 
 
-def qparams(x, bits: int = 8, symmetric: bool = False, per_channel_axis=None, method: str = "minmax",
+def qparams(x, bits: int = 8, symmetric: bool = False, axis=None, method: str = "minmax",
             signed: bool | None = None, percentile: float = 99.99, grid: int = 100,
-            narrow_range: bool | None = None):  # fmt: skip
+            narrow_range: bool | None = None, *, per_channel_axis=None):  # fmt: skip
     """Scale and zero point that map the range of ``x`` onto ``bits``-bit integers.
 
     Parameters
@@ -152,9 +152,11 @@ def qparams(x, bits: int = 8, symmetric: bool = False, per_channel_axis=None, me
         1..16 (2..16 if symmetric).
     symmetric : bool
         Zero point fixed (0 for signed types), range ``[-amax, amax]`` with ``amax = max|x|``.
-    per_channel_axis : int or None
+    axis : int or None
         One (scale, zero_point) per index along this axis (e.g. 0 for the output channels of
         ``Dense.W`` (out, in) or ``Conv2d.W`` (out_c, in_c, k, k)); None = one pair for the tensor.
+        The same ``axis`` as :func:`quantize` and :func:`dequantize` take. (``per_channel_axis`` is
+        its deprecated name.)
     method : {"minmax", "percentile", "mse"}
         How to choose the clipping range (see the module docstring).
     signed : bool, optional
@@ -180,10 +182,11 @@ def qparams(x, bits: int = 8, symmetric: bool = False, per_channel_axis=None, me
     ValueError
         bits out of range, unknown method, an axis that does not exist, empty x, NaN or inf in x.
     """
+    axis = renamed("qparams", "per_channel_axis", per_channel_axis, "axis", axis)
     x = check_array(x, "x", kind="fiu")
     bits = check_bits(bits, lo=1 + bool(symmetric))
     check_choice("method", method, METHODS)
-    axis = None if per_channel_axis is None else check_axis("per_channel_axis", per_channel_axis, x.ndim)
+    axis = None if axis is None else check_axis("axis", axis, x.ndim)
     x = check_array(x, "calibration data x", non_empty=True, finite=True)
     percentile = check_real("percentile", percentile, 50.0, 100.0, lo_open=True)
     grid = check_int("grid", grid, lo=1)
@@ -316,12 +319,13 @@ def fake_quantize(x, scale, zero_point=None, bits: int | None = None, signed: bo
     return dequantize(quantize(x, scale, zero_point, bits, signed, axis, narrow_range), scale, zero_point, axis)
 
 
-def quantization_error(x, bits: int = 8, symmetric: bool = False, per_channel_axis=None, method: str = "minmax",
-                       signed: bool | None = None) -> float:  # fmt: skip
+def quantization_error(x, bits: int = 8, symmetric: bool = False, axis=None, method: str = "minmax",
+                       signed: bool | None = None, *, per_channel_axis=None) -> float:  # fmt: skip
     """Mean squared error of the quantize-dequantize round trip of ``x`` with calibrated parameters
-    (symmetric: narrow range, as :func:`qparams` chooses)."""
+    (symmetric: narrow range, as :func:`qparams` chooses); ``axis`` as in :func:`qparams`."""
+    axis = renamed("quantization_error", "per_channel_axis", per_channel_axis, "axis", axis)
     x = np.asarray(x)
     signed = bool(symmetric) if signed is None else bool(signed)
-    qp = qparams(x, bits, symmetric, per_channel_axis, method, signed=signed)
-    xr = fake_quantize(x, qp, axis=per_channel_axis)
+    qp = qparams(x, bits, symmetric, axis, method, signed=signed)
+    xr = fake_quantize(x, qp, axis=axis)
     return float(np.mean((xr.astype(np.float64) - x) ** 2))

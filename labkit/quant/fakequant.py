@@ -139,7 +139,7 @@ class MovingAverageObserver(MinMaxObserver):
 
 
 def _weight_qparams(W, bits, per_channel):
-    return qparams(W, bits, symmetric=True, per_channel_axis=0 if per_channel else None)
+    return qparams(W, bits, symmetric=True, axis=0 if per_channel else None)
 
 
 def fake_quantize_weights(model, bits: int = 8, per_channel: bool = True, layers=None):
@@ -243,6 +243,3 @@ class FakeQuant(nn.Layer):
 
     def config(self):
         return {"bits": self.bits, "signed": self.signed, "averaging_constant": self.averaging_constant}
-
-
-nn.LAYER_TYPES.setdefault("FakeQuant", FakeQuant)  # so labkit.nn.load rebuilds models that use it

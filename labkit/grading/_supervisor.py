@@ -183,36 +183,42 @@ def _matplotlib_font_lists() -> list:
     return []
 
 
-def run(tmp: Path, spec: dict) -> dict:
+def _command(tmp: Path, spec: dict, results_path: Path, record_path: Path, audit_path: Path) -> tuple:
+    """``(cmd, env, cwd)`` of the nbval run: inside the bubblewrap sandbox, or (``sandbox`` off) as is."""
     work = tmp / "work"
     notebook = work / spec["notebook"]
-    results_path, record_path, audit_path = tmp / "cells.jsonl", tmp / "record.jsonl", tmp / "audit.jsonl"
-    subreaper = _become_subreaper()
-    (tmp / "pytest.ini").write_text("[pytest]\naddopts =\n")
     if spec.get("sandbox", True):
         from labkit.grading import sandbox
 
         g = sandbox.GRADER_DIR
-        inner = _pytest_args(f"{sandbox.BOX}/{spec['notebook']}", f"{g}/pytest.ini", sandbox.BOX,
-                             f"{g}/cells.jsonl", spec)  # fmt: skip
+        inner = _pytest_args(
+            f"{sandbox.BOX}/{spec['notebook']}", f"{g}/pytest.ini", sandbox.BOX, f"{g}/cells.jsonl", spec
+        )
         files = {"cells.jsonl": results_path, "record.jsonl": record_path, "audit.jsonl": audit_path}
         ro = {f"{sandbox.BOX}/{spec['notebook']}": notebook, f"{g}/pytest.ini": tmp / "pytest.ini"}
         for font_list in _matplotlib_font_lists():  # else every kernel rebuilds it (10+ s, runs fc-list)
             ro[f"{sandbox.BOX}/home/.matplotlib/{font_list.name}"] = font_list
         cmd = sandbox.command(inner, files, _sandbox_env(spec), box_mb=int(spec.get("box_mb", 256)), ro_files=ro)
-        env, cwd = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, tmp
-    else:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "LABKIT_GRADE"))}
-        env.update(
-            LABKIT_GRADE_RECORD=str(record_path),
-            LABKIT_GRADE_SEED=str(spec["seed"]),
-            PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
-            PYTHONDONTWRITEBYTECODE="1",
-            MPLBACKEND="Agg",
-            JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
-            PYDEVD_DISABLE_FILE_VALIDATION="1",
-        )
-        cmd, cwd = _pytest_args(notebook, tmp / "pytest.ini", work, results_path, spec), work
+        return cmd, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, tmp
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "LABKIT_GRADE"))}
+    env.update(
+        LABKIT_GRADE_RECORD=str(record_path),
+        LABKIT_GRADE_SEED=str(spec["seed"]),
+        PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
+        PYTHONDONTWRITEBYTECODE="1",
+        MPLBACKEND="Agg",
+        JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+    )
+    return _pytest_args(notebook, tmp / "pytest.ini", work, results_path, spec), env, work
+
+
+def run(tmp: Path, spec: dict) -> dict:
+    """Run nbval on the graded notebook under the limits, kill what is left, and read what it wrote."""
+    results_path, record_path, audit_path = tmp / "cells.jsonl", tmp / "record.jsonl", tmp / "audit.jsonl"
+    subreaper = _become_subreaper()
+    (tmp / "pytest.ini").write_text("[pytest]\naddopts =\n")
+    cmd, env, cwd = _command(tmp, spec, results_path, record_path, audit_path)
     t0 = time.monotonic()
     timed_out = False
     with open(tmp / "pytest.log", "wb") as log:

@@ -128,6 +128,29 @@ def read_lab(path) -> LabGrades:
     return LabGrades(name, file, max_points, points, status)
 
 
+def _parse_weights(path: Path, text: str):
+    """The table of a weights file, parsed as its suffix says (JSON, or TOML with tomllib/tomli)."""
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise WeightsError(f"{path} is not valid JSON: {exc}") from None
+    if suffix != ".toml":
+        raise WeightsError(f"weights file must end in .toml or .json, got {path.name!r}")
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            import tomli as tomllib
+        except ModuleNotFoundError:
+            raise WeightsError(f"{path}: reading TOML needs Python >= 3.11 or tomli; use JSON") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise WeightsError(f"{path} is not valid TOML: {exc}") from None
+
+
 def read_weights(path, lab_names) -> dict:
     """Per-lab weights from a TOML or JSON file (by its suffix: ``.toml`` or ``.json``).
 
@@ -141,26 +164,7 @@ def read_weights(path, lab_names) -> dict:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise WeightsError(f"cannot read the weights file {path}: {exc}") from None
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        try:
-            table = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise WeightsError(f"{path} is not valid JSON: {exc}") from None
-    elif suffix == ".toml":
-        try:
-            import tomllib
-        except ModuleNotFoundError:  # Python 3.10
-            try:
-                import tomli as tomllib
-            except ModuleNotFoundError:
-                raise WeightsError(f"{path}: reading TOML needs Python >= 3.11 or tomli; use JSON") from None
-        try:
-            table = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise WeightsError(f"{path} is not valid TOML: {exc}") from None
-    else:
-        raise WeightsError(f"weights file must end in .toml or .json, got {path.name!r}")
+    table = _parse_weights(path, text)
     if not isinstance(table, dict):
         raise WeightsError(f"{path} must map lab names to weights, got a {type(table).__name__}")
     lab_names = list(lab_names)

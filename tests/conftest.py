@@ -21,7 +21,7 @@ import pytest
 # finishes a long file (the committed batch mostly waits on timeouts, so it overlaps well).
 LONG_FILES_FIRST = (
     "tests/test_grading_batch.py",  # 378
-    "tests/test_nbgrader.py",  # 257 (two labs; one since)
+    "tests/test_nbgrader.py",  # the nbgrader round trip of one lab
     "tests/browser/test_every_lab.py",  # 271
     "tests/test_grading_dask.py",  # 217
     "tests/test_grading_labs.py",  # 194

@@ -161,7 +161,7 @@ def case_sparse(r: Runner, n: int, sparsities, batch: int, torch, rng):
                 break
             lowest = s
         result[key] = lowest
-    # SpMM at the last-but-one sparsity (90 % in the full run)
+    # SpMM at 90 % sparsity
     s = 0.9
     A = W * (rng.random((n, n)) >= s)
     c = kernels.csr_from_dense(A)

@@ -161,8 +161,13 @@ def test_kd_loss_grad_fails_stub_and_wrong_answers():
 def good_ece(probs, y, n_bins=15):
     conf, correct = probs.max(1), probs.argmax(1) == y
     bins = np.minimum(np.ceil(conf * n_bins).astype(int) - 1, n_bins - 1).clip(0)  # (m/M, (m+1)/M]
-    return float(sum((bins == m).mean() * abs(correct[bins == m].mean() - conf[bins == m].mean())
-                     for m in range(n_bins) if (bins == m).any()))  # fmt: skip
+    return float(
+        sum(
+            (bins == m).mean() * abs(correct[bins == m].mean() - conf[bins == m].mean())
+            for m in range(n_bins)
+            if (bins == m).any()
+        )
+    )
 
 
 def _ece_variant(gap, weight=True, conf_of=None):
@@ -233,8 +238,12 @@ def test_expected_calibration_error_fails_stub_and_wrong_answers():
         conf, correct = probs.max(1), probs.argmax(1) == y
         bins = np.digitize(conf, np.linspace(0, 1, n_bins + 1)[1:-1], right=True)
         with np.errstate(invalid="ignore"):
-            return float(sum((bins == m).mean() * abs(np.mean(correct[bins == m]) - np.mean(conf[bins == m]))
-                             for m in range(n_bins)))  # fmt: skip
+            return float(
+                sum(
+                    (bins == m).mean() * abs(np.mean(correct[bins == m]) - np.mean(conf[bins == m]))
+                    for m in range(n_bins)
+                )
+            )
 
     import warnings
 

@@ -140,8 +140,11 @@ def test_csr_matvec():
 
 def bytes_right(m, n, sparsity):
     nnz = m * n - int(np.floor(sparsity * m * n))
-    return {"dense_fp32": 4 * m * n + 4 * n + 4 * m, "csr_fp32": 8 * nnz + 4 * (m + 1) + 4 * n + 4 * m,
-            "int8": m * n + n + 4 * m}  # fmt: skip
+    return {
+        "dense_fp32": 4 * m * n + 4 * n + 4 * m,
+        "csr_fp32": 8 * nnz + 4 * (m + 1) + 4 * n + 4 * m,
+        "int8": m * n + n + 4 * m,
+    }
 
 
 def test_gemv_bytes():

@@ -107,8 +107,10 @@ def test_check_cell_prints_one_line(capsys):
     assert capsys.readouterr().out == lab08.weight_pruning.pass_line + "\n"
 
 
-@pytest.mark.parametrize("ex, ref", [(lab08.weight_pruning, lab08.reference_pruning),
-                                     (lab08.weight_quantization, lab08.reference_quantization)])  # fmt: skip
+@pytest.mark.parametrize(
+    "ex, ref",
+    [(lab08.weight_pruning, lab08.reference_pruning), (lab08.weight_quantization, lab08.reference_quantization)],
+)
 def test_reference_passes(ex, ref, capsys):
     ok, line = run(ex, ref, capsys)
     assert ok and line == ex.pass_line

@@ -28,8 +28,16 @@ def _mlp(seed=0, dropout=0.0):
 
 def _convnet(seed=0):
     rng = np.random.default_rng(seed)
-    layers = [nn.Reshape((1, 8, 8)), nn.Conv2d(1, 3, 3, padding=1, rng=rng), nn.ReLU(), nn.MaxPool2d(2),
-              nn.Conv2d(3, 4, 3, stride=1, rng=rng), nn.ReLU(), nn.Flatten(), nn.Dense(16, 6, rng=rng)]  # fmt: skip
+    layers = [
+        nn.Reshape((1, 8, 8)),
+        nn.Conv2d(1, 3, 3, padding=1, rng=rng),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(3, 4, 3, stride=1, rng=rng),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Dense(16, 6, rng=rng),
+    ]
     return nn.Sequential(layers, input_shape=(64,))
 
 

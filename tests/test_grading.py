@@ -41,11 +41,26 @@ GRADED_LABS = graded_labs()
 @pytest.mark.parametrize(
     "value",
     [
-        None, True, 3, -2**70, 1.5, float("nan"), float("-inf"), "text", b"\x00\xff", 2 + 3j,
-        np.arange(6, dtype=np.int8).reshape(2, 3), np.array([True, False]), np.float32(0.25), np.int64(7),
-        np.zeros((0, 4), np.float16), (1, [2.0, {"k": np.uint8(3)}]), {1: "a", (2, 3): None}, {1, 2},
+        None,
+        True,
+        3,
+        -(2**70),
+        1.5,
+        float("nan"),
+        float("-inf"),
+        "text",
+        b"\x00\xff",
+        2 + 3j,
+        np.arange(6, dtype=np.int8).reshape(2, 3),
+        np.array([True, False]),
+        np.float32(0.25),
+        np.int64(7),
+        np.zeros((0, 4), np.float16),
+        (1, [2.0, {"k": np.uint8(3)}]),
+        {1: "a", (2, 3): None},
+        {1, 2},
     ],
-)  # fmt: skip
+)
 def test_encode_decode_round_trip(value):
     back = decode(json.loads(json.dumps(encode(value))))
     assert type(back) is type(value)
@@ -317,15 +332,28 @@ def test_release_executes_the_instructor_notebook(tmp_path):
 def _spec(seed=7):
     asg = nbmod.load_assignment(LAB00)
     checks = [
-        {"grade_id": c.check_id, "answer_id": c.answer_id, "points": c.points, "code_index": c.code_index,
-         "exercise": c.exercise_path} for c in asg.checks
-    ]  # fmt: skip
+        {
+            "grade_id": c.check_id,
+            "answer_id": c.answer_id,
+            "points": c.points,
+            "code_index": c.code_index,
+            "exercise": c.exercise_path,
+        }
+        for c in asg.checks
+    ]
     return asg, {"seed": seed, "checks": checks, "cell_timeout": 9, "timeout": 99, "missing": []}
 
 
 def _run(cells, records, timed_out=False):
-    return {"cells": cells, "records": records, "timed_out": timed_out, "seconds": 1.0, "leftover_processes": 0,
-            "log_tail": "", "records_truncated": False}  # fmt: skip
+    return {
+        "cells": cells,
+        "records": records,
+        "timed_out": timed_out,
+        "seconds": 1.0,
+        "leftover_processes": 0,
+        "log_tail": "",
+        "records_truncated": False,
+    }
 
 
 def test_score_needs_both_the_pass_line_and_matching_outputs():
@@ -341,8 +369,12 @@ def test_score_needs_both_the_pass_line_and_matching_outputs():
     assert r.exercises[0].points == 0 and "never run" in r.exercises[0].hint
     r = score({**spec, "seed": 8}, _run([passed], [good]))  # outputs for other cases than the grader's
     assert r.exercises[0].points == 0 and "grader's own cases" in r.exercises[0].hint
-    failed = {"cell": ci["count_parameters"], "outcome": "failed", "message": "Cell outputs differ",
-              "output": "FAIL: a hint\n"}  # fmt: skip
+    failed = {
+        "cell": ci["count_parameters"],
+        "outcome": "failed",
+        "message": "Cell outputs differ",
+        "output": "FAIL: a hint\n",
+    }
     r = score(spec, _run([failed], [good]))
     assert r.exercises[0].points == 0 and r.exercises[0].hint == "FAIL: a hint"
     r = score(spec, _run([], [], timed_out=True))
@@ -368,8 +400,12 @@ def test_grade_options_validate():
 def test_cli_reports_bad_arguments(tmp_path, capsys):
     from labkit.__main__ import main
 
-    assert main(["grade", "--assignment", str(LAB00), "--submissions", str(tmp_path / "none"),
-                 "--out", str(tmp_path / "o")]) == 2  # fmt: skip
+    assert (
+        main(
+            ["grade", "--assignment", str(LAB00), "--submissions", str(tmp_path / "none"), "--out", str(tmp_path / "o")]
+        )
+        == 2
+    )
     assert "folder of .ipynb" in capsys.readouterr().err
 
 

@@ -164,17 +164,36 @@ def _sandbox_env(spec: dict) -> dict:
 
 def _pytest_args(notebook, ini, rootdir, results, spec) -> list:
     return [
-        sys.executable, "-m", "pytest", str(notebook), "-c", str(ini), "--rootdir", str(rootdir),
-        "-p", "nbval.plugin", "-p", "labkit.grading._nbval_results", "-p", "no:cacheprovider",
-        "--nbval-lax", "--nbval-current-env", f"--nbval-cell-timeout={spec['cell_timeout']}",
-        f"--nbval-kernel-startup-timeout={spec['startup_timeout']}", f"--labkit-results={results}", "-q",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "pytest",
+        str(notebook),
+        "-c",
+        str(ini),
+        "--rootdir",
+        str(rootdir),
+        "-p",
+        "nbval.plugin",
+        "-p",
+        "labkit.grading._nbval_results",
+        "-p",
+        "no:cacheprovider",
+        "--nbval-lax",
+        "--nbval-current-env",
+        f"--nbval-cell-timeout={spec['cell_timeout']}",
+        f"--nbval-kernel-startup-timeout={spec['startup_timeout']}",
+        f"--labkit-results={results}",
+        "-q",
+    ]
 
 
 def _matplotlib_font_lists() -> list:
     """The grader's matplotlib font cache files (read-only in the sandbox), without importing matplotlib."""
-    folders = [os.environ.get("MPLCONFIGDIR"), os.path.join(os.environ.get("XDG_CACHE_HOME", ""), "matplotlib"),
-               os.path.expanduser("~/.cache/matplotlib")]  # fmt: skip
+    folders = [
+        os.environ.get("MPLCONFIGDIR"),
+        os.path.join(os.environ.get("XDG_CACHE_HOME", ""), "matplotlib"),
+        os.path.expanduser("~/.cache/matplotlib"),
+    ]
     for folder in folders:
         if folder and os.path.isdir(folder):
             found = sorted(Path(folder).glob("fontlist-v*.json"))

@@ -274,8 +274,13 @@ def write_course(grade_dirs, out, weights_path=None, fmt: str = "plain") -> list
 def add_parser(sub):
     """Register the ``gradebook`` subcommand on an argparse subparsers object."""
     p = sub.add_parser("gradebook", help="merge the labs' gradebooks into one course table (plain, Canvas, Moodle)")
-    p.add_argument("grade_dirs", nargs="+", type=Path, metavar="GRADES_DIR",
-                   help="a lab's grading folder (holding gradebook.csv) or the gradebook.csv itself")  # fmt: skip
+    p.add_argument(
+        "grade_dirs",
+        nargs="+",
+        type=Path,
+        metavar="GRADES_DIR",
+        help="a lab's grading folder (holding gradebook.csv) or the gradebook.csv itself",
+    )
     p.add_argument("--out", type=Path, required=True, help="the course CSV to write")
     p.add_argument("--weights", type=Path, default=None, help="TOML or JSON file: lab name -> weight (default 1)")
     p.add_argument("--format", choices=FORMATS, default="plain", help="plain (default), canvas or moodle")

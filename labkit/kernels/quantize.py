@@ -179,8 +179,9 @@ def _quantize(x, scale, zero_point, bits, signed, axis, narrow_range=False):
     return out
 
 
-def quantize_per_tensor(x: np.ndarray, scale: float, zero_point: int, bits: int = 8, signed: bool = True,
-                        narrow_range: bool = False):  # fmt: skip
+def quantize_per_tensor(
+    x: np.ndarray, scale: float, zero_point: int, bits: int = 8, signed: bool = True, narrow_range: bool = False
+):
     """Quantize float32 x (any shape, C-contiguous) with one scale and zero point.
 
     Returns int8 (signed) or uint8 (unsigned) of x's shape, bit-exact with :func:`quantize_reference`.
@@ -194,8 +195,9 @@ def quantize_per_tensor(x: np.ndarray, scale: float, zero_point: int, bits: int 
     return _quantize(x, scale, zero_point, bits, signed, None, narrow_range)
 
 
-def quantize_per_channel(x, scales, zero_points, axis: int = 0, bits: int = 8, signed: bool = True,
-                         narrow_range: bool = False):  # fmt: skip
+def quantize_per_channel(
+    x, scales, zero_points, axis: int = 0, bits: int = 8, signed: bool = True, narrow_range: bool = False
+):
     """Quantize float32 x with one scale and zero point per index along ``axis`` (arrays of x.shape[axis]);
     ``narrow_range`` as in :func:`quantize_per_tensor`."""
     return _quantize(x, scales, zero_points, bits, signed, axis, narrow_range)

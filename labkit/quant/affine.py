@@ -78,8 +78,10 @@ class QParams(tuple):
         return int_range(self.bits, self.signed, self.narrow_range)
 
     def __repr__(self):
-        return (f"QParams(scale={show(self[0])}, zero_point={show(self[1])}, bits={self.bits}, signed={self.signed}, "
-                f"narrow_range={self.narrow_range})")  # fmt: skip
+        return (
+            f"QParams(scale={show(self[0])}, zero_point={show(self[1])}, bits={self.bits}, signed={self.signed}, "
+            f"narrow_range={self.narrow_range})"
+        )
 
     def __reduce__(self):
         return (QParams, (self[0], self[1], self.bits, self.signed, self.narrow_range, self.symmetric))
@@ -139,9 +141,19 @@ def _round_trip_mse(flat, scale, zp, bits, signed, narrow_range=False):
     return ((s * (q - zp[:, None]) - flat) ** 2).mean(axis=1)
 
 
-def qparams(x, bits: int = 8, symmetric: bool = False, axis=None, method: str = "minmax",
-            signed: bool | None = None, percentile: float = 99.99, grid: int = 100,
-            narrow_range: bool | None = None, *, per_channel_axis=None):  # fmt: skip
+def qparams(
+    x,
+    bits: int = 8,
+    symmetric: bool = False,
+    axis=None,
+    method: str = "minmax",
+    signed: bool | None = None,
+    percentile: float = 99.99,
+    grid: int = 100,
+    narrow_range: bool | None = None,
+    *,
+    per_channel_axis=None,
+):
     """Scale and zero point that map the range of ``x`` onto ``bits``-bit integers.
 
     Parameters
@@ -245,8 +257,15 @@ def _check_qp(scale, zero_point, qrange, shape, axis, what="quantize"):
     )
 
 
-def quantize(x, scale, zero_point=None, bits: int | None = None, signed: bool | None = None, axis=None,
-             narrow_range: bool | None = None) -> np.ndarray:  # fmt: skip
+def quantize(
+    x,
+    scale,
+    zero_point=None,
+    bits: int | None = None,
+    signed: bool | None = None,
+    axis=None,
+    narrow_range: bool | None = None,
+) -> np.ndarray:
     """``clamp(round_half_even(x / scale) + zero_point, qmin, qmax)`` as an integer array.
 
     Parameters
@@ -307,8 +326,15 @@ def dequantize(q, scale, zero_point, axis=None) -> np.ndarray:
     return (s * (q.astype(np.int64) - z)).astype(np.float32)
 
 
-def fake_quantize(x, scale, zero_point=None, bits: int | None = None, signed: bool | None = None, axis=None,
-                  narrow_range: bool | None = None) -> np.ndarray:  # fmt: skip
+def fake_quantize(
+    x,
+    scale,
+    zero_point=None,
+    bits: int | None = None,
+    signed: bool | None = None,
+    axis=None,
+    narrow_range: bool | None = None,
+) -> np.ndarray:
     """``dequantize(quantize(x))``: the float32 values a quantized tensor really represents.
 
     Same parameters as :func:`quantize` (a :class:`QParams` may stand for scale and zero point).
@@ -319,8 +345,16 @@ def fake_quantize(x, scale, zero_point=None, bits: int | None = None, signed: bo
     return dequantize(quantize(x, scale, zero_point, bits, signed, axis, narrow_range), scale, zero_point, axis)
 
 
-def quantization_error(x, bits: int = 8, symmetric: bool = False, axis=None, method: str = "minmax",
-                       signed: bool | None = None, *, per_channel_axis=None) -> float:  # fmt: skip
+def quantization_error(
+    x,
+    bits: int = 8,
+    symmetric: bool = False,
+    axis=None,
+    method: str = "minmax",
+    signed: bool | None = None,
+    *,
+    per_channel_axis=None,
+) -> float:
     """Mean squared error of the quantize-dequantize round trip of ``x`` with calibrated parameters
     (symmetric: narrow range, as :func:`qparams` chooses); ``axis`` as in :func:`qparams`."""
     axis = renamed("quantization_error", "per_channel_axis", per_channel_axis, "axis", axis)

@@ -41,8 +41,15 @@ __all__ = [
 ]
 
 
-def ste_mask(x, scale, zero_point=None, bits: int | None = None, signed: bool | None = None, axis=None,
-             narrow_range: bool | None = None) -> np.ndarray:  # fmt: skip
+def ste_mask(
+    x,
+    scale,
+    zero_point=None,
+    bits: int | None = None,
+    signed: bool | None = None,
+    axis=None,
+    narrow_range: bool | None = None,
+) -> np.ndarray:
     """Boolean mask, shape of ``x``: True where the STE passes the gradient (inside the clipping range).
 
     The range is :func:`~labkit.quant.int_range` ``(bits, signed, narrow_range)``, the same that
@@ -68,8 +75,16 @@ def _params_view(x, scale, zero_point, axis):
     return scale.reshape(shape), zp.reshape(shape)
 
 
-def fake_quantize_backward(grad_out, x, scale, zero_point=None, bits: int | None = None, signed: bool | None = None,
-                           axis=None, narrow_range: bool | None = None):  # fmt: skip
+def fake_quantize_backward(
+    grad_out,
+    x,
+    scale,
+    zero_point=None,
+    bits: int | None = None,
+    signed: bool | None = None,
+    axis=None,
+    narrow_range: bool | None = None,
+):
     """STE gradient of ``fake_quantize`` with respect to ``x``: ``grad_out`` where inside the range, 0 elsewhere.
 
     Parameters
@@ -100,8 +115,9 @@ class MinMaxObserver:
         self.lo, self.hi = min(self.lo, float(x.min())), max(self.hi, float(x.max()))
         self.seen = True
 
-    def qparams(self, bits: int = 8, symmetric: bool = False, signed: bool | None = None,
-                narrow_range: bool | None = None):  # fmt: skip
+    def qparams(
+        self, bits: int = 8, symmetric: bool = False, signed: bool | None = None, narrow_range: bool | None = None
+    ):
         """:class:`~labkit.quant.QParams` (unpacks as ``scale, zero_point``) for the observed range;
         ``narrow_range`` defaults to ``symmetric``, as in :func:`~labkit.quant.qparams`."""
         if not self.seen:

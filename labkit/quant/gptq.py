@@ -252,8 +252,16 @@ def obq_quantize_row(w, H, bits: int, scale: float, zero_point: int, symmetric: 
     return w, np.asarray(order, dtype=np.int64)
 
 
-def gptq_quantize(W, X, bits: int, group_size=None, symmetric: bool = False, damp: float = 0.01,
-                  block: int = 128, act_order: bool = False) -> GPTQResult:  # fmt: skip
+def gptq_quantize(
+    W,
+    X,
+    bits: int,
+    group_size=None,
+    symmetric: bool = False,
+    damp: float = 0.01,
+    block: int = 128,
+    act_order: bool = False,
+) -> GPTQResult:
     """GPTQ (Frantar et al. 2023, Algorithm 1): quantize the columns of ``W`` in order, each time
     spreading the rounding error over the columns not yet quantized through the inverse Hessian.
 

@@ -26,6 +26,7 @@ import nbformat
 import pytest
 from conftest import read_gradebook
 
+from labkit.grading import cells
 from labkit.grading import notebook as nbmod
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +50,7 @@ def _tiny_assignment(dest: Path) -> Path:
     lab = nbformat.read(LAB00, as_version=4)
     keep = []
     for i, cell in enumerate(lab.cells):
-        gid = nbmod._nbgrader(cell).get("grade_id", "")
+        gid = cells.nbgrader(cell).get("grade_id", "")
         if gid in ("count_parameters", "check_count_parameters", "accuracy", "check_accuracy"):
             keep.append(i)
     assert len(keep) == 4, keep
@@ -73,7 +74,7 @@ def _submissions(assignment: Path, dest: Path, n: int) -> dict[str, int]:
         count, acc, points = VARIANTS[variant]
         nb = copy.deepcopy(student)
         for cell in nb.cells:
-            gid = nbmod._nbgrader(cell).get("grade_id")
+            gid = cells.nbgrader(cell).get("grade_id")
             if gid == "count_parameters" and count:
                 cell.source = count
             elif gid == "accuracy" and acc:

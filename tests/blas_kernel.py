@@ -59,8 +59,9 @@ def describe() -> str:
     for lib in sorted(blas_libraries(), key=lambda lib: lib.get("filepath", "")):
         where = Path(lib.get("filepath", "?")).parent.name  # numpy.libs, scipy.libs, or a system folder
         arch = lib.get("architecture") or "?"
-        libs.append(f"{lib['internal_api']} {lib.get('version') or '?'} kernel {arch}, "
-                    f"{lib['num_threads']} threads ({where})")  # fmt: skip
+        libs.append(
+            f"{lib['internal_api']} {lib.get('version') or '?'} kernel {arch}, {lib['num_threads']} threads ({where})"
+        )
     try:
         import numba
 
@@ -69,8 +70,10 @@ def describe() -> str:
         cpu = "numba not installed"
     dispatch, features = _numpy_dispatch()
     simd = [name for name in dispatch if features.get(name)]
-    return (f"{'; '.join(libs) or 'no BLAS found by threadpoolctl'}; numba CPU {cpu}; "
-            f"numpy SIMD {' '.join(simd) or 'baseline only'} ({platform.machine()})")  # fmt: skip
+    return (
+        f"{'; '.join(libs) or 'no BLAS found by threadpoolctl'}; numba CPU {cpu}; "
+        f"numpy SIMD {' '.join(simd) or 'baseline only'} ({platform.machine()})"
+    )
 
 
 def override_problems(env=None) -> list[str]:
@@ -82,24 +85,31 @@ def override_problems(env=None) -> list[str]:
     if env.get("OPENBLAS_CORETYPE"):
         want = env["OPENBLAS_CORETYPE"]
         if not openblas:
-            problems.append(f"OPENBLAS_CORETYPE={want} is set, but numpy and scipy use no OpenBLAS "
-                            f"({', '.join(lib['internal_api'] for lib in libs) or 'no BLAS found'})")  # fmt: skip
+            problems.append(
+                f"OPENBLAS_CORETYPE={want} is set, but numpy and scipy use no OpenBLAS "
+                f"({', '.join(lib['internal_api'] for lib in libs) or 'no BLAS found'})"
+            )
         for lib in openblas:
             if str(lib.get("architecture", "")).lower() != want.lower():
-                problems.append(f"OPENBLAS_CORETYPE={want} did not take: {lib['filepath']} runs the "
-                                f"{lib.get('architecture')} kernel")  # fmt: skip
+                problems.append(
+                    f"OPENBLAS_CORETYPE={want} did not take: {lib['filepath']} runs the "
+                    f"{lib.get('architecture')} kernel"
+                )
     if env.get("OPENBLAS_NUM_THREADS"):
         want = int(env["OPENBLAS_NUM_THREADS"])
         for lib in openblas:
             if lib["num_threads"] != want:
-                problems.append(f"OPENBLAS_NUM_THREADS={want} did not take: {lib['filepath']} runs "
-                                f"{lib['num_threads']} threads")  # fmt: skip
+                problems.append(
+                    f"OPENBLAS_NUM_THREADS={want} did not take: {lib['filepath']} runs {lib['num_threads']} threads"
+                )
     if env.get("NUMBA_CPU_NAME"):
         import numba
 
         if numba.config.CPU_NAME != env["NUMBA_CPU_NAME"]:
-            problems.append(f"NUMBA_CPU_NAME={env['NUMBA_CPU_NAME']} did not take: numba targets "
-                            f"{numba.config.CPU_NAME or 'the host CPU'}")  # fmt: skip
+            problems.append(
+                f"NUMBA_CPU_NAME={env['NUMBA_CPU_NAME']} did not take: numba targets "
+                f"{numba.config.CPU_NAME or 'the host CPU'}"
+            )
     if env.get("NPY_DISABLE_CPU_FEATURES"):
         dispatch, features = _numpy_dispatch()
         still = [name for name in env["NPY_DISABLE_CPU_FEATURES"].split() if name in dispatch and features.get(name)]
@@ -154,9 +164,11 @@ def main(argv: list[str]) -> int:
         return 1
     coretype = settings.get("OPENBLAS_CORETYPE", "").lower()
     if coretype and f"kernel {coretype}," in own.stdout.lower():
-        print(f"WARNING: this machine picks the {settings['OPENBLAS_CORETYPE']} kernel by itself: the pass differs "
-              "from make test only in threads, numba's CPU and numpy's SIMD paths (LABKIT_PORTABLE_CORETYPE=Haswell "
-              "chooses another kernel)")  # fmt: skip
+        print(
+            f"WARNING: this machine picks the {settings['OPENBLAS_CORETYPE']} kernel by itself: the pass differs "
+            "from make test only in threads, numba's CPU and numpy's SIMD paths (LABKIT_PORTABLE_CORETYPE=Haswell "
+            "chooses another kernel)"
+        )
     if not command:
         return 0
     sys.stdout.flush()

@@ -27,7 +27,7 @@ import pytest
 # finishes a long file (the committed batch mostly waits on timeouts, so it overlaps well).
 LONG_FILES_FIRST = (
     "tests/test_grading_batch.py",  # 378
-    "tests/test_nbgrader.py",  # 257 (two labs; one since)
+    "tests/test_nbgrader.py",  # the nbgrader round trip of one lab
     "tests/browser/test_every_lab.py",  # 271
     "tests/test_grading_dask.py",  # 217
     "tests/test_grading_labs.py",  # 194
@@ -68,8 +68,20 @@ def grade_cli(assignment, subs, out, *extra, timeout=1800) -> str:
     Without a sandbox here (and outside CI) it grades with ``--no-sandbox`` (:func:`grading_sandbox_args`).
     """
     root = Path(__file__).resolve().parent.parent
-    cmd = [sys.executable, "-m", "labkit", "grade", "--assignment", str(assignment), "--submissions", str(subs),
-           "--out", str(out), *extra, *grading_sandbox_args()]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "labkit",
+        "grade",
+        "--assignment",
+        str(assignment),
+        "--submissions",
+        str(subs),
+        "--out",
+        str(out),
+        *extra,
+        *grading_sandbox_args(),
+    ]
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
@@ -144,8 +156,9 @@ def grading_sandbox_args() -> list:
         return []
     if os.environ.get("LABKIT_REQUIRE_SANDBOX"):
         pytest.fail(f"no grader sandbox here: {why} (and LABKIT_REQUIRE_SANDBOX is set, so it may not be skipped)")
-    warnings.warn(GradedWithoutSandbox(f"graded with --no-sandbox (install the package 'bubblewrap'): {why}"),
-                  stacklevel=2)  # fmt: skip
+    warnings.warn(
+        GradedWithoutSandbox(f"graded with --no-sandbox (install the package 'bubblewrap'): {why}"), stacklevel=2
+    )
     return ["--no-sandbox"]
 
 
@@ -162,8 +175,14 @@ def clean_status() -> str:
 def pytest_report_header(config):
     """The optional pieces this run found, at the top of the output: what is graded how, which BLAS runs."""
     why = sandbox_problem()
-    lines = ["labkit grader sandbox: " + ("bubblewrap works" if not why else
-             f"NONE: grading tests grade with --no-sandbox, sandbox tests skip ({why})")]  # fmt: skip
+    lines = [
+        "labkit grader sandbox: "
+        + (
+            "bubblewrap works"
+            if not why
+            else f"NONE: grading tests grade with --no-sandbox, sandbox tests skip ({why})"
+        )
+    ]
     try:
         from blas_kernel import describe  # tests/blas_kernel.py
 

@@ -118,21 +118,27 @@ def test_linux_commands_install_and_run_in_a_fresh_venv(tmp_path):
     venv = tmp_path / "venv"
     shared = [p for p in site.getsitepackages() if os.path.isdir(p)]
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "JUPYTER_CONFIG_PATH")}
-    env.update(PYTHONNOUSERSITE="1", PIP_DISABLE_PIP_VERSION_CHECK="1", JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"),
-               JUPYTER_DATA_DIR=str(tmp_path / "data"))  # fmt: skip
+    env.update(
+        PYTHONNOUSERSITE="1",
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"),
+        JUPYTER_DATA_DIR=str(tmp_path / "data"),
+    )
     # the README's lines, .venv being a temporary folder; python3 is the interpreter running this test
-    script = "\n".join([
-        "set -euo pipefail",
-        _localize(venv_line, venv),
-        # the test's one addition: this environment's packages, so that nothing is downloaded (see above)
-        f"{venv}/bin/python -c \"import sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()['purelib'], "
-        f"'labkit_test_shared_env.pth').write_text({chr(10).join(shared)!r})\"",
-        _localize(activate, venv),
-        install,
-        config,
-        'python -c "import json, os, sys, labkit; print(json.dumps([sys.prefix, labkit.__file__, '
-        "os.environ['JUPYTER_CONFIG_PATH']]))\"",
-    ])  # fmt: skip
+    script = "\n".join(
+        [
+            "set -euo pipefail",
+            _localize(venv_line, venv),
+            # the test's one addition: this environment's packages, so that nothing is downloaded (see above)
+            f"{venv}/bin/python -c \"import sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()['purelib'], "
+            f"'labkit_test_shared_env.pth').write_text({chr(10).join(shared)!r})\"",
+            _localize(activate, venv),
+            install,
+            config,
+            'python -c "import json, os, sys, labkit; print(json.dumps([sys.prefix, labkit.__file__, '
+            "os.environ['JUPYTER_CONFIG_PATH']]))\"",
+        ]
+    )
     r = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     prefix, kit, config_path = json.loads(r.stdout.strip().splitlines()[-1])
@@ -141,20 +147,39 @@ def test_linux_commands_install_and_run_in_a_fresh_venv(tmp_path):
     assert Path(config_path) == ROOT / "etc" / "jupyter"
     assert "Successfully installed" in r.stdout and "labkit" in r.stdout.split("Successfully installed")[-1]
     py = venv / "bin" / "python"
-    run_env = {**env, "VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}{os.pathsep}{env['PATH']}",
-               "JUPYTER_CONFIG_PATH": config_path}  # fmt: skip
+    run_env = {
+        **env,
+        "VIRTUAL_ENV": str(venv),
+        "PATH": f"{venv / 'bin'}{os.pathsep}{env['PATH']}",
+        "JUPYTER_CONFIG_PATH": config_path,
+    }
 
     # jupyter lab notebooks/ : the labs are served with the kit's settings
     port, token = _free_port(), secrets.token_hex(16)
     argv = shlex.split(lab)
     assert argv[:2] == ["jupyter", "lab"]
-    cmd = [str(py), "-m", "jupyterlab", *argv[2:], "--no-browser", f"--ServerApp.port={port}",
-           "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}"]  # fmt: skip
+    cmd = [
+        str(py),
+        "-m",
+        "jupyterlab",
+        *argv[2:],
+        "--no-browser",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+    ]
     if os.geteuid() == 0:
         cmd.append("--allow-root")
     log = open(tmp_path / "jupyterlab.log", "w+")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(cmd, cwd=ROOT, env=run_env, stdout=log, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    server = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=run_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline, contents = time.monotonic() + 180, None
         while contents is None and time.monotonic() < deadline and server.poll() is None:
@@ -180,8 +205,14 @@ def test_linux_commands_install_and_run_in_a_fresh_venv(tmp_path):
 
     # the README's test line collects every test and every lab's cells
     argv = shlex.split(tests)
-    r = subprocess.run([str(py), *argv[1:], "--collect-only", "-q", "-p", "no:cacheprovider"], cwd=ROOT,
-                       env=run_env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    r = subprocess.run(
+        [str(py), *argv[1:], "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     collected = r.stdout.splitlines()
     for lab_path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):

@@ -333,7 +333,7 @@ def csr_forward(csrs, biases, x):
 def int8_forward(engine, x):
     """The integer engine's layers with the fused int8 GEMM + requantization kernel (numba)."""
     q = engine.quantize_input(x)
-    for _kind, op in engine.ops:
+    for op in engine.layers:
         q = kernels.gemm_int8_requant(q, op.q_W, op.q_b, op.M0, op.shift, op.z_y, op.z_x, signed=False,
                                       relu=op.relu)
     return q

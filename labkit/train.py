@@ -80,6 +80,21 @@ class _Optimizer:
                     g = g + self.weight_decay * param
                 self._update(f"{layer.name}.{name}", param, g)
 
+    def update(self, key: str, param: np.ndarray, grad) -> None:
+        """Apply this optimizer's rule, in place, to a parameter that belongs to no layer.
+
+        For parameters a callback trains alongside the model (e.g. a learned quantizer step size),
+        with the current learning rate and step count and no weight decay. Call it after
+        :meth:`step` (in a callback's ``on_step_end``). ``key`` names the parameter's optimizer
+        state (momentum, Adam's moments); it must not be a layer's ``"layer.param"`` name.
+        """
+        if self.t < 1:
+            raise RuntimeError("update() follows step(): call it from on_step_end, after the first optimizer step")
+        grad = np.asarray(grad)
+        if grad.shape != param.shape:
+            raise ValueError(f"grad has shape {grad.shape}, the parameter {param.shape}: they must match")
+        self._update(key, param, grad.astype(param.dtype, copy=False))
+
     def _update(self, key, param, grad):  # pragma: no cover
         raise NotImplementedError
 

@@ -111,3 +111,24 @@ def test_bad_input(digits):
         train.cross_entropy(np.zeros((2, 3)), np.array([0, 3]))
     with pytest.raises(ValueError, match="empty"):
         train.evaluate(m, digits.X_train[:0], digits.y_train[:0])
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd"])
+def test_optimizer_updates_a_parameter_outside_the_model(name, rng):
+    """update(key, param, grad) applies the same rule as step() does to a layer's parameter."""
+    model = models.mlp([4, 3], seed=0)
+    twin = models.mlp([4, 3], seed=0)
+    opt, opt_twin = train.make_optimizer(name, 0.01), train.make_optimizer(name, 0.01)
+    extra = model["fc1"].W.copy()
+    with pytest.raises(RuntimeError, match="after the first optimizer step"):
+        opt.update("extra", extra, np.ones_like(extra))
+    for _ in range(3):
+        g = rng.standard_normal(extra.shape).astype(np.float32)
+        model["fc1"].dW, model["fc1"].db = g * 0, np.zeros(3, np.float32)
+        twin["fc1"].dW, twin["fc1"].db = g, np.zeros(3, np.float32)
+        opt.step(model)
+        opt_twin.step(twin)
+        opt.update("extra", extra, g)
+    np.testing.assert_array_equal(extra, twin["fc1"].W)
+    with pytest.raises(ValueError, match="must match"):
+        opt.update("extra", extra, np.ones(3))

@@ -3,10 +3,10 @@ QAT, an integer-only inference engine, k-means weight sharing, and calibrated on
 (group-wise int4, GPTQ, AWQ).
 
 One idea per file: ``affine`` (qparams, quantize, dequantize, calibration), ``fakequant`` (STE,
-observers, QAT callback, FakeQuant layer), ``integer`` (fixed-point requantization, quantize_model,
-the integer engine), ``kmeans`` (weight sharing with codebook fine-tuning), ``groupwise``
-(per-group scales, int4 packing), ``gptq`` (the OBS step, OBQ, GPTQ), ``awq`` (activation-aware
-scales and their folding). Every public name is importable from ``labkit.quant``.
+observers, QAT callback, FakeQuant layer), ``lsq`` (learned step sizes for QAT), ``integer``
+(fixed-point requantization, quantize_model, the integer engine), ``kmeans`` (weight sharing with
+codebook fine-tuning), ``groupwise`` (per-group scales, int4 packing), ``gptq`` (the OBS step, OBQ,
+GPTQ), ``awq`` (activation-aware scales and their folding). Every public name is importable from ``labkit.quant``.
 """
 
 from ..qarith import (  # the fixed-point arithmetic of the integer engine, at the ground floor
@@ -41,6 +41,7 @@ from .integer import (
     simulate_float64,
 )
 from .kmeans import CodebookFinetune, codebook_gradient, kmeans_assign, kmeans_quantize, kmeans_quantize_model
+from .lsq import lsq_backward, lsq_fake_quantize, lsq_grad_scale, lsq_init_step
 
 __all__ = [
     "METHODS",
@@ -58,6 +59,10 @@ __all__ = [
     "QATCallback",
     "FakeQuant",
     "fake_quantize_weights",
+    "lsq_init_step",
+    "lsq_fake_quantize",
+    "lsq_backward",
+    "lsq_grad_scale",
     "quantize_multiplier",
     "rounding_right_shift",
     "ROUNDINGS",

@@ -132,3 +132,26 @@ def test_optimizer_updates_a_parameter_outside_the_model(name, rng):
     np.testing.assert_array_equal(extra, twin["fc1"].W)
     with pytest.raises(ValueError, match="must match"):
         opt.update("extra", extra, np.ones(3))
+
+
+def test_early_stopping_restores_the_best_epoch_and_stops(digits):
+    X_val, y_val = digits.X_test, digits.y_test
+    model = models.mlp([64, 32, 10], seed=0)
+    es = train.EarlyStopping(X_val, y_val)
+    history = train.fit(
+        model, digits, epochs=6, lr=3e-2, seed=0, callbacks=[es], progress=False, eval_data=(X_val, y_val)
+    )
+    assert es.scores == history["eval_acc"]  # scored after every epoch, on the held-out split
+    assert es.best_epoch == int(np.argmax(es.scores))  # the first of equal maxima
+    assert train.evaluate(model, X_val, y_val) == max(es.scores)  # the best epoch's weights are back
+    # with patience 1, training stops after the first epoch that does not beat the best
+    twin = models.mlp([64, 32, 10], seed=0)
+    stopper = train.EarlyStopping(X_val, y_val, patience=1)
+    h = train.fit(twin, digits, epochs=6, lr=3e-2, seed=0, callbacks=[stopper], progress=False)
+    first_miss = next(i for i in range(1, 6) if es.scores[i] <= max(es.scores[:i]))
+    assert len(h["loss"]) == len(stopper.scores) == first_miss + 1
+    assert stopper.scores == es.scores[: first_miss + 1]
+    with pytest.raises(ValueError, match="patience"):
+        train.EarlyStopping(X_val, y_val, patience=0)
+    with pytest.raises(ValueError, match="same length"):
+        train.EarlyStopping(X_val, y_val[:-1])

@@ -214,12 +214,38 @@ def test_seed_image_bootstrap_basics():
         (np.ones((3, 5), bool), np.ones((3, 4), bool), ValueError, "same seeds and images"),
         (np.ones((1, 5), bool), np.ones((1, 5), bool), ValueError, "at least 2 seeds"),
         (np.ones(5, bool), np.ones(5, bool), ValueError, "2-D"),
-        (np.ones((3, 5)), np.ones((3, 5)), TypeError, "bool"),
+        (np.full((3, 5), "1"), np.full((3, 5), "1"), TypeError, "bool"),
+        (np.full((3, 5), np.nan), np.ones((3, 5)), ValueError, "NaN"),
     ],
 )
 def test_seed_image_bootstrap_rejects_bad_input(a, b, err, match):
     with pytest.raises(err, match=match):
         seed_image_bootstrap(a, b)
+
+
+def test_seed_image_bootstrap_takes_per_image_scores():
+    rng = np.random.default_rng(3)
+    a, b = simulated_experiment(rng, 3, 600, 0.05, 0.5)
+    # 0/1 floats are the same claim as the bools
+    as_float = seed_image_bootstrap(a.astype(float), b.astype(float), n_boot=1000)
+    assert as_float == seed_image_bootstrap(a, b, n_boot=1000)
+    assert seed_image_pvalue(a.astype(float), b, n_boot=1000) == seed_image_pvalue(a, b, n_boot=1000)
+    # "A ends above the midpoint of P and Q": the difference is acc(A) − (acc(P) + acc(Q)) / 2, and each image
+    # keeps its pairing (one redraw for A, P and Q), so the interval lies between those of A − P and A − Q
+    p_model, q_model = simulated_experiment(rng, 1, 600, 0.0, 0.5)[1], b[:1]
+    p_rep, q_rep = np.repeat(p_model, 3, axis=0), np.repeat(q_model, 3, axis=0)
+    mid = (p_rep.astype(float) + q_rep) / 2
+    diff, lo, hi = seed_image_bootstrap(a, mid, n_boot=2000)
+    assert diff == pytest.approx(a.mean() - (p_model.mean() + q_model.mean()) / 2)
+    d_p, d_q = seed_image_bootstrap(a, p_rep, n_boot=2000)[0], seed_image_bootstrap(a, q_rep, n_boot=2000)[0]
+    assert diff == pytest.approx((d_p + d_q) / 2)
+    assert lo < diff < hi
+    # a continuous per-image measurement: a shift of every score by c shifts the interval by c
+    x = rng.normal(size=(3, 400))
+    y = x + rng.normal(0, 0.3, size=(3, 400))
+    d0, lo0, hi0 = seed_image_bootstrap(x, y, n_boot=500)
+    d1, lo1, hi1 = seed_image_bootstrap(x + 0.25, y, n_boot=500)
+    assert (d1, lo1, hi1) == pytest.approx((d0 + 0.25, lo0 + 0.25, hi0 + 0.25))
 
 
 def test_holm_matches_the_step_down_definition():

@@ -248,6 +248,22 @@ def test_seed_image_bootstrap_takes_per_image_scores():
     assert (d1, lo1, hi1) == pytest.approx((d0 + 0.25, lo0 + 0.25, hi0 + 0.25))
 
 
+def test_seed_image_bootstrap_gives_correctness_the_same_results_as_the_bool_only_version():
+    # Golden values from the implementation that took booleans only (int8 differences, one multinomial
+    # draw): the real-valued path and the chunked image redraw must not move a boolean claim.
+    rng = np.random.default_rng(11)
+    a, b = rng.random((3, 500)) < 0.8, rng.random((3, 500)) < 0.75
+    assert seed_image_bootstrap(a, b, n_boot=2000, seed=4) == pytest.approx(
+        (0.06133333333333335, 0.015510352128522243, 0.10001712056901398), rel=1e-12
+    )
+    assert seed_image_pvalue(a, b, n_boot=2000, seed=4) == pytest.approx(0.022, rel=1e-12)
+    # 8 seeds: 1,927 distinct columns, so the 1,500 replicates are drawn in two chunks
+    a, b = rng.random((8, 3000)) < 0.6, rng.random((8, 3000)) < 0.6
+    assert seed_image_bootstrap(a, b, n_boot=1500, seed=5) == pytest.approx(
+        (0.007291666666666696, -0.0046064643507362744, 0.019657191330862335), rel=1e-12
+    )
+
+
 def test_holm_matches_the_step_down_definition():
     p = np.array([0.01, 0.04, 0.03, 0.5, 0.001])
     m = p.size

@@ -135,6 +135,50 @@ def test_bad_input(digits):
         train.evaluate(m, digits.X_train[:0], digits.y_train[:0])
 
 
+@pytest.mark.parametrize("name", ["adam", "sgd"])
+def test_optimizer_updates_a_parameter_outside_the_model(name, rng):
+    """update(key, param, grad) applies the same rule as step() does to a layer's parameter."""
+    model = models.mlp([4, 3], seed=0)
+    twin = models.mlp([4, 3], seed=0)
+    opt, opt_twin = train.make_optimizer(name, 0.01), train.make_optimizer(name, 0.01)
+    extra = model["fc1"].W.copy()
+    with pytest.raises(RuntimeError, match="after the first optimizer step"):
+        opt.update("extra", extra, np.ones_like(extra))
+    for _ in range(3):
+        g = rng.standard_normal(extra.shape).astype(np.float32)
+        model["fc1"].dW, model["fc1"].db = g * 0, np.zeros(3, np.float32)
+        twin["fc1"].dW, twin["fc1"].db = g, np.zeros(3, np.float32)
+        opt.step(model)
+        opt_twin.step(twin)
+        opt.update("extra", extra, g)
+    np.testing.assert_array_equal(extra, twin["fc1"].W)
+    with pytest.raises(ValueError, match="must match"):
+        opt.update("extra", extra, np.ones(3))
+
+
+def test_early_stopping_restores_the_best_epoch_and_stops(digits):
+    X_val, y_val = digits.X_test, digits.y_test
+    model = models.mlp([64, 32, 10], seed=0)
+    es = train.EarlyStopping(X_val, y_val)
+    history = train.fit(
+        model, digits, epochs=6, lr=3e-2, seed=0, callbacks=[es], progress=False, eval_data=(X_val, y_val)
+    )
+    assert es.scores == history["eval_acc"]  # scored after every epoch, on the held-out split
+    assert es.best_epoch == int(np.argmax(es.scores))  # the first of equal maxima
+    assert train.evaluate(model, X_val, y_val) == max(es.scores)  # the best epoch's weights are back
+    # with patience 1, training stops after the first epoch that does not beat the best
+    twin = models.mlp([64, 32, 10], seed=0)
+    stopper = train.EarlyStopping(X_val, y_val, patience=1)
+    h = train.fit(twin, digits, epochs=6, lr=3e-2, seed=0, callbacks=[stopper], progress=False)
+    first_miss = next(i for i in range(1, 6) if es.scores[i] <= max(es.scores[:i]))
+    assert len(h["loss"]) == len(stopper.scores) == first_miss + 1
+    assert stopper.scores == es.scores[: first_miss + 1]
+    with pytest.raises(ValueError, match="patience"):
+        train.EarlyStopping(X_val, y_val, patience=0)
+    with pytest.raises(ValueError, match="same length"):
+        train.EarlyStopping(X_val, y_val[:-1])
+
+
 # --- language models -------------------------------------------------------------------------------
 
 TINY = {"vocab_size": 6, "context": 8, "n_layer": 1, "n_head": 2, "d_model": 16}

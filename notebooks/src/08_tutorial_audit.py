@@ -341,7 +341,8 @@ print("every entry of the middle column recomputed: yes")
 #
 # Write `weight_pruning(W, sparsity)` that performs **unstructured magnitude pruning** of the whole
 # array: set the $k = \lfloor \text{sparsity}\cdot W.\text{size} \rfloor$ entries with the smallest
-# $|w|$ to 0 and leave every other entry unchanged. Return a new array of W's shape (do not modify W).
+# $|w|$ to 0 and leave every other entry unchanged. Return a new numpy array of W's shape and dtype
+# (do not modify W).
 # Ties among equal magnitudes may be broken any way. Hint: `np.argsort` on `np.abs(W).ravel()`, and
 # write through `out.ravel()` (a view of a contiguous copy).
 
@@ -365,7 +366,8 @@ lab08.weight_pruning(weight_pruning)
 # ## Exercise 2 — fix `weight_quantization` (2 points)
 #
 # Write `weight_quantization(W, w)` that quantizes to $w$ bits over the range of $W$ and returns the
-# **dequantized** float32 array, with 0 exactly representable:
+# **dequantized** values as a float32 numpy array of W's shape, finite everywhere, with 0 exactly
+# representable (the check allows float32 rounding: relative 1e-5):
 #
 # 1. $a = \min(\min W, 0)$, $b = \max(\max W, 0)$ (the range must contain 0); if $b = a$ return zeros;
 # 2. $\Delta = (b-a)/(2^w-1)$ (as `np.float32`), zero point $z = \mathrm{clip}(\mathrm{round}(-a/\Delta), 0, 2^w-1)$;

@@ -355,8 +355,7 @@ ax.axvline(1, color="k", lw=0.8, ls="--")
 ax.set(xlim=(0, 1.2 * max(speed.values())), xlabel="speed relative to labkit's numpy float forward (1 = dashed line)",
        title="batch-1 latency of LeNet-300-100, one thread, one run")
 ax.invert_yaxis()
-ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=c) for c in colour.values()], labels=list(colour),
-          loc="lower right")
+plot.legend(ax, handles=[plt.Rectangle((0, 0), 1, 1, color=c) for c in colour.values()], labels=list(colour))
 plot.show(fig, alt=(
     "Horizontal bars on a linear axis starting at 0, one per runtime and model (float, 90%-pruned and int8 "
     "LeNet-300-100), blue for onnxruntime and orange for labkit, each labelled with its speed relative to labkit's "

@@ -24,7 +24,7 @@ import numpy as np
 
 from .data import Dataset, lm_windows, sample_windows
 from .softmax import log_softmax
-from .validation import check_int, check_real
+from .validation import check_int, check_real, show
 
 __all__ = [
     "cross_entropy",
@@ -80,7 +80,7 @@ class _Optimizer:
 
     def __init__(self, lr: float, weight_decay: float = 0.0):
         if not (lr > 0 and math.isfinite(lr)):
-            raise ValueError(f"learning rate must be a positive number, got {lr!r}")
+            raise ValueError(f"learning rate must be a positive number, got {show(lr)}")
         self.lr = float(lr)
         self.weight_decay = float(weight_decay)
         self.state: dict = {}
@@ -111,7 +111,7 @@ class SGD(_Optimizer):
     def __init__(self, lr=0.05, momentum=0.9, weight_decay=0.0):
         super().__init__(lr, weight_decay)
         if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+            raise ValueError(f"momentum must be in [0, 1), got {show(momentum)}")
         self.momentum = float(momentum)
 
     def _update(self, key, param, grad):

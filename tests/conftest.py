@@ -21,7 +21,7 @@ import pytest
 # finishes a long file (the committed batch mostly waits on timeouts, so it overlaps well).
 LONG_FILES_FIRST = (
     "tests/test_grading_batch.py",  # 378
-    "tests/test_nbgrader.py",  # 257 (two labs; one since)
+    "tests/test_nbgrader.py",  # the nbgrader round trip of one lab
     "tests/browser/test_every_lab.py",  # 271
     "tests/test_grading_dask.py",  # 217
     "tests/test_grading_labs.py",  # 194
@@ -59,8 +59,19 @@ def load_script(path) -> object:
 def grade_cli(assignment, subs, out, *extra, timeout=1800) -> str:
     """Run ``python -m labkit grade`` on a folder of submissions; assert it succeeded; return its output."""
     root = Path(__file__).resolve().parent.parent
-    cmd = [sys.executable, "-m", "labkit", "grade", "--assignment", str(assignment), "--submissions", str(subs),
-           "--out", str(out), *extra]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "labkit",
+        "grade",
+        "--assignment",
+        str(assignment),
+        "--submissions",
+        str(subs),
+        "--out",
+        str(out),
+        *extra,
+    ]
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout

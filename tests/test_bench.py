@@ -123,9 +123,21 @@ def test_dynamic_linear_int8_is_close_to_float():
     assert np.abs(y - exact).max() < 0.05 * np.abs(exact).max()
 
 
-TINY = {"n": 64, "batches": (1, 5), "sparsities": (0.5, 0.9), "spmm_batch": 3, "quant_n": 5000, "topk_n": 300_000,
-        "topk_arrays": 3, "mlp": (20, 30, 10), "repeat": 2, "rounds": 2, "settle": 0.0, "bw_bytes": 2**20,
-        "gemm_n": 64}  # fmt: skip
+TINY = {
+    "n": 64,
+    "batches": (1, 5),
+    "sparsities": (0.5, 0.9),
+    "spmm_batch": 3,
+    "quant_n": 5000,
+    "topk_n": 300_000,
+    "topk_arrays": 3,
+    "mlp": (20, 30, 10),
+    "repeat": 2,
+    "rounds": 2,
+    "settle": 0.0,
+    "bw_bytes": 2**20,
+    "gemm_n": 64,
+}
 
 
 def test_bench_command_runs_and_writes_json(tmp_path, capsys):
@@ -138,8 +150,15 @@ def test_bench_command_runs_and_writes_json(tmp_path, capsys):
     assert "numba.set_num_threads(1)" in data["threads"] and "thread pools:" in printed
     assert data["bandwidth"]["read_gbps"] > 0
     kernels_run = {r["kernel"] for r in data["rows"]}
-    for name in ("int8 GEMV b=1", "int8 GEMM b=5", "CSR SpMV 90%", "CSR SpMV 50% compact", "quantize int8",
-                 "global top-k threshold", "global 90% pruning MLP"):  # fmt: skip
+    for name in (
+        "int8 GEMV b=1",
+        "int8 GEMM b=5",
+        "CSR SpMV 90%",
+        "CSR SpMV 50% compact",
+        "quantize int8",
+        "global top-k threshold",
+        "global 90% pruning MLP",
+    ):
         assert name in kernels_run
     for row in data["rows"]:
         assert row["labkit_ms"] > 0 and row["peers"]
@@ -181,8 +200,18 @@ def test_public_names_of_the_timer_stay_importable_from_labkit_bench():
     import subprocess
     import sys
 
-    for name in ("Timing", "timeit", "timeit_interleaved", "timing_from_samples", "Bandwidth", "bandwidth",
-                 "compute_peak", "roofline", "ridge_point", "thread_limits"):  # fmt: skip
+    for name in (
+        "Timing",
+        "timeit",
+        "timeit_interleaved",
+        "timing_from_samples",
+        "Bandwidth",
+        "bandwidth",
+        "compute_peak",
+        "roofline",
+        "ridge_point",
+        "thread_limits",
+    ):
         assert name in bench.__all__ and callable(getattr(bench, name))
     # the labs' `from labkit import bench` does not load the command's cases and peers
     code = "import sys, labkit.bench; print(sorted(m for m in sys.modules if m.startswith('labkit.bench.')))"

@@ -59,7 +59,7 @@ def _tiny_assignment(dest: Path) -> Path:
     nb.cells += [copy.deepcopy(lab.cells[i]) for i in keep]
     path = dest / "tiny_lab00.ipynb"
     nbformat.write(nb, path)
-    assert [c.grade_id for c in nbmod.load_assignment(path).checks] == ["check_count_parameters", "check_accuracy"]
+    assert [c.check_id for c in nbmod.load_assignment(path).checks] == ["check_count_parameters", "check_accuracy"]
     return path
 
 
@@ -93,8 +93,25 @@ def _env() -> dict:
 
 
 def _grade_cmd(assignment, subs, out, *extra) -> list:
-    return [sys.executable, "-m", "labkit", "grade", "--assignment", str(assignment), "--submissions", str(subs),
-            "--out", str(out), "--seed", SEED, "--cell-timeout", "60", "--timeout", "180", *extra]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "labkit",
+        "grade",
+        "--assignment",
+        str(assignment),
+        "--submissions",
+        str(subs),
+        "--out",
+        str(out),
+        "--seed",
+        SEED,
+        "--cell-timeout",
+        "60",
+        "--timeout",
+        "180",
+        *extra,
+    ]
 
 
 def _run(cmd, timeout=1200) -> subprocess.CompletedProcess:
@@ -126,15 +143,37 @@ class Cluster:
 
     def _start(self, name, args):
         log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "dask"), *args], cwd=self.tmp, env=_env(),
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dask"), *args],
+            cwd=self.tmp,
+            env=_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         self.procs.append((proc, log))
         return proc
 
     def add_worker(self, name: str):
-        self.workers[name] = self._start(name, ["worker", self.address, "--name", name, "--nworkers", "1",
-                                                "--nthreads", "1", "--no-nanny", "--memory-limit", "0",
-                                                "--no-dashboard", "--host", "127.0.0.1"])  # fmt: skip
+        self.workers[name] = self._start(
+            name,
+            [
+                "worker",
+                self.address,
+                "--name",
+                name,
+                "--nworkers",
+                "1",
+                "--nthreads",
+                "1",
+                "--no-nanny",
+                "--memory-limit",
+                "0",
+                "--no-dashboard",
+                "--host",
+                "127.0.0.1",
+            ],
+        )
 
     def connect(self, n_workers: int):
         if self.client is None:
@@ -266,8 +305,9 @@ def test_stopped_dask_run_grades_only_the_missing_submissions(tiny, local_book, 
 def test_unreachable_scheduler_is_a_clear_error(tiny, tmp_path):
     assignment, subs, _ = tiny
     port = _free_port()  # nothing listens there
-    proc = _run(_grade_cmd(assignment, subs, tmp_path / "out", "--executor", "dask", "--scheduler",
-                           f"tcp://127.0.0.1:{port}"))  # fmt: skip
+    proc = _run(
+        _grade_cmd(assignment, subs, tmp_path / "out", "--executor", "dask", "--scheduler", f"tcp://127.0.0.1:{port}")
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in proc.stdout
     assert not (tmp_path / "out" / "gradebook.csv").exists()

@@ -31,5 +31,5 @@ def test_lab_solution_scores_full_and_student_release_scores_zero(lab, tmp_path)
     maximum = nbmod.load_assignment(lab).max_points
     assert float(book["solution"]["total"]) == maximum > 0, book["solution"]
     assert float(book["student"]["total"]) == 0, book["student"]
-    checks = [c.grade_id for c in nbmod.load_assignment(lab).checks]
+    checks = [c.check_id for c in nbmod.load_assignment(lab).checks]
     assert all(float(book["student"][g]) == 0 for g in checks)

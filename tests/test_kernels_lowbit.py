@@ -64,8 +64,13 @@ def test_gemv_int4_matches_groupwise_dequantization(rng):
     W_hat = dequantize_groupwise(q, s, z, 32)
     np.testing.assert_allclose(y, W_hat.astype(np.float64) @ x, rtol=1e-4, atol=1e-4)
     # 1 × 1 and a single group per row
-    y1 = K.gemv_int4(pack_int4(np.array([[7]], np.uint8)), np.array([[0.5]], np.float32),
-                     np.array([[3]], np.uint8), np.array([2.0], np.float32), 1)  # fmt: skip
+    y1 = K.gemv_int4(
+        pack_int4(np.array([[7]], np.uint8)),
+        np.array([[0.5]], np.float32),
+        np.array([[3]], np.uint8),
+        np.array([2.0], np.float32),
+        1,
+    )
     assert y1[0] == 0.5 * (7 - 3) * 2.0
 
 

@@ -62,7 +62,7 @@ def test_ties_at_non_power_of_two_scale_document_the_difference():
 def test_quantize_per_channel_matches_torch(rng):
     torch = require_torch()
     W = (rng.standard_normal((16, 50)) * rng.uniform(0.1, 3, (16, 1))).astype(np.float32)
-    s, z = qparams(W, 8, symmetric=True, per_channel_axis=0)
+    s, z = qparams(W, 8, symmetric=True, axis=0)
     ours = quantize(W, s, z, 8, True, axis=0).astype(np.int64)
     theirs = (
         torch.quantize_per_channel(

@@ -47,7 +47,7 @@ def test_each_check_is_preceded_by_its_target_line(released, lab):
     assert len(checks) == len(asg.checks)
     for i, check in zip(checks, asg.checks):
         above = st.cells[i - 1]
-        assert above.cell_type == "markdown" and above.metadata["labkit"]["target"] == check.grade_id
+        assert above.cell_type == "markdown" and above.metadata["labkit"]["target"] == check.check_id
         stored = nbmod._outputs_text(instructor.cells[check.cell_index]).strip()
         assert stored == check.pass_line
         assert f"\n    {stored}\n" in above.source  # the instructor's stored line, as a code block

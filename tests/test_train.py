@@ -27,8 +27,9 @@ def test_cross_entropy_stable_for_huge_logits():
 
 def test_fit_learns_digits_and_is_reproducible(digits):
     a = models.mlp([64, 32, 10], seed=0)
-    h = train.fit(a, digits, epochs=8, lr=3e-3, batch_size=32, seed=5, progress=False,
-                  eval_data=(digits.X_test, digits.y_test))  # fmt: skip
+    h = train.fit(
+        a, digits, epochs=8, lr=3e-3, batch_size=32, seed=5, progress=False, eval_data=(digits.X_test, digits.y_test)
+    )
     assert h["loss"][-1] < h["loss"][0]
     assert train.evaluate(a, digits.X_test, digits.y_test) > 0.9
     assert len(h["eval_acc"]) == 8
@@ -64,10 +65,31 @@ def test_callbacks_order_and_state(digits):
         def on_epoch_end(self, model, state):
             calls.append(f"epoch{state.epoch}")
 
-    train.fit(models.mlp([64, 10]), (digits.X_train[:64], digits.y_train[:64]), epochs=2, batch_size=32,
-              callbacks=[Recorder()], progress=False)  # fmt: skip
-    assert calls == ["begin", "batch", "backward", "step1", "batch", "backward", "step2", "epoch0",
-                     "batch", "backward", "step3", "batch", "backward", "step4", "epoch1"]  # fmt: skip
+    train.fit(
+        models.mlp([64, 10]),
+        (digits.X_train[:64], digits.y_train[:64]),
+        epochs=2,
+        batch_size=32,
+        callbacks=[Recorder()],
+        progress=False,
+    )
+    assert calls == [
+        "begin",
+        "batch",
+        "backward",
+        "step1",
+        "batch",
+        "backward",
+        "step2",
+        "epoch0",
+        "batch",
+        "backward",
+        "step3",
+        "batch",
+        "backward",
+        "step4",
+        "epoch1",
+    ]
 
 
 def test_loss_hook_receives_batch_index(digits):
@@ -139,8 +161,12 @@ def test_adamw_and_clipping_match_pytorch(rng):
     params = {k: torch.tensor(a.copy(), requires_grad=True) for k, a in model.parameters().items()}
     decay = [p for k, p in params.items() if k.endswith(".W")]
     other = [p for k, p in params.items() if not k.endswith(".W")]
-    ref = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
-                            lr=1e-2, betas=(0.9, 0.99), eps=1e-8)  # fmt: skip
+    ref = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
+        lr=1e-2,
+        betas=(0.9, 0.99),
+        eps=1e-8,
+    )
     opt = train.AdamW(lr=1e-2, beta2=0.99, weight_decay=0.1)
     state = train.TrainState(optimizer=opt)
     for _ in range(3):
@@ -239,8 +265,15 @@ def test_fit_lm_runs_the_same_callbacks_as_fit():
         def on_epoch_end(self, m, s):
             calls.append("eval")
 
-    train.fit_lm(models.gpt(**TINY), np.arange(1, 6).repeat(10), steps=2, batch_size=2, eval_every=2,
-                 callbacks=[Spy()], progress=False)  # fmt: skip
+    train.fit_lm(
+        models.gpt(**TINY),
+        np.arange(1, 6).repeat(10),
+        steps=2,
+        batch_size=2,
+        eval_every=2,
+        callbacks=[Spy()],
+        progress=False,
+    )
     assert calls == ["begin", "batch", "backward", "step", "batch", "backward", "step", "eval"]
 
 

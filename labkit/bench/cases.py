@@ -161,7 +161,7 @@ def case_sparse(r: Runner, n: int, sparsities, batch: int, torch, rng):
                 break
             lowest = s
         result[key] = lowest
-    # SpMM at the last-but-one sparsity (90 % in the full run)
+    # SpMM at 90 % sparsity
     s = 0.9
     A = W * (rng.random((n, n)) >= s)
     c = kernels.csr_from_dense(A)
@@ -341,8 +341,13 @@ def case_lowbit(r: Runner, n: int, groups, torch, rng):
         t = r.time_together(fns, nbytes={"labkit": nbytes, **common_bytes}, flops={k: 2 * n * n for k in fns})
         peers = [(dense_name, t[dense_name]), (int8_name, t[int8_name])]
         peers.append((peer, t["torch"]) if "torch" in t else (peer, None, missing))
-        r.add(f"int4 GEMV g={g}", f"{n}x{n}", ("gemv_int4 (float32 x, int4 W unpacked in-kernel)", t["labkit"]),
-              peers, note=note)  # fmt: skip
+        r.add(
+            f"int4 GEMV g={g}",
+            f"{n}x{n}",
+            ("gemv_int4 (float32 x, int4 W unpacked in-kernel)", t["labkit"]),
+            peers,
+            note=note,
+        )
     # 2:4: the same matrix pruned to the 2 largest |w| of every 4, against dense, CSR at 50 %, int8
     g4 = np.abs(W).reshape(n, -1, 4)
     keep = np.zeros(g4.shape, bool)

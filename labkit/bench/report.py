@@ -75,8 +75,12 @@ def render_markdown(out: dict) -> str:
                 tgt = "" if p.get("target") is None else f"≥ {p['target']:g}: {'met' if p['met'] else '**missed**'}"
                 lines.append(head + f"| {p['peer']} | {p['ms']:.3f} | {p['ratio']:.2f} | {tgt} |")
             first = False
-    lines += ["", "Sparse/dense crossover at batch 1 (lowest measured sparsity from which the kernel beats dense",
-              "float32 GEMV at every higher measured sparsity):", ""]  # fmt: skip
+    lines += [
+        "",
+        "Sparse/dense crossover at batch 1 (lowest measured sparsity from which the kernel beats dense",
+        "float32 GEMV at every higher measured sparsity):",
+        "",
+    ]
     for key, v in out["crossover"].items():
         lines.append(f"- {key}: {'not in the measured range' if v is None else f'{round(100 * v)}%'}")
     return "\n".join(lines) + "\n"

@@ -71,9 +71,16 @@ def gemm_int8_reference(A: np.ndarray, B: np.ndarray, a_zero_point: int = 0) -> 
 
 
 def requantize_reference(
-    acc, bias, multiplier, shift, out_zero_point: int = 0, bits: int = 8, signed: bool = True, relu: bool = False,
+    acc,
+    bias,
+    multiplier,
+    shift,
+    out_zero_point: int = 0,
+    bits: int = 8,
+    signed: bool = True,
+    relu: bool = False,
     narrow_range: bool = False,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """Integer requantization of an int32 accumulator (M, N) per output channel j (numpy reference).
 
     ``y = clamp(out_zero_point + round_half_even(sat32(acc + bias[j]) * multiplier[j] / 2**(31 + shift[j])),
@@ -224,10 +231,23 @@ def _run(A, za, B, mode, **kw):
     out8 = np.empty((M, N) if mode == 1 else (0, 0), kw.get("out_dtype", np.int8))
     outf = np.empty((M, N) if mode == 2 else (0, 0), np.float32)
     if M and N:
-        _gemm_core(A, np.int64(za), B, mode, out32, out8, outf,
-                   kw.get("bias_i", _EMPTY_I64), kw.get("mult", _EMPTY_I64), kw.get("shift", _EMPTY_I64),
-                   np.int64(kw.get("zp", 0)), np.int64(kw.get("lo", 0)), np.int64(kw.get("hi", 0)),
-                   kw.get("fscale", _EMPTY_F32), kw.get("fbias", _EMPTY_F32))  # fmt: skip
+        _gemm_core(
+            A,
+            np.int64(za),
+            B,
+            mode,
+            out32,
+            out8,
+            outf,
+            kw.get("bias_i", _EMPTY_I64),
+            kw.get("mult", _EMPTY_I64),
+            kw.get("shift", _EMPTY_I64),
+            np.int64(kw.get("zp", 0)),
+            np.int64(kw.get("lo", 0)),
+            np.int64(kw.get("hi", 0)),
+            kw.get("fscale", _EMPTY_F32),
+            kw.get("fbias", _EMPTY_F32),
+        )
     return (out32, out8, outf)[mode]
 
 
@@ -263,9 +283,18 @@ def gemv_int8(W: np.ndarray, x: np.ndarray, x_zero_point: int = 0) -> np.ndarray
 
 
 def gemm_int8_requant(
-    A, B, bias, multiplier, shift, out_zero_point: int = 0, a_zero_point: int = 0, bits: int = 8,
-    signed: bool = True, relu: bool = False, narrow_range: bool = False,
-):  # fmt: skip
+    A,
+    B,
+    bias,
+    multiplier,
+    shift,
+    out_zero_point: int = 0,
+    a_zero_point: int = 0,
+    bits: int = 8,
+    signed: bool = True,
+    relu: bool = False,
+    narrow_range: bool = False,
+):
     """int8 GEMM fused with per-channel fixed-point requantization (Jacob et al. 2018).
 
     ``y[i, j] = clamp(out_zero_point + round_half_even(sat32(acc[i, j] + bias[j]) * multiplier[j]

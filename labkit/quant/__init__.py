@@ -50,12 +50,19 @@ from .integer import (
     IntConv2d,
     IntDense,
     IntegerModel,
+    IntFlatten,
+    IntLookup,
+    IntMaxPool,
+    IntOp,
+    IntReLU,
+    IntReshape,
     int8_engine_bytes,
     integer_dense,
     quantize_model,
     simulate_float64,
 )
 from .kmeans import CodebookFinetune, codebook_gradient, kmeans_assign, kmeans_quantize, kmeans_quantize_model
+from .layerwise import AWQOptions, Compressed, GPTQOptions, RTNOptions, compress_layerwise
 from .llm_int8 import Int8DecomposeResult, int8_decompose
 from .minifloat import ELEMENT_FORMATS, bits_to_float, float_to_bits, format_grid, format_info, round_to_format
 from .pertoken import ActQuant, quantize_kv, quantize_per_tensor, quantize_per_token
@@ -96,8 +103,14 @@ __all__ = [
     "fixed_point_multiply",
     "requantize",
     "integer_dense",
+    "IntOp",
     "IntDense",
     "IntConv2d",
+    "IntMaxPool",
+    "IntReshape",
+    "IntFlatten",
+    "IntReLU",
+    "IntLookup",
     "IntegerModel",
     "quantize_model",
     "simulate_float64",
@@ -107,7 +120,12 @@ __all__ = [
     "codebook_gradient",
     "kmeans_quantize_model",
     "CodebookFinetune",
-    # lab 09: calibrated one-shot quantization (gptq, awq, groupwise)
+    # lab 09: calibrated one-shot quantization (gptq, awq, groupwise), layer by layer
+    "compress_layerwise",
+    "Compressed",
+    "RTNOptions",
+    "GPTQOptions",
+    "AWQOptions",
     "gptq_quantize",
     "GPTQResult",
     "hessian",

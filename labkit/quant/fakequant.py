@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import nn
 from ..train import Callback
-from ..validation import check_array, check_axis, check_bits
+from ..validation import check_array, check_axis, check_bits, show
 from .affine import (
     QParams,
     _params_from_range,
@@ -41,8 +41,15 @@ __all__ = [
 ]
 
 
-def ste_mask(x, scale, zero_point=None, bits: int | None = None, signed: bool | None = None, axis=None,
-             narrow_range: bool | None = None) -> np.ndarray:  # fmt: skip
+def ste_mask(
+    x,
+    scale,
+    zero_point=None,
+    bits: int | None = None,
+    signed: bool | None = None,
+    axis=None,
+    narrow_range: bool | None = None,
+) -> np.ndarray:
     """Boolean mask, shape of ``x``: True where the STE passes the gradient (inside the clipping range).
 
     The range is :func:`~labkit.quant.int_range` ``(bits, signed, narrow_range)``, the same that
@@ -68,8 +75,16 @@ def _params_view(x, scale, zero_point, axis):
     return scale.reshape(shape), zp.reshape(shape)
 
 
-def fake_quantize_backward(grad_out, x, scale, zero_point=None, bits: int | None = None, signed: bool | None = None,
-                           axis=None, narrow_range: bool | None = None):  # fmt: skip
+def fake_quantize_backward(
+    grad_out,
+    x,
+    scale,
+    zero_point=None,
+    bits: int | None = None,
+    signed: bool | None = None,
+    axis=None,
+    narrow_range: bool | None = None,
+):
     """STE gradient of ``fake_quantize`` with respect to ``x``: ``grad_out`` where inside the range, 0 elsewhere.
 
     Parameters
@@ -100,8 +115,9 @@ class MinMaxObserver:
         self.lo, self.hi = min(self.lo, float(x.min())), max(self.hi, float(x.max()))
         self.seen = True
 
-    def qparams(self, bits: int = 8, symmetric: bool = False, signed: bool | None = None,
-                narrow_range: bool | None = None):  # fmt: skip
+    def qparams(
+        self, bits: int = 8, symmetric: bool = False, signed: bool | None = None, narrow_range: bool | None = None
+    ):
         """:class:`~labkit.quant.QParams` (unpacks as ``scale, zero_point``) for the observed range;
         ``narrow_range`` defaults to ``symmetric``, as in :func:`~labkit.quant.qparams`."""
         if not self.seen:
@@ -123,7 +139,7 @@ class MovingAverageObserver(MinMaxObserver):
     def __init__(self, averaging_constant: float = 0.01):
         super().__init__()
         if not 0.0 < averaging_constant <= 1.0:
-            raise ValueError(f"averaging_constant must be in (0, 1], got {averaging_constant!r}")
+            raise ValueError(f"averaging_constant must be in (0, 1], got {show(averaging_constant)}")
         self.c = float(averaging_constant)
 
     def observe(self, x) -> None:
@@ -139,7 +155,7 @@ class MovingAverageObserver(MinMaxObserver):
 
 
 def _weight_qparams(W, bits, per_channel):
-    return qparams(W, bits, symmetric=True, per_channel_axis=0 if per_channel else None)
+    return qparams(W, bits, symmetric=True, axis=0 if per_channel else None)
 
 
 def fake_quantize_weights(model, bits: int = 8, per_channel: bool = True, layers=None):
@@ -243,6 +259,3 @@ class FakeQuant(nn.Layer):
 
     def config(self):
         return {"bits": self.bits, "signed": self.signed, "averaging_constant": self.averaging_constant}
-
-
-nn.LAYER_TYPES.setdefault("FakeQuant", FakeQuant)  # so labkit.nn.load rebuilds models that use it

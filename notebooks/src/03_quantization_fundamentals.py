@@ -298,7 +298,7 @@ rows = {}
 for name, layer in lenet.weight_layers():
     for b in (8, 4):
         et = Q.quantization_error(layer.W, b, symmetric=True)
-        ec = Q.quantization_error(layer.W, b, symmetric=True, per_channel_axis=0)
+        ec = Q.quantization_error(layer.W, b, symmetric=True, axis=0)
         rows[name, b] = (et, ec)
         print(f"{name} {b} bits: per-tensor MSE {et:.3e}, per-channel MSE {ec:.3e}, ratio {et / ec:.2f}")
 

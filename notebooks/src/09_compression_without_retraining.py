@@ -338,7 +338,7 @@ lab09.dequantize_groupwise(dequantize_groupwise)
 # `labkit.prune.nm_mask(W, n, m)`, `labkit.quant.quantize_groupwise(W, bits, group_size)` and
 # `labkit.quant.obs_update(w, H_inv, q)` compute the same results (the tests check it). From here
 # on the lab uses the library, with the model-level driver
-# `labkit.prune.compress_layerwise(model, X_calib, method, **options)`: it compresses the layers in
+# `labkit.prune.compress_layerwise(model, calib, method, **options)`: it compresses the layers in
 # order, each on the calibration outputs of the layers before it **after** their compression, as the
 # GPTQ and SparseGPT papers do.
 

@@ -390,7 +390,7 @@ def fused(op, q):
 
 macs = {name: layer.W.size for name, layer in base.weight_layers()}  # multiply-adds per image, per layer
 print(f"multiply-adds per image: {sum(macs.values()):,} in all,", {k: f"{v:,}" for k, v in macs.items()})
-ops = [op for _kind, op in engine.ops]
+ops = engine.layers
 q_in = [engine.quantize_input(x1)]
 for op in ops[:-1]:
     q_in.append(fused(op, q_in[-1]))

@@ -290,7 +290,8 @@ lab09.nm_mask(nm_mask)
 # (`rint` rounds half to even). Return the triple `(q, scale, zero)`: `q` of shape (out, in), `scale`
 # and `zero` of shape (out, in // group_size); **`q` and `zero` must be integer arrays** (e.g. uint8:
 # a float zero point fails even when its values are whole numbers), `scale` a float array (float32,
-# as stored). When your answer is right, the check prints
+# as stored; a float64 scale is accepted too, checked to relative 1e-6; `q` and `zero` must match
+# exactly). When your answer is right, the check prints
 # `quantize_groupwise: q, scale and zero correct for 7 layers (groups along the input axis)`.
 
 # %% nbgrader={"grade": false, "grade_id": "quantize_groupwise", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -317,7 +318,9 @@ lab09.quantize_groupwise(quantize_groupwise)
 # Write `dequantize_groupwise(q, scale, zero, group_size)` returning `scale · (q − zero)` as float32
 # (out, in), each scale and zero point covering its `group_size` consecutive columns (repeat each,
 # don't tile). `q` and `zero` are `uint8`: widen them to a signed integer type before subtracting
-# (uint8 arithmetic wraps around). The result must be float32 (float64 with the right values fails). When your answer is right, the check prints
+# (uint8 arithmetic wraps around). The result must be a numpy array of dtype float32 and q's shape
+# (float64 with the right values fails); values are checked to relative 1e-6. When your answer is
+# right, the check prints
 # `dequantize_groupwise: scale · (q − zero) per group, float32, correct on 4 layers`.
 
 # %% nbgrader={"grade": false, "grade_id": "dequantize_groupwise", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -1119,8 +1122,9 @@ print("family:", {w: family.count(w) for w in stats.VERDICTS})
 #    (dead ReLU inputs), and what does the damping do about it?
 # 2. GPTQ quantizes columns left to right. `act_order=True` goes in order of decreasing $H_{jj}$.
 #    Why could that help when a few inputs are much larger than the rest (the LLM case)?
-# 3. Wanda is level with magnitude on LeNet-300-100 at 50 % and falls behind beyond (section 6). Which property of LLM activations
-#    does its score rely on, and what did the input-norm spread of our layers show?
+# 3. Wanda is level with magnitude on LeNet-300-100 at 50 % and falls behind beyond (section 6).
+#    Which property of LLM activations does its score rely on, and what did the input-norm spread of
+#    our layers show?
 # 4. AWQ multiplies salient input channels by $s > 1$ before rounding. Why does that lower their
 #    *relative* rounding error without costing a single extra bit, and why must $1/s$ be folded into
 #    the previous layer rather than computed at run time?

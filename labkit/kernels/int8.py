@@ -183,8 +183,9 @@ def _block(A16, B, j0, tile, B16, mode, out32, out8, outf, bias_i, mult, shift, 
             _epilogue(tile[i, j - j0], i, j, mode, out32, out8, outf, bias_i, mult, shift, zp, lo, hi, fscale, fbias)
 
 
-@njit(cache=True, parallel=True)
-def _gemm_parallel(A, za, B, mode, out32, out8, outf, bias_i, mult, shift, zp, lo, hi, fscale, fbias):
+@njit(cache=True, inline="always")
+def _all_blocks(A, za, B, mode, out32, out8, outf, bias_i, mult, shift, zp, lo, hi, fscale, fbias):
+    """Every block of 16 output channels; a ``prange`` loop, so parallel inside a parallel caller."""
     A16 = _widen(A, za)
     M = A.shape[0]
     for jb in prange((B.shape[0] + _NR - 1) // _NR):
@@ -193,31 +194,67 @@ def _gemm_parallel(A, za, B, mode, out32, out8, outf, bias_i, mult, shift, zp, l
         _block(A16, B, jb * _NR, tile, B16, mode, out32, out8, outf, bias_i, mult, shift, zp, lo, hi, fscale, fbias)
 
 
+# One entry point per epilogue and thread mode, each taking only the arrays its epilogue needs: every
+# argument costs numba's dispatcher a type check, and on a small layer those checks are the call.
+
+
+@njit(cache=True, parallel=True)
+def _int32_parallel(A, za, B, out):
+    no8, nof, noi = np.empty((0, 0), np.int8), np.empty((0, 0), np.float32), np.empty(0, np.int64)
+    _all_blocks(A, za, B, 0, out, no8, nof, noi, noi, noi, 0, 0, 0, np.empty(0, np.float32), np.empty(0, np.float32))
+
+
 @njit(cache=True)
-def _gemm_serial(A, za, B, mode, out32, out8, outf, bias_i, mult, shift, zp, lo, hi, fscale, fbias):
-    A16 = _widen(A, za)
-    tile = np.empty((A.shape[0], _NR), np.int32)
-    B16 = np.empty((_NR, _KC) if A.shape[0] > 4 else (0, 0), np.int16)
-    for jb in range((B.shape[0] + _NR - 1) // _NR):
-        _block(A16, B, jb * _NR, tile, B16, mode, out32, out8, outf, bias_i, mult, shift, zp, lo, hi, fscale, fbias)
+def _int32_serial(A, za, B, out):
+    no8, nof, noi = np.empty((0, 0), np.int8), np.empty((0, 0), np.float32), np.empty(0, np.int64)
+    _all_blocks(A, za, B, 0, out, no8, nof, noi, noi, noi, 0, 0, 0, np.empty(0, np.float32), np.empty(0, np.float32))
+
+
+@njit(cache=True, parallel=True)
+def _requant_parallel(A, za, B, out, bias_i, mult, shift, zp, lo, hi):
+    no32, nof = np.empty((0, 0), np.int32), np.empty((0, 0), np.float32)
+    _all_blocks(
+        A, za, B, 1, no32, out, nof, bias_i, mult, shift, zp, lo, hi, np.empty(0, np.float32), np.empty(0, np.float32)
+    )
+
+
+@njit(cache=True)
+def _requant_serial(A, za, B, out, bias_i, mult, shift, zp, lo, hi):
+    no32, nof = np.empty((0, 0), np.int32), np.empty((0, 0), np.float32)
+    _all_blocks(
+        A, za, B, 1, no32, out, nof, bias_i, mult, shift, zp, lo, hi, np.empty(0, np.float32), np.empty(0, np.float32)
+    )
+
+
+@njit(cache=True, parallel=True)
+def _dequant_parallel(A, za, B, out, fscale, fbias):
+    no32, no8, noi = np.empty((0, 0), np.int32), np.empty((0, 0), np.int8), np.empty(0, np.int64)
+    _all_blocks(A, za, B, 2, no32, no8, out, noi, noi, noi, 0, 0, 0, fscale, fbias)
+
+
+@njit(cache=True)
+def _dequant_serial(A, za, B, out, fscale, fbias):
+    no32, no8, noi = np.empty((0, 0), np.int32), np.empty((0, 0), np.int8), np.empty(0, np.int64)
+    _all_blocks(A, za, B, 2, no32, no8, out, noi, noi, noi, 0, 0, 0, fscale, fbias)
 
 
 # ----------------------------------------------------------------------------------------------
 # public kernels
 # ----------------------------------------------------------------------------------------------
 
-_EMPTY_I64 = np.zeros(0, np.int64)
-_EMPTY_F32 = np.zeros(0, np.float32)
 
-
-def _check_operands(A, B, a_zero_point, a_name="A", b_name="B"):
-    as_array(a_name, A, (np.int8, np.uint8), 2)
-    as_array(b_name, B, np.int8, 2)
+def _check_operands(A, B, a_zero_point):
+    as_array("A", A, (np.int8, np.uint8), 2)
+    as_array("B", B, np.int8, 2)
     if A.shape[1] != B.shape[1]:
         raise ValueError(
-            f"{a_name} is {A.shape} and {b_name} is {B.shape}: both need the same number of columns K "
-            f"({b_name} is out × K, like Dense.W)"
+            f"A is {A.shape} and B is {B.shape}: both need the same number of columns K (B is out × K, like Dense.W)"
         )
+    return _zero_point_and_length(A, a_zero_point)
+
+
+def _zero_point_and_length(A, a_zero_point):
+    """The zero point of A as an int, checked against A's dtype, and K checked against int32 overflow."""
     za = as_scalar("a_zero_point", a_zero_point, "i")
     unsigned = A.dtype == np.uint8
     zlo, zhi = (0, 255) if unsigned else (-128, 127)
@@ -241,18 +278,8 @@ def _per_channel(name, v, N, dtype, kind):
     return np.ascontiguousarray(arr, dtype)
 
 
-def _run(A, za, B, mode, **kw):
-    M, N = A.shape[0], B.shape[0]
-    out32 = np.empty((M, N) if mode == 0 else (0, 0), np.int32)
-    out8 = np.empty((M, N) if mode == 1 else (0, 0), kw.get("out_dtype", np.int8))
-    outf = np.empty((M, N) if mode == 2 else (0, 0), np.float32)
-    if M and N:
-        core = _gemm_serial if M * N * A.shape[1] < _SERIAL_WORK else _gemm_parallel
-        core(A, np.int64(za), B, mode, out32, out8, outf,
-             kw.get("bias_i", _EMPTY_I64), kw.get("mult", _EMPTY_I64), kw.get("shift", _EMPTY_I64),
-             np.int64(kw.get("zp", 0)), np.int64(kw.get("lo", 0)), np.int64(kw.get("hi", 0)),
-             kw.get("fscale", _EMPTY_F32), kw.get("fbias", _EMPTY_F32))  # fmt: skip
-    return (out32, out8, outf)[mode]
+def _serial(A, B) -> bool:
+    return A.shape[0] * B.shape[0] * A.shape[1] < _SERIAL_WORK
 
 
 def gemm_int8(A: np.ndarray, B: np.ndarray, a_zero_point: int = 0) -> np.ndarray:
@@ -272,7 +299,10 @@ def gemm_int8(A: np.ndarray, B: np.ndarray, a_zero_point: int = 0) -> np.ndarray
     int32 array (M, N), exactly equal to :func:`gemm_int8_reference`.
     """
     za = _check_operands(A, B, a_zero_point)
-    return _run(A, za, B, 0)
+    out = np.empty((A.shape[0], B.shape[0]), np.int32)
+    if out.size:
+        (_int32_serial if _serial(A, B) else _int32_parallel)(A, np.int64(za), B, out)
+    return out
 
 
 def gemv_int8(W: np.ndarray, x: np.ndarray, x_zero_point: int = 0) -> np.ndarray:
@@ -282,8 +312,11 @@ def gemv_int8(W: np.ndarray, x: np.ndarray, x_zero_point: int = 0) -> np.ndarray
     if W.shape[1] != x.shape[0]:
         raise ValueError(f"W is {W.shape} and x is {x.shape}: x needs W.shape[1] = {W.shape[1]} entries")
     X = x.reshape(1, -1)
-    za = _check_operands(X, W, x_zero_point, "x", "W")
-    return _run(X, za, W, 0).reshape(-1)
+    za = _zero_point_and_length(X, x_zero_point)
+    out = np.empty((1, W.shape[0]), np.int32)
+    if out.size:
+        (_int32_serial if _serial(X, W) else _int32_parallel)(X, np.int64(za), W, out)
+    return out.reshape(-1)
 
 
 def gemm_int8_requant(
@@ -338,8 +371,11 @@ def gemm_int8_requant(
         kind = "signed" if signed else "unsigned"
         raise ValueError(f"out_zero_point must be in [{qlo}, {hi}] for {bits}-bit {kind} output, got {zp}")
     lo = max(qlo, zp) if relu else qlo  # a fused ReLU clamps at real 0
-    out_dtype = np.int8 if signed else np.uint8
-    return _run(A, za, B, 1, bias_i=bias_i, mult=mult, shift=sh, zp=zp, lo=lo, hi=hi, out_dtype=out_dtype)
+    out = np.empty((A.shape[0], N), np.int8 if signed else np.uint8)
+    if out.size:
+        core = _requant_serial if _serial(A, B) else _requant_parallel
+        core(A, np.int64(za), B, out, bias_i, mult, sh, np.int64(zp), np.int64(lo), np.int64(hi))
+    return out
 
 
 def gemm_int8_dequant(A, B, scale, bias=None, a_zero_point: int = 0) -> np.ndarray:
@@ -353,4 +389,7 @@ def gemm_int8_dequant(A, B, scale, bias=None, a_zero_point: int = 0) -> np.ndarr
     N = B.shape[0]
     fscale = _per_channel("scale", scale, N, np.float32, "iuf")
     fbias = _per_channel("bias", 0.0 if bias is None else bias, N, np.float32, "iuf")
-    return _run(A, za, B, 2, fscale=fscale, fbias=fbias)
+    out = np.empty((A.shape[0], N), np.float32)
+    if out.size:
+        (_dequant_serial if _serial(A, B) else _dequant_parallel)(A, np.int64(za), B, out, fscale, fbias)
+    return out

@@ -134,12 +134,14 @@ def gemv_nm24_reference(m: NM24, x: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, inline="always")
-def _pick(p, a0, a1, a2, a3):
-    """a[p & 3] as two levels of two-way selects (a chain of four would become a jump table, and a
-    load x[4t + p] a gather: selects between values already loaded vectorize)."""
-    lo = a1 if p & 1 else a0
-    hi = a3 if p & 1 else a2
-    return hi if p & 2 else lo
+def _pick(bit0, bit1, a0, a1, a2, a3):
+    """``a[p]`` for the position ``p = 2·bit1 + bit0``, as two levels of two-way selects.
+
+    A chain of four cases would become a jump table, and a load ``x[4t + p]`` a gather: selects
+    between values already loaded vectorize (16 groups per 512-bit register)."""
+    lo = a1 if bit0 else a0
+    hi = a3 if bit0 else a2
+    return hi if bit1 else lo
 
 
 @njit(cache=True, fastmath=_FAST)
@@ -148,11 +150,13 @@ def _row(v, mt, xp, x):
     acc = np.float32(0.0)
     n_pairs = xp.shape[1]
     for b in range(n_pairs):
-        m = mt[b]
+        m = np.int32(mt[b])  # bits 0-1, 2-3: the kept positions of group 2b; bits 4-5, 6-7: of group 2b + 1
         e0, e1, e2, e3 = xp[0, b], xp[1, b], xp[2, b], xp[3, b]
         o0, o1, o2, o3 = xp[4, b], xp[5, b], xp[6, b], xp[7, b]
-        first = v[4 * b] * _pick(m, e0, e1, e2, e3) + v[4 * b + 1] * _pick(m >> 2, e0, e1, e2, e3)
-        second = v[4 * b + 2] * _pick(m >> 4, o0, o1, o2, o3) + v[4 * b + 3] * _pick(m >> 6, o0, o1, o2, o3)
+        first = (v[4 * b] * _pick((m & 1) != 0, (m & 2) != 0, e0, e1, e2, e3)
+                 + v[4 * b + 1] * _pick((m & 4) != 0, (m & 8) != 0, e0, e1, e2, e3))  # fmt: skip
+        second = (v[4 * b + 2] * _pick((m & 16) != 0, (m & 32) != 0, o0, o1, o2, o3)
+                  + v[4 * b + 3] * _pick((m & 64) != 0, (m & 128) != 0, o0, o1, o2, o3))  # fmt: skip
         acc += first + second
     if v.shape[0] > 4 * n_pairs:  # K = 8·n_pairs + 4: the last group has the low nibble of one more byte
         m = mt[n_pairs]

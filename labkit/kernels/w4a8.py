@@ -22,19 +22,24 @@ tolerance could be tested; that is :func:`labkit.kernels.gemv_int4`.) The price 
 ``x`` to 8 bits, the same for every kernel that uses this format.
 
 **Layout for speed** (:class:`Int4Panels`, made once per weight matrix by :func:`int4_panels`).
-The kernel keeps ``R = 128`` rows side by side: panel ``p`` holds rows ``128p .. 128p + 127`` as
-``words[p, j, r]``, a 16-bit word with the four codes of columns ``4j .. 4j + 3`` of row ``r``
-(column ``4j + m`` in bits ``4m .. 4m + 3``). The inner loop reads one word per row for 128 rows
-(256 contiguous bytes), takes the four codes apart with shifts and masks, multiplies each by the
-matching ``xq`` (one number, the same for all 128 rows) and adds into 128 int16 accumulators: a loop
-over rows that LLVM turns into full-width vector instructions, with no horizontal sums. Every 4
-words the int16 sums move to int32 (4 words · 4 codes · 15 · 127 = 30480 < 2¹⁵, so the int16 sums
-cannot overflow); at the end of a group the zero point and the scales are applied to all 128 rows at
-once. Rows are padded to a multiple of 128 and columns to a whole number of groups with code 0
-(and activation 0), which adds nothing.
+In the row-major layout each group's sum would be a dot product along the row, which LLVM
+vectorizes along ``k`` and must then add up across the lanes of a vector: for groups of 32 (16
+bytes) that horizontal sum costs as much as the group's products. So the kernel keeps ``R = 128``
+rows side by side: panel ``p`` holds rows ``128p .. 128p + 127`` as ``words[p, j, r]``, a 16-bit
+word with the four codes of columns ``4j .. 4j + 3`` of row ``r`` (column ``4j + m`` in bits
+``4m .. 4m + 3``). The inner loop reads one word per row for 128 rows (256 contiguous bytes), takes
+the four codes apart with shifts and masks, multiplies each by the matching ``xq`` (one number, the
+same for all 128 rows; ``15 · 127`` fits 16 bits) and adds into 128 int16 accumulators: a loop over
+rows that LLVM turns into full-width vector instructions (``vpsrlw``, ``vpand``, ``vpmullw``,
+``vpaddw``), with no horizontal sums, whatever the group size. Every 4 words the int16 sums move to
+int32 (4 words · 4 codes · 15 · 127 = 30480 < 2¹⁵, so they cannot overflow); at the end of a group
+the zero point and the scales are applied to all 128 rows at once. Rows are padded to a multiple of
+128 and columns to a whole number of groups with code 0 (and activation 0), which adds nothing.
 
 Bytes moved per GEMV: ``N·K/2`` of codes plus 5 bytes per row and group (scale and zero point),
-against ``4·N·K`` for float32 and ``N·K`` for int8.
+against ``4·N·K`` for float32 and ``N·K`` for int8. :func:`gemm_w4a8` (a few rows of activations,
+as when decoding several sequences at once) takes each word's codes apart once and reuses them for
+every row of the batch, so the weights are read once per call.
 """
 
 from __future__ import annotations

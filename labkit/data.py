@@ -1,4 +1,4 @@
-"""Data sets for the course: the embedded Fashion-MNIST subset, the full set, and digits.
+"""Data sets for the course: the embedded Fashion-MNIST subset, the full set, digits, and Tiny Shakespeare.
 
 Every loader returns the same :class:`Dataset`: float32 pixels in [0, 1], int64 labels
 and the class names. Files read from disk are checked against SHA-256 hashes so that a
@@ -14,6 +14,11 @@ once, after every choice is fixed). The validation split is a fixed, stratified 
 official training images — :data:`VAL_FRACTION` of each class, drawn by :func:`train_val_split` with
 :data:`VAL_SEED` — so it is the same on every machine: 2,000 of the embedded 20,000 (200 per class),
 6,000 of the full 60,000. The shipped models never saw it.
+
+Tiny Shakespeare (``data/tinyshakespeare.txt``, for the language-model labs) is read as characters and
+cut into three contiguous pieces: the first 90 % of the characters train, the next 5 % validate, the
+last 5 % test (:func:`load_tiny_shakespeare`). A language model reads it in windows that each open
+with a beginning-of-sequence token (:func:`lm_windows`, :func:`sample_windows`).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .validation import check_choice, check_real
+from .validation import check_choice, check_int, check_real
 
 __all__ = [
     "Dataset",
@@ -42,6 +47,13 @@ __all__ = [
     "train_val_split",
     "VAL_FRACTION",
     "VAL_SEED",
+    "TextData",
+    "CharVocab",
+    "load_tiny_shakespeare",
+    "lm_windows",
+    "sample_windows",
+    "SHAKESPEARE_SHA256",
+    "SHAKESPEARE_SPLIT",
 ]
 
 #: The fraction of every class held out from the official training images as the validation split.
@@ -51,6 +63,11 @@ VAL_SEED = 0
 
 #: The embedded subset's file name inside :data:`DATA_DIR`.
 EMBEDDED_FILE = "fashion_mnist_subset.npz"
+#: Tiny Shakespeare's file name inside :data:`DATA_DIR`, and the SHA-256 of its bytes.
+SHAKESPEARE_FILE = "tinyshakespeare.txt"
+SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+#: Fractions of the characters in the train and validation pieces (the test piece is the rest).
+SHAKESPEARE_SPLIT = (0.90, 0.05)
 
 
 def _default_data_dir() -> Path:
@@ -366,3 +383,163 @@ def train_val_split(X: np.ndarray, y: np.ndarray, val_fraction: float = 0.1, see
     is_val = np.zeros(len(y), dtype=bool)
     is_val[np.concatenate(val_idx)] = True
     return X[~is_val], y[~is_val], X[is_val], y[is_val]
+
+
+@dataclass(frozen=True)
+class CharVocab:
+    """A character vocabulary with a beginning-of-sequence token: id 0 is BOS, ids 1.. the characters.
+
+    Attributes
+    ----------
+    chars : str
+        The characters in id order (``chars[i]`` has id ``i + 1``).
+    bos : int
+        The id of the BOS token (0); it opens every sequence a language model reads.
+    """
+
+    chars: str
+    bos: int = 0
+
+    def __len__(self) -> int:
+        """The vocabulary size: the characters plus BOS."""
+        return len(self.chars) + 1
+
+    def encode(self, text: str) -> np.ndarray:
+        """Ids (int64, shape (len(text),)) of the characters of ``text``; no BOS is added."""
+        if not isinstance(text, str):
+            raise TypeError(f"encode expects a str, got {type(text).__name__}")
+        lookup = {c: i + 1 for i, c in enumerate(self.chars)}
+        unknown = sorted(set(text) - set(lookup))
+        if unknown:
+            raise ValueError(f"characters outside the vocabulary: {unknown!r}; it holds {self.chars!r}")
+        return np.fromiter((lookup[c] for c in text), dtype=np.int64, count=len(text))
+
+    def decode(self, ids) -> str:
+        """The text of a sequence of ids; BOS tokens are dropped."""
+        ids = np.asarray(ids)
+        if ids.dtype.kind not in "iu" or ids.ndim != 1:
+            raise TypeError(f"decode expects a 1-D sequence of integer ids, got {ids.dtype} of shape {ids.shape}")
+        if ids.size and (ids.min() < 0 or ids.max() >= len(self)):
+            raise ValueError(f"ids must be in [0, {len(self)}), got values in [{ids.min()}, {ids.max()}]")
+        return "".join(self.chars[i - 1] for i in ids.tolist() if i != self.bos)
+
+
+@dataclass
+class TextData:
+    """A text as token ids in three contiguous pieces, and its vocabulary.
+
+    Attributes
+    ----------
+    train, val, test : ndarray of int64, shape (n,)
+        Token ids of consecutive stretches of the text: fit on ``train``, choose on ``val``, report
+        ``test`` once.
+    vocab : CharVocab
+    name : str
+    """
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    vocab: CharVocab
+    name: str = ""
+
+    def __repr__(self) -> str:
+        return (
+            f"TextData({self.name!r}: train {self.train.size:,}, val {self.val.size:,}, test {self.test.size:,} "
+            f"tokens; vocabulary {len(self.vocab)} = {len(self.vocab.chars)} characters + BOS)"
+        )
+
+
+def load_tiny_shakespeare() -> TextData:
+    """Tiny Shakespeare (Karpathy's char-rnn corpus), character-level, verified by its SHA-256.
+
+    Returns
+    -------
+    TextData
+        ``train`` (the first 90 % of the 1,115,394 characters: 1,003,854), ``val`` (the next 5 %:
+        55,769) and ``test`` (the rest: 55,771), as int64 ids of a :class:`CharVocab` of the text's 65
+        distinct characters (sorted) plus BOS (id 0): 66 ids.
+    """
+    path = DATA_DIR / SHAKESPEARE_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: {MISSING_HINT}")
+    raw = path.read_bytes()
+    got = hashlib.sha256(raw).hexdigest()
+    if got != SHAKESPEARE_SHA256:
+        raise ValueError(f"{path} has SHA-256 {got}, expected {SHAKESPEARE_SHA256}: the file is corrupted or truncated")
+    text = raw.decode("ascii")
+    vocab = CharVocab("".join(sorted(set(text))))
+    tokens = vocab.encode(text)
+    n_train = int(SHAKESPEARE_SPLIT[0] * len(tokens))
+    n_val = int(SHAKESPEARE_SPLIT[1] * len(tokens))
+    return TextData(
+        tokens[:n_train],
+        tokens[n_train : n_train + n_val],
+        tokens[n_train + n_val :],
+        vocab,
+        "tiny shakespeare (characters, 90/5/5 % contiguous)",
+    )
+
+
+def _check_tokens(tokens, context, bos):
+    if not isinstance(tokens, np.ndarray):
+        raise TypeError(f"tokens must be a numpy array of token ids, got {type(tokens).__name__}")
+    if tokens.dtype.kind not in "iu" or tokens.ndim != 1:
+        raise TypeError(f"tokens must be a 1-D array of integer ids, got {tokens.dtype} of shape {tokens.shape}")
+    context = check_int("context", context, lo=1)
+    bos = check_int("bos", bos, lo=0)
+    if tokens.size < context:
+        raise ValueError(f"tokens must hold at least one window of context={context} tokens, got {tokens.size}")
+    return context, bos
+
+
+def _with_bos(windows: np.ndarray, bos: int):
+    """Inputs ``[BOS, w_0 .. w_{T-2}]`` and targets ``[w_0 .. w_{T-1}]`` for windows (n, T)."""
+    inputs = np.empty_like(windows)
+    inputs[:, 0] = bos
+    inputs[:, 1:] = windows[:, :-1]
+    return inputs, windows
+
+
+def lm_windows(tokens: np.ndarray, context: int, bos: int = 0):
+    """Cut a token array into non-overlapping windows for evaluating a language model.
+
+    Window i holds tokens ``[i·context, (i+1)·context)``; the model reads BOS followed by the first
+    ``context − 1`` of them and predicts all ``context``, so every token of the windows is predicted
+    exactly once, with the window's earlier tokens as its only history. The last
+    ``len(tokens) % context`` tokens (fewer than a window) are not used.
+
+    Parameters
+    ----------
+    tokens : ndarray of int, shape (n,), n >= context
+    context : int
+        Window length (at most the model's context).
+    bos : int
+        The beginning-of-sequence id.
+
+    Returns
+    -------
+    inputs, targets : ndarray of tokens' dtype, shape (n // context, context)
+    """
+    context, bos = _check_tokens(tokens, context, bos)
+    n = tokens.size // context
+    return _with_bos(tokens[: n * context].reshape(n, context), bos)
+
+
+def sample_windows(tokens: np.ndarray, context: int, batch_size: int, rng, bos: int = 0):
+    """A training batch: ``batch_size`` windows of ``context`` tokens at uniform random starts.
+
+    Starts are drawn by ``rng.integers(0, n − context + 1, batch_size)`` (``rng`` a seeded
+    ``numpy.random.Generator``), so windows may overlap and any position of ``tokens`` can start one.
+    Inputs and targets are built as in :func:`lm_windows`: BOS, then the window shifted by one.
+
+    Returns
+    -------
+    inputs, targets : ndarray of tokens' dtype, shape (batch_size, context)
+    """
+    context, bos = _check_tokens(tokens, context, bos)
+    batch_size = check_int("batch_size", batch_size, lo=1)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+    starts = rng.integers(0, tokens.size - context + 1, size=batch_size)
+    return _with_bos(tokens[starts[:, None] + np.arange(context)], bos)

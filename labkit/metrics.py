@@ -1,4 +1,4 @@
-"""Counting what a model costs: parameters, non-zeros, sparsity, MACs and bytes.
+"""Counting what a model costs: parameters, non-zeros, sparsity, MACs and bytes; and how well it scores.
 
 Sizes are exact byte counts of a storage format, not estimates from parameter counts. The basic
 formats are computed here; the formats of the compressed file (``labkit.codec``) and of the integer
@@ -7,6 +7,10 @@ names each of those with its module and function, and :func:`size_bytes` imports
 first time such a format is asked for: no module registers anything when it is imported, and
 this module imports nothing above it at import time. ``register_size_format`` adds a format of
 your own.
+
+For a classifier the score is :func:`accuracy`; for a language model it is the perplexity
+(:func:`perplexity`), computed from the mean negative log-likelihood of each held-out window
+(:func:`window_nll`), which is also what a bootstrap over windows resamples.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import importlib
 
 import numpy as np
 
-from .validation import check_array
+from .data import lm_windows
+from .softmax import log_softmax
+from .validation import check_array, check_int
 
 __all__ = [
     "count_params",
@@ -30,6 +36,8 @@ __all__ = [
     "PROVIDED_FORMATS",
     "size_formats",
     "accuracy",
+    "window_nll",
+    "perplexity",
 ]
 
 
@@ -197,3 +205,50 @@ def accuracy(y_true, y_pred) -> float:
     if y_true.shape != y_pred.shape:
         raise ValueError(f"accuracy needs two non-empty arrays of one shape, got {y_true.shape} and {y_pred.shape}")
     return float((y_true == y_pred).mean())
+
+
+def window_nll(model, tokens, context: int | None = None, batch_size: int = 64) -> np.ndarray:
+    """Mean negative log-likelihood of the next token (nats per token) in each held-out window.
+
+    ``tokens`` is cut into non-overlapping windows of ``context`` tokens (:func:`labkit.data.lm_windows`);
+    the model reads each window after a BOS token (``model.bos``) and predicts every one of its tokens,
+    so window i scores tokens ``[i·context, (i+1)·context)``, each with only its own window's earlier
+    tokens as history. The last ``len(tokens) % context`` tokens (fewer than one window) are not
+    scored. Windows run through the model in batches of ``batch_size``, in the model's own dtype
+    (float32 for the shipped model).
+
+    Parameters
+    ----------
+    model : labkit.nn.GPT (anything with ``forward(ids) -> logits``, ``context`` and ``bos``)
+    tokens : ndarray of int, shape (n,), n >= context
+    context : int, optional
+        Window length, at most ``model.context`` (default: ``model.context``).
+    batch_size : int
+
+    Returns
+    -------
+    ndarray of float64, shape (n // context,)
+        One mean NLL per window, in window order. All windows have the same number of tokens, so
+        their mean is the mean NLL per token, and resampling windows (``labkit.stats``) gives an
+        interval that respects the dependence between neighbouring tokens.
+    """
+    context = model.context if context is None else check_int("context", context, lo=1, hi=model.context)
+    batch_size = check_int("batch_size", batch_size, lo=1)
+    inputs, targets = lm_windows(tokens, context, model.bos)
+    out = np.empty(len(inputs), dtype=np.float64)
+    for i in range(0, len(inputs), batch_size):
+        logp = log_softmax(model.forward(inputs[i : i + batch_size]))
+        picked = np.take_along_axis(logp, targets[i : i + batch_size, :, None], axis=-1)[..., 0]
+        out[i : i + batch_size] = -picked.mean(axis=1, dtype=np.float64)
+    return out
+
+
+def perplexity(model, tokens, context: int | None = None, batch_size: int = 64) -> float:
+    """Perplexity ``exp(mean NLL per token)`` of a language model on held-out tokens.
+
+    The windows and the scored tokens are those of :func:`window_nll` (non-overlapping windows of
+    ``context`` tokens, each opened by BOS; a last stretch shorter than a window is not scored), and
+    the result is ``exp(window_nll(...).mean())``. A model that gives every one of V tokens the same
+    probability has perplexity V; lower is better.
+    """
+    return float(np.exp(window_nll(model, tokens, context, batch_size).mean()))

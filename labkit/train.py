@@ -1,4 +1,4 @@
-"""Training: the cross-entropy loss, SGD and Adam, and a ``fit`` loop with callbacks.
+"""Training: the cross-entropy loss, SGD, Adam and AdamW, and a ``fit`` loop with callbacks.
 
 ``fit`` is deliberately small. What later labs need plugs in through two hooks:
 
@@ -8,6 +8,11 @@
   fake-quantized weights in ``on_batch_begin`` and restores the float ones in ``on_backward_end``.
 * ``loss_fn(logits, y_batch, batch_index) -> (loss, dlogits)``: knowledge distillation looks the
   teacher's logits up by ``batch_index`` (the rows of the training set in this batch).
+
+``fit_lm`` trains a language model (``labkit.models.gpt``) with the same step: it draws random windows
+of a token array instead of shuffling examples, counts steps instead of epochs, and adds what
+transformers are trained with: AdamW, a linear warm-up then cosine decay of the learning rate,
+clipping of the gradient's global norm, and a periodic validation loss.
 """
 
 from __future__ import annotations
@@ -17,20 +22,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .data import Dataset
+from .data import Dataset, lm_windows, sample_windows
 from .softmax import log_softmax
-from .validation import check_int
+from .validation import check_int, check_real
 
 __all__ = [
     "cross_entropy",
     "log_softmax",
     "SGD",
     "Adam",
+    "AdamW",
     "Callback",
     "TrainState",
     "fit",
     "evaluate",
     "make_optimizer",
+    "clip_grad_norm",
+    "warmup_cosine",
+    "fit_lm",
+    "evaluate_lm",
 ]
 
 
@@ -39,24 +49,30 @@ def cross_entropy(logits: np.ndarray, y: np.ndarray):
 
     Parameters
     ----------
-    logits : ndarray, shape (n, k)
-    y : ndarray of int, shape (n,), values in [0, k)
+    logits : ndarray, shape (n, k) — or (..., k), e.g. (batch, T, vocab) for a language model
+    y : ndarray of int, shape (n,) — or ``logits.shape[:-1]``; values in [0, k)
 
     Returns
     -------
     loss : float
-    dlogits : ndarray, shape (n, k) — ``(softmax(logits) - onehot(y)) / n``
+        The mean over all n labels (all batch·T positions), in nats.
+    dlogits : ndarray, logits' shape — ``(softmax(logits) - onehot(y)) / n``
     """
-    if logits.ndim != 2 or y.shape != (logits.shape[0],):
-        raise ValueError(f"cross_entropy expects logits (n, k) and labels (n,), got {logits.shape} and {y.shape}")
-    n, k = logits.shape
+    if logits.ndim < 2 or y.shape != logits.shape[:-1]:
+        raise ValueError(
+            f"cross_entropy expects logits (n, k) and labels (n,) (or (..., k) and (...)), "
+            f"got {logits.shape} and {y.shape}"
+        )
+    shape, k = logits.shape, logits.shape[-1]
+    logits, y = logits.reshape(-1, k), y.reshape(-1)
+    n = y.size
     if n and (y.min() < 0 or y.max() >= k):
         raise ValueError(f"labels must be in [0, {k}), got values in [{y.min()}, {y.max()}]")
     logp = log_softmax(logits)
     loss = -logp[np.arange(n), y].mean()
     grad = np.exp(logp)
     grad[np.arange(n), y] -= 1.0
-    return float(loss), grad / n
+    return float(loss), (grad / n).reshape(shape)
 
 
 class _Optimizer:
@@ -70,14 +86,19 @@ class _Optimizer:
         self.state: dict = {}
         self.t = 0
 
+    decoupled = False  # True: weight decay shrinks the weights directly (AdamW), not through the gradient
+
     def step(self, model) -> None:
         self.t += 1
         for layer in model.layers:
             grads = layer.grads()
             for name, param in layer.params().items():
                 g = grads[name]
-                if self.weight_decay and name == "W":  # decay weights, not biases
+                decay = self.weight_decay and name.rsplit(".", 1)[-1] == "W"  # weights, not biases or gains
+                if decay and not self.decoupled:
                     g = g + self.weight_decay * param
+                if decay and self.decoupled:
+                    param -= param.dtype.type(self.lr * self.weight_decay) * param
                 self._update(f"{layer.name}.{name}", param, g)
 
     def _update(self, key, param, grad):  # pragma: no cover
@@ -119,15 +140,67 @@ class Adam(_Optimizer):
         param -= (self.lr * m_hat / (np.sqrt(v_hat) + self.eps)).astype(param.dtype, copy=False)
 
 
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019), as ``torch.optim.AdamW``.
+
+    After each Adam step every weight matrix ``W`` (Dense, Conv2d, Embedding tables; not biases or
+    LayerNorm gains) shrinks by ``lr · weight_decay · W``, whatever its gradient's scale; Adam with L2
+    (``Adam(weight_decay=...)``) instead adds ``weight_decay · W`` to the gradient, which the adaptive
+    step then rescales.
+    """
+
+    decoupled = True
+
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01):
+        super().__init__(lr, beta1, beta2, eps, weight_decay)
+
+
 def make_optimizer(optimizer, lr, weight_decay=0.0):
-    """An optimizer instance from a name (``"adam"``, ``"sgd"``) or pass one through."""
+    """An optimizer instance from a name (``"adam"``, ``"adamw"``, ``"sgd"``) or pass one through."""
     if isinstance(optimizer, _Optimizer):
         return optimizer
     if optimizer == "adam":
         return Adam(lr=lr, weight_decay=weight_decay)
+    if optimizer == "adamw":
+        return AdamW(lr=lr, weight_decay=weight_decay)
     if optimizer == "sgd":
         return SGD(lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {optimizer!r}; use 'adam', 'sgd' or an optimizer object")
+    raise ValueError(f"unknown optimizer {optimizer!r}; use 'adam', 'adamw', 'sgd' or an optimizer object")
+
+
+def clip_grad_norm(model, max_norm: float) -> float:
+    """Scale every gradient of ``model`` by one factor so that their global L2 norm is at most ``max_norm``.
+
+    The global norm is ``sqrt(Σ over all parameters of Σ g²)``; above ``max_norm`` every gradient is
+    multiplied by ``max_norm / norm`` (the direction is kept), as ``torch.nn.utils.clip_grad_norm_``.
+    Returns the norm before clipping.
+    """
+    max_norm = check_real("max_norm", max_norm, 0.0, lo_open=True)
+    grads = [g for layer in model.layers for g in layer.grads().values()]
+    norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
+    if norm > max_norm:
+        for g in grads:
+            g *= g.dtype.type(max_norm / (norm + 1e-6))
+    return norm
+
+
+def warmup_cosine(lr: float, warmup_steps: int, final_lr: float = 0.0):
+    """A schedule ``f(step, total_steps) -> learning rate``: linear warm-up, then cosine decay.
+
+    Step s < ``warmup_steps`` uses ``lr · (s + 1) / warmup_steps``; afterwards the rate follows half a
+    cosine from ``lr`` down to ``final_lr`` at the last step. Pass it as ``lr_schedule=`` to ``fit``.
+    """
+    lr = check_real("lr", lr, 0.0, lo_open=True)
+    warmup_steps = check_int("warmup_steps", warmup_steps, lo=0)
+    final_lr = check_real("final_lr", final_lr, 0.0, lr)
+
+    def schedule(step, total_steps):
+        if step < warmup_steps:
+            return lr * (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(total_steps - 1 - warmup_steps, 1)
+        return final_lr + 0.5 * (lr - final_lr) * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return schedule
 
 
 class Callback:
@@ -150,6 +223,7 @@ class TrainState:
     optimizer: object = None
     batch_index: np.ndarray | None = None
     history: dict = field(default_factory=dict)
+    grad_norm: float | None = None  # the last step's global gradient norm before clipping (when clipping)
 
 
 def _as_xy(data):
@@ -197,6 +271,7 @@ def fit(
     lr_schedule=None,
     weight_decay: float = 0.0,
     eval_data=None,
+    clip_norm: float | None = None,
 ):
     """Train ``model`` with mini-batches; returns the history.
 
@@ -206,7 +281,7 @@ def fit(
     data : Dataset or (X, y)
         Training examples; a Dataset's test split is *not* used for training.
     epochs, lr, batch_size : training budget and step size.
-    optimizer : {"adam", "sgd"} or an optimizer object (then ``lr`` is ignored).
+    optimizer : {"adam", "adamw", "sgd"} or an optimizer object (then ``lr`` is ignored).
     seed : int
         Seeds the shuffling and every Dropout layer, so a run is reproducible.
     callbacks : sequence of Callback
@@ -214,9 +289,11 @@ def fit(
         Show a tqdm progress bar over the epochs (loss in the postfix).
     loss_fn : callable, optional
         ``loss_fn(logits, y_batch, batch_index) -> (loss, dlogits)``; default cross-entropy.
-    lr_schedule : None, "cosine" or callable(step, total_steps) -> lr
+    lr_schedule : None, "cosine" or callable(step, total_steps) -> lr (e.g. :func:`warmup_cosine`)
     eval_data : (X, y), optional
         Evaluated after each epoch into ``history["eval_acc"]``.
+    clip_norm : float, optional
+        Clip the gradients' global norm to this value before every step (:func:`clip_grad_norm`).
 
     Returns
     -------
@@ -229,9 +306,7 @@ def fit(
     opt = make_optimizer(optimizer, lr, weight_decay)
     base_lr = opt.lr
     rng = np.random.default_rng(seed)
-    for i, layer in enumerate(model.layers):  # reproducible dropout masks
-        if hasattr(layer, "rng"):
-            layer.rng = np.random.default_rng([seed, i])
+    _seed_dropout(model, seed)
     loss_fn = loss_fn or (lambda logits, yb, idx: cross_entropy(logits, yb))
     n = len(X)
     history = {"loss": [], "train_acc": []}
@@ -246,21 +321,27 @@ def fit(
         total_loss, correct = 0.0, 0
         for start in range(0, n, batch_size):
             opt.lr = _lr_at(lr_schedule, base_lr, state.step, state.total_steps)
-            batch_loss, batch_correct = _train_step(
-                model, X, y, order[start : start + batch_size], loss_fn, callbacks, state
-            )
-            total_loss += batch_loss
+            idx = order[start : start + batch_size]
+            batch_loss, batch_correct = _train_step(model, X[idx], y[idx], idx, loss_fn, callbacks, state, clip_norm)
+            total_loss += batch_loss * len(idx)
             correct += batch_correct
             bar.update()
         history["loss"].append(total_loss / n)
         history["train_acc"].append(correct / n)
         if eval_data is not None:
             history["eval_acc"].append(evaluate(model, *eval_data))
-        bar.epoch_done(epoch, history)
+        bar.show(epoch=epoch + 1, loss=history["loss"][-1], eval_acc=(history.get("eval_acc") or [None])[-1])
         _emit(callbacks, "on_epoch_end", model, state)
     bar.close()
     opt.lr = base_lr
     return history
+
+
+def _seed_dropout(model, seed: int) -> None:
+    """Give every layer with its own generator (Dropout) one seeded from ``seed``: reproducible masks."""
+    for i, layer in enumerate(model.layers):
+        if hasattr(layer, "rng"):
+            layer.rng = np.random.default_rng([seed, i])
 
 
 def _emit(callbacks, hook: str, model, state) -> None:
@@ -269,22 +350,27 @@ def _emit(callbacks, hook: str, model, state) -> None:
         getattr(cb, hook)(model, state)
 
 
-def _train_step(model, X, y, idx, loss_fn, callbacks, state):
-    """One optimizer step on the rows ``idx``; returns (loss · batch size, correct predictions)."""
+def _train_step(model, xb, yb, idx, loss_fn, callbacks, state, clip_norm=None):
+    """One optimizer step on the batch (xb, yb), rows ``idx`` of the training data.
+
+    Returns the batch's mean loss and its number of correct predictions (argmax of the last axis).
+    """
     state.batch_index = idx
     _emit(callbacks, "on_batch_begin", model, state)
-    logits = model.forward(X[idx], training=True)
-    loss, dlogits = loss_fn(logits, y[idx], idx)
+    logits = model.forward(xb, training=True)
+    loss, dlogits = loss_fn(logits, yb, idx)
     model.backward(dlogits.astype(logits.dtype, copy=False))
+    if clip_norm is not None:
+        state.grad_norm = clip_grad_norm(model, clip_norm)
     _emit(callbacks, "on_backward_end", model, state)
     state.optimizer.step(model)
     state.step += 1
     _emit(callbacks, "on_step_end", model, state)
-    return loss * len(idx), int((logits.argmax(axis=1) == y[idx]).sum())
+    return loss, int((logits.argmax(axis=-1) == yb).sum())
 
 
 class _ProgressBar:
-    """A tqdm bar over the training steps with the epoch's loss in its postfix, or nothing at all."""
+    """A tqdm bar over the training steps with the latest numbers in its postfix, or nothing at all."""
 
     def __init__(self, enabled: bool, total: int):
         self.bar = None
@@ -297,12 +383,11 @@ class _ProgressBar:
         if self.bar is not None:
             self.bar.update(1)
 
-    def epoch_done(self, epoch: int, history: dict) -> None:
+    def show(self, **numbers) -> None:
+        """Put ``name=value`` pairs in the postfix (floats with 4 decimals; None values left out)."""
         if self.bar is None:
             return
-        post = {"epoch": epoch + 1, "loss": f"{history['loss'][-1]:.4f}"}
-        if "eval_acc" in history:
-            post["eval_acc"] = f"{history['eval_acc'][-1]:.4f}"
+        post = {k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in numbers.items() if v is not None}
         self.bar.set_postfix(post)
 
     def close(self) -> None:
@@ -314,3 +399,113 @@ def evaluate(model, X, y, batch_size: int = 1000) -> float:
     """Accuracy of ``model`` on (X, y) as a float in [0, 1]."""
     X, y = _validate_xy(X, y)
     return float((model.predict(X, batch_size) == y).mean())
+
+
+def fit_lm(
+    model,
+    tokens: np.ndarray,
+    steps: int,
+    batch_size: int = 32,
+    context: int | None = None,
+    lr: float = 1e-3,
+    warmup_steps: int = 100,
+    final_lr: float | None = None,
+    optimizer="adamw",
+    weight_decay: float = 0.1,
+    clip_norm: float | None = 1.0,
+    seed: int = 0,
+    val_tokens: np.ndarray | None = None,
+    eval_every: int = 250,
+    callbacks=(),
+    progress: bool = True,
+):
+    """Train a language model on a token array by next-token prediction; returns the history.
+
+    Each step draws ``batch_size`` windows of ``context`` tokens at random starts
+    (:func:`labkit.data.sample_windows` with ``np.random.default_rng(seed)``), feeds BOS plus each
+    window shifted by one, and minimises the cross-entropy of the next token at every position. The
+    step itself (callbacks, forward, loss, backward, clipping, optimizer) is the one ``fit`` takes.
+
+    Parameters
+    ----------
+    model : labkit.nn.GPT
+        Its ``bos`` id opens every window.
+    tokens : ndarray of int, shape (n,)
+        The training text as token ids.
+    steps : int
+        Optimizer steps (each sees ``batch_size · context`` tokens).
+    batch_size, context : int
+        Windows per step, and their length (default: the model's context).
+    lr, warmup_steps, final_lr : learning-rate schedule (:func:`warmup_cosine`): linear warm-up over
+        ``warmup_steps`` to ``lr``, then cosine decay to ``final_lr`` (default ``lr / 10``).
+    optimizer : {"adamw", "adam", "sgd"} or an optimizer object (then ``lr`` sets only the schedule).
+    weight_decay : float
+        For a named optimizer; AdamW decays weight matrices and embeddings, not biases or gains.
+    clip_norm : float or None
+        Clip the gradients' global norm to this value before each step (None: no clipping).
+    seed : int
+        Seeds the window sampling: the same call gives the same model.
+    val_tokens : ndarray of int, optional
+        Evaluated every ``eval_every`` steps and after the last (:func:`evaluate_lm`).
+    callbacks : sequence of Callback
+        As in ``fit``; ``on_epoch_end`` is called after each evaluation (there are no epochs).
+    progress : bool
+        A tqdm bar over the steps, with the latest training and validation loss.
+
+    Returns
+    -------
+    dict of lists, one entry per evaluation: ``step`` (steps done), ``loss`` (mean training loss over
+    the steps since the previous entry, nats/token), ``lr`` (the rate of the last of those steps),
+    ``grad_norm`` (its global gradient norm before clipping, or None) and, with ``val_tokens``, ``val_loss``.
+    """
+    steps = check_int("steps", steps, lo=0)
+    batch_size = check_int("batch_size", batch_size, lo=1)
+    context = model.context if context is None else check_int("context", context, lo=1, hi=model.context)
+    eval_every = check_int("eval_every", eval_every, lo=1)
+    opt = make_optimizer(optimizer, lr, weight_decay)
+    lr = check_real("lr", lr, 0.0, lo_open=True)
+    schedule = warmup_cosine(lr, warmup_steps, lr / 10 if final_lr is None else final_lr)
+    rng = np.random.default_rng(seed)
+    _seed_dropout(model, seed)
+    loss_fn = lambda logits, yb, idx: cross_entropy(logits, yb)
+    history = {"step": [], "loss": [], "lr": [], "grad_norm": []}
+    if val_tokens is not None:
+        history["val_loss"] = []
+    state = TrainState(total_steps=steps, optimizer=opt, history=history)
+    _emit(callbacks, "on_train_begin", model, state)
+    bar = _ProgressBar(progress, steps)
+    losses = []
+    for step in range(steps):
+        opt.lr = schedule(step, steps)
+        xb, yb = sample_windows(tokens, context, batch_size, rng, bos=model.bos)
+        losses.append(_train_step(model, xb, yb, None, loss_fn, callbacks, state, clip_norm)[0])
+        bar.update()
+        if (step + 1) % eval_every == 0 or step + 1 == steps:
+            history["step"].append(step + 1)
+            history["loss"].append(float(np.mean(losses)))
+            history["lr"].append(opt.lr)
+            history["grad_norm"].append(state.grad_norm)
+            losses = []
+            if val_tokens is not None:
+                history["val_loss"].append(evaluate_lm(model, val_tokens, context))
+            bar.show(loss=history["loss"][-1], val_loss=(history.get("val_loss") or [None])[-1])
+            _emit(callbacks, "on_epoch_end", model, state)
+    bar.close()
+    return history
+
+
+def evaluate_lm(model, tokens: np.ndarray, context: int | None = None, batch_size: int = 64) -> float:
+    """Mean next-token cross-entropy (nats per token) of a language model on a token array.
+
+    The tokens are cut into non-overlapping windows of ``context`` tokens, each read after a BOS
+    (:func:`labkit.data.lm_windows`; a last stretch shorter than a window is not scored), evaluated in
+    batches of ``batch_size`` windows. ``exp`` of it is ``labkit.metrics.perplexity``.
+    """
+    context = model.context if context is None else check_int("context", context, lo=1, hi=model.context)
+    batch_size = check_int("batch_size", batch_size, lo=1)
+    inputs, targets = lm_windows(tokens, context, model.bos)
+    total = 0.0
+    for i in range(0, len(inputs), batch_size):
+        loss, _ = cross_entropy(model.forward(inputs[i : i + batch_size]), targets[i : i + batch_size])
+        total += loss * len(inputs[i : i + batch_size])
+    return total / len(inputs)

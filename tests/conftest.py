@@ -51,6 +51,7 @@ def load_script(path) -> object:
     path = Path(path)
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses (and pickling) look their module up by name
     spec.loader.exec_module(module)
     return module
 

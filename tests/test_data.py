@@ -1,4 +1,4 @@
-"""labkit.data: the embedded subset, hashes, the IDX reader, the full set, digits."""
+"""labkit.data: the embedded subset, hashes, the IDX reader, the full set, digits, Tiny Shakespeare and its windows."""
 
 import gzip
 import hashlib
@@ -153,3 +153,91 @@ def test_train_val_split_is_seeded_stratified_and_disjoint(fashion):
     assert not {r.tobytes() for r in a[0]} & {r.tobytes() for r in a[2]}
     with pytest.raises(ValueError, match="same length"):
         data.train_val_split(fashion.X_train[:10], fashion.y_train[:9])
+
+
+# --- Tiny Shakespeare ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shakespeare():
+    return data.load_tiny_shakespeare()
+
+
+def test_tiny_shakespeare_split_is_contiguous_90_5_5(shakespeare):
+    text = (data.DATA_DIR / data.SHAKESPEARE_FILE).read_text(encoding="ascii")
+    assert len(text) == 1_115_394
+    d = shakespeare
+    assert (d.train.size, d.val.size, d.test.size) == (1_003_854, 55_769, 55_771)
+    assert d.train.dtype == d.val.dtype == d.test.dtype == np.int64
+    # the three pieces, in order, are the whole text
+    assert d.vocab.decode(np.concatenate([d.train, d.val, d.test])) == text
+    assert d.vocab.decode(d.val[:7]) == text[1_003_854 : 1_003_854 + 7]
+    assert d.test[-1] == d.vocab.encode(text[-1])[0]
+
+
+def test_tiny_shakespeare_vocabulary(shakespeare):
+    v = shakespeare.vocab
+    assert len(v) == 66 and len(v.chars) == 65 and v.bos == 0
+    assert v.chars == "".join(sorted(v.chars)) and v.chars[0] == "\n"
+    ids = v.encode("To be, or not")
+    assert ids.dtype == np.int64 and ids.min() >= 1
+    assert v.decode(np.concatenate([[v.bos], ids])) == "To be, or not"  # BOS decodes to nothing
+    for piece in (shakespeare.train, shakespeare.val, shakespeare.test):
+        assert piece.min() >= 1 and piece.max() <= 65  # BOS never occurs inside the text
+    with pytest.raises(ValueError, match=r"outside the vocabulary: \['\{'\]"):
+        v.encode("a{b")
+    with pytest.raises(TypeError, match="encode expects a str, got bytes"):
+        v.encode(b"abc")
+    with pytest.raises(ValueError, match=r"ids must be in \[0, 66\), got values in \[0, 66\]"):
+        v.decode(np.array([0, 66]))
+    with pytest.raises(TypeError, match="1-D sequence of integer ids"):
+        v.decode(np.array([1.0, 2.0]))
+
+
+def test_tiny_shakespeare_hash_checked(tmp_path, monkeypatch):
+    src = (data.DATA_DIR / data.SHAKESPEARE_FILE).read_bytes()
+    assert hashlib.sha256(src).hexdigest() == data.SHAKESPEARE_SHA256
+    (tmp_path / data.SHAKESPEARE_FILE).write_bytes(src[:-10])
+    monkeypatch.setattr(data, "DATA_DIR", tmp_path)
+    with pytest.raises(ValueError, match=f"expected {data.SHAKESPEARE_SHA256}"):
+        data.load_tiny_shakespeare()
+    (tmp_path / data.SHAKESPEARE_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match="tinyshakespeare.txt is missing"):
+        data.load_tiny_shakespeare()
+
+
+def test_lm_windows_open_with_bos_and_cover_each_token_once():
+    tokens = np.arange(1, 24)  # 23 tokens
+    inputs, targets = data.lm_windows(tokens, 5, bos=0)
+    assert inputs.shape == targets.shape == (4, 5)  # 20 tokens scored, the last 3 not
+    np.testing.assert_array_equal(targets.ravel(), tokens[:20])
+    np.testing.assert_array_equal(inputs[:, 0], 0)
+    np.testing.assert_array_equal(inputs[:, 1:], targets[:, :-1])
+    np.testing.assert_array_equal(inputs[1], [0, 6, 7, 8, 9])
+
+
+def test_sample_windows_are_seeded_and_valid():
+    tokens = np.arange(1, 101)
+    a = data.sample_windows(tokens, 8, 64, np.random.default_rng(3), bos=0)
+    b = data.sample_windows(tokens, 8, 64, np.random.default_rng(3), bos=0)
+    np.testing.assert_array_equal(a[0], b[0])
+    inputs, targets = a
+    assert inputs.shape == (64, 8) and np.all(inputs[:, 0] == 0)
+    np.testing.assert_array_equal(np.diff(targets, axis=1), 1)  # consecutive tokens of the text
+    np.testing.assert_array_equal(inputs[:, 1:], targets[:, :-1])
+    assert targets.min() >= 1 and targets.max() <= 100
+    starts = data.sample_windows(tokens, 100, 5, np.random.default_rng(0))[1][:, 0]
+    np.testing.assert_array_equal(starts, 1)  # a window as long as the text has one place to start
+
+
+def test_window_functions_reject_bad_input():
+    with pytest.raises(TypeError, match="1-D array of integer ids, got float64"):
+        data.lm_windows(np.zeros(10), 4)
+    with pytest.raises(TypeError, match="numpy array of token ids, got list"):
+        data.lm_windows([1, 2, 3], 2)
+    with pytest.raises(ValueError, match="at least one window of context=8 tokens, got 5"):
+        data.lm_windows(np.arange(5), 8)
+    with pytest.raises(ValueError, match="context must be"):
+        data.lm_windows(np.arange(5), 0)
+    with pytest.raises(TypeError, match="np.random.default_rng"):
+        data.sample_windows(np.arange(20), 4, 2, rng=0)

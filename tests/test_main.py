@@ -66,7 +66,7 @@ def test_data_usage_and_failure(monkeypatch, capsys):
 
 def test_recipes_are_seeded():
     assert all(r["seed"] == 0 for r in BASELINE_RECIPES.values())
-    assert set(BASELINE_RECIPES) == {"lenet_300_100", "lenet5", "teacher"}
+    assert set(BASELINE_RECIPES) == {"lenet_300_100", "lenet5", "teacher", "tiny_gpt"}
 
 
 def test_train_baselines_is_called_with_the_chosen_recipes(monkeypatch, capsys):

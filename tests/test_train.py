@@ -1,4 +1,4 @@
-"""labkit.train: loss, optimizers, fit, callbacks, evaluate, bad input."""
+"""labkit.train: loss, optimizers, fit, callbacks, evaluate, bad input; the language-model loop fit_lm."""
 
 import numpy as np
 import pytest
@@ -111,3 +111,144 @@ def test_bad_input(digits):
         train.cross_entropy(np.zeros((2, 3)), np.array([0, 3]))
     with pytest.raises(ValueError, match="empty"):
         train.evaluate(m, digits.X_train[:0], digits.y_train[:0])
+
+
+# --- language models -------------------------------------------------------------------------------
+
+TINY = {"vocab_size": 6, "context": 8, "n_layer": 1, "n_head": 2, "d_model": 16}
+
+
+def test_cross_entropy_over_every_position(rng):
+    logits = rng.standard_normal((2, 3, 5))
+    y = rng.integers(0, 5, (2, 3))
+    loss, grad = train.cross_entropy(logits, y)
+    flat_loss, flat_grad = train.cross_entropy(logits.reshape(6, 5), y.reshape(6))
+    assert loss == flat_loss and grad.shape == (2, 3, 5)
+    np.testing.assert_array_equal(grad.reshape(6, 5), flat_grad)
+    with pytest.raises(ValueError, match=r"got \(2, 3, 5\) and \(2, 4\)"):
+        train.cross_entropy(logits, np.zeros((2, 4), dtype=int))
+
+
+@pytest.mark.peers
+def test_adamw_and_clipping_match_pytorch(rng):
+    from conftest import require_torch
+
+    torch = require_torch()
+    model = models.gpt(**TINY, seed=1).astype(np.float64)
+    ids = rng.integers(0, 6, (3, 8))
+    params = {k: torch.tensor(a.copy(), requires_grad=True) for k, a in model.parameters().items()}
+    decay = [p for k, p in params.items() if k.endswith(".W")]
+    other = [p for k, p in params.items() if not k.endswith(".W")]
+    ref = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
+                            lr=1e-2, betas=(0.9, 0.99), eps=1e-8)  # fmt: skip
+    opt = train.AdamW(lr=1e-2, beta2=0.99, weight_decay=0.1)
+    state = train.TrainState(optimizer=opt)
+    for _ in range(3):
+        grads = rng.standard_normal((3, 8, 6))  # any fixed upstream gradient
+        model.forward(ids)
+        model.backward(grads)
+        norm = train.clip_grad_norm(model, 0.5)
+        opt.step(model)
+        state.step += 1
+        for p in params.values():
+            p.grad = None
+        # the same function in torch: sum(logits * grads), same weights
+        logits = _torch_gpt_logits(torch, params, ids)
+        (logits * torch.tensor(grads)).sum().backward()
+        ref_norm = torch.nn.utils.clip_grad_norm_(list(params.values()), 0.5)
+        ref.step()
+        assert norm == pytest.approx(float(ref_norm), rel=1e-9)
+    for k, a in model.parameters().items():
+        np.testing.assert_allclose(a, params[k].detach().numpy(), rtol=1e-8, atol=1e-10, err_msg=k)
+
+
+def _torch_gpt_logits(torch, P, ids):
+    F = torch.nn.functional
+    d, h, t = TINY["d_model"], TINY["n_head"], ids.shape[1]
+    lin = lambda x, name: F.linear(x, P[f"{name}.W"], P[f"{name}.b"])
+    ln = lambda x, name: F.layer_norm(x, (d,), P[f"{name}.gamma"], P[f"{name}.beta"], eps=1e-5)
+    x = P["wte.W"][torch.tensor(ids)] + P["wpe.W"][:t]
+    b = ids.shape[0]
+    q, k, v = lin(ln(x, "h0.ln1"), "h0.attn.qkv").split(d, dim=2)
+    q, k, v = (z.view(b, t, h, d // h).transpose(1, 2) for z in (q, k, v))
+    y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(b, t, d)
+    x = x + lin(y, "h0.attn.proj")
+    x = x + lin(F.gelu(lin(ln(x, "h0.ln2"), "h0.mlp.fc1"), approximate="tanh"), "h0.mlp.fc2")
+    return lin(ln(x, "ln_f"), "head")
+
+
+def test_clip_grad_norm_scales_all_gradients_by_one_factor(rng):
+    model = models.mlp([4, 3, 2], seed=0)
+    model.forward(rng.standard_normal((5, 4)).astype(np.float32))
+    model.backward(rng.standard_normal((5, 2)).astype(np.float32) * 10)
+    before = [g.copy() for layer in model.layers for g in layer.grads().values()]
+    norm = train.clip_grad_norm(model, 1.0)
+    assert norm == pytest.approx(np.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in before)), rel=1e-6)
+    after = [g for layer in model.layers for g in layer.grads().values()]
+    assert np.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in after)) == pytest.approx(1.0, rel=1e-5)
+    for b, a in zip(before, after):
+        np.testing.assert_allclose(a, b / norm, rtol=1e-5)
+    assert train.clip_grad_norm(model, 10.0) == pytest.approx(1.0, rel=1e-5)  # below the limit: unchanged
+    with pytest.raises(ValueError, match="max_norm"):
+        train.clip_grad_norm(model, 0.0)
+
+
+def test_warmup_cosine_schedule():
+    f = train.warmup_cosine(1e-3, 10, final_lr=1e-4)
+    assert f(0, 110) == pytest.approx(1e-4) and f(9, 110) == pytest.approx(1e-3)
+    assert f(10, 110) == pytest.approx(1e-3)
+    assert f(59.5, 110) == pytest.approx(5.5e-4)  # half way down the cosine: the mid-point of lr and final_lr
+    assert f(109, 110) == pytest.approx(1e-4)
+    rates = [f(s, 110) for s in range(10, 110)]
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    with pytest.raises(ValueError, match="final_lr"):
+        train.warmup_cosine(1e-3, 10, final_lr=2e-3)
+
+
+def test_fit_lm_learns_a_periodic_text_and_is_reproducible():
+    tokens = np.tile(np.array([1, 2, 3, 4, 5, 3, 2]), 60)  # period 7: predictable after a few tokens
+    a, b = models.gpt(**TINY, seed=0), models.gpt(**TINY, seed=0)
+    kw = dict(steps=60, batch_size=8, lr=1e-2, warmup_steps=5, seed=3, val_tokens=tokens[:64], eval_every=20)
+    h = train.fit_lm(a, tokens, progress=False, **kw)
+    train.fit_lm(b, tokens, progress=False, **kw)
+    for (k, x), y in zip(a.parameters().items(), b.parameters().values()):
+        np.testing.assert_array_equal(x, y, err_msg=k)
+    assert h["step"] == [20, 40, 60] and len(h["loss"]) == len(h["val_loss"]) == len(h["lr"]) == 3
+    assert h["val_loss"][-1] < 0.5 < np.log(6) < h["loss"][0] + 1  # from about uniform to well below it
+    assert h["lr"][-1] == pytest.approx(1e-3)  # ends at lr / 10
+    assert all(g is not None and g > 0 for g in h["grad_norm"])
+    assert train.evaluate_lm(a, tokens[:64]) == pytest.approx(h["val_loss"][-1])
+
+
+def test_fit_lm_runs_the_same_callbacks_as_fit():
+    calls = []
+
+    class Spy(train.Callback):
+        def on_train_begin(self, m, s):
+            calls.append("begin")
+
+        def on_batch_begin(self, m, s):
+            calls.append("batch")
+
+        def on_backward_end(self, m, s):
+            calls.append("backward")
+
+        def on_step_end(self, m, s):
+            calls.append("step")
+
+        def on_epoch_end(self, m, s):
+            calls.append("eval")
+
+    train.fit_lm(models.gpt(**TINY), np.arange(1, 6).repeat(10), steps=2, batch_size=2, eval_every=2,
+                 callbacks=[Spy()], progress=False)  # fmt: skip
+    assert calls == ["begin", "batch", "backward", "step", "batch", "backward", "step", "eval"]
+
+
+def test_fit_lm_bad_input():
+    m = models.gpt(**TINY)
+    with pytest.raises(ValueError, match="context must be in"):
+        train.fit_lm(m, np.arange(1, 6).repeat(10), steps=1, context=9, progress=False)
+    with pytest.raises(TypeError, match="integer ids"):
+        train.fit_lm(m, np.zeros(50), steps=1, progress=False)
+    with pytest.raises(ValueError, match="steps must be"):
+        train.fit_lm(m, np.arange(1, 6).repeat(10), steps=-1, progress=False)

@@ -145,7 +145,8 @@ def test_wheel_carries_the_data_and_the_models(installed, tmp_path):
     import zipfile
 
     names = set(zipfile.ZipFile(wheel).namelist())
-    for rel in ("fashion_mnist_subset.npz", "README.md", *(f"pretrained/{m}.npz" for m in models.PRETRAINED)):
+    shipped = [f"pretrained/{m}.npz" for m in models.PRETRAINED + models.PRETRAINED_LANGUAGE]
+    for rel in ("fashion_mnist_subset.npz", "tinyshakespeare.txt", "README.md", *shipped):
         assert f"labkit/_data/{rel}" in names
     assert "labkit/grading/_sandbox_site/sitecustomize.py" in names
     assert not any(n.startswith(("data/", "tests/", "notebooks/")) for n in names)

@@ -1,12 +1,17 @@
 """Quantization: uniform affine/symmetric quantizers, calibration, fake quantization with the STE for
 QAT, an integer-only inference engine, k-means weight sharing, and calibrated one-shot methods
-(group-wise int4, GPTQ, AWQ).
+(group-wise int4, GPTQ, AWQ), and what language models add: low-bit number formats, HQQ, and the
+methods for activation outliers (SmoothQuant, LLM.int8(), rotations, per-token quantizers).
 
 One idea per file: ``affine`` (qparams, quantize, dequantize, calibration), ``fakequant`` (STE,
 observers, QAT callback, FakeQuant layer), ``integer`` (fixed-point requantization, quantize_model,
 the integer engine), ``kmeans`` (weight sharing with codebook fine-tuning), ``groupwise``
 (per-group scales, int4 packing), ``gptq`` (the OBS step, OBQ, GPTQ), ``awq`` (activation-aware
-scales and their folding). Every public name is importable from ``labkit.quant``.
+scales and their folding), ``minifloat`` (FP8 / FP4 / E8M0 element rounding), ``formats`` (block
+formats NF4, MXFP4, NVFP4, FP8, int-gG and their bits per weight), ``hqq`` (half-quadratic
+quantization), ``smoothquant`` (smoothing scales and their folds), ``llm_int8`` (the outlier
+decomposition), ``rotation`` (Hadamard transforms and where they fold), ``pertoken`` (activation and
+KV-cache quantizers). Every public name is importable from ``labkit.quant``.
 """
 
 from ..qarith import (  # the fixed-point arithmetic of the integer engine, at the ground floor
@@ -18,6 +23,7 @@ from ..qarith import (  # the fixed-point arithmetic of the integer engine, at t
     rounding_right_shift,
     saturating_rounding_doubling_high_mul,
 )
+from . import formats
 from .affine import METHODS, QParams, dequantize, fake_quantize, int_range, qparams, quantization_error, quantize
 from .awq import AWQResult, activation_scale, awq_quantize, awq_scales, awq_search, fold_awq_scales
 from .fakequant import (
@@ -29,8 +35,17 @@ from .fakequant import (
     fake_quantize_weights,
     ste_mask,
 )
+from .formats import (
+    NF4_CODE,
+    BlockQuantized,
+    bits_per_weight,
+    dequantize_blocks,
+    normal_float_code,
+    quantize_blocks,
+)
 from .gptq import GPTQResult, gptq_quantize, hessian, layer_output_error, obq_quantize_row, obs_eliminate, obs_update
 from .groupwise import dequantize_groupwise, groupwise_params, pack_int4, quantize_groupwise, unpack_int4
+from .hqq import HQQResult, hqq_quantize, shrink_lp
 from .integer import (
     IntConv2d,
     IntDense,
@@ -41,6 +56,21 @@ from .integer import (
     simulate_float64,
 )
 from .kmeans import CodebookFinetune, codebook_gradient, kmeans_assign, kmeans_quantize, kmeans_quantize_model
+from .llm_int8 import Int8DecomposeResult, int8_decompose
+from .minifloat import ELEMENT_FORMATS, bits_to_float, float_to_bits, format_grid, format_info, round_to_format
+from .pertoken import ActQuant, quantize_kv, quantize_per_tensor, quantize_per_token
+from .rotation import (
+    block_diagonal,
+    fold_layernorm_affine,
+    fold_rotation,
+    fwht,
+    hadamard,
+    mean_preserving_rotation,
+    randomized_hadamard,
+    rotate_input_side,
+    rotate_output_side,
+)
+from .smoothquant import fold_smoothquant_layernorm, fold_smoothquant_linear, smoothquant_scales
 
 __all__ = [
     "METHODS",
@@ -96,4 +126,41 @@ __all__ = [
     "groupwise_params",
     "pack_int4",
     "unpack_int4",
+    # labs 11-12: number formats of language models (minifloat, formats)
+    "formats",
+    "ELEMENT_FORMATS",
+    "format_info",
+    "format_grid",
+    "round_to_format",
+    "float_to_bits",
+    "bits_to_float",
+    "NF4_CODE",
+    "normal_float_code",
+    "BlockQuantized",
+    "quantize_blocks",
+    "dequantize_blocks",
+    "bits_per_weight",
+    # lab 12: weight-only quantization without calibration data (hqq)
+    "hqq_quantize",
+    "HQQResult",
+    "shrink_lp",
+    # lab 11: activation outliers in transformers (smoothquant, llm_int8, rotation, pertoken)
+    "smoothquant_scales",
+    "fold_smoothquant_layernorm",
+    "fold_smoothquant_linear",
+    "int8_decompose",
+    "Int8DecomposeResult",
+    "hadamard",
+    "fwht",
+    "randomized_hadamard",
+    "mean_preserving_rotation",
+    "block_diagonal",
+    "rotate_input_side",
+    "rotate_output_side",
+    "fold_rotation",
+    "fold_layernorm_affine",
+    "ActQuant",
+    "quantize_per_token",
+    "quantize_per_tensor",
+    "quantize_kv",
 ]

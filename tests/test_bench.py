@@ -155,6 +155,8 @@ def test_bench_command_runs_and_writes_json(tmp_path, capsys):
     assert "alternating blocks: 2 calls each in 2 blocks" in data["timing"] and data["timing"] in report
     assert report.count("\n| int8 GEMV b=1 |") == 1
     assert "| roofline |" in report and "at the end:" in report and data["loadavg_at_end"]
+    goals_part = report.split("Goals in this run")[1]  # one line per goal of the run's rows
+    assert "| int8 GEMV b=1 | 64x64 | ≥ 5× numpy f32 GEMV |" in goals_part and "of its roofline" in goals_part
     assert data["machine"]["llvm_tuning"].startswith(("on", "off")) and "numba/LLVM settings" in report
     assert {"int4 GEMV g=128", "2:4 sparse GEMV"} <= kernels_run
     assert all(r["roof_fraction"] > 0 for r in data["rows"] if r["gbps"] and r.get("gops"))

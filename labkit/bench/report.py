@@ -100,4 +100,18 @@ def render_markdown(out: dict) -> str:
               "float32 GEMV at every higher measured sparsity):", ""]  # fmt: skip
     for key, v in out["crossover"].items():
         lines.append(f"- {key}: {'not in the measured range' if v is None else f'{round(100 * v)}%'}")
+    lines += ["", "Goals in this run (``labkit/bench/goals.py``; aims, not tests):", "",
+              "| kernel | size | goal | this run | verdict |", "|---|---|---|---:|---|"]  # fmt: skip
+    for r in out["rows"]:
+        if r.get("roof_target") is not None:
+            lines.append(
+                f"| {r['kernel']} | {r['size']} | ≥ {100 * r['roof_target']:.0f}% of its roofline "
+                f"| {100 * r['roof_fraction']:.0f}% | {'met' if r['roof_met'] else '**missed**'} |"
+            )
+        for p in r["peers"]:
+            if p.get("target") is not None:
+                lines.append(
+                    f"| {r['kernel']} | {r['size']} | ≥ {p['target']:g}× {p['peer']} | {p['ratio']:.2f}× "
+                    f"| {'met' if p['met'] else '**missed**'} |"
+                )
     return "\n".join(lines) + "\n"

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from labkit import models, nn, train
+from labkit import data, metrics, models, nn, train
 
 
 def test_mlp_builder_and_seed():
@@ -81,4 +81,32 @@ def test_pretrained_unknown():
 def test_recipe_is_recorded():
     meta = nn.load(models.PRETRAINED_DIR / "lenet_300_100.npz").metadata
     assert meta["command"] == "python -m labkit data --train-baselines"
+    json.dumps(meta["recipe"])
+
+
+# --- the shipped language model --------------------------------------------------------------------
+
+
+def test_tiny_gpt_checkpoint_meets_its_target():
+    """Validation loss <= 1.75 nats per character, measured here on the file as shipped."""
+    path = models.PRETRAINED_DIR / "tiny_gpt.npz"
+    assert path.stat().st_size <= 5 * 2**20
+    model = models.pretrained("tiny_gpt")
+    assert isinstance(model, nn.GPT)
+    assert all(a.dtype == np.float32 for a in model.parameters().values())
+    text = data.load_tiny_shakespeare()
+    assert model.vocab_size == len(text.vocab) and model.bos == text.vocab.bos
+    val_loss = metrics.window_nll(model, text.val).mean()
+    assert val_loss <= 1.75
+    assert model.metadata["val_loss"] == pytest.approx(val_loss, abs=1e-4)  # what data/README.md reports
+    assert model.metadata["parameters"] == sum(a.size for a in model.parameters().values())
+
+
+def test_tiny_gpt_readme_records_its_scores():
+    meta = nn.load(models.PRETRAINED_DIR / "tiny_gpt.npz").metadata
+    readme = (models.PRETRAINED_DIR.parent / "README.md").read_text()
+    for key in ("val_loss", "val_perplexity", "test_loss", "test_perplexity"):
+        assert f"{meta[key]:.4f}" in readme, f"data/README.md should state tiny_gpt's {key} {meta[key]:.4f}"
+    assert f"{meta['parameters']:,}" in readme
+    assert meta["command"] == "python -m labkit data --train-baselines --only tiny_gpt"
     json.dumps(meta["recipe"])

@@ -30,7 +30,7 @@ FULL = {
     "lowbit_n": (4096, 8192),
     "int4_groups": (32, 64, 128),
     "int4_batches": (2, 4, 8, 16),
-    "small_layers": ((256, 256), (1024, 256), (256, 1024)),
+    "small_layers": ((384, 128), (128, 128), (512, 128), (128, 512)),  # the shipped tiny GPT's layers
 }
 QUICK = {
     "n": 2048,
@@ -48,5 +48,5 @@ QUICK = {
     "lowbit_n": (2048,),
     "int4_groups": (128,),
     "int4_batches": (4,),
-    "small_layers": ((256, 1024),),
+    "small_layers": ((512, 128),),
 }

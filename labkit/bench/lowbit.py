@@ -110,7 +110,8 @@ def case_int4(r: Runner, n: int, groups, batches, torch, rng):
         )
         peers = [("numpy f32 GEMM", t["numpy"]), ("labkit int8 GEMM (float in/out)", t[INT8])]
         tp = "torch _weight_int4pack_mm_for_cpu"
-        peers.append((tp, t["torch"]) if "torch" in t else (tp, None, "torch not installed or op unavailable"))
+        why = "torch not installed" if torch is None else "torch int4 op unavailable here"
+        peers.append((tp, t["torch"]) if "torch" in t else (tp, None, why))
         r.add(f"int4 GEMM b={b} g={g}", f"{n}x{n}", ("gemm_w4a8 (codes unpacked once per batch)", t["labkit"]), peers)
 
 

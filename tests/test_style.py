@@ -109,7 +109,6 @@ LONG_FUNCTIONS = {
     ),
     "labkit/bench/cli.py:run": "the benchmark's script: a flat sequence of steps, each printed as it runs",
     "labkit/bench/cases.py:case_sparse": "one benchmark case: the rows of one table, measured in order",
-    "labkit/bench/cases.py:case_lowbit": "one benchmark case: the rows of one table, measured in order",
     "labkit/baselines.py:train_language_model": (
         "the recipe's training call and the shipped file's metadata are two flat tables, one line per field"
     ),

@@ -12,11 +12,11 @@ export JUPYTER_CONFIG_PATH := $(CURDIR)/etc/jupyter
 JOBS     ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lab test test-fast course release grade bench lint format clean
+.PHONY: help setup lab test test-fast test-portable course release grade bench lint format clean
 
 help:  ## list the targets
 	@echo "labkit — make targets:"
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,15 @@ test: setup  ## run every test: the import contracts (pyproject.toml), pytest ov
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder tests/ \
 		--nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg notebooks/ -p no:cacheprovider \
 		--durations=25
+
+# Every lab's compared outputs again under another OpenBLAS kernel (Nehalem on x86-64), one BLAS thread,
+# numba for a generic CPU and numpy without AVX-512 (tests/blas_kernel.py prints what it got and stops
+# if a setting did not take; tests/test_blas_kernel.py checks the same inside the run).
+test-portable: setup  ## nbval over every lab again under another BLAS kernel, thread count and CPU target
+	$(BIN)/python tests/blas_kernel.py --portable -- \
+		$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder tests/test_blas_kernel.py \
+		--nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg notebooks/ -p no:cacheprovider \
+		--durations=15
 
 test-fast: setup  ## unit tests only (no notebooks)
 	$(BIN)/python -m pytest -n $(JOBS) tests/ -m "not slow and not browser" -p no:cacheprovider

@@ -19,20 +19,53 @@ __all__ = ["BASELINE_RECIPES", "build", "train_baselines", "train_language_model
 
 # The seeded recipes behind data/pretrained/. Changing one changes every lab's numbers.
 BASELINE_RECIPES = {
-    "lenet_300_100": {"builder": "lenet_300_100", "epochs": 30, "lr": 1e-3, "batch_size": 128,
-                      "lr_schedule": "cosine", "weight_decay": 0.0, "seed": 0},
-    "lenet5": {"builder": "lenet5", "epochs": 30, "lr": 2e-3, "batch_size": 128,
-               "lr_schedule": "cosine", "weight_decay": 0.0, "seed": 0},
-    "teacher": {"builder": "teacher", "epochs": 40, "lr": 1e-3, "batch_size": 128,
-                "lr_schedule": "cosine", "weight_decay": 0.0, "seed": 0, "store_dtype": "float16"},
+    "lenet_300_100": {
+        "builder": "lenet_300_100",
+        "epochs": 30,
+        "lr": 1e-3,
+        "batch_size": 128,
+        "lr_schedule": "cosine",
+        "weight_decay": 0.0,
+        "seed": 0,
+    },
+    "lenet5": {
+        "builder": "lenet5",
+        "epochs": 30,
+        "lr": 2e-3,
+        "batch_size": 128,
+        "lr_schedule": "cosine",
+        "weight_decay": 0.0,
+        "seed": 0,
+    },
+    "teacher": {
+        "builder": "teacher",
+        "epochs": 40,
+        "lr": 1e-3,
+        "batch_size": 128,
+        "lr_schedule": "cosine",
+        "weight_decay": 0.0,
+        "seed": 0,
+        "store_dtype": "float16",
+    },
     # A character-level GPT on Tiny Shakespeare's training split (labkit.train.fit_lm). The settings
     # are nanoGPT's small-model ones (AdamW with beta2 0.99, weight decay 0.1, warm-up then cosine to
     # lr/10, clipping at 1.0) at 4 layers, 4 heads, 128 features, context 128.
-    "tiny_gpt": {"builder": "gpt", "data": "tiny_shakespeare",
-                 "config": {"context": 128, "n_layer": 4, "n_head": 4, "d_model": 128},
-                 "steps": 2000, "batch_size": 32, "lr": 1e-3, "warmup_steps": 100, "final_lr": 1e-4,
-                 "beta2": 0.99, "weight_decay": 0.1, "clip_norm": 1.0, "eval_every": 250, "seed": 0},
-}  # fmt: skip
+    "tiny_gpt": {
+        "builder": "gpt",
+        "data": "tiny_shakespeare",
+        "config": {"context": 128, "n_layer": 4, "n_head": 4, "d_model": 128},
+        "steps": 2000,
+        "batch_size": 32,
+        "lr": 1e-3,
+        "warmup_steps": 100,
+        "final_lr": 1e-4,
+        "beta2": 0.99,
+        "weight_decay": 0.1,
+        "clip_norm": 1.0,
+        "eval_every": 250,
+        "seed": 0,
+    },
+}
 
 
 def build(builder: str, seed: int):

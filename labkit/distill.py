@@ -134,6 +134,41 @@ def teacher_logits(teacher, X, batch_size: int = 1000) -> np.ndarray:
     return np.asarray(teacher.predict_logits(X, batch_size), dtype=np.float32)
 
 
+def _transfer_set(data) -> tuple:
+    """(X, y) of a Dataset's training split or an (X, y) pair, checked: same rows, not empty."""
+    if isinstance(data, Dataset):
+        X, y = data.X_train, data.y_train
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        X, y = np.asarray(data[0]), np.asarray(data[1])
+    else:
+        raise TypeError(f"data must be a Dataset or an (X, y) pair, got {type(data).__name__}")
+    if len(y) != len(X) or y.ndim != 1:
+        raise ValueError(f"X and y must have the same number of rows, got {len(X)} and {y.shape}")
+    if len(X) == 0:
+        raise ValueError("the transfer set is empty")
+    return X, y
+
+
+def _teacher_rows(teacher, X) -> np.ndarray:
+    """The teacher's logits for every row of X (float32 (n, k)), computed or given."""
+    if not isinstance(teacher, np.ndarray):
+        return teacher_logits(teacher, X)
+    t_all = _check_logits(teacher, "teacher logits").astype(np.float32, copy=False)
+    if len(t_all) != len(X):
+        raise ValueError(f"teacher logits must have one row per training image ({len(X)}), got {len(t_all)} rows")
+    return t_all
+
+
+def _labelled_rows(labelled, n: int) -> np.ndarray:
+    """Which rows have a usable label (bool (n,)); all of them by default."""
+    if labelled is None:
+        return np.ones(n, bool)
+    mask = np.asarray(labelled)
+    if mask.dtype != bool or mask.shape != (n,):
+        raise ValueError(f"labelled must be a boolean array of shape ({n},), got {mask.dtype} {mask.shape}")
+    return mask
+
+
 def distill(
     student,
     teacher,
@@ -183,33 +218,14 @@ def distill(
         ``train_acc`` counts only labelled rows as correct when ``labelled`` is given.
     """
     T, alpha = _check_temperature(T), check_fraction("alpha", alpha)
-    if isinstance(data, Dataset):
-        X, y = data.X_train, data.y_train
-    elif isinstance(data, (tuple, list)) and len(data) == 2:
-        X, y = np.asarray(data[0]), np.asarray(data[1])
-    else:
-        raise TypeError(f"data must be a Dataset or an (X, y) pair, got {type(data).__name__}")
+    X, y = _transfer_set(data)
     n = len(X)
-    if len(y) != n or y.ndim != 1:
-        raise ValueError(f"X and y must have the same number of rows, got {len(X)} and {y.shape}")
-    if n == 0:
-        raise ValueError("the transfer set is empty")
-    if isinstance(teacher, np.ndarray):
-        t_all = _check_logits(teacher, "teacher logits").astype(np.float32, copy=False)
-        if len(t_all) != n:
-            raise ValueError(f"teacher logits must have one row per training image ({n}), got {len(t_all)} rows")
-    else:
-        t_all = teacher_logits(teacher, X)
+    t_all = _teacher_rows(teacher, X)
     k = t_all.shape[1]
     k_student = student.forward(np.asarray(X[:1])).shape[-1]
     if k_student != k:
         raise ValueError(f"student has {k_student} outputs but the teacher has {k} classes")
-    if labelled is None:
-        mask = np.ones(n, bool)
-    else:
-        mask = np.asarray(labelled)
-        if mask.dtype != bool or mask.shape != (n,):
-            raise ValueError(f"labelled must be a boolean array of shape ({n},), got {mask.dtype} {mask.shape}")
+    mask = _labelled_rows(labelled, n)
     if not np.issubdtype(y.dtype, np.integer):
         raise TypeError(f"labels must be integers, got dtype {y.dtype}")
     # Labels of unlabelled rows are never read; give them a valid placeholder so fit can index them.

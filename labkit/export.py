@@ -58,7 +58,8 @@ import numpy as np
 from . import nn
 from .atomic import write_bytes
 from .qarith import int_range, requantize
-from .quant.integer import IntegerModel
+from .quant.fakequant import FakeQuant
+from .quant.integer import IntConv2d, IntDense, IntegerModel, IntLookup
 from .validation import check_choice, check_int
 
 __all__ = [
@@ -78,16 +79,18 @@ __all__ = [
 OPSET = 13
 #: ONNX IR version written (7 goes with opset 13; onnxruntime >= 1.6 reads it)
 IR_VERSION = 7
-#: labkit layers that :func:`to_onnx` can export, and the ONNX operator each becomes
-SUPPORTED_LAYERS = {
-    "Dense": "Gemm",
-    "Conv2d": "Conv",
-    "MaxPool2d": "MaxPool",
-    "ReLU": "Relu",
-    "Flatten": "Flatten",
-    "Reshape": "Reshape",
-    "Dropout": "(none: identity at inference)",
+#: the float layers :func:`to_onnx` exports, and the ONNX operator each becomes (exact classes)
+FLOAT_LAYERS = {
+    nn.Dense: "Gemm",
+    nn.Conv2d: "Conv",
+    nn.MaxPool2d: "MaxPool",
+    nn.ReLU: "Relu",
+    nn.Flatten: "Flatten",
+    nn.Reshape: "Reshape",
+    nn.Dropout: "(none: identity at inference)",
 }
+#: the same by name (documentation and messages)
+SUPPORTED_LAYERS = {cls.__name__: op for cls, op in FLOAT_LAYERS.items()}
 
 
 def require_onnx():
@@ -98,7 +101,7 @@ def require_onnx():
     except ImportError as exc:
         raise ImportError(
             f"ONNX export needs the packages 'onnx' and 'onnxruntime' ({exc}); install them with "
-            "`pip install onnx onnxruntime` or `pip install -e '.[peers]'`"
+            "`pip install onnx onnxruntime` (labkit depends on both: `pip install -e .` installs them)"
         ) from exc
     return onnx, onnxruntime
 
@@ -106,8 +109,12 @@ def require_onnx():
 # --- validation ---------------------------------------------------------------------------------
 
 
-def _check_model(model) -> tuple:
-    """The model's layers (Dropout dropped) and one sample's input shape; clear errors otherwise."""
+def _check_model(model, integer: bool = False) -> tuple:
+    """The model's layers (Dropout dropped) and one sample's input shape; clear errors otherwise.
+
+    For an ``integer`` export the float model only lends its weights' scales: its layers need an
+    integer version (``quantize_model`` checked that), not an ONNX float operator.
+    """
     if isinstance(model, IntegerModel):
         raise TypeError(
             "to_onnx takes the float labkit.nn.Sequential and the integer model as quantized=: "
@@ -118,13 +125,13 @@ def _check_model(model) -> tuple:
     if not model.layers:
         raise ValueError("to_onnx: the model has no layers")
     for name, layer in model.named_layers():
-        kind = type(layer).__name__
-        if kind == "FakeQuant":
+        if isinstance(layer, FakeQuant):
             raise TypeError(
                 f"layer {name} (FakeQuant) is a training-time simulation: export the integer model instead, "
                 "to_onnx(model, path, quantized=labkit.quant.quantize_model(model, calib=...))"
             )
-        if kind not in SUPPORTED_LAYERS or not isinstance(layer, nn.LAYER_TYPES.get(kind, ())):
+        if not integer and type(layer) not in FLOAT_LAYERS:
+            kind = type(layer).__name__
             raise TypeError(f"layer {name} ({kind}) has no ONNX export; supported: {', '.join(SUPPORTED_LAYERS)}")
         for p, a in layer.params().items():
             if not np.all(np.isfinite(a)):
@@ -224,14 +231,15 @@ def layer_scales(model, quantized) -> list:
             f"quantized must be a labkit.quant.IntegerModel from quantize_model, got {type(quantized).__name__}"
         )
     float_layers = dict(model.weight_layers())
-    ops = [op for kind, op in quantized.ops if kind in ("dense", "conv")]
+    ops = quantized.weight_layers()
     if [op.name for op in ops] != list(float_layers):
         raise ValueError(
             f"quantized was not built from this model: its weight layers are {[op.name for op in ops]}, "
             f"the model's are {list(float_layers)}"
         )
+    after = _scale_after(quantized)
     rows, s_x = [], np.float64(quantized.input_scale)
-    for i, op in enumerate(ops):
+    for op in ops:
         W = float_layers[op.name].W
         q = np.asarray(op.q_W).reshape(op.q_W.shape[0], -1).astype(np.float64)
         if W.size != q.size or W.shape[0] != q.shape[0]:
@@ -239,87 +247,108 @@ def layer_scales(model, quantized) -> list:
         Wf = W.reshape(W.shape[0], -1).astype(np.float64)
         M = np.asarray(op.M0, np.float64) * np.exp2(-(31.0 + np.asarray(op.shift, np.float64)))
         M = np.broadcast_to(M, (q.shape[0],)).astype(np.float64)
-        if i == len(ops) - 1:
-            s_y = np.float64(quantized.output_scale)
+        if op.name in after:  # the output's scale is known: the model's output, or a lookup's input
+            s_y = np.float64(after[op.name][0])
         else:
-            # each channel's largest integer weight is the end of its range: s_w = |W| / |q| there
-            top = np.abs(q).argmax(axis=1)
-            q_top = np.abs(q[np.arange(len(q)), top])
-            used = q_top > 0
-            if not np.any(used):
-                raise ValueError(f"{op.name}: every integer weight is 0; the activation scale cannot be recovered")
-            s_w_est = np.abs(Wf[np.arange(len(q)), top])[used] / q_top[used]
-            s_y = np.float64(np.float32(np.median(s_x * s_w_est / M[used])))
+            s_y = _estimate_output_scale(op, q, Wf, s_x, M)
         s_w = (M * s_y / s_x).astype(np.float32)
-        # the file's weights s_w · q_W must be the float weights up to rounding (half a step, and some slack)
-        inside = np.abs(q) < np.abs(q).max()  # weights clipped at the end of the range may lie further off
-        err = np.where(inside, np.abs(Wf - s_w.astype(np.float64)[:, None] * q), 0.0).max(axis=1)
-        if np.any(err > 0.75 * s_w + 1e-12):
-            c = int(np.argmax(err / (s_w + 1e-30)))
-            raise ValueError(
-                f"{op.name}: quantized was not built from this model's weights (channel {c}: "
-                f"|W - s_w · q_W| reaches {err[c]:.3g}, more than a quantization step {s_w[c]:.3g})"
-            )
+        _check_weights_match(op, q, Wf, s_w)
         m_file = np.float64(np.float32(s_x)) * s_w.astype(np.float64) / np.float64(np.float32(s_y))
         row = {"name": op.name, "s_x": np.float32(s_x), "s_w": s_w, "s_y": np.float32(s_y)}
         rows.append({**row, "M": M, "M_file": m_file})
-        s_x = np.float64(np.float32(s_y))
+        s_x = np.float64(np.float32(after.get(op.name, (None, s_y))[1]))
     return rows
 
 
+def _scale_after(quantized) -> dict:
+    """``{weight layer: (its output scale, the next weight layer's input scale)}`` where the engine states
+    them: before a lookup (its stored input and output scales) and at the model's output."""
+    after, last = {}, None
+    for op in quantized.layers:
+        if isinstance(op, IntDense):
+            last = op.name
+        elif isinstance(op, IntLookup) and last is not None:
+            after[last] = (op.s_x, op.s_y)
+            last = None
+    if last is not None:
+        after[last] = (quantized.output_scale, quantized.output_scale)
+    return after
+
+
+def _estimate_output_scale(op, q, Wf, s_x, M):
+    """A hidden activation's scale from the weights: each channel's largest integer weight is the end of
+    its range (s_w = |W| / |q| there), and s_y = s_x · s_w / M, the median over the channels."""
+    top = np.abs(q).argmax(axis=1)
+    q_top = np.abs(q[np.arange(len(q)), top])
+    used = q_top > 0
+    if not np.any(used):
+        raise ValueError(f"{op.name}: every integer weight is 0; the activation scale cannot be recovered")
+    s_w_est = np.abs(Wf[np.arange(len(q)), top])[used] / q_top[used]
+    return np.float64(np.float32(np.median(s_x * s_w_est / M[used])))
+
+
+def _check_weights_match(op, q, Wf, s_w) -> None:
+    """The file's weights s_w · q_W must be the float weights up to rounding (half a step, and some slack)."""
+    inside = np.abs(q) < np.abs(q).max()  # weights clipped at the end of the range may lie further off
+    err = np.where(inside, np.abs(Wf - s_w.astype(np.float64)[:, None] * q), 0.0).max(axis=1)
+    if np.any(err > 0.75 * s_w + 1e-12):
+        c = int(np.argmax(err / (s_w + 1e-30)))
+        raise ValueError(
+            f"{op.name}: quantized was not built from this model's weights (channel {c}: "
+            f"|W - s_w · q_W| reaches {err[c]:.3g}, more than a quantization step {s_w[c]:.3g})"
+        )
+
+
+class _IntegerGraph:
+    """What an engine layer needs to write its ONNX nodes (:meth:`labkit.quant.IntOp.onnx`): ``node``,
+    ``init``, ``qdq``, the layer ``scales``, the activations' ``qtype`` and the ``weight_type``."""
+
+    def __init__(self, helper, init, qtype, scales: dict, weight_type: str):
+        self.helper, self.init, self.qtype, self.weight_type = helper, init, qtype, weight_type
+        self._scales, self.nodes = scales, []
+
+    def node(self, op_type, inputs, output: str, name: str, **attrs) -> str:
+        """Append one node with one output; returns the output's name."""
+        self.nodes.append(self.helper.make_node(op_type, inputs, [output], name=name, **attrs))
+        return output
+
+    def qdq(self, op_type, x, prefix, scale, zero_point, out, **attrs) -> str:
+        """A QuantizeLinear or DequantizeLinear node with its scale and zero point as initializers."""
+        inputs = [x, self.init(f"{prefix}_scale", scale), self.init(f"{prefix}_zero_point", zero_point)]
+        return self.node(op_type, inputs, out, name=f"{op_type}({x})", **attrs)
+
+    def scales(self, name: str) -> dict:
+        """The real scales of weight layer ``name`` (:func:`layer_scales`)."""
+        return self._scales[name]
+
+    def unique(self, kind: str) -> str:
+        """A name for a parameterless layer's node: its kind and the number of nodes so far."""
+        return f"{kind}{len(self.nodes)}"
+
+
 def _int_nodes(model, quantized, x, helper, init, weight_type="uint8"):
-    if quantized.bits != 8:
+    """The QDQ graph of ``quantized``: quantize the input, then each engine layer writes its own nodes."""
+    if quantized.act_bits != 8:
         raise ValueError(
             f"ONNX QuantizeLinear saturates to the full 8-bit range: only 8-bit activations export, "
-            f"this model has act_bits={quantized.bits}"
+            f"this model has act_bits={quantized.act_bits}"
         )
-    scales = {r["name"]: r for r in layer_scales(model, quantized)}
-    qtype = np.int8 if quantized.signed else np.uint8
-    nodes = []
-
-    def qdq(op_type, x, prefix, scale, zero_point, out, **attrs):
-        """A QuantizeLinear or DequantizeLinear node with its scale and zero point as initializers."""
-        inputs = [x, init(f"{prefix}_scale", scale), init(f"{prefix}_zero_point", zero_point)]
-        nodes.append(helper.make_node(op_type, inputs, [out], name=f"{op_type}({x})", **attrs))
-        return out
-
-    x = qdq("QuantizeLinear", x, "input", np.float32(quantized.input_scale),
-            np.array(quantized.input_zero_point, qtype), "input.q")  # fmt: skip
-    for kind, op in quantized.ops:
-        if kind in ("dense", "conv"):
-            r, n, c = scales[op.name], op.name, op.q_W.shape[0]
-            x_f = qdq("DequantizeLinear", x, f"{n}.x", r["s_x"], np.array(op.z_x, qtype), f"{n}.x")
-            q_W, w_zp = np.asarray(op.q_W, np.int8), np.zeros(c, np.int8)
-            if weight_type == "uint8":  # the same integers shifted by 128: u8 x u8 kernels do not saturate
-                q_W, w_zp = (q_W.astype(np.int16) + 128).astype(np.uint8), np.full(c, 128, np.uint8)
-            if kind == "conv":
-                q_W = q_W.reshape(c, -1, op.kernel_size, op.kernel_size)
-            W_f = qdq("DequantizeLinear", init(f"{n}.W_q", q_W), f"{n}.W", r["s_w"], w_zp, f"{n}.W", axis=0)
-            b_scale = (np.float64(r["s_x"]) * r["s_w"].astype(np.float64)).astype(np.float32)
-            b_q = init(f"{n}.b_q", np.asarray(op.q_b, np.int32))
-            b_f = qdq("DequantizeLinear", b_q, f"{n}.b", b_scale, np.zeros(c, np.int32), f"{n}.b", axis=0)
-            if kind == "conv":
-                nodes.append(_conv_node(helper, op, [x_f, W_f, b_f], f"{n}.y"))
-            else:
-                nodes.append(helper.make_node("Gemm", [x_f, W_f, b_f], [f"{n}.y"], name=n, transB=1))
-            y = f"{n}.y"
-            if op.relu:
-                nodes.append(helper.make_node("Relu", [y], [f"{n}.relu"], name=f"{n}.relu"))
-                y = f"{n}.relu"
-            x = qdq("QuantizeLinear", y, f"{n}.y", r["s_y"], np.array(op.z_y, qtype), f"{n}.q")
-        else:
-            layers = {"maxpool": nn.MaxPool2d, "reshape": nn.Reshape, "flatten": nn.Flatten, "relu": nn.ReLU}
-            if kind not in layers:
-                raise TypeError(f"integer op {kind!r} has no ONNX export")
-            layer = layers[kind](op) if kind in ("maxpool", "reshape") else layers[kind]()
-            layer.name = f"{kind}{len(nodes)}"
-            floor = np.array(op, qtype) if kind == "relu" else None  # a lone ReLU clamps at its zero point
-            nodes.append(_shape_node(helper, layer, x, f"{layer.name}.q", init, relu_floor=floor))
-            x = f"{layer.name}.q"
-    nodes.append(helper.make_node("Identity", [x], ["logits_q"], name="integer_logits"))
+    qtype = np.int8 if quantized.act_signed else np.uint8
+    g = _IntegerGraph(helper, init, qtype, {r["name"]: r for r in layer_scales(model, quantized)}, weight_type)
+    x = g.qdq(
+        "QuantizeLinear",
+        x,
+        "input",
+        np.float32(quantized.input_scale),
+        np.array(quantized.input_zero_point, qtype),
+        "input.q",
+    )
+    for op in quantized.layers:
+        x = op.onnx(g, x)
+    g.node("Identity", [x], "logits_q", name="integer_logits")
     out_zp = np.array(quantized.output_zero_point, qtype)
-    qdq("DequantizeLinear", x, "output", np.float32(quantized.output_scale), out_zp, "logits")
-    return nodes, qtype
+    g.qdq("DequantizeLinear", x, "output", np.float32(quantized.output_scale), out_zp, "logits")
+    return g.nodes, qtype
 
 
 # --- the public entry point ---------------------------------------------------------------------
@@ -362,7 +391,7 @@ def to_onnx(model, path, *, quantized=None, weight_type: str = "uint8") -> Path:
     ImportError
         ``onnx`` is not installed (the message says how to install it).
     """
-    layers, in_shape = _check_model(model)
+    layers, in_shape = _check_model(model, integer=quantized is not None)
     path = _check_path(path)
     if quantized is not None and not isinstance(quantized, IntegerModel):
         got = type(quantized).__name__
@@ -389,7 +418,7 @@ def to_onnx(model, path, *, quantized=None, weight_type: str = "uint8") -> Path:
             helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", None]),
             helper.make_tensor_value_info("logits_q", elem, ["batch", None]),
         ]
-        kind = f"int{quantized.weight_bits} weights, {'int8' if quantized.signed else 'uint8'} activations (QDQ)"
+        kind = f"int{quantized.weight_bits} weights, {'int8' if quantized.act_signed else 'uint8'} activations (QDQ)"
     inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", *in_shape])]
     graph = helper.make_graph(nodes, "labkit_model", inputs, outputs, initializer=initializers)
     onnx_model = helper.make_model(
@@ -465,17 +494,6 @@ def float32_requantize(acc, M, zero_point: int, qmin: int, qmax: int) -> np.ndar
     return np.clip(np.rint(prod).astype(np.int64) + int(zero_point), qmin, qmax)
 
 
-def _im2col(q, op):
-    """(n, c, h, w) integers → (n·ho·wo, c·k·k) windows, padded with the input zero point (real 0)."""
-    k, st, p = op.kernel_size, op.stride, op.padding
-    if p:
-        q = np.pad(q, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=op.z_x)
-    n, c, h, w = q.shape
-    ho, wo = (h - k) // st + 1, (w - k) // st + 1
-    win = np.lib.stride_tricks.sliding_window_view(q, (k, k), axis=(2, 3))[:, :, ::st, ::st]
-    return win.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * k * k), (n, ho, wo)
-
-
 def _saturating_products(q, W):
     """``sum_k q[i, k] · W[j, k]`` with each pair (k, k+1) of products added in saturating int16 first."""
     K = q.shape[1]
@@ -515,41 +533,40 @@ def emulate_onnxruntime(model, quantized, X, u8s8_saturation: bool = False, laye
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 2 or X.shape[0] == 0:
         raise ValueError(f"expected a non-empty batch of flat inputs (n, features), got shape {X.shape}")
-    qmin, qmax = int_range(8, bool(quantized.signed))
+    qmin, qmax = int_range(8, bool(quantized.act_signed))
     q = quantized.quantize_input(X).astype(np.int64)
     per_layer = []
-    for kind, op in quantized.ops:
-        if kind in ("dense", "conv"):
-            r = scales[op.name]
-            cols, shape = _im2col(q, op) if kind == "conv" else (q, None)
-            W = np.asarray(op.q_W, np.int64).reshape(op.q_W.shape[0], -1)
-            if u8s8_saturation and kind == "dense":
-                acc = _saturating_products(cols, W) - op.z_x * W.sum(axis=1) + np.asarray(op.q_b, np.int64)
-            elif u8s8_saturation:
-                raise ValueError(f"{op.name}: u8s8_saturation is modelled for Dense layers only")
-            else:
-                # float64 matmul (BLAS) is exact here: every partial sum is an integer far below 2^53
-                acc = np.rint((cols - op.z_x).astype(np.float64) @ W.T.astype(np.float64)).astype(np.int64)
-                acc += np.asarray(op.q_b, np.int64)
-            acc = np.clip(acc, -(2**31), 2**31 - 1).astype(np.int32)
-            m_file = (np.float32(r["s_x"]) * r["s_w"]) / np.float32(r["s_y"])  # float32, as onnxruntime
-            lo = max(qmin, op.z_y) if op.relu else qmin
-            out = float32_requantize(acc, m_file, op.z_y, lo, qmax)
-            if layers:
-                exact = requantize(acc, op.M0, op.shift, op.z_y, op.bits, op.signed, op.relu).astype(np.int64)
-                per_layer.append((op.name, acc, m_file, out, exact))
-            if kind == "conv":
-                n, ho, wo = shape
-                out = out.reshape(n, ho, wo, -1).transpose(0, 3, 1, 2)
-            q = out
-        elif kind == "maxpool":
-            n, c, h, w = q.shape
-            q = q.reshape(n, c, h // op, op, w // op, op).max(axis=(3, 5))
-        elif kind == "reshape":
-            q = q.reshape((q.shape[0], *op))
-        elif kind == "flatten":
-            q = q.reshape(q.shape[0], -1)
-        elif kind == "relu":
-            q = np.maximum(q, op)
+    for op in quantized.layers:
+        if not isinstance(op, IntDense):
+            q = np.asarray(op.forward(q), np.int64)  # no arithmetic: the same in onnxruntime
+            continue
+        out, acc, m_file = _ort_layer(op, q, scales[op.name], qmin, qmax, u8s8_saturation)
+        if layers:
+            exact = requantize(acc, op.M0, op.shift, op.z_y, op.act_bits, op.act_signed, op.relu).astype(np.int64)
+            per_layer.append((op.name, acc, m_file, out, exact))
+        q = out
     q = q.astype(np.int64)
     return (q, per_layer) if layers else q
+
+
+def _ort_layer(op, q, r, qmin, qmax, u8s8_saturation):
+    """One weight layer as onnxruntime's fused kernel computes it: (output, int32 accumulators, multipliers)."""
+    conv = isinstance(op, IntConv2d)
+    cols, shape = op.cols(q) if conv else (q, None)
+    W = np.asarray(op.q_W, np.int64).reshape(op.q_W.shape[0], -1)
+    if u8s8_saturation and conv:
+        raise ValueError(f"{op.name}: u8s8_saturation is modelled for Dense layers only")
+    if u8s8_saturation:
+        acc = _saturating_products(cols, W) - op.z_x * W.sum(axis=1) + np.asarray(op.q_b, np.int64)
+    else:
+        # float64 matmul (BLAS) is exact here: every partial sum is an integer far below 2^53
+        acc = np.rint((cols - op.z_x).astype(np.float64) @ W.T.astype(np.float64)).astype(np.int64)
+        acc += np.asarray(op.q_b, np.int64)
+    acc = np.clip(acc, -(2**31), 2**31 - 1).astype(np.int32)
+    m_file = (np.float32(r["s_x"]) * r["s_w"]) / np.float32(r["s_y"])  # float32, as onnxruntime
+    lo = max(qmin, op.z_y) if op.relu else qmin
+    out = float32_requantize(acc, m_file, op.z_y, lo, qmax)
+    if conv:
+        n, ho, wo = shape
+        out = out.reshape(n, ho, wo, -1).transpose(0, 3, 1, 2)
+    return out, acc, m_file

@@ -312,8 +312,14 @@ def quantization_grid(x, scale, zero_point, bits, signed=False, ax=None, title="
     qmin, qmax = int_range(bits, signed)
     ax.hist(np.ravel(x), bins=120, color=COLORS[0], label="values")
     for q in range(qmin, qmax + 1):
-        ax.axvline(float(scale) * (q - zero_point), color=COLORS[1], ls="--", marker="", lw=0.9,
-                   label="quantization levels" if q == qmin else None)  # fmt: skip
+        ax.axvline(
+            float(scale) * (q - zero_point),
+            color=COLORS[1],
+            ls="--",
+            marker="",
+            lw=0.9,
+            label="quantization levels" if q == qmin else None,
+        )
     ax.set_yscale("log")
     ax.set_xlabel("value")
     ax.set_ylabel("count (log scale)")
@@ -345,8 +351,14 @@ def accuracy_vs_sparsity(
     x = 100 * np.asarray(sparsities, dtype=float)
     for k, (label, accs) in enumerate(curves.items()):
         ls = "-" if "fine-tuned" in label else "--"
-        ax.plot(x, [100 * a for a in accs], color=COLORS[k % len(COLORS)], marker=MARKERS[k % len(MARKERS)],
-                ls=ls, label=label)  # fmt: skip
+        ax.plot(
+            x,
+            [100 * a for a in accs],
+            color=COLORS[k % len(COLORS)],
+            marker=MARKERS[k % len(MARKERS)],
+            ls=ls,
+            label=label,
+        )
     if baseline is not None:
         ax.axhline(100 * baseline, color=GREY, ls=(0, (1, 1.5)), marker="", lw=1.2, label="dense baseline")
     tick_at(ax, x, "x", log=False)

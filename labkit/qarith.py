@@ -232,8 +232,17 @@ def fixed_point_multiply(acc, M0, n, rounding: str = "single") -> np.ndarray:
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, M0), np.maximum(n, 0)).astype(np.int64)
 
 
-def requantize(acc, M0, n, zero_point: int, bits: int = 8, signed: bool = False, relu: bool = False,
-               rounding: str = "single", narrow_range: bool = False):  # fmt: skip
+def requantize(
+    acc,
+    M0,
+    n,
+    zero_point: int,
+    bits: int = 8,
+    signed: bool = False,
+    relu: bool = False,
+    rounding: str = "single",
+    narrow_range: bool = False,
+):
     """int32 accumulators → ``bits``-bit outputs: ``clamp(z + fixed_point_multiply(acc, M0, n))``.
 
     Parameters

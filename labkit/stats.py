@@ -177,9 +177,9 @@ def verdict(lo, hi) -> str:
 
 
 def _check_seed_image(correct_a, correct_b):
-    what = "(per-seed, per-image correctness, shape (seeds, images), e.g. preds == y)"
-    a = check_array(correct_a, f"correct_a {what}", kind="b", ndim=2, non_empty=True)
-    b = check_array(correct_b, f"correct_b {what}", kind="b", ndim=2, non_empty=True)
+    what = "(per-seed, per-image correctness or score, shape (seeds, images), e.g. preds == y)"
+    a = check_array(correct_a, f"correct_a {what}", kind="bfiu", ndim=2, non_empty=True, finite=True)
+    b = check_array(correct_b, f"correct_b {what}", kind="bfiu", ndim=2, non_empty=True, finite=True)
     if a.shape != b.shape:
         raise ValueError(f"correct_a and correct_b must cover the same seeds and images, got {a.shape} and {b.shape}")
     if a.shape[0] < 2:
@@ -189,18 +189,20 @@ def _check_seed_image(correct_a, correct_b):
 
 def _seed_image_replicates(a, b, n_boot: int, seed: int) -> np.ndarray:
     """``n_boot`` bootstrap replicates of mean(a − b) over seeds and images (see seed_image_bootstrap)."""
-    d = a.astype(np.int8) - b.astype(np.int8)  # (k, n), values -1, 0, +1
+    d = a.astype(np.float64) - b.astype(np.float64)  # (k, n); for correctness the values -1, 0, +1
     k, n = d.shape
     # The image-by-seed interaction (residual mean square of the two-way layout): the part of the
     # between-seed spread that image noise alone puts into k per-seed means on n images.
-    df = d.astype(np.float64)
-    residual = df - df.mean(1, keepdims=True) - df.mean(0, keepdims=True) + df.mean()
+    residual = d - d.mean(1, keepdims=True) - d.mean(0, keepdims=True) + d.mean()
     ms_interaction = float((residual**2).sum() / ((k - 1) * max(n - 1, 1)))
     # Resampling n images is drawing how many times each distinct column of d (its k outcomes) recurs.
     columns, counts = np.unique(d, axis=1, return_counts=True)
     rng = np.random.default_rng(seed)
-    redraw = rng.multinomial(n, counts / n, size=n_boot)  # (n_boot, distinct columns)
-    per_seed = redraw @ columns.T.astype(np.float64) / n  # (n_boot, k): each seed on the same images
+    per_seed = np.empty((n_boot, k))  # each seed on the same redrawn images
+    chunk = max(1, 2_000_000 // columns.shape[1])  # real-valued scores can have n distinct columns: bound the memory
+    for start in range(0, n_boot, chunk):
+        redraw = rng.multinomial(n, counts / n, size=min(chunk, n_boot - start))  # (replicates, distinct columns)
+        per_seed[start : start + len(redraw)] = redraw @ columns.T / n
     seed_var = np.maximum(per_seed.var(axis=1, ddof=1) - ms_interaction / n, 0.0)
     seed_effect = np.sqrt(seed_var / k) * rng.standard_t(k - 1, size=n_boot)
     return per_seed.mean(axis=1) + seed_effect
@@ -223,7 +225,12 @@ def seed_image_bootstrap(correct_a, correct_b, n_boot: int = 10_000, level: floa
     Parameters
     ----------
     correct_a, correct_b : array_like of bool, shape (k, n), k >= 2
-        ``correct_a[s, i]``: did model A of seed s classify test image i correctly.
+        ``correct_a[s, i]``: did model A of seed s classify test image i correctly. Real-valued
+        per-image scores are taken too (the difference is then a difference of mean scores): the
+        midpoint of two fixed models, ``(correct_p + correct_q) / 2``, makes "A ends above the
+        midpoint of P and Q" a claim; a per-image measurement (a logit's spread, a confidence)
+        compares two methods by its mean. Scores with many distinct values cost more: the image
+        redraw then has up to n categories.
     n_boot : int
         Bootstrap replicates.
     level : float in (0, 1)

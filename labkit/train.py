@@ -3,9 +3,10 @@
 ``fit`` is deliberately small. What later labs need plugs in through two hooks:
 
 * ``callbacks``: objects with any of ``on_train_begin``, ``on_batch_begin``, ``on_backward_end``
-  (gradients computed, weights not yet updated), ``on_step_end`` (after the optimizer step) and
-  ``on_epoch_end``. Pruning re-applies masks in ``on_step_end``; quantization-aware training swaps
-  fake-quantized weights in ``on_batch_begin`` and restores the float ones in ``on_backward_end``.
+  (gradients computed, weights not yet updated), ``on_step_end`` (after the optimizer step),
+  ``on_epoch_end`` (setting ``state.stop`` ends training after this epoch) and ``on_train_end``.
+  Pruning re-applies masks in ``on_step_end``; quantization-aware training swaps fake-quantized
+  weights in ``on_batch_begin`` and restores the float ones in ``on_backward_end``.
 * ``loss_fn(logits, y_batch, batch_index) -> (loss, dlogits)``: knowledge distillation looks the
   teacher's logits up by ``batch_index`` (the rows of the training set in this batch).
 
@@ -24,7 +25,7 @@ import numpy as np
 
 from .data import Dataset, lm_windows, sample_windows
 from .softmax import log_softmax
-from .validation import check_int, check_real
+from .validation import check_int, check_real, show
 
 __all__ = [
     "cross_entropy",
@@ -33,6 +34,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "Callback",
+    "EarlyStopping",
     "TrainState",
     "fit",
     "evaluate",
@@ -80,7 +82,7 @@ class _Optimizer:
 
     def __init__(self, lr: float, weight_decay: float = 0.0):
         if not (lr > 0 and math.isfinite(lr)):
-            raise ValueError(f"learning rate must be a positive number, got {lr!r}")
+            raise ValueError(f"learning rate must be a positive number, got {show(lr)}")
         self.lr = float(lr)
         self.weight_decay = float(weight_decay)
         self.state: dict = {}
@@ -101,6 +103,21 @@ class _Optimizer:
                     param -= param.dtype.type(self.lr * self.weight_decay) * param
                 self._update(f"{layer.name}.{name}", param, g)
 
+    def update(self, key: str, param: np.ndarray, grad) -> None:
+        """Apply this optimizer's rule, in place, to a parameter that belongs to no layer.
+
+        For parameters a callback trains alongside the model (e.g. a learned quantizer step size),
+        with the current learning rate and step count and no weight decay. Call it after
+        :meth:`step` (in a callback's ``on_step_end``). ``key`` names the parameter's optimizer
+        state (momentum, Adam's moments); it must not be a layer's ``"layer.param"`` name.
+        """
+        if self.t < 1:
+            raise RuntimeError("update() follows step(): call it from on_step_end, after the first optimizer step")
+        grad = np.asarray(grad)
+        if grad.shape != param.shape:
+            raise ValueError(f"grad has shape {grad.shape}, the parameter {param.shape}: they must match")
+        self._update(key, param, grad.astype(param.dtype, copy=False))
+
     def _update(self, key, param, grad):  # pragma: no cover
         raise NotImplementedError
 
@@ -111,7 +128,7 @@ class SGD(_Optimizer):
     def __init__(self, lr=0.05, momentum=0.9, weight_decay=0.0):
         super().__init__(lr, weight_decay)
         if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+            raise ValueError(f"momentum must be in [0, 1), got {show(momentum)}")
         self.momentum = float(momentum)
 
     def _update(self, key, param, grad):
@@ -211,6 +228,7 @@ class Callback:
     def on_backward_end(self, model, state): ...
     def on_step_end(self, model, state): ...
     def on_epoch_end(self, model, state): ...
+    def on_train_end(self, model, state): ...
 
 
 @dataclass
@@ -223,6 +241,7 @@ class TrainState:
     optimizer: object = None
     batch_index: np.ndarray | None = None
     history: dict = field(default_factory=dict)
+    stop: bool = False  # set by a callback's on_epoch_end: no further epoch is run
     grad_norm: float | None = None  # the last step's global gradient norm before clipping (when clipping)
 
 
@@ -332,9 +351,60 @@ def fit(
             history["eval_acc"].append(evaluate(model, *eval_data))
         bar.show(epoch=epoch + 1, loss=history["loss"][-1], eval_acc=(history.get("eval_acc") or [None])[-1])
         _emit(callbacks, "on_epoch_end", model, state)
+        if state.stop:
+            break
     bar.close()
     opt.lr = base_lr
+    _emit(callbacks, "on_train_end", model, state)
     return history
+
+
+class EarlyStopping(Callback):
+    """Keep the weights of the epoch that scored best on held-out data (early stopping, with patience).
+
+    After every epoch the model is scored on ``(X, y)`` (a validation split: choosing the epoch is a
+    choice). The parameters of the best epoch so far are copied; at the end of training
+    (``on_train_end``) they are written back into the model, so ``fit`` returns the best epoch's
+    model. With ``patience`` set, training stops once that many epochs in a row have not beaten the
+    best score (the budget saved is the point); ties keep the earlier epoch.
+
+    Parameters
+    ----------
+    X, y : held-out inputs and integer labels
+    patience : int, optional
+        Epochs without improvement before stopping; None trains every epoch and still restores the best.
+
+    Attributes
+    ----------
+    scores : list of float, the held-out accuracy after each epoch run
+    best_epoch : int, 0-based index of the epoch restored
+    """
+
+    def __init__(self, X, y, patience: int | None = None):
+        self.X, self.y = _validate_xy(X, y, what="X (held-out)")
+        self.patience = None if patience is None else check_int("patience", patience, lo=1)
+        self.scores: list = []
+        self.best_epoch = -1
+        self._best: list | None = None
+
+    def on_train_begin(self, model, state):
+        self.scores, self.best_epoch, self._best = [], -1, None
+
+    def on_epoch_end(self, model, state):
+        score = evaluate(model, self.X, self.y)
+        self.scores.append(score)
+        if self._best is None or score > self.scores[self.best_epoch]:
+            self.best_epoch = len(self.scores) - 1
+            self._best = [{k: v.copy() for k, v in layer.params().items()} for layer in model.layers]
+        elif self.patience is not None and len(self.scores) - 1 - self.best_epoch >= self.patience:
+            state.stop = True
+
+    def on_train_end(self, model, state):
+        if self._best is None:
+            return
+        for layer, saved in zip(model.layers, self._best):
+            for k, v in layer.params().items():
+                v[...] = saved[k]
 
 
 def _seed_dropout(model, seed: int) -> None:

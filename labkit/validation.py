@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 
 __all__ = [
+    "renamed",
+    "show",
     "describe",
     "check_int",
     "check_real",
@@ -38,11 +41,53 @@ __all__ = [
 ]
 
 
+def renamed(where: str, old: str, old_value, new: str, new_value):
+    """The value of a renamed keyword argument: ``old_value`` (with a DeprecationWarning) if the caller
+    used the old name, else ``new_value``; TypeError if both were given.
+
+    Called first thing in a function whose argument ``new`` was called ``old`` until this release; the
+    old name is a keyword-only parameter defaulting to None.
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     axis = renamed("qparams", "per_channel_axis", 0, "axis", None)
+    >>> axis, str(caught[0].message)
+    (0, 'qparams(per_channel_axis=...) is deprecated; use axis=...')
+    """
+    if old_value is None:
+        return new_value
+    if new_value is not None:
+        raise TypeError(f"{where}() got {old}= and {new}=; give only {new}= ({old} is its deprecated name)")
+    warnings.warn(f"{where}({old}=...) is deprecated; use {new}=...", DeprecationWarning, stacklevel=3)
+    return old_value
+
+
+def show(value) -> str:
+    """``value`` as a message prints it: numpy scalars as plain numbers, the rest by ``repr``.
+
+    numpy 2 writes a scalar as ``np.float32(8.0)``; a reader wants ``8.0``. Every message of the kit
+    (errors here, the checks' hints) shows values through this function.
+
+    >>> show(np.float32(8.0)), show(np.int64(64)), show(np.True_), show("8"), show((np.int8(1), 2.5))
+    ('8.0', '64', 'True', "'8'", '(1, 2.5)')
+    """
+    if isinstance(value, (np.str_, np.bytes_)):
+        return repr(value.item())
+    if isinstance(value, np.generic):
+        return str(value)
+    if isinstance(value, tuple):
+        return "(" + ", ".join(show(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, list):
+        return "[" + ", ".join(show(v) for v in value) + "]"
+    return repr(value)
+
+
 def describe(value) -> str:
-    """``"<type> <repr>"`` for an error message (long reprs shortened): ``str '8'``, ``float 0.5``."""
+    """``"<type> <value>"`` for an error message (long ones shortened): ``str '8'``, ``float64 0.5``."""
     if isinstance(value, np.ndarray):
         return f"an array of dtype {value.dtype} and shape {value.shape}"
-    text = repr(value)
+    text = show(value)
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{type(value).__name__} {text}"
@@ -66,7 +111,7 @@ def _check_bounds(name, v, lo, hi, lo_open=False, hi_open=False, what=""):
     below = lo is not None and (v <= lo if lo_open else v < lo)
     above = hi is not None and (v >= hi if hi_open else v > hi)
     if below or above:
-        raise ValueError(f"{name} must be {_interval(lo, hi, lo_open, hi_open)}{what}, got {v!r}")
+        raise ValueError(f"{name} must be {_interval(lo, hi, lo_open, hi_open)}{what}, got {show(v)}")
 
 
 def check_int(name: str, value, lo: int | None = None, hi: int | None = None, what: str = "") -> int:
@@ -95,7 +140,7 @@ def check_real(
     value = float(value)
     if not math.isfinite(value):
         where = "" if lo is None and hi is None else " " + _interval(lo, hi, lo_open, hi_open)
-        raise ValueError(f"{name} must be a finite number{where}{what}, got {value!r}")
+        raise ValueError(f"{name} must be a finite number{where}{what}, got {show(value)}")
     _check_bounds(name, value, lo, hi, lo_open, hi_open, what)
     return value
 
@@ -132,9 +177,9 @@ def check_choice(name: str, value, choices):
     except TypeError:  # an unhashable value looked up in a set
         ok = False
     if not ok:
-        names = [repr(c) for c in choices]
+        names = [show(c) for c in choices]
         listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
-        raise ValueError(f"{name} must be {listed}, got {value!r}")
+        raise ValueError(f"{name} must be {listed}, got {show(value)}")
     return value
 
 

@@ -51,6 +51,8 @@ import nbformat
 from jupytext.combine import combine_inputs_with_outputs
 from jupytext.config import load_jupytext_configuration_file
 
+from labkit.grading.cells import cell_problems
+
 ROOT = Path(__file__).resolve().parent.parent
 NB_DIR = ROOT / "notebooks"
 SRC_DIR = NB_DIR / "src"
@@ -99,35 +101,16 @@ def read_source(src: Path) -> nbformat.NotebookNode:
 
 
 def check_cells(cells) -> None:
-    """Raise ValueError on a cell that breaks the course's conventions (docs/CONTRIBUTING.md).
+    """Raise ValueError on a cell that breaks the course's notebook rules (docs/CONTRIBUTING.md).
 
-    An answer cell (nbgrader ``solution``) holds ``### BEGIN SOLUTION`` / ``### END SOLUTION``; a
-    graded check cell has ``points``, the ``check`` and ``nbval-check-output`` tags and
-    ``labkit.answer`` naming an answer cell before it.
+    The rules are the grader's own (:func:`labkit.grading.cells.cell_problems`): an answer cell
+    (nbgrader ``solution``) holds ``### BEGIN SOLUTION`` / ``### END SOLUTION``; a graded check cell
+    has ``points``, the ``check`` and ``nbval-check-output`` tags and ``labkit.answer`` naming an
+    answer cell before it; neither is tagged ``skip-grading``.
     """
-    answers = set()
-    for i, cell in enumerate(cells):
-        nbg = cell.metadata.get("nbgrader")
-        if not nbg:
-            continue
-        gid = nbg.get("grade_id")
-        where = f"cell {i} (grade_id {gid!r})"
-        if cell.cell_type != "code":
-            raise ValueError(f"{where}: nbgrader metadata on a {cell.cell_type} cell, expected a code cell")
-        if nbg.get("solution"):
-            if "### BEGIN SOLUTION" not in cell.source or "### END SOLUTION" not in cell.source:
-                raise ValueError(f"{where}: solution cell lacks ### BEGIN SOLUTION / ### END SOLUTION")
-            answers.add(gid)
-        if nbg.get("grade"):
-            answer = cell.metadata.get("labkit", {}).get("answer")
-            tags = cell.metadata.get("tags", [])
-            missing = [t for t in ("check", "nbval-check-output") if t not in tags]
-            if "points" not in nbg or missing or answer not in answers:
-                raise ValueError(
-                    f"{where}: a check cell needs nbgrader points, the tags check and nbval-check-output and "
-                    f"labkit.answer naming an earlier answer cell; got points={nbg.get('points')!r}, "
-                    f"tags={tags!r}, labkit.answer={answer!r}"
-                )
+    problems = cell_problems(cells)
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 def build(src: Path, execute: bool = True, timeout: int = 600, dest: Path | None = None) -> Path:

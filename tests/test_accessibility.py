@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nbformat
@@ -19,9 +18,6 @@ from conftest import load_script, skip_or_fail
 
 ROOT = Path(__file__).resolve().parent.parent
 LABS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-CHROMIUM = Path(os.environ.get("LABKIT_BROWSER_EXECUTABLE", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
 
 
@@ -118,20 +114,17 @@ def test_highlighting_style_meets_aa_contrast():
 
 
 @pytest.fixture(scope="module")
-def browser_page():
-    if not CHROMIUM.exists():
-        skip_or_fail("LABKIT_REQUIRE_BROWSER", f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+def browser_page(browser):
+    """A page of the session's Chromium (tests/conftest.py) and axe-core."""
     try:
         from axe_playwright_python.sync_playwright import Axe
-        from playwright.sync_api import sync_playwright
     except ImportError as exc:
-        skip_or_fail("LABKIT_REQUIRE_BROWSER", f"playwright / axe-playwright-python not installed ({exc}; extra 'dev')")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser.new_page(), Axe()
-        finally:
-            browser.close()
+        skip_or_fail("LABKIT_REQUIRE_BROWSER", f"axe-playwright-python not installed ({exc}; extra 'dev')")
+    page = browser.new_page()
+    try:
+        yield page, Axe()
+    finally:
+        page.close()
 
 
 def serious_violations(page, axe, html_path: Path) -> dict:

@@ -27,14 +27,14 @@ def test_every_lab_has_exercises():
     assert labs == set(LABS), f"labs without a graded exercise: {sorted(set(LABS) - labs)}"
 
 
-@pytest.mark.parametrize("name,ex", EXERCISES, ids=[f"{n}.{e.grade_id}" for n, e in EXERCISES])
+@pytest.mark.parametrize("name,ex", EXERCISES, ids=[f"{n}.{e.answer_id}" for n, e in EXERCISES])
 def test_reference_passes_grader_cases_for_many_seeds(name, ex):
     failures = []
     for seed in range(40):
         hint = ex.evaluate(ex.reference, ex.grading_cases(seed))
         if hint is not None:
             failures.append((seed, hint))
-    assert not failures, f"{name}.{ex.grade_id}: the reference fails for seeds {failures[:3]}"
+    assert not failures, f"{name}.{ex.answer_id}: the reference fails for seeds {failures[:3]}"
 
 
 def test_an_answer_equal_to_the_reference_passes_even_if_a_heuristic_fires():
@@ -79,7 +79,7 @@ def test_a_failing_check_raises_an_assertion_error_whose_message_is_the_hint(cap
     assert str(err) == err.hint == ex.evaluate(wrong, ex.cases())
     assert "differs" in err.hint and "arange(3)" in err.hint
     assert err.line == FAIL + err.hint == ex.verdict(wrong)
-    assert err.grade_id == "double"
+    assert err.answer_id == "double"
     assert capsys.readouterr().out == ""  # nothing printed: the error shows the hint
 
 

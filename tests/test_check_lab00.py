@@ -1,7 +1,10 @@
 """Lab 00's checks pass the reference and fail the stub and plausible wrong answers."""
 
+import sys
+
 import numpy as np
 import pytest
+from hint_battery import assert_every_check_uses_hints, assert_every_hint_reached
 
 from labkit.check import lab00
 
@@ -53,3 +56,8 @@ def test_keyboard_interrupt_goes_through():
 
     with pytest.raises(KeyboardInterrupt):
         lab00.count_parameters(interrupted)
+
+
+def test_every_hint_is_reached_by_the_battery():
+    assert_every_check_uses_hints(lab00)
+    assert_every_hint_reached(sys.modules[__name__], lab00)

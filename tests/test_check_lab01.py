@@ -1,6 +1,9 @@
 """Lab 01's checks pass the reference and fail the stub and plausible wrong answers."""
 
+import sys
+
 import numpy as np
+from hint_battery import assert_every_check_uses_hints, assert_every_hint_reached
 
 from labkit import prune
 from labkit.check import lab01
@@ -89,6 +92,15 @@ def test_global_masks():
 
     assert "layer-wise" in ex.verdict(per_layer_count)
     assert "list of" in ex.verdict(lambda ws, s: ref_global(ws, s)[0])
+    assert "mask 0 should hold booleans" in ex.verdict(lambda ws, s: [m.astype(float) for m in ref_global(ws, s)])
+
+    def largest_first(ws, s):  # one ranking over all layers, but sorted from the largest |w|
+        flat = np.concatenate([w.ravel() for w in ws])
+        keep = np.ones(flat.size, bool)
+        keep[np.argsort(-np.abs(flat), kind="stable")[: int(np.floor(s * flat.size))]] = False
+        return [m.reshape(w.shape) for m, w in zip(np.split(keep, np.cumsum([w.size for w in ws])[:-1]), ws)]
+
+    assert "remove the smallest |w| over all layers" in ex.verdict(largest_first)
 
 
 # --- masked_momentum_step -----------------------------------------------------------------------------
@@ -124,6 +136,13 @@ def test_masked_momentum_step():
     assert "not exactly 0" in ex.verdict(no_mask)
     assert "velocity is not 0" in ex.verdict(reapply_only)
     assert "W_new" in ex.verdict(wrong_sign)
+    assert "return the pair (W_new, v_new)" in ex.verdict(lambda *args: ref(*args)[0])
+    assert "W_new must be a numpy array, got list" in ex.verdict(lambda *args: (ref(*args)[0].tolist(), ref(*args)[1]))
+
+    def old_velocity(W, dW, v, mask, lr, mom):  # the step is right, but it returns the velocity it started from
+        return ref(W, dW, v, mask, lr, mom)[0], v * mask
+
+    assert "v_new" in ex.verdict(old_velocity)
 
 
 def test_mask_reference_is_the_kit_function_without_numba():
@@ -139,3 +158,8 @@ def test_mask_reference_is_the_kit_function_without_numba():
         s = float(rng.choice([0.0, 0.1, 0.5, 0.73, 0.9, 0.99]))
         assert np.array_equal(lab01._mask_ref(w, s), kit_mask(w, s))
     assert kit_mask.__code__ in lab01.magnitude_mask._reference_codes()
+
+
+def test_every_hint_is_reached_by_the_battery():
+    assert_every_check_uses_hints(lab01)
+    assert_every_hint_reached(sys.modules[__name__], lab01)

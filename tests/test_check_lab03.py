@@ -1,6 +1,9 @@
 """Lab 03's checks pass the reference and fail the stub and plausible wrong answers."""
 
+import sys
+
 import numpy as np
+from hint_battery import assert_every_check_uses_hints, assert_every_hint_reached
 
 from labkit.check import lab03
 
@@ -32,6 +35,11 @@ def test_scale_zero_point():
     # a zero point that is not rounded (truncated instead)
     trunc = lambda lo, hi, b: (szp_right(lo, hi, b)[0], int(-min(lo, 0) / szp_right(lo, hi, b)[0]))
     assert "round(min(lo, 0) / scale)" in ex.verdict(trunc)
+    assert "return a pair (scale, zero_point)" in ex.verdict(lambda lo, hi, b: szp_right(lo, hi, b)[0])
+    per_end = lambda lo, hi, b: (np.full(2, szp_right(lo, hi, b)[0]), szp_right(lo, hi, b)[1])  # one per range end
+    assert "scale must be a number, got ndarray" in ex.verdict(per_end)
+    symmetric = lambda lo, hi, b: (max(abs(lo), abs(hi)) / (2 ** (b - 1) - 1), szp_right(lo, hi, b)[1])
+    assert "= (max(hi, 0) - min(lo, 0)) / (2^8 - 1)" in ex.verdict(symmetric)
 
 
 def q_right(x, scale, zp, bits):
@@ -48,6 +56,9 @@ def test_quantize():
     assert "don't truncate" in ex.verdict(lambda x, s, z, b: np.clip(np.trunc(x / s) + z, 0, 2**b - 1).astype(int))
     assert "add the zero point" in ex.verdict(lambda x, s, z, b: np.clip(np.rint(x / s) - z, 0, 2**b - 1).astype(int))
     assert "integer" in ex.verdict(lambda x, s, z, b: np.clip(np.rint(x / s) + z, 0, 2**b - 1))
+    assert "don't multiply" in ex.verdict(lambda x, s, z, b: np.clip(np.rint(x * s) + z, 0, 2**b - 1).astype(int))
+    no_zero_point = lambda x, s, z, b: np.clip(np.rint(x / s), 0, 2**b - 1).astype(int)
+    assert "your quantized values differ" in ex.verdict(no_zero_point)
     # Legitimately accepted: dividing in float32 instead of float64. float32
     # x / float32 scale is correctly rounded, so it agrees with float64 on these cases, and it is
     # what a float32 kernel computes; nothing in the exercise asks for float64.
@@ -63,6 +74,8 @@ def test_dequantize():
     assert "subtract the zero point" in ex.verdict(lambda q, s, z: (s * (q.astype(np.int32) + z)).astype(np.float32))
     assert "float32" in ex.verdict(lambda q, s, z: np.float64(s) * (q.astype(np.int32) - z))
     assert "floats" in ex.verdict(lambda q, s, z: q.astype(np.int32) - z)
+    no_scale = lambda q, s, z: (q.astype(np.int32) - z).astype(np.float32)
+    assert "your dequantized values is off" in ex.verdict(no_scale)
 
 
 def test_per_channel_scales():
@@ -75,8 +88,16 @@ def test_per_channel_scales():
     assert "absolute" in ex.verdict(lambda W, b: W.reshape(len(W), -1).max(axis=1) / (2 ** (b - 1) - 1))
     assert "not 2^" in ex.verdict(lambda W, b: np.abs(W).reshape(len(W), -1).max(axis=1) / 2 ** (b - 1))
     assert "except axis 0" in ex.verdict(lambda W, b: np.abs(W).reshape(len(W), -1).max(axis=0) / (2 ** (b - 1) - 1))
+    column = lambda W, b: np.abs(W).reshape(len(W), -1).max(axis=1, keepdims=True) / (2 ** (b - 1) - 1)
+    assert "scales have shape (3, 1), expected (3,)" in ex.verdict(column)
+    assert "your scales is off" in ex.verdict(lambda W, b: np.abs(W).reshape(len(W), -1).max(axis=1) / (2**b - 1))
 
 
 def test_pass_lines_print_once(capsys):
     lab03.scale_zero_point(szp_right)
     assert capsys.readouterr().out == lab03.scale_zero_point.pass_line + "\n"
+
+
+def test_every_hint_is_reached_by_the_battery():
+    assert_every_check_uses_hints(lab03)
+    assert_every_hint_reached(sys.modules[__name__], lab03)

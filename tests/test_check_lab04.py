@@ -1,6 +1,9 @@
 """Lab 04's checks pass the reference and fail the stub and plausible wrong answers."""
 
+import sys
+
 import numpy as np
+from hint_battery import assert_every_check_uses_hints, assert_every_hint_reached
 
 from labkit.check import lab04
 from labkit.quant import requantize
@@ -36,6 +39,16 @@ def test_ste_backward():
     assert "<=, not <" in ex.verdict(strict)
     assert "shape" in ex.verdict(lambda g, x, s, z, b: ste_right(g, x, s, z, b)[:-1])
 
+    def no_zero_point(g, x, s, z, b):  # the code without its zero point
+        q = np.rint(x / s)
+        return np.where((q >= 0) & (q <= 2**b - 1), g, 0)
+
+    def divided_by_scale(g, x, s, z, b):  # the chain rule through x / s, which the STE leaves out
+        return ste_right(g, x, s, z, b) / s
+
+    assert "the zero point is missing" in ex.verdict(no_zero_point)
+    assert "your gradient is off" in ex.verdict(divided_by_scale)
+
 
 def qm_right(M):
     m, e = np.frexp(M)
@@ -63,6 +76,12 @@ def test_quantize_multiplier():
 
     assert "don't truncate" in ex.verdict(truncating)
     assert "return a pair" in ex.verdict(lambda M: qm_right(M)[0])
+
+    def exponent_sign(M):  # n = e instead of -e
+        m, e = np.frexp(M)
+        return int(np.rint(m * 2**31)), int(e)
+
+    assert "so that M ≈ M0 · 2^-(31 + n)" in ex.verdict(exponent_sign)
 
 
 def rq_right(acc, M0, n, z):
@@ -93,7 +112,7 @@ def test_requantize():
         v = ex.verdict(fn)
         assert "float64 (53-bit mantissa) cannot hold that product exactly" in v and "integer" in v, (name, v)
     raw = lambda acc, M0, n, z: np.rint(acc * (M0 / 2**31) / 2**n) + z  # the float expression tutorials write
-    assert "return integers" in ex.verdict(raw)
+    assert "should hold integers" in ex.verdict(raw)
     assert "not implemented" in ex.verdict(stub)
     prod = lambda acc, M0: acc.astype(np.int64) * M0
     assert "truncates" in ex.verdict(lambda acc, M0, n, z: np.clip((prod(acc, M0) >> (31 + n)) + z, 0, 255))
@@ -103,6 +122,16 @@ def test_requantize():
     assert "zero point" in ex.verdict(no_zp)
     assert "clamp" in ex.verdict(lambda acc, M0, n, z: np.rint(prod(acc, M0) / 2.0 ** (31 + n)).astype(int) + z)
     assert "integers" in ex.verdict(lambda acc, M0, n, z: np.clip(np.rint(prod(acc, M0) / 2.0 ** (31 + n)) + z, 0, 255))
+
+    def int32_product(acc, M0, n, z):
+        with np.errstate(over="ignore"):
+            return np.clip(np.rint((acc * np.int32(M0)).astype(np.int64) / 2.0 ** (31 + n)) + z, 0, 255).astype(int)
+
+    def without_n(acc, M0, n, z):  # shifts by 31 only
+        return np.clip(((prod(acc, M0) + (1 << 30)) >> 31) + z, 0, 255)
+
+    assert "overflows int32: multiply in int64" in ex.verdict(int32_product)
+    assert "your requantized values differ" in ex.verdict(without_n)
 
 
 def dense_right(q_x, z_x, q_W, q_b, M0, n, z_y, relu):
@@ -127,6 +156,21 @@ def test_integer_dense():
 
     assert "wrapped around in uint8" in ex.verdict(uint8_overflow)
 
+    def in_uint8(q_x, z_x, q_W, q_b, M0, n, z_y, relu):  # what numpy does without a cast: uint8, then int16
+        return requantize((q_x - z_x) @ q_W.T + q_b, M0, n, z_y, relu=relu)
+
+    def widened_late(q_x, z_x, q_W, q_b, M0, n, z_y, relu):  # the cast comes after the subtraction
+        return requantize((q_x - z_x).astype(np.int32) @ q_W.T.astype(np.int32) + q_b, M0, n, z_y, relu=relu)
+
+    def one_multiplier(q_x, z_x, q_W, q_b, M0, n, z_y, relu):  # the first channel's (M0, n) for every channel
+        acc = (q_x.astype(np.int32) - z_x) @ q_W.T.astype(np.int32) + q_b
+        return requantize(acc, M0[0], n[0], z_y, relu=relu)
+
+    for wrapped in (in_uint8, widened_late):
+        assert "widen to int32 before subtracting" in ex.verdict(wrapped)
+    assert "your layer's output differs" in ex.verdict(one_multiplier)
+    assert "should hold integers" in ex.verdict(lambda *args: dense_right(*args).astype(np.float32))
+
 
 def test_requantize_float64_cases_are_next_to_ties_beyond_2_53():
     from fractions import Fraction
@@ -143,3 +187,8 @@ def test_requantize_float64_cases_are_next_to_ties_beyond_2_53():
                 assert float(np.rint(a * (M0 / 2**31) / 2**n)) != round(exact)  # float64 rounds wrongly
                 assert 0 <= round(exact) + z <= 255  # not hidden by the clamp
         assert n_beyond >= 4
+
+
+def test_every_hint_is_reached_by_the_battery():
+    assert_every_check_uses_hints(lab04)
+    assert_every_hint_reached(sys.modules[__name__], lab04)

@@ -1,7 +1,10 @@
 """Lab 05's checks pass the reference and fail the stub and plausible wrong answers, with specific hints."""
 
+import sys
+
 import numpy as np
 import pytest
+from hint_battery import assert_every_check_uses_hints, assert_every_hint_reached
 
 from labkit.check import lab05
 
@@ -44,6 +47,7 @@ def test_softmax_T_fails_stub_and_wrong_answers():
     assert "sum to 1" in ex.verdict(lambda z, T: np.exp(_lsm(z, T)) * 1.1)
     assert "shape" in ex.verdict(lambda z, T: good_softmax(z, T).ravel())
     assert "numpy array" in ex.verdict(lambda z, T: good_softmax(z, T).tolist())
+    assert "softmax(z, T=2.0) is off" in ex.verdict(lambda z, T: good_softmax(z, T * T))  # T squared
 
 
 # --- kd_loss_value ------------------------------------------------------------------------------
@@ -93,6 +97,9 @@ def test_kd_loss_value_fails_stub_and_wrong_answers():
         return float(np.mean(alpha * T * T * kl - (1 - alpha) * np.log(p1[np.arange(len(y)), y])))
 
     assert "stable" in ex.verdict(naive)
+    assert "return a float, got str" in ex.verdict(lambda *a: str(good_value(*a)))
+    in_bits = variant(lambda kl, kr, ce, ceT, T, a: (a * T * T * kl + (1 - a) * ce) / np.log(2))  # log base 2
+    assert "the loss is alpha * T^2 * mean KL" in ex.verdict(in_bits)
 
 
 # --- kd_loss_grad -------------------------------------------------------------------------------
@@ -138,6 +145,15 @@ def test_kd_loss_grad_fails_stub_and_wrong_answers():
     assert "shape" in ex.verdict(lambda *a: good_grad(*a).T)
     assert "only the gradient" in ex.verdict(lambda *a: (0.0, good_grad(*a)))
 
+    def naive(s, t, y, T, alpha):  # softmax without subtracting the max: NaN for logits of 1000
+        soft = lambda z: np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return (alpha * T * (soft(s / T) - soft(t / T)) + (1 - alpha) * (soft(s) - np.eye(s.shape[1])[y])) / len(y)
+
+    assert "NaN or inf" in ex.verdict(naive)
+    alpha_swapped = variant(lambda ps, pt, p1, oh, T, a: (1 - a) * T * (ps - pt) + a * (p1 - oh))
+    assert "gradient off at index" in ex.verdict(alpha_swapped)
+
 
 # --- expected_calibration_error ---------------------------------------------------------------------
 
@@ -145,8 +161,13 @@ def test_kd_loss_grad_fails_stub_and_wrong_answers():
 def good_ece(probs, y, n_bins=15):
     conf, correct = probs.max(1), probs.argmax(1) == y
     bins = np.minimum(np.ceil(conf * n_bins).astype(int) - 1, n_bins - 1).clip(0)  # (m/M, (m+1)/M]
-    return float(sum((bins == m).mean() * abs(correct[bins == m].mean() - conf[bins == m].mean())
-                     for m in range(n_bins) if (bins == m).any()))  # fmt: skip
+    return float(
+        sum(
+            (bins == m).mean() * abs(correct[bins == m].mean() - conf[bins == m].mean())
+            for m in range(n_bins)
+            if (bins == m).any()
+        )
+    )
 
 
 def _ece_variant(gap, weight=True, conf_of=None):
@@ -160,6 +181,11 @@ def _ece_variant(gap, weight=True, conf_of=None):
         return float(sum(w * g for w, g in parts) if weight else np.mean([g for _, g in parts]))
 
     return ece
+
+
+def _non_empty_bins(probs, n_bins):
+    bins = np.digitize(probs.max(1), np.linspace(0, 1, n_bins + 1)[1:-1], right=True)
+    return len(np.unique(bins))
 
 
 def test_expected_calibration_error_passes_reference():
@@ -191,6 +217,11 @@ def test_expected_calibration_error_fails_stub_and_wrong_answers():
     )
     assert "not a percentage" in ex.verdict(lambda *a: 100 * good_ece(*a))
     assert "one number" in ex.verdict(lambda p, y, n_bins=15: np.full(n_bins, good_ece(p, y, n_bins)))
+    assert "return a float, got str" in ex.verdict(lambda *a: str(good_ece(*a)))
+    per_bin_mean = _ece_variant(lambda a, c: abs(a - c), weight=False)
+    equal_weights = lambda p, y, n_bins=15: per_bin_mean(p, y, n_bins) * _non_empty_bins(p, n_bins) / n_bins
+    assert "not by 1 / n_bins" in ex.verdict(equal_weights)
+    assert "sum over the non-empty bins" in ex.verdict(_ece_variant(lambda a, c: (a - c) ** 2))  # squared gaps
 
     def floor_bins(probs, y, n_bins=15):  # floor(c * M) sends a confidence of exactly 1 past the last bin
         conf, correct = probs.max(1), probs.argmax(1) == y
@@ -207,8 +238,12 @@ def test_expected_calibration_error_fails_stub_and_wrong_answers():
         conf, correct = probs.max(1), probs.argmax(1) == y
         bins = np.digitize(conf, np.linspace(0, 1, n_bins + 1)[1:-1], right=True)
         with np.errstate(invalid="ignore"):
-            return float(sum((bins == m).mean() * abs(np.mean(correct[bins == m]) - np.mean(conf[bins == m]))
-                             for m in range(n_bins)))  # fmt: skip
+            return float(
+                sum(
+                    (bins == m).mean() * abs(np.mean(correct[bins == m]) - np.mean(conf[bins == m]))
+                    for m in range(n_bins)
+                )
+            )
 
     import warnings
 
@@ -241,3 +276,8 @@ def test_cases_depend_only_on_rng():
         for ca, cb in zip(a, b):
             for x, y in zip(ca.args, cb.args):
                 np.testing.assert_array_equal(x, y)
+
+
+def test_every_hint_is_reached_by_the_battery():
+    assert_every_check_uses_hints(lab05)
+    assert_every_hint_reached(sys.modules[__name__], lab05)

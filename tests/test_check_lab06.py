@@ -2,9 +2,11 @@
 
 import heapq
 import math
+import sys
 
 import numpy as np
 import pytest
+from hint_battery import assert_every_check_uses_hints, assert_every_hint_reached
 
 from labkit import codec
 from labkit.check import FAIL, lab06
@@ -72,6 +74,8 @@ def test_lengths_reference_and_independent_answer_pass():
         (too_short, "Kraft"),
         (merges_most_frequent, "least frequent"),
         (lambda f: textbook_lengths(f)[:-1], "one length per symbol"),
+        (lambda f: -np.log2(np.asarray(f) / np.sum(f)), "whole numbers of bits"),  # Shannon's lengths, not rounded
+        (lambda f: textbook_lengths(f) - 1, "at least 1 bit"),
     ],
 )
 def test_lengths_wrong_answers_fail(fn, phrase):
@@ -106,6 +110,21 @@ def filler_one_early(x, width):  # a filler already when the gap equals 2**width
     return np.array(out_g, dtype=np.int64), np.array(out_v)
 
 
+def trailing_fillers(x, width):  # also stores fillers for the zeros after the last non-zero
+    gaps, vals = codec.relative_encode(x, width)
+    nz = np.flatnonzero(x)
+    tail = len(x) - 1 - (nz[-1] if nz.size else -1)
+    n_fill = tail // 2**width
+    return np.r_[gaps, np.full(n_fill, 2**width - 1)], np.r_[vals, np.zeros(n_fill, vals.dtype)]
+
+
+def unreduced_gaps(x, width):  # the fillers are there, but each real entry keeps its whole run of zeros
+    gaps, vals = codec.relative_encode(x, width)
+    pos = np.flatnonzero(x)
+    gaps[vals != 0] = np.diff(pos, prepend=-1) - 1
+    return gaps, vals
+
+
 def test_relative_reference_passes():
     assert lab06.relative_encode.passes(codec.relative_encode)
 
@@ -118,6 +137,8 @@ def test_relative_reference_passes():
         (position_differences, "zeros skipped"),
         (filler_one_early, "expected"),
         (lambda x, w: np.flatnonzero(x), "pair"),
+        (trailing_fillers, "non-zeros + fillers"),
+        (unreduced_gaps, "does not fit 3 bits"),
     ],
 )
 def test_relative_wrong_answers_fail(fn, phrase):
@@ -271,3 +292,8 @@ def test_size_budget_names_the_split(tmp_path, tiny_task):
     assert bad.startswith(FAIL) and "validation accuracy" in bad, bad
     with pytest.raises(ValueError, match="split must be one of"):
         lab06.size_budget_verdict(path, X, y, split="train")
+
+
+def test_every_hint_is_reached_by_the_battery():
+    assert_every_check_uses_hints(lab06)
+    assert_every_hint_reached(sys.modules[__name__], lab06)

@@ -1,6 +1,9 @@
 """Lab 07's checks pass the reference and fail the stub and plausible wrong answers."""
 
+import sys
+
 import numpy as np
+from hint_battery import assert_every_check_uses_hints, assert_every_hint_reached
 
 from labkit.check import lab07
 
@@ -59,6 +62,34 @@ def test_csr_from_dense():
     assert "row numbers" in ex.verdict(rows_as_indices)
     assert "tuple" in ex.verdict(lambda A: csr_right(A)[0])
 
+    def indices_per_row(A):  # one list of columns per row instead of one flat array
+        d, i, p = csr_right(A)
+        return d, [list(i[p[r] : p[r + 1]]) for r in range(A.shape[0])], p
+
+    def positives_only(A):  # `if A[i, j] > 0` keeps only the positive entries
+        return csr_right(np.where(A > 0, A, 0))
+
+    def right_to_left(A):  # each row's columns from the last to the first
+        d, i, p = csr_right(A)
+        order = np.concatenate([np.arange(p[r + 1] - 1, p[r] - 1, -1) for r in range(A.shape[0])]).astype(int)
+        return d[order], i[order], p
+
+    def rows_bottom_up(A):
+        return csr_right(A[::-1])
+
+    one_based = lambda A: (csr_right(A)[0], csr_right(A)[1] + 1, csr_right(A)[2] + 1)  # Fortran's habit
+    assert "data, indices and indptr must be arrays" in ex.verdict(indices_per_row)
+    assert "1-D integer array" in ex.verdict(
+        lambda A: (csr_right(A)[0], csr_right(A)[1].astype(float), csr_right(A)[2])
+    )
+    assert "one entry per row plus one" in ex.verdict(lambda A: (*csr_right(A)[:2], np.r_[csr_right(A)[2], 0]))
+    assert "but A has" in ex.verdict(positives_only)
+    assert "must start at 0" in ex.verdict(one_based)
+    assert "indptr differs" in ex.verdict(rows_bottom_up)
+    assert "columns left to right" in ex.verdict(right_to_left)
+    assert "indices differs" in ex.verdict(lambda A: (csr_right(A)[0], csr_right(A)[1] + 1, csr_right(A)[2]))
+    assert "data differs" in ex.verdict(lambda A: (np.abs(csr_right(A)[0]), *csr_right(A)[1:]))
+
 
 def matvec_right(data, indices, indptr, x):
     y = np.zeros(len(indptr) - 1, np.float32)
@@ -101,11 +132,19 @@ def test_csr_matvec():
     assert "last entry is missing" in ex.verdict(off_by_one)
     assert "one entry per row" in ex.verdict(lambda d, i, p, x: np.zeros(len(x) + 1))
 
+    def without_data(data, indices, indptr, x):  # sums x at the columns, forgetting the values
+        return matvec_right(np.ones_like(data), indices, indptr, x)
+
+    assert "y is off" in ex.verdict(without_data)
+
 
 def bytes_right(m, n, sparsity):
     nnz = m * n - int(np.floor(sparsity * m * n))
-    return {"dense_fp32": 4 * m * n + 4 * n + 4 * m, "csr_fp32": 8 * nnz + 4 * (m + 1) + 4 * n + 4 * m,
-            "int8": m * n + n + 4 * m}  # fmt: skip
+    return {
+        "dense_fp32": 4 * m * n + 4 * n + 4 * m,
+        "csr_fp32": 8 * nnz + 4 * (m + 1) + 4 * n + 4 * m,
+        "int8": m * n + n + 4 * m,
+    }
 
 
 def test_gemv_bytes():
@@ -136,3 +175,11 @@ def test_gemv_bytes():
     assert "keys" in ex.verdict(lambda m, n, s: {"dense": 1})
     # float32 bytes for int8 weights (4 per weight) is caught too
     assert "1 byte each, not 4" in ex.verdict(tweak("int8", lambda m, n, s, d: 4 * m * n + n + 4 * m))
+    assert "return a dict" in ex.verdict(lambda m, n, s: tuple(bytes_right(m, n, s).values()))
+    int16_columns = tweak("csr_fp32", lambda m, n, s, d: 6 * nnz(m, n, s) + 4 * (m + 1) + 4 * n + 4 * m)
+    assert "csr_fp32 is" in ex.verdict(int16_columns)
+
+
+def test_every_hint_is_reached_by_the_battery():
+    assert_every_check_uses_hints(lab07)
+    assert_every_hint_reached(sys.modules[__name__], lab07)

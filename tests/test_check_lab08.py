@@ -2,9 +2,11 @@
 are still wrong all fail with a specific hint."""
 
 import math
+import sys
 
 import numpy as np
 import pytest
+from hint_battery import assert_every_check_uses_hints, assert_every_hint_reached
 
 from labkit.check import FAIL, lab08
 
@@ -82,6 +84,18 @@ def quant_no_guard(W, w):
     return (scale * (np.clip(np.round(W / scale) + z, 0, 2**w - 1) - z)).astype(np.float32)
 
 
+def prune_loses_signs(W, sparsity):  # |W| kept instead of W
+    return np.abs(lab08.reference_pruning(W, sparsity))
+
+
+def quant_symmetric(W, w):  # a symmetric grid ±max|W| instead of the affine one over [a, b]
+    amax = float(np.abs(W).max())
+    if amax == 0:
+        return np.zeros(np.shape(W), np.float32)
+    scale = amax / (2 ** (w - 1) - 1) if w > 1 else amax
+    return (scale * np.clip(np.rint(W / scale), -(2 ** (w - 1)), 2 ** (w - 1) - 1)).astype(np.float32)
+
+
 def run(ex, fn, capsys):
     line = ex.verdict(fn)
     assert "\n" not in line and capsys.readouterr().out == ""  # the student's output is swallowed
@@ -93,8 +107,10 @@ def test_check_cell_prints_one_line(capsys):
     assert capsys.readouterr().out == lab08.weight_pruning.pass_line + "\n"
 
 
-@pytest.mark.parametrize("ex, ref", [(lab08.weight_pruning, lab08.reference_pruning),
-                                     (lab08.weight_quantization, lab08.reference_quantization)])  # fmt: skip
+@pytest.mark.parametrize(
+    "ex, ref",
+    [(lab08.weight_pruning, lab08.reference_pruning), (lab08.weight_quantization, lab08.reference_quantization)],
+)
 def test_reference_passes(ex, ref, capsys):
     ok, line = run(ex, ref, capsys)
     assert ok and line == ex.pass_line
@@ -118,6 +134,7 @@ def test_tutorial_pruning_raises_index_error(capsys):
         (prune_keeps_smallest, "pruned a weight of magnitude"),
         (prune_rounds_count, "floor(sparsity · size)"),
         (prune_then_shrink, "keep the matrix's shape"),
+        (prune_loses_signs, "keep surviving weights unchanged"),
     ],
 )
 def test_wrong_pruning_fails(fn, phrase, capsys):
@@ -137,6 +154,8 @@ def test_threshold_pruning_fails_on_ties(capsys):
         (quant_fixed_step_no_zero_point, "does not contain 0"),
         (quant_returns_codes, "integer codes"),
         (quant_no_guard, "NaN"),
+        (lambda W, w: lab08.reference_quantization(W, w).tolist(), "must be a numpy array"),
+        (quant_symmetric, "expected"),
     ],
 )
 def test_wrong_quantization_fails(fn, phrase, capsys):
@@ -174,4 +193,9 @@ def test_reference_passes_every_grader_seed(seed):
     # regression: an all-positive 1-bit case made the correct answer look like the tutorial's
     # step (b − a) and the grader rejected the solution for some seeds
     for ex in (lab08.weight_pruning, lab08.weight_quantization):
-        assert ex.evaluate(ex.reference, ex.grading_cases(seed)) is None, (ex.grade_id, seed)
+        assert ex.evaluate(ex.reference, ex.grading_cases(seed)) is None, (ex.answer_id, seed)
+
+
+def test_every_hint_is_reached_by_the_battery():
+    assert_every_check_uses_hints(lab08)
+    assert_every_hint_reached(sys.modules[__name__], lab08)

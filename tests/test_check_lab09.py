@@ -2,9 +2,11 @@
 answer fails with its own hint. The references also agree with the library the lab uses."""
 
 import math
+import sys
 
 import numpy as np
 import pytest
+from hint_battery import assert_every_check_uses_hints, assert_every_hint_reached
 
 from labkit import prune as P
 from labkit import quant as Q
@@ -17,7 +19,7 @@ def stub(*args, **kwargs):
     raise NotImplementedError()
 
 
-@pytest.mark.parametrize("ex", EXERCISES, ids=[e.grade_id for e in EXERCISES])
+@pytest.mark.parametrize("ex", EXERCISES, ids=[e.answer_id for e in EXERCISES])
 def test_reference_passes_many_seeds_and_stub_fails(ex):
     assert ex.passes(ex.reference)
     for seed in range(25):
@@ -79,6 +81,19 @@ def test_obs_wrong_answers_get_their_hint():
     assert "don't multiply" in ex.verdict(lambda w, H, q: (obs_right(w, H, q)[0], 0.5 * w[q] ** 2 * inv(H, q)))
     assert "square w_q" in ex.verdict(lambda w, H, q: (obs_right(w, H, q)[0], abs(w[q]) / (2 * inv(H, q))))
     assert "pair" in ex.verdict(lambda w, H, q: obs_right(w, H, q)[0])
+    assert "w_new must be a numpy array" in ex.verdict(lambda w, H, q: (list(obs_right(w, H, q)[0]), 0.0))
+    every_q = lambda w, H, q: (obs_right(w, H, q)[0], w**2 / (2 * np.diag(np.linalg.inv(H))))  # ΔL of every weight
+    assert "delta_loss should be a number" in ex.verdict(every_q)
+
+    def inverse_over_H_qq(w, H, q):  # the column of H⁻¹, divided by H_qq instead of [H⁻¹]_qq
+        return w - w[q] / H[q, q] * np.linalg.inv(H)[:, q], obs_right(w, H, q)[1]
+
+    def damped(w, H, q):  # H + I instead of H
+        return obs_right(w, H + np.eye(len(w)), q)[0], obs_right(w, H, q)[1]
+
+    assert "not 0: the removed weight must end at exactly 0" in ex.verdict(inverse_over_H_qq)
+    assert "w_new is off" in ex.verdict(damped)
+    assert "= w_q² / (2 [H⁻¹]_qq)" in ex.verdict(lambda w, H, q: (obs_right(w, H, q)[0], w[q] ** 2 / 2))
 
 
 def test_obs_delta_loss_is_the_real_error_increase():
@@ -146,6 +161,17 @@ def test_wanda_wrong_answers_get_their_hint():
     assert "boolean" in ex.verdict(lambda W, X, s: wanda_right(W, X, s).astype(int))
     assert "raised" in ex.verdict(lambda W, X, s: per_row(np.abs(W) * np.linalg.norm(X, axis=1), s))
 
+    def per_column(W, X, s):  # each input column removes floor(s · out) weights
+        return per_row((np.abs(W) * norm(X)).T, s).T
+
+    def signed_whole_matrix(W, X, s):  # one threshold over the whole matrix, on the signed scores W_ij · ‖X_j‖
+        score, k = W * norm(X), math.floor(s * W.shape[1]) * W.shape[0]
+        return score > np.sort(score.ravel())[k - 1]
+
+    assert "within each column" in ex.verdict(per_column)
+    assert "each row must remove exactly" in ex.verdict(signed_whole_matrix)
+    assert "your mask differs" in ex.verdict(lambda W, X, s: per_row(np.abs(W) * np.abs(X).max(axis=0), s))  # max
+
 
 # --- Exercise 3: N:M ---------------------------------------------------------------------------------------
 
@@ -187,10 +213,17 @@ def test_nm_wrong_answers_get_their_hint():
     assert "expected exactly" in ex.verdict(keeps_m_minus_n)
     assert "boolean" in ex.verdict(lambda W, n, m: nm_right(W, n, m).astype(np.float32))
 
+    def first_n(W, n, m):  # keeps the first n of each group, without ranking
+        keep = np.zeros((W.shape[0], W.shape[1] // m, m), bool)
+        keep[:, :, :n] = True
+        return keep.reshape(W.shape)
+
+    assert "your mask differs" in ex.verdict(first_n)
+
 
 def test_nm_wrong_axis_detected_on_a_square_case():
     W = np.random.default_rng(0).standard_normal((8, 8)).astype(np.float32)
-    hint = lab09._compare_nm(nm_right(W.T).T, nm_right(W), lab09.Case((W, 2, 4)))
+    hint = lab09.nm_mask.compare(nm_right(W.T).T, nm_right(W), lab09.Case((W, 2, 4)))
     assert "down the columns" in hint
 
 
@@ -282,7 +315,42 @@ def test_quantize_groupwise_wrong_answers_get_their_hint():
         return q.T, s.T, z.T
 
     assert "FAIL" in ex.verdict(groups_along_outputs)
-    hint = lab09._compare_qgroup(
+    assert "return a triple" in ex.verdict(lambda W, bits, gs: qg_right(W, bits, gs)[:2])
+
+    def keepdims(W, bits, gs):
+        q, s, z = qg_right(W, bits, gs)
+        return q, s[..., None], z[..., None]
+
+    def per_row_range(W, bits, gs):  # the row's range for every group of the row
+        q, s, z = qg_right(W, bits, gs)
+        lo, hi = np.minimum(W.min(1), 0), np.maximum(W.max(1), 0)
+        return q, np.repeat(((hi - lo) / (2**bits - 1))[:, None], s.shape[1], axis=1), z
+
+    def floor_zero(W, bits, gs):
+        q, s, z = qg_right(W, bits, gs)
+        lo = np.minimum(W.reshape(W.shape[0], -1, gs).min(2), 0)
+        return q, s, np.clip(np.floor(-lo / s), 0, 2**bits - 1).astype(int)
+
+    def signed_codes(W, bits, gs):  # codes shifted to a signed range
+        q, s, z = qg_right(W, bits, gs)
+        return q.astype(np.int64) - 2 ** (bits - 1), s, z
+
+    def codes_with(rounding, sign=1):
+        def quantize(W, bits, gs):
+            q, s, z = qg_right(W, bits, gs)
+            g = W.reshape(W.shape[0], -1, gs).astype(np.float64)
+            q = np.clip(rounding(g / s[..., None]) + sign * z[..., None], 0, 2**bits - 1)
+            return q.reshape(W.shape).astype(np.uint8), s, z
+
+        return quantize
+
+    assert "should have shape (out, in // group_size)" in ex.verdict(keepdims)
+    assert "scale is off" in ex.verdict(per_row_range)
+    assert "zero differs" in ex.verdict(floor_zero)
+    assert "clamp after adding the zero point" in ex.verdict(signed_codes)
+    assert "don't truncate" in ex.verdict(codes_with(np.trunc))
+    assert "q differs" in ex.verdict(codes_with(np.rint, sign=0))  # no zero point at all
+    hint = lab09.quantize_groupwise.compare(
         groups_along_outputs(np.ones((8, 16), np.float32), 4, 4),
         qg_right(np.ones((8, 16), np.float32), 4, 4),
         lab09.Case((np.ones((8, 16), np.float32), 4, 4)),
@@ -312,6 +380,8 @@ def test_dequantize_groupwise_wrong_answers_get_their_hint():
     assert "subtract the zero point" in ex.verdict(plus)
     assert "float32" in ex.verdict(lambda q, s, z, gs: dq_right(q, s, z, gs).astype(np.float64))
     assert "floats" in ex.verdict(lambda q, s, z, gs: q.astype(np.int32) - np.repeat(z, gs, axis=1))
+    no_scale = lambda q, s, z, gs: (q.astype(np.int32) - np.repeat(z, gs, axis=1)).astype(np.float32)
+    assert "your weights is off" in ex.verdict(no_scale)
 
 
 # --- the references are the library's functions -----------------------------------------------------------
@@ -338,3 +408,8 @@ def test_references_agree_with_the_library():
 def test_pass_line_printed_once(capsys):
     lab09.nm_mask(nm_right)
     assert capsys.readouterr().out == lab09.nm_mask.pass_line + "\n"
+
+
+def test_every_hint_is_reached_by_the_battery():
+    assert_every_check_uses_hints(lab09)
+    assert_every_hint_reached(sys.modules[__name__], lab09)

@@ -1,7 +1,10 @@
 """Lab 10's check passes a learner's right answer and rejects the stub and plausible wrong answers."""
 
+import sys
+
 import numpy as np
 import pytest
+from hint_battery import assert_every_check_uses_hints, assert_every_hint_reached
 
 from labkit.check import lab10
 
@@ -18,8 +21,8 @@ def right(W, b, s_x):
     q_b = np.rint(b.astype(np.float64) / acc_scale).astype(np.int32)
     b_scale = acc_scale.astype(np.float32)
     c = W.shape[0]
-    return {"W_q": q_W, "W_scale": s_w, "W_zero_point": np.zeros(c, np.int8), "b_q": q_b, "b_scale": b_scale,
-            "b_zero_point": np.zeros(c, np.int32)}  # fmt: skip
+    zeros = {"W_zero_point": np.zeros(c, np.int8), "b_zero_point": np.zeros(c, np.int32)}
+    return {"W_q": q_W, "W_scale": s_w, "b_q": q_b, "b_scale": b_scale, **zeros}
 
 
 def wrong(**change):
@@ -32,6 +35,15 @@ def wrong(**change):
         return out
 
     return fn
+
+
+def float64_throughout(W, b, s_x):
+    """The text's "compute the divisions in float64" taken too far: s_W is never rounded to float32."""
+    W64 = W.astype(np.float64)
+    s_w64 = np.abs(W64).max(axis=1) / 127
+    out = right(W, b, s_x)
+    out["W_q"] = np.clip(np.rint(W64 / s_w64[:, None]), -127, 127).astype(np.int8)
+    return out
 
 
 def test_reference_and_learner_answer_pass():
@@ -70,6 +82,13 @@ def test_reference_and_learner_answer_pass():
         (wrong(b_q=lambda W, b, s, o: np.rint(b / o["b_scale"]).astype(np.int32) + 1), "b_q differs"),
         (wrong(W_zero_point=lambda W, b, s, o: np.full(W.shape[0], 1, np.int8)), "zero points 0"),
         (wrong(W_scale=lambda W, b, s, o: list(o["W_scale"])), "must be a numpy array"),
+        (float64_throughout, "divide by the stored float32 scale"),
+        (wrong(W_q=lambda W, b, s, o: np.rint(W / o["W_scale"].max()).astype(np.int8)), "W_q differs in"),  # one scale
+        (wrong(b_q=lambda W, b, s, o: np.rint(b.astype(np.float64) / o["b_scale"]).astype(np.int32)), "float32 bias"),
+        (wrong(W_scale=lambda W, b, s, o: o["W_scale"][:, None].copy()), "one per output channel"),
+        (wrong(b_scale=lambda W, b, s, o: o["b_scale"] * 2), "b_scale differs"),
+        (wrong(W_q=lambda W, b, s, o: o["W_q"][:, None]), "W_q has shape"),
+        (wrong(W_scale=lambda W, b, s, o: o["W_scale"] * 1.01), "W_scale differs"),
     ],
 )
 def test_wrong_answers_get_specific_hints(fn, hint):
@@ -85,8 +104,31 @@ def test_float32_division_at_a_near_tie_is_caught():
     got = right(W, b, s_x)
     got["W_q"] = np.clip(np.rint(W / s_w[:, None]), -127, 127).astype(np.int8)
     assert got["W_q"][0, 0] == 2 and right(W, b, s_x)["W_q"][0, 0] == 3
-    hint = lab10._compare(got, lab10._qdq_initializers(W, b, s_x), lab10.Case((W, b, s_x)))
+    hint = lab10.qdq_initializers.compare(got, lab10._qdq_initializers(W, b, s_x), lab10.Case((W, b, s_x)))
     assert hint and "divide in float64" in hint
+
+
+def test_bias_is_divided_by_the_float64_product_like_the_engine():
+    """The reference's b_q is the engine's: rint(b / (s_x · s_W)) with the product in float64, never rounded to
+    float32 (the two differ at rare near-ties; seed 1129 of the grader draws one)."""
+    from labkit.quant import qparams
+
+    ex = lab10.qdq_initializers
+    differs = 0
+    for seed in range(1200):
+        for case in ex.grading_cases(seed)[1:]:
+            W, b, s_x = case.args
+            e = lab10._qdq_initializers(W, b, s_x)
+            s_w, _ = qparams(W, 8, symmetric=True, axis=0)
+            engine = np.rint(b.astype(np.float64) / (np.float64(np.float32(s_x)) * s_w.astype(np.float64)))
+            assert np.array_equal(e["b_q"], engine.astype(np.int32))
+            differs += not np.array_equal(e["b_q"], np.rint(b.astype(np.float64) / e["b_scale"].astype(np.float64)))
+    assert differs >= 1  # the float32-scale division is really different somewhere
+
+
+def test_every_hint_is_reached_by_the_battery():
+    assert_every_check_uses_hints(lab10)
+    assert_every_hint_reached(sys.modules[__name__], lab10)
 
 
 def test_cases_depend_only_on_the_seed():

@@ -90,15 +90,15 @@ RIGHT = {
 }
 
 
-@pytest.mark.parametrize("ex", EXERCISES, ids=[e.grade_id for e in EXERCISES])
+@pytest.mark.parametrize("ex", EXERCISES, ids=[e.answer_id for e in EXERCISES])
 def test_references_and_right_answers_pass_many_seeds_and_the_stub_fails(ex):
     assert ex.passes(ex.reference)
-    for fn in RIGHT[ex.grade_id]:
+    for fn in RIGHT[ex.answer_id]:
         assert ex.passes(fn), ex.verdict(fn)
     for seed in range(40):
         cases = ex.grading_cases(seed)
         assert ex.evaluate(ex.reference, cases) is None, seed
-        for fn in RIGHT[ex.grade_id]:
+        for fn in RIGHT[ex.answer_id]:
             assert ex.evaluate(fn, cases) is None, (seed, fn.__name__)
     assert "not implemented" in ex.verdict(stub)
     assert "expected a function" in ex.verdict(None)
@@ -343,7 +343,7 @@ BATTERY = (
 )
 
 
-@pytest.mark.parametrize("ex, fn, hint", BATTERY, ids=[f"{e.grade_id}-{h[:30]}" for e, _, h in BATTERY])
+@pytest.mark.parametrize("ex, fn, hint", BATTERY, ids=[f"{e.answer_id}-{h[:30]}" for e, _, h in BATTERY])
 def test_wrong_answers_get_their_own_hint(ex, fn, hint):
     line = ex.verdict(fn)
     assert line.startswith("FAIL: ") and hint in line, line
@@ -371,12 +371,12 @@ def _detector_of(ex, fn):
 
 
 def test_every_hint_detector_is_reached_by_the_battery():
-    reached = {ex.grade_id: set() for ex in EXERCISES}
+    reached = {ex.answer_id: set() for ex in EXERCISES}
     for ex, fn, _ in BATTERY:
-        reached[ex.grade_id].add(_detector_of(ex, fn))
+        reached[ex.answer_id].add(_detector_of(ex, fn))
     for ex in EXERCISES:
         names = {d.__name__ for d in ex.compare.detectors} - {"_equal", "_pt_near_ties"}
-        assert names <= reached[ex.grade_id], (ex.grade_id, sorted(names - reached[ex.grade_id]))
+        assert names <= reached[ex.answer_id], (ex.answer_id, sorted(names - reached[ex.answer_id]))
 
 
 def test_exact_halves_are_held_to_half_even_but_near_ties_accept_either_neighbour():

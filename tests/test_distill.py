@@ -264,8 +264,18 @@ def test_distill_student_learns_from_soft_targets_alone(small_task):
     X, y, teacher = small_task
     student = mlp([12, 16, 3], seed=6)
     y_unknown = np.full_like(y, -1)
-    D.distill(student, teacher, (X, y_unknown), T=2.0, alpha=1.0, epochs=30, batch_size=32, lr=3e-3,
-              labelled=np.zeros(len(X), bool), progress=False)  # fmt: skip
+    D.distill(
+        student,
+        teacher,
+        (X, y_unknown),
+        T=2.0,
+        alpha=1.0,
+        epochs=30,
+        batch_size=32,
+        lr=3e-3,
+        labelled=np.zeros(len(X), bool),
+        progress=False,
+    )
     agree = (student.predict(X) == teacher.predict(X)).mean()
     assert agree > 0.9
 

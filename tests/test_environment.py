@@ -25,11 +25,19 @@ def test_environment_yml_matches_pyproject():
     conda = {_name(d) for d in env["dependencies"] if isinstance(d, str)} - {"python", "pip"}
     pip = [d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
     conda |= {_name(s) for s in (pip[0] if pip else []) if not s.startswith("-")}  # pip-only packages
-    # environment.yml may also list peers (onnx and onnxruntime, for lab 10), never a package pyproject lacks
+    # environment.yml may also list a peer (the optional PyTorch), never a package pyproject lacks
     peers = {_name(s) for s in pyproject["project"]["optional-dependencies"]["peers"]}
     extra, missing = conda - peers - wanted, wanted - conda
     assert conda - peers == wanted, f"only in environment.yml: {extra}; only in pyproject: {missing}"
-    assert {"onnx", "onnxruntime"} <= conda & peers, "environment.yml should install lab 10's onnx and onnxruntime"
+
+
+def test_lab10_packages_are_ordinary_dependencies_and_torch_stays_optional():
+    """Every student gets lab 10's onnx and onnxruntime and the FP8/FP4 reference ml_dtypes; PyTorch is a peer."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    runtime = {_name(s) for s in pyproject["project"]["dependencies"]}
+    assert {"onnx", "onnxruntime", "ml-dtypes"} <= runtime
+    peers = {_name(s) for s in pyproject["project"]["optional-dependencies"]["peers"]}
+    assert "torch" not in runtime and "torch" in peers
 
 
 def test_environment_yml_installs_the_kit_itself():

@@ -1,7 +1,8 @@
 """labkit.export: ONNX files of float, pruned and int8 models, run by onnxruntime with the same answers.
 
-A missing onnx/onnxruntime skips these tests with a reason on a user's machine and fails them in CI
-(``LABKIT_REQUIRE_ONNX``, set by ``.ci/run``).
+onnx and onnxruntime are dependencies of labkit; an environment that lacks them anyway (installed
+with ``--no-deps``) skips these tests with a reason, and fails them in CI (``LABKIT_REQUIRE_ONNX``, set by
+``.ci/run``).
 """
 
 import numpy as np
@@ -18,7 +19,7 @@ def ox():
         import onnx
         import onnxruntime
     except ImportError:
-        skip_or_fail("LABKIT_REQUIRE_ONNX", "onnx or onnxruntime is not installed (extra 'peers')")
+        skip_or_fail("LABKIT_REQUIRE_ONNX", "onnx or onnxruntime is not installed (`pip install -e .` installs them)")
     return onnx, onnxruntime
 
 
@@ -28,8 +29,16 @@ def _mlp(seed=0, dropout=0.0):
 
 def _convnet(seed=0):
     rng = np.random.default_rng(seed)
-    layers = [nn.Reshape((1, 8, 8)), nn.Conv2d(1, 3, 3, padding=1, rng=rng), nn.ReLU(), nn.MaxPool2d(2),
-              nn.Conv2d(3, 4, 3, stride=1, rng=rng), nn.ReLU(), nn.Flatten(), nn.Dense(16, 6, rng=rng)]  # fmt: skip
+    layers = [
+        nn.Reshape((1, 8, 8)),
+        nn.Conv2d(1, 3, 3, padding=1, rng=rng),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(3, 4, 3, stride=1, rng=rng),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Dense(16, 6, rng=rng),
+    ]
     return nn.Sequential(layers, input_shape=(64,))
 
 
@@ -149,13 +158,30 @@ def test_integer_model_matches_the_engine_and_the_emulation(ox, tmp_path, build,
     assert {"QuantizeLinear", "DequantizeLinear"} <= set(ops) and "MatMulInteger" not in ops
 
 
+@pytest.mark.parametrize("act_signed", [False, True])
+def test_a_gelu_lookup_exports_and_onnxruntime_gives_the_same_integers(ox, tmp_path, act_signed):
+    """lab 11's GELU is one engine layer (quant.IntLookup): in the file a Gather on the codes."""
+    onnx, _ = ox
+    rng = np.random.default_rng(0)
+    model = nn.Sequential([nn.Dense(12, 16, rng=rng), nn.GELU(), nn.Dense(16, 5, rng=rng)], input_shape=(12,))
+    X = rng.standard_normal((400, 12)).astype(np.float32)
+    engine = quant.quantize_model(model, calib=X[:200], act_signed=act_signed)
+    path = export.to_onnx(model, tmp_path / "gelu.onnx", quantized=engine)
+    assert "Gather" in {n.op_type for n in onnx.load(str(path)).graph.node}
+    q = export.run_onnx(path, X, "logits_q").astype(np.int64)
+    assert np.array_equal(q, export.emulate_onnxruntime(model, engine, X))
+    assert np.mean(q == engine.predict_int(X)) > 0.99  # float32 against fixed-point requantization
+    with pytest.raises(TypeError, match="GELU.*no ONNX export"):
+        export.to_onnx(model, tmp_path / "float.onnx")  # opset 13 has no float GELU
+
+
 def test_int8_weights_are_the_engines_integers(ox, tmp_path):
     onnx, _ = ox
     model = _mlp()
     engine = quant.quantize_model(model, calib=_data(100, 20))
     path = export.to_onnx(model, tmp_path / "q.onnx", quantized=engine, weight_type="int8")
     inits = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
-    for (_kind, op), row in zip(engine.ops, export.layer_scales(model, engine)):
+    for op, row in zip(engine.weight_layers(), export.layer_scales(model, engine)):
         assert np.array_equal(inits[f"{op.name}.W_q"], op.q_W) and inits[f"{op.name}.W_q"].dtype == np.int8
         assert np.array_equal(inits[f"{op.name}.W_scale"], row["s_w"]) and row["s_w"].dtype == np.float32
         assert np.allclose(row["M_file"], row["M"], rtol=1e-6)  # the file's products are the engine's multipliers
@@ -172,7 +198,7 @@ def test_layer_scales_recover_the_true_scales(ox):
     X = _data(200, 20)
     engine = quant.quantize_model(model, calib=X)
     rows = export.layer_scales(model, engine)
-    s_w, _ = quant.qparams(model["fc1"].W, 8, symmetric=True, per_channel_axis=0)
+    s_w, _ = quant.qparams(model["fc1"].W, 8, symmetric=True, axis=0)
     assert np.allclose(rows[0]["s_w"], s_w, rtol=1e-6)
     h = np.maximum(model["fc1"].forward(X), 0)
     assert rows[0]["s_y"] == pytest.approx(quant.qparams(h, 8)[0], rel=1e-6)  # the hidden scale, recovered

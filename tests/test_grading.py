@@ -22,8 +22,10 @@ from labkit.check import Case, Exercise, lab00
 from labkit.check.output import quiet
 from labkit.check.records import decode, encode
 from labkit.grading import notebook as nbmod
-from labkit.grading.grade import GradeOptions, gradebook_csv, score
+from labkit.grading.grade import GradeOptions, score
 from labkit.grading.release import ReleaseError, release
+from labkit.grading.reports import gradebook_csv
+from labkit.grading.results import ExerciseResult, GradeResult
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB00 = ROOT / "notebooks" / "00_welcome_and_baseline.ipynb"
@@ -39,11 +41,26 @@ GRADED_LABS = graded_labs()
 @pytest.mark.parametrize(
     "value",
     [
-        None, True, 3, -2**70, 1.5, float("nan"), float("-inf"), "text", b"\x00\xff", 2 + 3j,
-        np.arange(6, dtype=np.int8).reshape(2, 3), np.array([True, False]), np.float32(0.25), np.int64(7),
-        np.zeros((0, 4), np.float16), (1, [2.0, {"k": np.uint8(3)}]), {1: "a", (2, 3): None}, {1, 2},
+        None,
+        True,
+        3,
+        -(2**70),
+        1.5,
+        float("nan"),
+        float("-inf"),
+        "text",
+        b"\x00\xff",
+        2 + 3j,
+        np.arange(6, dtype=np.int8).reshape(2, 3),
+        np.array([True, False]),
+        np.float32(0.25),
+        np.int64(7),
+        np.zeros((0, 4), np.float16),
+        (1, [2.0, {"k": np.uint8(3)}]),
+        {1: "a", (2, 3): None},
+        {1, 2},
     ],
-)  # fmt: skip
+)
 def test_encode_decode_round_trip(value):
     back = decode(json.loads(json.dumps(encode(value))))
     assert type(back) is type(value)
@@ -270,14 +287,14 @@ def test_suspicious_answer_cells_are_flagged():
     assert nbmod.suspicious("def f(x):\n    return np.mean(x)") == []
 
 
-def test_release_writes_student_and_solution_for_every_lab(tmp_path):
-    names = release(ROOT / "notebooks", tmp_path, execute=False, log=lambda *a: None)
+def test_release_writes_student_and_solution_for_every_lab(released_labs):
+    out, names = released_labs
     assert names == [p.name for p in LABS]
-    manifest = json.loads((tmp_path / "MANIFEST.json").read_text())
+    manifest = json.loads((out / "MANIFEST.json").read_text())
     for name in names:
-        st = nbformat.read(tmp_path / "student" / name, as_version=4)
+        st = nbformat.read(out / "student" / name, as_version=4)
         assert not any("BEGIN SOLUTION" in c.source for c in st.cells)
-        sol = nbformat.read(tmp_path / "solution" / name, as_version=4)
+        sol = nbformat.read(out / "solution" / name, as_version=4)
         assert [c.source for c in sol.cells] == [c.source for c in nbformat.read(ROOT / "notebooks" / name, 4).cells]
         assert manifest["labs"][name]["max_points"] == nbmod.load_assignment(ROOT / "notebooks" / name).max_points
 
@@ -315,15 +332,28 @@ def test_release_executes_the_instructor_notebook(tmp_path):
 def _spec(seed=7):
     asg = nbmod.load_assignment(LAB00)
     checks = [
-        {"grade_id": c.grade_id, "answer_id": c.answer_id, "points": c.points, "code_index": c.code_index,
-         "exercise": c.exercise_path} for c in asg.checks
-    ]  # fmt: skip
+        {
+            "grade_id": c.check_id,
+            "answer_id": c.answer_id,
+            "points": c.points,
+            "code_index": c.code_index,
+            "exercise": c.exercise_path,
+        }
+        for c in asg.checks
+    ]
     return asg, {"seed": seed, "checks": checks, "cell_timeout": 9, "timeout": 99, "missing": []}
 
 
 def _run(cells, records, timed_out=False):
-    return {"cells": cells, "records": records, "timed_out": timed_out, "seconds": 1.0, "leftover_processes": 0,
-            "log_tail": "", "records_truncated": False}  # fmt: skip
+    return {
+        "cells": cells,
+        "records": records,
+        "timed_out": timed_out,
+        "seconds": 1.0,
+        "leftover_processes": 0,
+        "log_tail": "",
+        "records_truncated": False,
+    }
 
 
 def test_score_needs_both_the_pass_line_and_matching_outputs():
@@ -333,27 +363,29 @@ def test_score_needs_both_the_pass_line_and_matching_outputs():
     good = {"grade_id": "count_parameters", "outputs": [{"ok": encode(_count(*c.args))} for c in ex.grading_cases(7)]}
     passed = {"cell": ci["count_parameters"], "outcome": "passed", "message": "", "output": ex.pass_line}
     r = score(spec, _run([passed], [good]))
-    assert [e["points"] for e in r["exercises"]] == [1, 0]
-    assert "not run" in r["exercises"][1]["hint"]
+    assert [e.points for e in r.exercises] == [1, 0]
+    assert "not run" in r.exercises[1].hint
     r = score(spec, _run([passed], []))  # pass line printed, but the real check never ran
-    assert r["exercises"][0]["points"] == 0 and "never run" in r["exercises"][0]["hint"]
+    assert r.exercises[0].points == 0 and "never run" in r.exercises[0].hint
     r = score({**spec, "seed": 8}, _run([passed], [good]))  # outputs for other cases than the grader's
-    assert r["exercises"][0]["points"] == 0 and "grader's own cases" in r["exercises"][0]["hint"]
-    failed = {"cell": ci["count_parameters"], "outcome": "failed", "message": "Cell outputs differ",
-              "output": "FAIL: a hint\n"}  # fmt: skip
+    assert r.exercises[0].points == 0 and "grader's own cases" in r.exercises[0].hint
+    failed = {
+        "cell": ci["count_parameters"],
+        "outcome": "failed",
+        "message": "Cell outputs differ",
+        "output": "FAIL: a hint\n",
+    }
     r = score(spec, _run([failed], [good]))
-    assert r["exercises"][0]["points"] == 0 and r["exercises"][0]["hint"] == "FAIL: a hint"
+    assert r.exercises[0].points == 0 and r.exercises[0].hint == "FAIL: a hint"
     r = score(spec, _run([], [], timed_out=True))
-    assert r["status"] == ["timeout"] and "overall time limit" in r["exercises"][0]["hint"]
+    assert r.status == ("timeout",) and "overall time limit" in r.exercises[0].hint
 
 
 def test_gradebook_columns():
     asg, _ = _spec()
-    res = {"b": {"exercises": [{"grade_id": c.grade_id, "points": 1.0, "max": 1.0} for c in asg.checks],
-                 "status": []},
-           "a": {"exercises": [{"grade_id": c.grade_id, "points": 0.0, "max": 1.0} for c in asg.checks],
-                 "status": ["malformed"]}}  # fmt: skip
-    rows = list(csv.reader(gradebook_csv(asg, res).splitlines()))
+    graded = lambda points: tuple(ExerciseResult(c.check_id, c.answer_id, points, 1.0, True, "") for c in asg.checks)
+    res = {"b": GradeResult("b", graded(1.0)), "a": GradeResult("a", graded(0.0), status=("malformed",))}
+    rows = list(csv.reader(gradebook_csv([c.check_id for c in asg.checks], res).splitlines()))
     assert rows[0] == ["student", "total", "max", "check_count_parameters", "check_accuracy", "status"]
     assert rows[1] == ["a", "0", "2", "0", "0", "malformed"] and rows[2] == ["b", "2", "2", "1", "1", "ok"]
 
@@ -368,8 +400,12 @@ def test_grade_options_validate():
 def test_cli_reports_bad_arguments(tmp_path, capsys):
     from labkit.__main__ import main
 
-    assert main(["grade", "--assignment", str(LAB00), "--submissions", str(tmp_path / "none"),
-                 "--out", str(tmp_path / "o")]) == 2  # fmt: skip
+    assert (
+        main(
+            ["grade", "--assignment", str(LAB00), "--submissions", str(tmp_path / "none"), "--out", str(tmp_path / "o")]
+        )
+        == 2
+    )
     assert "folder of .ipynb" in capsys.readouterr().err
 
 

@@ -165,17 +165,12 @@ def test_moodle_shape(labs, tmp_path):
 
 def test_a_real_grader_gradebook_is_read(tmp_path):
     """The columns gradebook_csv writes (one per check cell, fractional points) are what read_lab expects."""
-    from types import SimpleNamespace
+    from labkit.grading.reports import gradebook_csv
+    from labkit.grading.results import ExerciseResult, GradeResult
 
-    from labkit.grading.grade import gradebook_csv
-
-    asg = SimpleNamespace(checks=[SimpleNamespace(grade_id="check_a"), SimpleNamespace(grade_id="check_b")])
-    results = {
-        "ann": {"exercises": [{"grade_id": "check_a", "points": 1.5, "max": 2}, {"grade_id": "check_b", "points": 0,
-                                                                                 "max": 1}], "status": []},
-        "bob": {"exercises": [], "status": ["malformed"]},
-    }  # fmt: skip
-    text = gradebook_csv(asg, results)
+    ann = (ExerciseResult("check_a", "a", 1.5, 2.0, False, ""), ExerciseResult("check_b", "b", 0.0, 1.0, False, ""))
+    results = {"ann": GradeResult("ann", ann), "bob": GradeResult("bob", (), status=("malformed",))}
+    text = gradebook_csv(["check_a", "check_b"], results)
     lab = tmp_path / "lab05"
     lab.mkdir()
     (lab / "gradebook.csv").write_text(text)

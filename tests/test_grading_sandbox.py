@@ -27,17 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LAB00 = ROOT / "notebooks" / "00_welcome_and_baseline.ipynb"
 
 
-def _available() -> str:
-    try:
-        sandbox.check_available()
-    except sandbox.SandboxUnavailable as exc:
-        return str(exc)
-    return ""
-
-
-_WHY = _available()
-# in CI the sandbox must work (.ci/run installs bubblewrap): fail there instead of skipping
-needs_sandbox = pytest.mark.skipif(bool(_WHY) and not os.environ.get("CI"), reason=f"no sandbox here: {_WHY}")
+# without bubblewrap these skip, naming the package; in CI (LABKIT_REQUIRE_SANDBOX, .ci/run) they fail instead
+needs_sandbox = pytest.mark.usefixtures("sandbox_required")
 
 
 def _inside(code: str, tmp_path: Path, **kw) -> subprocess.CompletedProcess:
@@ -145,7 +136,7 @@ def test_grade_options_sandbox_flags_validate():
 
 
 def _record(ex, fn, tmp_path, monkeypatch):
-    path = tmp_path / f"rec-{ex.grade_id}.jsonl"
+    path = tmp_path / f"rec-{ex.answer_id}.jsonl"
     monkeypatch.setenv("LABKIT_GRADE_RECORD", str(path))
     monkeypatch.setenv("LABKIT_GRADE_SEED", "3")
     ex._record_for_grader(fn)
@@ -200,47 +191,67 @@ def _spec(**extra):
 
     asg = nbmod.load_assignment(LAB00)
     checks = [
-        {"grade_id": c.grade_id, "answer_id": c.answer_id, "points": c.points, "code_index": c.code_index,
-         "exercise": c.exercise_path} for c in asg.checks
-    ]  # fmt: skip
+        {
+            "grade_id": c.check_id,
+            "answer_id": c.answer_id,
+            "points": c.points,
+            "code_index": c.code_index,
+            "exercise": c.exercise_path,
+        }
+        for c in asg.checks
+    ]
     return asg, {"seed": 3, "checks": checks, "cell_timeout": 9, "timeout": 99, "missing": [], **extra}
 
 
 def _run(asg, records, attempts=()):
     cells = [{"cell": c.code_index, "outcome": "passed", "message": "", "output": ""} for c in asg.checks]
-    return {"cells": cells, "records": records, "timed_out": False, "seconds": 1.0, "leftover_processes": 0,
-            "log_tail": "", "records_truncated": False, "attempts": list(attempts), "sandbox": True}  # fmt: skip
+    return {
+        "cells": cells,
+        "records": records,
+        "timed_out": False,
+        "seconds": 1.0,
+        "leftover_processes": 0,
+        "log_tail": "",
+        "records_truncated": False,
+        "attempts": list(attempts),
+        "sandbox": True,
+    }
 
 
 def test_score_flags_reference_calls_and_zeroes_them_only_when_forbidden(tmp_path, monkeypatch):
     def honest(lg, y):
         return float(np.mean(np.argmax(lg, 1) == y))
 
-    recs = [_record(lab00.count_parameters, lab00.count_parameters.reference, tmp_path, monkeypatch),
-            _record(lab00.accuracy, honest, tmp_path, monkeypatch)]  # fmt: skip
+    recs = [
+        _record(lab00.count_parameters, lab00.count_parameters.reference, tmp_path, monkeypatch),
+        _record(lab00.accuracy, honest, tmp_path, monkeypatch),
+    ]
     asg, spec = _spec()
     r = score(spec, _run(asg, recs))
-    assert [e["points"] for e in r["exercises"]] == [1, 1]
-    assert "flagged: calls labkit's reference for count_parameters" in r["status"]
-    assert "labkit's own implementation" in r["exercises"][0]["hint"]
+    assert [e.points for e in r.exercises] == [1, 1]
+    assert "flagged: calls labkit's reference for count_parameters" in r.status
+    assert "labkit's own implementation" in r.exercises[0].hint
     r = score({**spec, "forbid_reference": True}, _run(asg, recs))
-    assert [e["points"] for e in r["exercises"]] == [0, 1]
-    assert "--forbid-reference" in r["exercises"][0]["hint"]
+    assert [e.points for e in r.exercises] == [0, 1]
+    assert "--forbid-reference" in r.exercises[0].hint
     # a record claiming a negative or non-int count is not a reference call
     forged = [{**recs[0], "reference_calls": True}, recs[1]]
-    assert [e["points"] for e in score({**spec, "forbid_reference": True}, _run(asg, forged))["exercises"]] == [1, 1]
+    assert [e.points for e in score({**spec, "forbid_reference": True}, _run(asg, forged)).exercises] == [1, 1]
 
 
 def test_score_reports_attempts_and_keeps_points():
     asg, spec = _spec()
-    attempts = [{"kind": "write", "what": "/root/x"}, {"kind": "connect", "what": "('127.0.0.1', 5)"},
-                {"kind": "process", "what": "subprocess.Popen: uname -p"}]  # fmt: skip
+    attempts = [
+        {"kind": "write", "what": "/root/x"},
+        {"kind": "connect", "what": "('127.0.0.1', 5)"},
+        {"kind": "process", "what": "subprocess.Popen: uname -p"},
+    ]
     r = score(spec, _run(asg, [], attempts))
-    assert r["attempts"] == attempts
-    flagged = [s for s in r["status"] if s.startswith("flagged")]
+    assert list(r.attempts) == attempts
+    flagged = [s for s in r.status if s.startswith("flagged")]
     assert flagged == ["flagged: wrote outside its folder (/root/x); opened a network connection (('127.0.0.1', 5))"]
     assert "started a process" in attempt_summary(attempts)
-    assert score(spec, _run(asg, []))["status"] == []
+    assert score(spec, _run(asg, [])).status == ()
 
 
 # --- a whole batch of hostile submissions -----------------------------------------------------------
@@ -290,9 +301,14 @@ def test_hostile_batch_is_contained_and_the_honest_submission_scores_full(tmp_pa
     ns: dict = {}
     exec(subs._ATTACK_HELPERS, ns)  # noqa: S102 - the committed attack's own helpers
     assert out in ns["output_folders"]() and any(f.parent == folder for f in ns["submission_files"]())
-    targets = [kit / f"{mark}.py", kit.parent / f"{mark}.txt", Path("/tmp") / f"{mark}.txt",
-               Path(os.path.expanduser("~")) / f"{mark}.txt", Path("/root") / f"{mark}.txt",
-               out / f"{mark}.txt"]  # fmt: skip
+    targets = [
+        kit / f"{mark}.py",
+        kit.parent / f"{mark}.txt",
+        Path("/tmp") / f"{mark}.txt",
+        Path(os.path.expanduser("~")) / f"{mark}.txt",
+        Path("/root") / f"{mark}.txt",
+        out / f"{mark}.txt",
+    ]
     for t in targets:
         assert not t.exists(), f"left over from an earlier run: {t}"
     kit_init = (kit / "check" / "__init__.py").read_bytes()
@@ -300,9 +316,25 @@ def test_hostile_batch_is_contained_and_the_honest_submission_scores_full(tmp_pa
         listener = _Listener(subs.LISTEN_PORT)
     except OSError as exc:
         pytest.skip(f"port {subs.LISTEN_PORT} is busy: {exc}")
-    cmd = [sys.executable, "-m", "labkit", "grade", "--assignment", str(LAB00), "--submissions", str(folder),
-           "--out", str(out), "--jobs", "2", "--cell-timeout", "60", "--timeout", "240",
-           "--forbid-reference"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "labkit",
+        "grade",
+        "--assignment",
+        str(LAB00),
+        "--submissions",
+        str(folder),
+        "--out",
+        str(out),
+        "--jobs",
+        "2",
+        "--cell-timeout",
+        "60",
+        "--timeout",
+        "240",
+        "--forbid-reference",
+    ]
     env = dict(os.environ)
     try:
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1500, env=env)

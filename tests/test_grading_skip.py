@@ -34,8 +34,21 @@ LABS = [p for p in nbmod.lab_notebooks(ROOT / "notebooks")]
 # and measuring helpers, and evaluating a model. Anything else passed a name may change it in place.
 READ_ONLY_ROOTS = {"np", "plt", "plot", "metrics", "math", "stats", "tqdm"}
 READ_ONLY = {"train.evaluate", "models.pretrained"} | set(dir(builtins))
-READ_ONLY_METHODS = {"items", "keys", "values", "get", "copy", "astype", "reshape", "tolist", "index", "count",
-                     "format", "join", "weight_layers"}  # fmt: skip
+READ_ONLY_METHODS = {
+    "items",
+    "keys",
+    "values",
+    "get",
+    "copy",
+    "astype",
+    "reshape",
+    "tolist",
+    "index",
+    "count",
+    "format",
+    "join",
+    "weight_layers",
+}
 CHANGES_FIRST_ONLY = {"train.fit"}  # trains its first argument (the model) and only reads the data
 
 

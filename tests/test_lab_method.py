@@ -154,14 +154,24 @@ ONCE = "# Test, once: the choices above are fixed\n"
         # monitoring training on test (lab 00 before this rule)
         ([LOAD, ("train.fit(model, data, eval_data=(data.X_test, data.y_test))", ())], "outside a cell"),
         # an alias made in an ordinary cell, used later
-        ([LOAD, ("test = (data.X_test, data.y_test)", ()), (ONCE + "train.evaluate(model, *test)", [TAG])],
-         "outside a cell"),
+        (
+            [LOAD, ("test = (data.X_test, data.y_test)", ()), (ONCE + "train.evaluate(model, *test)", [TAG])],
+            "outside a cell",
+        ),
         # choosing on a test result: the best learning rate read after the test-once cell
-        ([LOAD, (ONCE + "accs = {lr: train.evaluate(m[lr], data.X_test, data.y_test) for lr in lrs}", [TAG]),
-          ("best_lr = max(accs, key=accs.get)", ())], "computed in a test-once cell"),
+        (
+            [
+                LOAD,
+                (ONCE + "accs = {lr: train.evaluate(m[lr], data.X_test, data.y_test) for lr in lrs}", [TAG]),
+                ("best_lr = max(accs, key=accs.get)", ()),
+            ],
+            "computed in a test-once cell",
+        ),
         # a sensitivity scan on test, even inside a marked cell
-        ([LOAD, (ONCE + "scan = prune.sensitivity_scan(model, data.X_test, data.y_test, [0.5])", [TAG])],
-         "sensitivity_scan"),
+        (
+            [LOAD, (ONCE + "scan = prune.sensitivity_scan(model, data.X_test, data.y_test, [0.5])", [TAG])],
+            "sensitivity_scan",
+        ),
         # per-epoch test monitoring inside a marked cell
         ([LOAD, (ONCE + "train.fit(model, data, eval_data=(data.X_test, data.y_test))", [TAG])], "eval_data"),
         # a tagged cell without its marker line
@@ -169,7 +179,7 @@ ONCE = "# Test, once: the choices above are fixed\n"
         # the test split reached through subset(n_train, n_test)
         ([LOAD, ("small = data.subset(1000, 500)", ())], "outside a cell"),
     ],
-)  # fmt: skip
+)
 def test_analysis_catches_each_violation(cells, culprit):
     found = violations(_nb(*cells))
     assert found and any(culprit in line for line in found), found

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import clean_status, grading_sandbox_args
 
 from labkit.grading import notebook as nbmod
 
@@ -145,8 +146,21 @@ def _labkit_grade(tmp: Path, lab: str, files: dict) -> _Proc:
     subs.mkdir()
     for student, path in files.items():
         shutil.copy2(path, subs / f"{student}.ipynb")
-    cmd = [sys.executable, "-m", "labkit", "grade", "--assignment", str(ROOT / "notebooks" / f"{lab}.ipynb"),
-           "--submissions", str(subs), "--out", str(tmp / "labkit_grades"), "--jobs", "1"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "labkit",
+        "grade",
+        "--assignment",
+        str(ROOT / "notebooks" / f"{lab}.ipynb"),
+        "--submissions",
+        str(subs),
+        "--out",
+        str(tmp / "labkit_grades"),
+        "--jobs",
+        "1",
+        *grading_sandbox_args(),
+    ]
     return _Proc(cmd, tmp, tmp / "labkit_grade")
 
 
@@ -198,17 +212,19 @@ def test_nbgrader_round_trip_scores_equal_labkits(lab, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     ours = _labkit_scores(tmp_path)
 
-    checks = [c.grade_id for c in nbmod.load_assignment(ROOT / "notebooks" / f"{lab}.ipynb").checks]
+    checks = [c.check_id for c in nbmod.load_assignment(ROOT / "notebooks" / f"{lab}.ipynb").checks]
     table = []
     for student in STUDENTS:
         row = ours[student]
-        assert row["status"] == "ok", row
+        assert row["status"] == clean_status(), row
         assert float(row["max"]) == nbg[student]["max"]
         assert float(row["total"]) == nbg[student]["total"], (student, row, nbg[student])
         for gid in checks:
             assert float(row[gid]) == nbg[student][gid], (student, gid, row, nbg[student])
-        table.append(f"{lab} {student}: nbgrader {nbg[student]['total']:g}/{nbg[student]['max']:g}, "
-                     f"labkit {float(row['total']):g}/{float(row['max']):g}")  # fmt: skip
+        table.append(
+            f"{lab} {student}: nbgrader {nbg[student]['total']:g}/{nbg[student]['max']:g}, "
+            f"labkit {float(row['total']):g}/{float(row['max']):g}"
+        )
     full = nbg["correct"]["max"]
     assert nbg["correct"]["total"] == full > 0
     assert nbg["untouched"]["total"] == 0
@@ -243,8 +259,7 @@ def test_course_server_loads_no_nbgrader_extension(tmp_path):
         "print(json.dumps({'on': on, 'config': app.jpserver_extensions}))\n"
     )
     env = {**os.environ, "JUPYTER_CONFIG_PATH": str(ETC), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")}
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                       env=env)  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout.strip().splitlines()[-1])
     assert not [n for n in got["on"] if "nbgrader" in n]

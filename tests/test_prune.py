@@ -19,11 +19,21 @@ def tiny_data(n=256, d=20, k=4, seed=0):
 def tiny_convnet(seed=0):
     rng = np.random.default_rng(seed)
     return Sequential(
-        [Reshape((1, 8, 8)), Conv2d(1, 4, 3, padding=1, rng=rng), ReLU(), MaxPool2d(2),
-         Conv2d(4, 6, 3, padding=1, rng=rng), ReLU(), MaxPool2d(2), Flatten(),
-         Dense(24, 10, rng=rng), ReLU(), Dense(10, 3, rng=rng)],
+        [
+            Reshape((1, 8, 8)),
+            Conv2d(1, 4, 3, padding=1, rng=rng),
+            ReLU(),
+            MaxPool2d(2),
+            Conv2d(4, 6, 3, padding=1, rng=rng),
+            ReLU(),
+            MaxPool2d(2),
+            Flatten(),
+            Dense(24, 10, rng=rng),
+            ReLU(),
+            Dense(10, 3, rng=rng),
+        ],
         input_shape=(64,),
-    )  # fmt: skip
+    )
 
 
 # --- magnitude_mask ---------------------------------------------------------------------------------

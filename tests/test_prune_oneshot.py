@@ -291,6 +291,31 @@ def test_compress_layerwise_validation(rng):
     np.testing.assert_array_equal(new[names[0]].W, model[names[0]].W)
 
 
+def test_compress_layerwise_options_are_typed(rng):
+    from labkit import prune, quant
+
+    model = small_cnn(rng)
+    X = rng.random((16, 1, 8, 8)).astype(np.float32)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'gird'"):
+        compress_layerwise(model, X, "awq", bits=4, gird=10)  # a misspelt option is not dropped silently
+    with pytest.raises(TypeError, match="unexpected keyword argument 'bits'"):
+        compress_layerwise(model, X, "wanda", sparsity=0.5, bits=4)  # an option of another method
+    with pytest.raises(TypeError, match="in the options object"):
+        compress_layerwise(model, X, prune.WandaOptions(sparsity=0.5), damp=0.1)
+    # a name with its options, or the options object: the same compression, also from labkit.quant
+    by_name, _ = compress_layerwise(model, X, "rtn", bits=4, group_size=3)
+    by_object, _ = compress_layerwise(model, X, quant.RTNOptions(bits=4, group_size=3))
+    from_quant, _ = quant.compress_layerwise(model, X, quant.RTNOptions(bits=4, group_size=3))
+    for name, a in by_name.weight_layers():
+        np.testing.assert_array_equal(a.W, by_object[name].W)
+        np.testing.assert_array_equal(a.W, from_quant[name].W)
+    with pytest.warns(DeprecationWarning, match=r"X_calib=\.\.\.\) is deprecated; use calib="):
+        old, _ = compress_layerwise(model, X_calib=X, method="rtn", bits=4, group_size=3)
+    np.testing.assert_array_equal(old.layers[-1].W, by_name.layers[-1].W)
+    with pytest.raises(TypeError, match="options object with compress"):
+        quant.compress_layerwise(model, X, "rtn")
+
+
 def test_hessian_is_twice_the_mean_outer_product(rng):
     X = rng.standard_normal((7, 3)).astype(np.float32)
     np.testing.assert_allclose(hessian(X), 2 * X.T.astype(np.float64) @ X / 7, rtol=1e-12)

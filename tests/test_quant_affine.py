@@ -89,10 +89,10 @@ def test_error_shrinks_with_bits(rng):
 
 def test_per_channel_shapes_and_values(rng):
     W = rng.standard_normal((5, 7)).astype(np.float32) * np.arange(1, 6, dtype=np.float32)[:, None]
-    s, z = qparams(W, 8, symmetric=True, per_channel_axis=0)
+    s, z = qparams(W, 8, symmetric=True, axis=0)
     assert s.shape == (5,) and s.dtype == np.float32 and z.shape == (5,) and np.all(z == 0)
     assert np.allclose(s, np.abs(W).max(axis=1) / 127)
-    s1, _ = qparams(W, 8, symmetric=True, per_channel_axis=-1)
+    s1, _ = qparams(W, 8, symmetric=True, axis=-1)
     assert s1.shape == (7,)
     q = quantize(W, s, z, 8, True, axis=0)
     assert np.all(np.abs(q).max(axis=1) == 127)
@@ -104,7 +104,7 @@ def test_per_channel_shapes_and_values(rng):
 
 def test_per_channel_4d_axis(rng):
     W = rng.standard_normal((3, 2, 5, 5)).astype(np.float32)
-    s, z = qparams(W, 8, per_channel_axis=0)
+    s, z = qparams(W, 8, axis=0)
     q = quantize(W, s, z, 8, False, axis=0)
     for c in range(3):
         sc, zc = qparams(W[c], 8)
@@ -151,7 +151,7 @@ def test_empty_array_quantizes_to_empty():
         ({"bits": 0}, r"bits must be in \[1, 16\], got 0"),
         ({"bits": 17}, "got 17"),
         ({"bits": 1, "symmetric": True}, r"bits must be in \[2, 16\], got 1"),
-        ({"per_channel_axis": 2}, r"per_channel_axis must be in \[-2, 2\) for a 2-D array, got 2"),
+        ({"axis": 2}, r"axis must be in \[-2, 2\) for a 2-D array, got 2"),
         ({"method": "entropy"}, "method must be 'minmax', 'percentile' or 'mse'"),
     ],
 )
@@ -211,7 +211,7 @@ def test_int_range_narrow():
 def test_symmetric_8bit_quantizer_never_emits_minus_128(axis, rng):
     # Before the fix, inputs beyond the calibrated range clamped to -128 (the docs promise ±127).
     w = rng.standard_normal((6, 50)).astype(np.float32)
-    qp = qparams(w, 8, symmetric=True, per_channel_axis=axis)
+    qp = qparams(w, 8, symmetric=True, axis=axis)
     s, z = qp  # still unpacks as (scale, zero_point)
     assert qp.narrow_range and qp.signed and qp.bits == 8 and qp.qrange == (-127, 127)
     x = np.concatenate([w, -3 * w, 3 * w], axis=1)  # far outside the calibrated range
@@ -221,7 +221,7 @@ def test_symmetric_8bit_quantizer_never_emits_minus_128(axis, rng):
     assert quantize(x, s, z, 8, True, axis).min() == -128  # the full range stays available, explicitly
     assert np.array_equal(fake_quantize(x, qp, axis=axis), dequantize(q, s, z, axis))
     # unsigned symmetric: zero point 128, narrow range [1, 255]
-    qpu = qparams(w, 8, symmetric=True, signed=False, per_channel_axis=axis)
+    qpu = qparams(w, 8, symmetric=True, signed=False, axis=axis)
     assert qpu.qrange == (1, 255) and quantize(x, qpu, axis=axis).min() == 1
 
 

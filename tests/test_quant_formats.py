@@ -18,11 +18,23 @@ from labkit.quant.formats import (
 
 # QLoRA (Dettmers et al. 2023), the appendix listing the NormalFloat 4-bit data type: its 16 values as printed.
 NF4_PAPER = [
-    -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
-    -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
-    0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941,
-    0.7229568362236023, 1.0,
-]  # fmt: skip
+    -1.0,
+    -0.6961928009986877,
+    -0.5250730514526367,
+    -0.39491748809814453,
+    -0.28444138169288635,
+    -0.18477343022823334,
+    -0.09105003625154495,
+    0.0,
+    0.07958029955625534,
+    0.16093020141124725,
+    0.24611230194568634,
+    0.33791524171829224,
+    0.44070982933044434,
+    0.5626170039176941,
+    0.7229568362236023,
+    1.0,
+]
 
 ALL = [
     ("int4_g128", {}),
@@ -76,10 +88,19 @@ def test_stored_bits_are_what_bits_per_weight_counts(rng, fmt, kw, shape):
     assert np.all(np.isfinite(W_hat))
 
 
-@pytest.mark.parametrize(("fmt", "kw", "max_rel_mse"), [
-    ("int8", {}, 1e-3), ("fp8_e4m3", {}, 3e-3), ("int4_g64", {}, 0.03), ("int4_g128", {}, 0.04),
-    ("mxfp4", {}, 0.04), ("nvfp4", {}, 0.02), ("nf4", {}, 0.02), ("int3_g128", {}, 0.15),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("fmt", "kw", "max_rel_mse"),
+    [
+        ("int8", {}, 1e-3),
+        ("fp8_e4m3", {}, 3e-3),
+        ("int4_g64", {}, 0.03),
+        ("int4_g128", {}, 0.04),
+        ("mxfp4", {}, 0.04),
+        ("nvfp4", {}, 0.02),
+        ("nf4", {}, 0.02),
+        ("int3_g128", {}, 0.15),
+    ],
+)
 def test_errors_are_small_and_ordered_by_bits(rng, fmt, kw, max_rel_mse):
     W = heavy(rng, (64, 512))
     err = np.mean((quantize_blocks(W, fmt, **kw).dequantize().astype(np.float64) - W) ** 2) / np.mean(W**2.0)
@@ -136,14 +157,17 @@ def test_nf4_double_quantization_of_the_absmax(rng):
     assert 0 < rel < 1e-3
 
 
-@pytest.mark.parametrize(("amax", "code", "x"), [
-    (6.0, 127, 1.0),  # floor(log2 6) = 2, minus emax_elem 2: X = 2^0
-    (8.0, 128, 2.0),  # 3 - 2 = 1
-    (7.0, 127, 1.0),  # 2 - 2 = 0: 7 / 1 = 7 saturates to 6
-    (0.3, 123, 2.0**-4),  # floor(log2 0.3) = -2: X = 2^-4, 0.3 · 16 = 4.8 -> 4 (e2m1)
-    (1.0, 125, 0.25),
-    (0.0, 0, 2.0**-127),  # an all-zero block: the smallest scale
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("amax", "code", "x"),
+    [
+        (6.0, 127, 1.0),  # floor(log2 6) = 2, minus emax_elem 2: X = 2^0
+        (8.0, 128, 2.0),  # 3 - 2 = 1
+        (7.0, 127, 1.0),  # 2 - 2 = 0: 7 / 1 = 7 saturates to 6
+        (0.3, 123, 2.0**-4),  # floor(log2 0.3) = -2: X = 2^-4, 0.3 · 16 = 4.8 -> 4 (e2m1)
+        (1.0, 125, 0.25),
+        (0.0, 0, 2.0**-127),  # an all-zero block: the smallest scale
+    ],
+)
 def test_mx_shared_exponent_hand_cases(amax, code, x):
     W = np.zeros((1, 32), np.float32)
     W[0, 5] = amax

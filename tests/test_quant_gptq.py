@@ -40,7 +40,7 @@ def test_groupwise_per_row_equals_per_channel_qparams(rng):
     W = rng.standard_normal((7, 13)).astype(np.float32)
     for symmetric in (False, True):
         q, s, z = quantize_groupwise(W, 4, None, symmetric)
-        s_ref, z_ref = qparams(W, 4, symmetric, per_channel_axis=0)
+        s_ref, z_ref = qparams(W, 4, symmetric, axis=0)
         assert s.shape == (7, 1) and z.shape == (7, 1)
         np.testing.assert_array_equal(s[:, 0], s_ref)
         np.testing.assert_array_equal(z[:, 0], z_ref)
@@ -220,7 +220,7 @@ def test_gptq_follows_algorithm_1_on_a_tiny_layer(rng):
     H = hessian(X)
     Wd, _, _ = prepare_hessian(W, H, 0.01)
     Hd = H + 0.01 * np.mean(np.diag(H)) * np.eye(5)
-    s, z = qparams(W.astype(np.float32), 3, per_channel_axis=0)
+    s, z = qparams(W.astype(np.float32), 3, axis=0)
     s = s.astype(np.float64)
     w = Wd.copy()
     for j in range(5):

@@ -6,6 +6,7 @@ import pytest
 from labkit import metrics, models, nn, train
 from labkit.quant import (
     IntegerModel,
+    IntLookup,
     dequantize,
     integer_dense,
     qparams,
@@ -60,7 +61,7 @@ def test_integer_dense_approximates_float_layer(rng):
     b = rng.standard_normal(7).astype(np.float32) * 0.1
     y = x @ W.T + b
     s_x, z_x = qparams(x, 8)
-    s_w, _ = qparams(W, 8, symmetric=True, per_channel_axis=0)
+    s_w, _ = qparams(W, 8, symmetric=True, axis=0)
     s_y, z_y = qparams(y, 8)
     q_W = quantize(W, s_w, np.zeros(7, int), 8, True, axis=0)
     q_b = np.rint(b / (np.float64(s_x) * s_w)).astype(np.int32)
@@ -120,13 +121,13 @@ def test_engine_bytes(lenet300):
 
 def test_engine_structure(lenet300):
     model, eng = lenet300
-    kinds = [k for k, _ in eng.ops]
+    kinds = [op.kind for op in eng.layers]
     assert kinds == ["dense", "dense", "dense"]
-    for _, op in eng.ops:
+    for op in eng.layers:
         assert op.q_W.dtype == np.int8 and op.bias.dtype == np.int32 and op.M0.dtype == np.int32
         assert np.all(np.abs(op.q_W).max(axis=1) == 127)  # symmetric per channel: each row uses its full range
         assert np.all(op.M0.astype(np.int64) >= 2**30)
-    assert [op.relu for _, op in eng.ops] == [True, True, False]
+    assert [op.relu for op in eng.layers] == [True, True, False]
     assert "IntegerModel" in repr(eng)
 
 
@@ -134,7 +135,7 @@ def test_engine_structure(lenet300):
 def test_lenet5_bit_exact_and_accurate(fashion):
     model = models.pretrained("lenet5")
     eng = quantize_model(model, calib=fashion.X_train[:2000])
-    assert [k for k, _ in eng.ops] == [
+    assert [op.kind for op in eng.layers] == [
         "reshape",
         "conv",
         "maxpool",
@@ -317,3 +318,50 @@ def test_kernels_backend_gives_the_engines_integers(lenet300, fashion, digits):
         eng.with_rounding("gemmlowp").predict_int(X, backend="kernels")
     with pytest.raises(ValueError, match="backend"):
         eng.predict_int(X, backend="torch")
+
+
+# --- the layer protocol: a GELU as a lookup table (lab 11), the deprecated names ------------------------------
+
+
+def _gelu_mlp(seed=0):
+    rng = np.random.default_rng(seed)
+    return nn.Sequential([nn.Dense(12, 16, rng=rng), nn.GELU(), nn.Dense(16, 5, rng=rng)], input_shape=(12,))
+
+
+@pytest.mark.parametrize("act_signed", [False, True])
+def test_gelu_becomes_a_table_of_its_codes(act_signed):
+    model = _gelu_mlp()
+    X = np.random.default_rng(1).standard_normal((300, 12)).astype(np.float32)
+    eng = quantize_model(model, calib=X[:200], act_signed=act_signed)
+    assert [op.kind for op in eng.layers] == ["dense", "lookup", "dense"]
+    lut = eng.layers[1]
+    assert isinstance(lut, IntLookup) and lut.table.size == 256 and lut.arrays()["table"].nbytes == 256
+    qmin, qmax = (-128, 127) if act_signed else (0, 255)
+    codes = np.arange(qmin, qmax + 1)
+    real = np.float32(lut.s_x) * (codes - lut.z_x).astype(np.float32)  # the input codes' real values
+    want = quantize(nn.GELU().forward(real), lut.s_y, lut.z_y, 8, act_signed)
+    assert np.array_equal(lut.table, want)
+    # integer all the way, the float64 oracle and the compiled kernels agree
+    q = eng.predict_int(X)
+    assert np.array_equal(q.astype(np.int64), simulate_float64(eng, X))
+    assert np.array_equal(q, eng.predict_int(X, backend="kernels"))
+    # and the integer model still computes the float one
+    logits = eng.predict_logits(X)
+    assert np.mean(np.argmax(logits, 1) == np.argmax(model.predict_logits(X), 1)) > 0.9
+
+
+def test_a_lookup_table_is_checked():
+    with pytest.raises(ValueError, match="one integer per input code"):
+        IntLookup("f", np.zeros(255, np.uint8), (1.0, 0), (1.0, 0))
+    with pytest.raises(ValueError, match=r"codes in \[-128, 127\]"):
+        IntLookup("f", np.full(256, 200), (1.0, 0), (1.0, 0), act_signed=True)
+
+
+def test_engine_names_kept_as_deprecated_aliases(lenet300):
+    _, eng = lenet300
+    with pytest.warns(DeprecationWarning, match="IntegerModel.layers"):
+        assert [k for k, _ in eng.ops] == [op.kind for op in eng.layers]
+    with pytest.warns(DeprecationWarning, match="IntegerModel.act_bits"):
+        assert eng.bits == eng.act_bits == 8
+    with pytest.warns(DeprecationWarning, match="IntegerModel.act_signed"):
+        assert eng.signed is eng.act_signed is False

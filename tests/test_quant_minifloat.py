@@ -192,14 +192,20 @@ def onnx_saturating_cast(x, fmt):
         from onnx.reference import ReferenceEvaluator
     except ImportError:
         skip_or_fail("LABKIT_REQUIRE_ONNX", "onnx is not installed (extra 'peers')")
-    to = {"e4m3": TensorProto.FLOAT8E4M3FN, "e5m2": TensorProto.FLOAT8E5M2, "e2m1": TensorProto.FLOAT4E2M1,
-          "e8m0": TensorProto.FLOAT8E8M0}[fmt]  # fmt: skip
+    to = {
+        "e4m3": TensorProto.FLOAT8E4M3FN,
+        "e5m2": TensorProto.FLOAT8E5M2,
+        "e2m1": TensorProto.FLOAT4E2M1,
+        "e8m0": TensorProto.FLOAT8E8M0,
+    }[fmt]
     extra = {"round_mode": "nearest"} if fmt == "e8m0" else {}
     node = helper.make_node("Cast", ["x"], ["y"], to=to, saturate=1, **extra)
     graph = helper.make_graph(
-        [node], "cast", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [x.size])],
+        [node],
+        "cast",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [x.size])],
         [helper.make_tensor_value_info("y", to, [x.size])],
-    )  # fmt: skip
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 25)])
     return ReferenceEvaluator(model).run(None, {"x": x})[0].astype(np.float32)
 

@@ -27,7 +27,7 @@ def test_symmetric_per_token(seed, bits, tokens):
 def test_affine_per_token_is_qparams_per_row(rng):
     X = rng.standard_normal((6, 10)).astype(np.float32) + 2
     r = quantize_per_token(X, 8, symmetric=False)
-    qp = qparams(X, 8, per_channel_axis=0)
+    qp = qparams(X, 8, axis=0)
     np.testing.assert_array_equal(r.scale, qp.scale)
     np.testing.assert_array_equal(r.zero_point, qp.zero_point)
     np.testing.assert_array_equal(r.q, quantize(X, qp, axis=0))
@@ -87,6 +87,6 @@ def test_bad_input(rng):
     with pytest.raises(TypeError, match="QParams"):
         quantize_per_tensor(X, (0.1, 0))
     with pytest.raises(ValueError, match="per-tensor"):
-        quantize_per_tensor(X, qparams(X, 8, per_channel_axis=0))
+        quantize_per_tensor(X, qparams(X, 8, axis=0))
     with pytest.raises(ValueError, match="kv must be"):
         quantize_kv(X, 8)

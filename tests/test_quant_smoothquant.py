@@ -100,7 +100,7 @@ def test_fold_into_the_value_projection_through_attention(rng):
 def w8a8_error(X, W):
     """Per-tensor static int8 activations and per-channel int8 weights: relative output MSE."""
     Xq = fake_quantize(X, qparams(X, 8, symmetric=True))
-    Wq = fake_quantize(W, qparams(W, 8, symmetric=True, per_channel_axis=0), axis=0)
+    Wq = fake_quantize(W, qparams(W, 8, symmetric=True, axis=0), axis=0)
     Y = X @ W.T
     return np.mean((Xq.astype(np.float64) @ Wq.T.astype(np.float64) - Y) ** 2) / np.mean(Y**2)
 

@@ -11,7 +11,16 @@ import numpy as np
 import pytest
 from conftest import require_torch
 
-from labkit.quant import fake_quantize, fake_quantize_backward, qparams, quantize
+from labkit.quant import (
+    fake_quantize,
+    fake_quantize_backward,
+    lsq_backward,
+    lsq_fake_quantize,
+    lsq_grad_scale,
+    lsq_init_step,
+    qparams,
+    quantize,
+)
 
 pytestmark = [pytest.mark.peers, pytest.mark.filterwarnings("ignore::UserWarning")]
 
@@ -62,7 +71,7 @@ def test_ties_at_non_power_of_two_scale_document_the_difference():
 def test_quantize_per_channel_matches_torch(rng):
     torch = require_torch()
     W = (rng.standard_normal((16, 50)) * rng.uniform(0.1, 3, (16, 1))).astype(np.float32)
-    s, z = qparams(W, 8, symmetric=True, per_channel_axis=0)
+    s, z = qparams(W, 8, symmetric=True, axis=0)
     ours = quantize(W, s, z, 8, True, axis=0).astype(np.int64)
     theirs = (
         torch.quantize_per_channel(
@@ -96,3 +105,31 @@ def test_fake_quantize_and_gradient_match_torch(bits, signed, rng):
     assert np.array_equal(ours_g[~near], theirs_g[~near])
     assert (ours_g != theirs_g).sum() <= near.sum()
     assert (ours_g == 0).sum() > 0 and (ours_g != 0).sum() > 0
+
+
+@pytest.mark.parametrize("bits,per_channel", [(2, True), (4, True), (4, False)])
+def test_lsq_gradients_match_torch_learnable_fake_quantize(bits, per_channel, rng):
+    """labkit.quant.lsq against PyTorch's LSQ op (``_fake_quantize_learnable_*``, ``grad_factor`` = g)."""
+    torch = require_torch()
+    W = (rng.standard_t(3, (16, 50)) * 0.1).astype(np.float32)  # heavy tails: the initial step clips some
+    axis = 0 if per_channel else None
+    step = lsq_init_step(W, bits, axis=axis)
+    qmax = 2 ** (bits - 1) - 1
+    g = lsq_grad_scale(W, bits, axis=axis)
+    grad_out = rng.standard_normal(W.shape).astype(np.float32)
+    Wt = torch.from_numpy(W.copy()).requires_grad_(True)
+    st = torch.from_numpy(np.atleast_1d(step).copy()).requires_grad_(True)
+    if per_channel:
+        zt = torch.zeros(16)
+        yt = torch._fake_quantize_learnable_per_channel_affine(Wt, st, zt, 0, -qmax, qmax, g)
+    else:
+        yt = torch._fake_quantize_learnable_per_tensor_affine(Wt, st, torch.zeros(1), -qmax, qmax, g)
+    yt.backward(torch.from_numpy(grad_out))
+    ours = lsq_fake_quantize(W, step, bits, axis=axis)
+    ours_gx, ours_gs = lsq_backward(grad_out, W, step, bits, axis=axis)
+    s_full = np.broadcast_to(np.reshape(step, (-1, 1)) if per_channel else step, W.shape)
+    near = _near_tie(W, s_full)
+    assert np.array_equal(ours[~near], yt.detach().numpy()[~near])
+    assert np.array_equal(ours_gx[~near], Wt.grad.numpy()[~near])
+    assert (ours_gx == 0).any()  # some weights are clipped
+    np.testing.assert_allclose(np.ravel(ours_gs), st.grad.numpy(), rtol=1e-4, atol=1e-6)

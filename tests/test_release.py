@@ -8,17 +8,15 @@ import nbformat
 import pytest
 
 from labkit.grading import notebook as nbmod
-from labkit.grading.release import TARGET, release, student_release
+from labkit.grading.release import TARGET, student_release
 
 ROOT = Path(__file__).resolve().parent.parent
 LABS = nbmod.lab_notebooks(ROOT / "notebooks")
 
 
 @pytest.fixture(scope="module")
-def released(tmp_path_factory):
-    out = tmp_path_factory.mktemp("release")
-    names = release(ROOT / "notebooks", out, execute=False, log=lambda *a: None)
-    return out, names
+def released(released_labs):
+    return released_labs  # tests/conftest.py: one release of every lab per test session
 
 
 def test_every_lab_is_released(released):
@@ -47,7 +45,7 @@ def test_each_check_is_preceded_by_its_target_line(released, lab):
     assert len(checks) == len(asg.checks)
     for i, check in zip(checks, asg.checks):
         above = st.cells[i - 1]
-        assert above.cell_type == "markdown" and above.metadata["labkit"]["target"] == check.grade_id
+        assert above.cell_type == "markdown" and above.metadata["labkit"]["target"] == check.check_id
         stored = nbmod._outputs_text(instructor.cells[check.cell_index]).strip()
         assert stored == check.pass_line
         assert f"\n    {stored}\n" in above.source  # the instructor's stored line, as a code block

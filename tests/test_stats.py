@@ -214,12 +214,54 @@ def test_seed_image_bootstrap_basics():
         (np.ones((3, 5), bool), np.ones((3, 4), bool), ValueError, "same seeds and images"),
         (np.ones((1, 5), bool), np.ones((1, 5), bool), ValueError, "at least 2 seeds"),
         (np.ones(5, bool), np.ones(5, bool), ValueError, "2-D"),
-        (np.ones((3, 5)), np.ones((3, 5)), TypeError, "bool"),
+        (np.full((3, 5), "1"), np.full((3, 5), "1"), TypeError, "bool"),
+        (np.full((3, 5), np.nan), np.ones((3, 5)), ValueError, "NaN"),
     ],
 )
 def test_seed_image_bootstrap_rejects_bad_input(a, b, err, match):
     with pytest.raises(err, match=match):
         seed_image_bootstrap(a, b)
+
+
+def test_seed_image_bootstrap_takes_per_image_scores():
+    rng = np.random.default_rng(3)
+    a, b = simulated_experiment(rng, 3, 600, 0.05, 0.5)
+    # 0/1 floats are the same claim as the bools
+    as_float = seed_image_bootstrap(a.astype(float), b.astype(float), n_boot=1000)
+    assert as_float == seed_image_bootstrap(a, b, n_boot=1000)
+    assert seed_image_pvalue(a.astype(float), b, n_boot=1000) == seed_image_pvalue(a, b, n_boot=1000)
+    # "A ends above the midpoint of P and Q": the difference is acc(A) − (acc(P) + acc(Q)) / 2, and each image
+    # keeps its pairing (one redraw for A, P and Q), so the interval lies between those of A − P and A − Q
+    p_model, q_model = simulated_experiment(rng, 1, 600, 0.0, 0.5)[1], b[:1]
+    p_rep, q_rep = np.repeat(p_model, 3, axis=0), np.repeat(q_model, 3, axis=0)
+    mid = (p_rep.astype(float) + q_rep) / 2
+    diff, lo, hi = seed_image_bootstrap(a, mid, n_boot=2000)
+    assert diff == pytest.approx(a.mean() - (p_model.mean() + q_model.mean()) / 2)
+    d_p, d_q = seed_image_bootstrap(a, p_rep, n_boot=2000)[0], seed_image_bootstrap(a, q_rep, n_boot=2000)[0]
+    assert diff == pytest.approx((d_p + d_q) / 2)
+    assert lo < diff < hi
+    # a continuous per-image measurement: a shift of every score by c shifts the interval by c
+    x = rng.normal(size=(3, 400))
+    y = x + rng.normal(0, 0.3, size=(3, 400))
+    d0, lo0, hi0 = seed_image_bootstrap(x, y, n_boot=500)
+    d1, lo1, hi1 = seed_image_bootstrap(x + 0.25, y, n_boot=500)
+    assert (d1, lo1, hi1) == pytest.approx((d0 + 0.25, lo0 + 0.25, hi0 + 0.25))
+
+
+def test_seed_image_bootstrap_gives_correctness_the_same_results_as_the_bool_only_version():
+    # Golden values from the implementation that took booleans only (int8 differences, one multinomial
+    # draw): the real-valued path and the chunked image redraw must not move a boolean claim.
+    rng = np.random.default_rng(11)
+    a, b = rng.random((3, 500)) < 0.8, rng.random((3, 500)) < 0.75
+    assert seed_image_bootstrap(a, b, n_boot=2000, seed=4) == pytest.approx(
+        (0.06133333333333335, 0.015510352128522243, 0.10001712056901398), rel=1e-12
+    )
+    assert seed_image_pvalue(a, b, n_boot=2000, seed=4) == pytest.approx(0.022, rel=1e-12)
+    # 8 seeds: 1,927 distinct columns, so the 1,500 replicates are drawn in two chunks
+    a, b = rng.random((8, 3000)) < 0.6, rng.random((8, 3000)) < 0.6
+    assert seed_image_bootstrap(a, b, n_boot=1500, seed=5) == pytest.approx(
+        (0.007291666666666696, -0.0046064643507362744, 0.019657191330862335), rel=1e-12
+    )
 
 
 def test_holm_matches_the_step_down_definition():

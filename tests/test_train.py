@@ -27,8 +27,9 @@ def test_cross_entropy_stable_for_huge_logits():
 
 def test_fit_learns_digits_and_is_reproducible(digits):
     a = models.mlp([64, 32, 10], seed=0)
-    h = train.fit(a, digits, epochs=8, lr=3e-3, batch_size=32, seed=5, progress=False,
-                  eval_data=(digits.X_test, digits.y_test))  # fmt: skip
+    h = train.fit(
+        a, digits, epochs=8, lr=3e-3, batch_size=32, seed=5, progress=False, eval_data=(digits.X_test, digits.y_test)
+    )
     assert h["loss"][-1] < h["loss"][0]
     assert train.evaluate(a, digits.X_test, digits.y_test) > 0.9
     assert len(h["eval_acc"]) == 8
@@ -64,10 +65,31 @@ def test_callbacks_order_and_state(digits):
         def on_epoch_end(self, model, state):
             calls.append(f"epoch{state.epoch}")
 
-    train.fit(models.mlp([64, 10]), (digits.X_train[:64], digits.y_train[:64]), epochs=2, batch_size=32,
-              callbacks=[Recorder()], progress=False)  # fmt: skip
-    assert calls == ["begin", "batch", "backward", "step1", "batch", "backward", "step2", "epoch0",
-                     "batch", "backward", "step3", "batch", "backward", "step4", "epoch1"]  # fmt: skip
+    train.fit(
+        models.mlp([64, 10]),
+        (digits.X_train[:64], digits.y_train[:64]),
+        epochs=2,
+        batch_size=32,
+        callbacks=[Recorder()],
+        progress=False,
+    )
+    assert calls == [
+        "begin",
+        "batch",
+        "backward",
+        "step1",
+        "batch",
+        "backward",
+        "step2",
+        "epoch0",
+        "batch",
+        "backward",
+        "step3",
+        "batch",
+        "backward",
+        "step4",
+        "epoch1",
+    ]
 
 
 def test_loss_hook_receives_batch_index(digits):
@@ -113,6 +135,50 @@ def test_bad_input(digits):
         train.evaluate(m, digits.X_train[:0], digits.y_train[:0])
 
 
+@pytest.mark.parametrize("name", ["adam", "sgd"])
+def test_optimizer_updates_a_parameter_outside_the_model(name, rng):
+    """update(key, param, grad) applies the same rule as step() does to a layer's parameter."""
+    model = models.mlp([4, 3], seed=0)
+    twin = models.mlp([4, 3], seed=0)
+    opt, opt_twin = train.make_optimizer(name, 0.01), train.make_optimizer(name, 0.01)
+    extra = model["fc1"].W.copy()
+    with pytest.raises(RuntimeError, match="after the first optimizer step"):
+        opt.update("extra", extra, np.ones_like(extra))
+    for _ in range(3):
+        g = rng.standard_normal(extra.shape).astype(np.float32)
+        model["fc1"].dW, model["fc1"].db = g * 0, np.zeros(3, np.float32)
+        twin["fc1"].dW, twin["fc1"].db = g, np.zeros(3, np.float32)
+        opt.step(model)
+        opt_twin.step(twin)
+        opt.update("extra", extra, g)
+    np.testing.assert_array_equal(extra, twin["fc1"].W)
+    with pytest.raises(ValueError, match="must match"):
+        opt.update("extra", extra, np.ones(3))
+
+
+def test_early_stopping_restores_the_best_epoch_and_stops(digits):
+    X_val, y_val = digits.X_test, digits.y_test
+    model = models.mlp([64, 32, 10], seed=0)
+    es = train.EarlyStopping(X_val, y_val)
+    history = train.fit(
+        model, digits, epochs=6, lr=3e-2, seed=0, callbacks=[es], progress=False, eval_data=(X_val, y_val)
+    )
+    assert es.scores == history["eval_acc"]  # scored after every epoch, on the held-out split
+    assert es.best_epoch == int(np.argmax(es.scores))  # the first of equal maxima
+    assert train.evaluate(model, X_val, y_val) == max(es.scores)  # the best epoch's weights are back
+    # with patience 1, training stops after the first epoch that does not beat the best
+    twin = models.mlp([64, 32, 10], seed=0)
+    stopper = train.EarlyStopping(X_val, y_val, patience=1)
+    h = train.fit(twin, digits, epochs=6, lr=3e-2, seed=0, callbacks=[stopper], progress=False)
+    first_miss = next(i for i in range(1, 6) if es.scores[i] <= max(es.scores[:i]))
+    assert len(h["loss"]) == len(stopper.scores) == first_miss + 1
+    assert stopper.scores == es.scores[: first_miss + 1]
+    with pytest.raises(ValueError, match="patience"):
+        train.EarlyStopping(X_val, y_val, patience=0)
+    with pytest.raises(ValueError, match="same length"):
+        train.EarlyStopping(X_val, y_val[:-1])
+
+
 # --- language models -------------------------------------------------------------------------------
 
 TINY = {"vocab_size": 6, "context": 8, "n_layer": 1, "n_head": 2, "d_model": 16}
@@ -139,8 +205,12 @@ def test_adamw_and_clipping_match_pytorch(rng):
     params = {k: torch.tensor(a.copy(), requires_grad=True) for k, a in model.parameters().items()}
     decay = [p for k, p in params.items() if k.endswith(".W")]
     other = [p for k, p in params.items() if not k.endswith(".W")]
-    ref = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
-                            lr=1e-2, betas=(0.9, 0.99), eps=1e-8)  # fmt: skip
+    ref = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
+        lr=1e-2,
+        betas=(0.9, 0.99),
+        eps=1e-8,
+    )
     opt = train.AdamW(lr=1e-2, beta2=0.99, weight_decay=0.1)
     state = train.TrainState(optimizer=opt)
     for _ in range(3):
@@ -239,8 +309,15 @@ def test_fit_lm_runs_the_same_callbacks_as_fit():
         def on_epoch_end(self, m, s):
             calls.append("eval")
 
-    train.fit_lm(models.gpt(**TINY), np.arange(1, 6).repeat(10), steps=2, batch_size=2, eval_every=2,
-                 callbacks=[Spy()], progress=False)  # fmt: skip
+    train.fit_lm(
+        models.gpt(**TINY),
+        np.arange(1, 6).repeat(10),
+        steps=2,
+        batch_size=2,
+        eval_every=2,
+        callbacks=[Spy()],
+        progress=False,
+    )
     assert calls == ["begin", "batch", "backward", "step", "batch", "backward", "step", "eval"]
 
 

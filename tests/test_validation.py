@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from labkit import kernels, quant
+from labkit import kernels, quant, validation
 from labkit.validation import (
     check_array,
     check_axis,
@@ -119,3 +119,13 @@ def test_same_mistake_same_exception_across_modules():
             kernels.quantize_per_tensor(x, 0.1, 0, bits=bad)
         with pytest.raises(exc, match="bits"):
             quant.int_range(bad)
+
+
+def test_messages_show_numpy_scalars_as_plain_numbers():
+    with pytest.raises(TypeError, match=r"got float64 3\.5$"):
+        validation.check_int("bits", np.float64(3.5))
+    with pytest.raises(ValueError, match=r"got 40$"):
+        validation.check_bits(np.int64(40))
+    with pytest.raises(ValueError, match=r"got 'l3'$"):
+        validation.check_choice("norm", np.str_("l3"), ("l1", "l2"))
+    assert validation.show((np.float32(0.5), [np.int8(3)])) == "(0.5, [3])"

@@ -23,7 +23,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
-from conftest import read_gradebook
+from conftest import grading_sandbox_args, read_gradebook
 from setuptools import find_packages
 
 from labkit import data, models, train
@@ -115,8 +115,11 @@ def installed(tmp_path_factory):
         shutil.copytree(ROOT / name, src / name, ignore=ignore)
     r = subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(src)],
-        capture_output=True, text=True, timeout=300, env=_clean_env(),
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_clean_env(),
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     wheels = list(dist.glob("labkit-*.whl"))
     assert len(wheels) == 1
@@ -125,15 +128,33 @@ def installed(tmp_path_factory):
     t0 = time.perf_counter()
     venv.EnvBuilder(with_pip=False, symlinks=True).create(env_dir)
     py = env_dir / "bin" / "python"
-    purelib = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    purelib = subprocess.run(
+        [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     shared = [p for p in site.getsitepackages() if os.path.isdir(p)]
     (Path(purelib) / "labkit_test_shared_env.pth").write_text("\n".join(shared) + "\n")
     r = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "--no-index", "--quiet",
-         "--disable-pip-version-check", str(wheels[0])],
-        capture_output=True, text=True, timeout=300, env=_clean_env(),
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(py),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--quiet",
+            "--disable-pip-version-check",
+            str(wheels[0]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_clean_env(),
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     times["install"] = time.perf_counter() - t0
     return py, wheels[0], Path(purelib), times
@@ -164,8 +185,14 @@ def test_wheel_carries_the_data_and_the_models(installed, tmp_path):
     d = data.load_fashion_mnist()  # the same model and data evaluated by the checkout
     assert got["accuracy"] == train.evaluate(models.pretrained("lenet_300_100"), d.X_test, d.y_test)
 
-    r = subprocess.run([py, "-m", "labkit", "data"], cwd=cwd, capture_output=True, text=True, timeout=300,
-                       env=_clean_env(XDG_DATA_HOME=str(tmp_path / "xdg")))  # fmt: skip
+    r = subprocess.run(
+        [py, "-m", "labkit", "data"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_clean_env(XDG_DATA_HOME=str(tmp_path / "xdg")),
+    )
     assert r.returncode == 0, r.stderr
     assert f"embedded: {purelib / 'labkit' / '_data' / data.EMBEDDED_FILE} verified" in r.stdout
     if "full: not available" in r.stdout:  # the instructions name a user folder, never the installed package
@@ -183,8 +210,14 @@ def test_installed_kit_releases_and_grades_lab00(installed, tmp_path):
     course = tmp_path / "course"
     (course / "notebooks").mkdir(parents=True)
     shutil.copy2(lab, course / "notebooks" / lab.name)
-    run = lambda *args: subprocess.run([py, "-m", "labkit", *args], cwd=course, capture_output=True, text=True,  # noqa: E731
-                                       timeout=900, env=_clean_env())  # fmt: skip
+    run = lambda *args: subprocess.run(
+        [py, "-m", "labkit", *args],
+        cwd=course,
+        capture_output=True,
+        text=True,  # noqa: E731
+        timeout=900,
+        env=_clean_env(),
+    )
     t0 = time.perf_counter()
     r = run("release", "--notebooks", "notebooks", "--out", "release", "--no-execute")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -192,15 +225,19 @@ def test_installed_kit_releases_and_grades_lab00(installed, tmp_path):
     subs.mkdir()
     shutil.copy2(course / "release" / "solution" / lab.name, subs / "solution.ipynb")
     shutil.copy2(course / "release" / "student" / lab.name, subs / "untouched.ipynb")
-    from labkit.grading import sandbox
-
-    extra = []
-    try:
-        sandbox.check_available()
-    except sandbox.SandboxUnavailable:
-        extra = ["--no-sandbox"]
-    r = run("grade", "--assignment", f"notebooks/{lab.name}", "--submissions", "submissions", "--out", "grades",
-            "--jobs", "1", *extra)  # fmt: skip
+    extra = grading_sandbox_args()
+    r = run(
+        "grade",
+        "--assignment",
+        f"notebooks/{lab.name}",
+        "--submissions",
+        "submissions",
+        "--out",
+        "grades",
+        "--jobs",
+        "1",
+        *extra,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     rows = read_gradebook(course / "grades")
     assert float(rows["solution"]["total"]) == float(rows["solution"]["max"]) > 0, rows["solution"]

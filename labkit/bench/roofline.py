@@ -32,8 +32,10 @@ class Bandwidth:
     threads: int
 
     def __str__(self) -> str:
-        return (f"read {self.read:.1f} GB/s, copy {self.copy:.1f} GB/s (read + write bytes) over "
-                f"{self.nbytes / 2**20:.0f} MiB, {self.threads} thread(s)")  # fmt: skip
+        return (
+            f"read {self.read:.1f} GB/s, copy {self.copy:.1f} GB/s (read + write bytes) over "
+            f"{self.nbytes / 2**20:.0f} MiB, {self.threads} thread(s)"
+        )
 
 
 @functools.cache  # compiled (or loaded from numba's cache) once per process

@@ -37,8 +37,9 @@ def thread_limits(n: int | None = None):
         if torch is not None:
             torch.set_num_threads(n)
         pools = ", ".join(sorted({f"{p['internal_api']} ({p['user_api']})" for p in threadpool_info()}))
-        desc = (f"{n} threads: threadpoolctl.threadpool_limits({n}) on [{pools}]; numba.set_num_threads({n_numba})"
-                + (f"; torch.set_num_threads({n})" if torch is not None else ""))  # fmt: skip
+        desc = f"{n} threads: threadpoolctl.threadpool_limits({n}) on [{pools}]; numba.set_num_threads({n_numba})" + (
+            f"; torch.set_num_threads({n})" if torch is not None else ""
+        )
         try:
             yield desc
         finally:

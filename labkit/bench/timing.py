@@ -178,5 +178,6 @@ def timing_from_samples(samples, nbytes: int | None = None, flops: int | None = 
     if samples.size == 0:
         raise ValueError("need at least one timing sample")
     q1, med, q3 = np.percentile(samples, [25, 50, 75])
-    return Timing(float(med), float(samples.min()), float(samples.max()), float(q1), float(q3), samples.size,
-                  nbytes, flops)  # fmt: skip
+    return Timing(
+        float(med), float(samples.min()), float(samples.max()), float(q1), float(q3), samples.size, nbytes, flops
+    )

@@ -1,8 +1,8 @@
-"""The names the lab checkers import, from the three files that hold them.
+"""The checking API in one namespace: :mod:`.exercise`, :mod:`.records` and :mod:`.output`'s names.
 
-:mod:`.exercise` (the exercise API), :mod:`.records` (the record format the grader reads) and
-:mod:`.output` (the output silencer), kept for the lab modules and submissions that import it; code
-outside ``labkit.check`` imports the public names from ``labkit.check`` or those modules.
+Student code can reach it as ``labkit.check._core`` (the grader's hostile submissions in
+``tests/submissions`` patch it), so the names stay importable here. labkit's own code imports them
+from ``labkit.check`` or from the module that defines each.
 """
 
 from .exercise import FAIL, Case, CheckFailed, Exercise, compare_arrays

@@ -28,11 +28,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .answers import compare_arrays
 from .output import quiet
 from .records import decode, encode
 
@@ -44,19 +46,25 @@ FAIL = "FAIL: "
 class CheckFailed(AssertionError):
     """A check cell's verdict on a wrong answer: ``str(exc)`` is the hint, ``exc.line`` the ``FAIL:`` line.
 
-    ``exc.grade_id`` names the exercise. IPython (JupyterLab, nbclient, nbval, nbgrader) displays an
-    exception through its ``_render_traceback_()`` when it has one: here the ``FAIL:`` line and where
-    to look, without the frames of labkit's checking code, which would only hide the hint.
+    ``exc.answer_id`` names the exercise (its answer cell's id). IPython (JupyterLab, nbclient, nbval,
+    nbgrader) displays an exception through its ``_render_traceback_()`` when it has one: here the
+    ``FAIL:`` line and where to look, without the frames of labkit's checking code, which would only
+    hide the hint.
     """
 
-    def __init__(self, hint: str, grade_id: str = ""):
+    def __init__(self, hint: str, answer_id: str = ""):
         super().__init__(hint)
         self.hint = hint
-        self.grade_id = grade_id
+        self.answer_id = answer_id
         self.line = FAIL + hint
 
+    grade_id = property(
+        lambda self: _deprecated("CheckFailed.grade_id", "CheckFailed.answer_id", self.answer_id),
+        doc="Deprecated name of :attr:`answer_id`.",
+    )
+
     def _render_traceback_(self) -> list:
-        where = f"the check of `{self.grade_id}`" if self.grade_id else "this check"
+        where = f"the check of `{self.answer_id}`" if self.answer_id else "this check"
         return [self.line, f"({where} stopped here: fix your answer above, then run the cells again)"]
 
 
@@ -74,88 +82,9 @@ class Case:
         return Case(tuple(cp(a) for a in self.args), {k: cp(v) for k, v in self.kwargs.items()}, self.label)
 
 
-def number_answer(got, what: str = "one number (a float)"):
-    """``(float(got), None)`` for an answer that is one number, else ``(None, hint)``. A string is not a
-    number here, even one that ``float`` would parse."""
-    if isinstance(got, np.ndarray) and got.size != 1:
-        return None, f"return {what}, got an array of shape {got.shape}"
-    if isinstance(got, (str, bytes)) or got is None:
-        return None, f"return a float, got {type(got).__name__}"
-    try:
-        return float(got), None
-    except (TypeError, ValueError):
-        return None, f"return a float, got {type(got).__name__}"
-
-
-def mask_problem(got, shape) -> str | None:
-    """What is wrong with a returned pruning mask's type, shape or dtype (True = kept), or None."""
-    shape = tuple(shape)
-    if not isinstance(got, np.ndarray):
-        return f"return a numpy boolean array (True = kept), got {type(got).__name__}"
-    if got.shape != shape:
-        return f"the mask has shape {got.shape}, expected the weights' shape {shape} (one entry per weight)"
-    if got.dtype != bool:
-        return f"the mask should be a boolean array (True = kept), got dtype {got.dtype}"
-    return None
-
-
-def integer_array_problem(got: np.ndarray, shape, layout: str = "", integers: str = "integers") -> str | None:
-    """What is wrong with an integer result's shape or dtype, or None. ``layout`` names the axes in the
-    hint (e.g. "batch, out"); ``integers`` says which integers are expected (e.g. "integers (uint8)")."""
-    shape = tuple(shape)
-    if got.shape != shape:
-        return f"result has shape {got.shape}, expected {shape}" + (f" ({layout})" if layout else "")
-    if got.dtype.kind not in "iu":
-        return f"return {integers}, got dtype {got.dtype}"
-    return None
-
-
-def compare_arrays(got, expected, what="result", rtol=1e-5, atol=1e-6, exact=False):
-    """A hint string if ``got`` differs from ``expected`` (type, shape, dtype kind, values), else None."""
-    if isinstance(expected, np.ndarray) or np.isscalar(expected):
-        return _compare_array(got, expected, what, rtol, atol, exact)
-    if isinstance(expected, tuple):
-        if not isinstance(got, (tuple, list)) or len(got) != len(expected):
-            return f"{what} should be a tuple of {len(expected)} values, got {type(got).__name__}"
-        hints = (compare_arrays(g, e, f"{what}[{k}]", rtol, atol, exact) for k, (g, e) in enumerate(zip(got, expected)))
-        return next((h for h in hints if h), None)
-    return None if got == expected else f"{what} is {got!r}, expected {expected!r}"
-
-
-def _compare_array(got, expected, what, rtol, atol, exact):
-    """:func:`compare_arrays` for an array or a number: type, shape, dtype kind, then the values."""
-    if not isinstance(got, (np.ndarray, np.generic, int, float, bool)):
-        kind = "an array" if isinstance(expected, np.ndarray) else "a number"
-        return f"{what} should be {kind}, got {type(got).__name__}"
-    got_a, exp_a = np.asarray(got), np.asarray(expected)
-    if got_a.shape != exp_a.shape:
-        return f"{what} has shape {got_a.shape}, expected {exp_a.shape}"
-    if exp_a.dtype == bool and got_a.dtype != bool:
-        return f"{what} should be a boolean array, got dtype {got_a.dtype}"
-    if exact or exp_a.dtype.kind in "biu":
-        bad = got_a != exp_a
-        if not np.any(bad):
-            return None
-        i = _index(np.argmax(bad), bad)
-        first = f"first at index {_at(i)}: {_pair(got_a, exp_a, i)}"
-        return f"{what} differs in {int(bad.sum())} of {bad.size} entries ({first})"
-    if np.allclose(got_a, exp_a, rtol=rtol, atol=atol, equal_nan=True):
-        return None
-    err = np.abs(got_a.astype(np.float64) - exp_a.astype(np.float64))
-    i = _index(np.nanargmax(err), err)
-    return f"{what} is off (largest error {float(np.nanmax(err)):.3g} at index {_at(i)}: {_pair(got_a, exp_a, i)})"
-
-
-def _index(flat, a) -> tuple:
-    return np.unravel_index(flat, a.shape) if a.ndim else ()
-
-
-def _at(i) -> tuple:
-    return tuple(int(j) for j in i)
-
-
-def _pair(got_a, exp_a, i) -> str:
-    return f"got {got_a[i]!r}, expected {exp_a[i]!r}"
+def _deprecated(old: str, new: str, value):
+    warnings.warn(f"{old} is deprecated; use {new}", DeprecationWarning, stacklevel=3)
+    return value
 
 
 def _matches_reference(got, expected) -> bool:
@@ -174,8 +103,8 @@ class Exercise:
 
     Parameters
     ----------
-    grade_id : str
-        The answer cell's nbgrader ``grade_id``.
+    answer_id : str
+        The nbgrader ``grade_id`` of the answer cell it checks (its check cell's is ``"check_" + answer_id``).
     reference : callable
         The correct implementation (usually labkit's own).
     cases : callable(rng) -> list of Case
@@ -188,14 +117,19 @@ class Exercise:
         The exact line printed on success (stored in the notebook; nbval compares it).
     """
 
-    def __init__(self, grade_id, reference, cases=None, fixed_cases=(), compare=None, pass_line=None, seed=0):
-        self.grade_id = grade_id
+    def __init__(self, answer_id, reference, cases=None, fixed_cases=(), compare=None, pass_line=None, seed=0):
+        self.answer_id = answer_id
         self.reference = reference
         self.make_cases = cases or (lambda rng: [])
         self.fixed_cases = list(fixed_cases)
         self.compare = compare or (lambda got, expected, case: compare_arrays(got, expected, "your result"))
-        self.pass_line = pass_line or f"{grade_id}: all checks passed"
+        self.pass_line = pass_line or f"{answer_id}: all checks passed"
         self.seed = seed
+
+    grade_id = property(
+        lambda self: _deprecated("Exercise.grade_id", "Exercise.answer_id", self.answer_id),
+        doc="Deprecated name of :attr:`answer_id`.",
+    )
 
     def cases(self, rng=None):
         rng = rng if rng is not None else np.random.default_rng(self.seed)
@@ -249,7 +183,7 @@ class Exercise:
         """
         hint = self.evaluate(fn, self.cases())
         if hint is not None:
-            raise CheckFailed(hint, self.grade_id)
+            raise CheckFailed(hint, self.answer_id)
         self._record_for_grader(fn)
         print(self.pass_line)
 
@@ -261,7 +195,7 @@ class Exercise:
         The kernel (through :meth:`_record_for_grader`) and the grader (through :meth:`verify`) both
         call this, so both sides see the same inputs without the notebook ever holding them.
         """
-        rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(self.grade_id.encode())])
+        rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(self.answer_id.encode())])
         return self.fixed_cases + list(self.make_cases(rng))
 
     def _record_for_grader(self, fn) -> None:
@@ -291,7 +225,7 @@ class Exercise:
             except Exception as exc:  # noqa: BLE001 - recorded as the student's error on this case
                 outputs.append({"error": f"{type(exc).__name__}: {exc}"[:500]})
                 break  # the grader stops at the first failing case too
-        record = {"grade_id": self.grade_id, "seed": seed, "outputs": outputs, "reference_calls": watch.calls}
+        record = {"grade_id": self.answer_id, "seed": seed, "outputs": outputs, "reference_calls": watch.calls}
         line = json.dumps(record) + "\n"
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
@@ -330,8 +264,8 @@ class Exercise:
         if not cases or not codes or not all(os.sep + "check" + os.sep in f for f in mods):
             return set()
         module = sys.modules.get(getattr(self.reference, "__module__", "") or "")
-        others = {o.grade_id for o in (vars(module).values() if module else ()) if isinstance(o, Exercise)}
-        others.discard(self.grade_id)
+        others = {o.answer_id for o in (vars(module).values() if module else ()) if isinstance(o, Exercise)}
+        others.discard(self.answer_id)
         found: set = set()
 
         def profile(frame, event, arg):

@@ -7,7 +7,9 @@ import math
 import numpy as np
 
 from ..prune import magnitude_mask as _magnitude_mask
-from .exercise import Case, Exercise, compare_arrays, mask_problem
+from .answers import array_problem, compare_arrays
+from .exercise import Case, Exercise
+from .hints import Hints
 
 # --- exercise 1: magnitude_mask ------------------------------------------------------------------
 
@@ -24,26 +26,47 @@ def _mask_ref(w, sparsity):
     return _magnitude_mask(w.astype(np.float64) if w.dtype == np.float32 else w, sparsity)
 
 
-def _compare_mask(got, expected, case):
-    w, s = case.args
-    problem = mask_problem(got, w.shape)
-    if problem:
-        return problem
-    k = math.floor(s * w.size)
-    removed = int((~got).sum())
-    if np.array_equal(~got, expected) and got.any() and (~got).any() and np.abs(w[~got]).max() > np.abs(w[got]).min():
-        return f"your mask is inverted (it marks the {removed} kept weights False): True must mean *kept*"
+def _mask_form(a):
+    return array_problem(
+        a.got,
+        "the mask",
+        shape=a.args[0].shape,
+        shape_note="the weights' shape: one entry per weight",
+        kinds="b",
+        holds="booleans (True = kept)",
+    )
+
+
+def _inverted(a):
+    w, got = a.args[0], a.got
+    if np.array_equal(~got, a.expected) and got.any() and (~got).any() and np.abs(w[~got]).max() > np.abs(w[got]).min():
+        return f"your mask is inverted (it marks the {int((~got).sum())} kept weights False): True must mean *kept*"
+    return None
+
+
+def _removed_count(a):
+    w, s = a.args
+    k, removed = math.floor(s * w.size), int((~a.got).sum())
     if removed != k:
         return (
             f"removed {removed} of {w.size} weights, expected {k}: remove exactly floor(sparsity · size) "
             f"= floor({s} · {w.size})"
         )
-    if np.any(got != expected):
-        gone, kept = np.abs(w[~got]), np.abs(w[got])
-        if gone.size and kept.size and gone.max() > kept.min():
-            signed = np.all(w[~got] <= w[got].min()) if kept.size else False
-            why = " — you removed by signed value; rank by magnitude |w|" if signed else ""
-            return f"removed a weight with |w| = {gone.max():.4g} but kept one with |w| = {kept.min():.4g}{why}"
+    return None
+
+
+def _kept_a_smaller_one(a):
+    w, got = a.args[0], a.got
+    gone, kept = np.abs(w[~got]), np.abs(w[got])
+    if gone.size and kept.size and gone.max() > kept.min():
+        signed = np.all(w[~got] <= w[got].min())
+        why = " — you removed by signed value; rank by magnitude |w|" if signed else ""
+        return f"removed a weight with |w| = {gone.max():.4g} but kept one with |w| = {kept.min():.4g}{why}"
+    return None
+
+
+def _tie_order(a):
+    if np.any(a.got != a.expected):
         return (
             "the right magnitudes are removed, but among equal |w| the lower flat index must go first "
             "(e.g. a stable argsort of |w|.ravel(), or np.partition plus a tie rule)"
@@ -70,7 +93,7 @@ magnitude_mask = Exercise(
         Case((np.arange(1, 8, dtype=np.float32), 0.5), label="7 weights, sparsity 0.5: floor(3.5) = 3"),
     ],
     cases=_mask_cases,
-    compare=_compare_mask,
+    compare=Hints(_mask_form, _inverted, _removed_count, _kept_a_smaller_one, _tie_order),
     pass_line="magnitude_mask: exact on 9 weight arrays, including ties and sparsity 0",
 )
 
@@ -84,32 +107,48 @@ def _global_masks(weights, sparsity):
     return [m.reshape(w.shape) for m, w in zip(np.split(keep, np.cumsum([w.size for w in weights])[:-1]), weights)]
 
 
-def _compare_global(got, expected, case):
-    weights, s = case.args
-    if not isinstance(got, (list, tuple)) or len(got) != len(weights):
-        return f"return a list of {len(weights)} masks, one per weight array, got {type(got).__name__}"
-    for i, (g, w) in enumerate(zip(got, weights)):
-        if not isinstance(g, np.ndarray) or g.shape != w.shape or g.dtype != bool:
-            shape = getattr(g, "shape", None)
-            return f"mask {i} should be a bool array of shape {w.shape}, got {type(g).__name__} {shape}"
-    n = sum(w.size for w in weights)
-    removed = sum(int((~g).sum()) for g in got)
-    per_layer = [int((~g).sum()) for g in got]
-    layerwise = [math.floor(s * w.size) for w in weights]
-    if per_layer == layerwise and per_layer != [int((~e).sum()) for e in expected]:
+def _not_a_list(a):
+    weights = a.args[0]
+    if not isinstance(a.got, (list, tuple)) or len(a.got) != len(weights):
+        return f"return a list of {len(weights)} masks, one per weight array, got {type(a.got).__name__}"
+    return None
+
+
+def _masks_form(a):
+    problems = (
+        array_problem(g, f"mask {i}", shape=w.shape, kinds="b", holds="booleans (True = kept)")
+        for i, (g, w) in enumerate(zip(a.got, a.args[0]))
+    )
+    return next((p for p in problems if p), None)
+
+
+def _layerwise(a):
+    weights, s = a.args
+    per_layer = [int((~g).sum()) for g in a.got]
+    if per_layer == [math.floor(s * w.size) for w in weights] and per_layer != [int((~e).sum()) for e in a.expected]:
         return (
             f"each layer lost floor({s} · its size) weights ({per_layer}): that is layer-wise pruning; "
             "use one threshold over all layers together"
         )
+    return None
+
+
+def _total_removed(a):
+    weights, s = a.args
+    n, removed = sum(w.size for w in weights), sum(int((~g).sum()) for g in a.got)
     if removed != math.floor(s * n):
         return f"removed {removed} of {n} weights in total, expected floor({s} · {n}) = {math.floor(s * n)}"
-    for i, (g, e) in enumerate(zip(got, expected)):
-        hint = compare_arrays(g, e, f"mask {i}")
-        if hint:
-            return (
-                f"{hint}: remove the smallest |w| over all layers; among ties, the earlier layer and then the "
-                "lower flat index go first"
-            )
+    return None
+
+
+def _wrong_weights_removed(a):
+    hints = (compare_arrays(g, e, f"mask {i}") for i, (g, e) in enumerate(zip(a.got, a.expected)))
+    hint = next((h for h in hints if h), None)
+    if hint:
+        return (
+            f"{hint}: remove the smallest |w| over all layers; among ties, the earlier layer and then the "
+            "lower flat index go first"
+        )
     return None
 
 
@@ -135,7 +174,7 @@ global_masks = Exercise(
         )
     ],
     cases=_global_cases,
-    compare=_compare_global,
+    compare=Hints(_not_a_list, _masks_form, _layerwise, _total_removed, _wrong_weights_removed),
     pass_line="global_masks: one threshold across layers, exact on 4 models",
 )
 
@@ -150,29 +189,43 @@ def _masked_momentum_step(W, dW, v, mask, lr, momentum):
     return W, v
 
 
-def _compare_step(got, expected, case):
-    W, dW, v, mask, lr, momentum = case.args
-    if not isinstance(got, (tuple, list)) or len(got) != 2:
-        return f"return the pair (W_new, v_new), got {type(got).__name__}"
-    W_new, v_new = got
-    for what, a in (("W_new", W_new), ("v_new", v_new)):
-        if not isinstance(a, np.ndarray) or a.shape != W.shape:
-            return f"{what} should be an array of shape {W.shape}, got {type(a).__name__} {getattr(a, 'shape', '')}"
+def _not_a_pair(a):
+    if not isinstance(a.got, (tuple, list)) or len(a.got) != 2:
+        return f"return the pair (W_new, v_new), got {type(a.got).__name__}"
+    return None
+
+
+def _pair_form(a):
+    problems = (array_problem(g, what, shape=a.args[0].shape) for what, g in zip(("W_new", "v_new"), a.got))
+    return next((p for p in problems if p), None)
+
+
+def _pruned_weights_move(a):
+    W_new, v, mask = a.got[0], a.args[2], a.args[3]
     if np.any(W_new[~mask] != 0):
         n = int(np.count_nonzero(W_new[~mask]))
-        old_v = np.any(v[~mask] != 0)
         why = (
             ": the velocity still holds momentum from before pruning; zero it (or the update) at pruned positions"
-            if old_v
+            if np.any(v[~mask] != 0)
             else ": re-apply the mask after the update"
         )
         return f"{n} pruned weights are not exactly 0 after the step{why}"
-    if np.any(v_new[~mask] != 0):
+    return None
+
+
+def _velocity_not_masked(a):
+    if np.any(a.got[1][~a.args[3]] != 0):
         return "the velocity is not 0 at pruned positions: it would keep pushing pruned weights next step"
-    hint = compare_arrays(W_new, expected[0], "W_new")
-    if hint:
-        return f"{hint}: kept weights follow v = momentum · v + dW, W = W − lr · v"
-    return compare_arrays(v_new, expected[1], "v_new")
+    return None
+
+
+def _kept_weights_step(a):
+    hint = compare_arrays(a.got[0], a.expected[0], "W_new")
+    return f"{hint}: kept weights follow v = momentum · v + dW, W = W − lr · v" if hint else None
+
+
+def _velocity_values(a):
+    return compare_arrays(a.got[1], a.expected[1], "v_new")
 
 
 def _step_cases(rng):
@@ -204,6 +257,8 @@ masked_momentum_step = Exercise(
         )
     ],
     cases=_step_cases,
-    compare=_compare_step,
+    compare=Hints(
+        _not_a_pair, _pair_form, _pruned_weights_move, _velocity_not_masked, _kept_weights_step, _velocity_values
+    ),
     pass_line="masked_momentum_step: pruned weights stay exactly 0, kept ones follow momentum SGD",
 )

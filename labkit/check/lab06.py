@@ -21,7 +21,9 @@ import numpy as np
 from ..codec import huffman_code_lengths as _huffman_code_lengths
 from ..codec import load_compressed
 from ..codec import relative_encode as _relative_encode
+from .answers import show
 from .exercise import FAIL, Case, Exercise
+from .hints import Hints, accept
 
 __all__ = [
     "huffman_code_lengths",
@@ -39,27 +41,46 @@ __all__ = [
 # --- 1. Huffman code lengths --------------------------------------------------------------------
 
 
-def _compare_lengths(got, expected, case):
-    (freqs,) = case.args
-    f = np.asarray(freqs)
+def _lengths(a):
+    """The answer as int64 code lengths (after :func:`_lengths_form` and :func:`_whole_bits` passed)."""
+    return np.asarray(a.got).astype(np.int64)
+
+
+def _lengths_form(a):
+    f = np.asarray(a.args[0])
     try:
-        L = np.asarray(got)
-    except Exception:  # noqa: BLE001
-        return f"return an array of code lengths, got {type(got).__name__}"
-    if L.shape != f.shape:
-        return f"return one length per symbol: shape {f.shape}, got {L.shape}"
+        L = np.asarray(a.got)
+    except Exception:  # noqa: BLE001 - a ragged or odd object
+        return f"return an array of code lengths, got {type(a.got).__name__}"
+    return f"return one length per symbol: shape {f.shape}, got {L.shape}" if L.shape != f.shape else None
+
+
+def _whole_bits(a):
+    L = np.asarray(a.got)
     if L.dtype.kind not in "iu" and not (L.dtype.kind == "f" and np.all(L == np.round(L))):
         return f"code lengths are whole numbers of bits, got dtype {L.dtype}"
-    L = L.astype(np.int64)
+    return None
+
+
+def _zero_length(a):
+    L, n = _lengths(a), np.asarray(a.args[0]).size
     if L.min() < 1:
-        return f"every symbol needs a code of at least 1 bit when there are {f.size} symbols, got a length {L.min()}"
-    kraft = sum(Fraction(1, 2 ** int(n)) for n in L)
+        return f"every symbol needs a code of at least 1 bit when there are {n} symbols, got a length {L.min()}"
+    return None
+
+
+def _not_a_prefix_code(a):
+    kraft = sum(Fraction(1, 2 ** int(n)) for n in _lengths(a))
     if kraft > 1:
         return f"no prefix code has these lengths: sum of 2^-L is {float(kraft):.4g} > 1 (Kraft inequality)"
-    cost, best = int(np.dot(f, L)), int(np.dot(f, expected))
+    return None
+
+
+def _not_optimal(a):
+    f, L = np.asarray(a.args[0]), _lengths(a)
+    cost, best = int(np.dot(f, L)), int(np.dot(f, a.expected))
     if cost > best:
-        fixed = f.size * 0 + math.ceil(math.log2(f.size))
-        extra = " (that is a fixed-length code)" if np.all(L == fixed) else ""
+        extra = " (that is a fixed-length code)" if np.all(L == math.ceil(math.log2(f.size))) else ""
         return (
             f"your lengths cost {cost} bits in total, an optimal code {best}{extra}: repeatedly merge the two "
             "least frequent subtrees; each merge adds one bit to every symbol under them"
@@ -85,35 +106,66 @@ huffman_code_lengths = Exercise(
         Case((np.array([7, 7, 7, 7, 7]),), label="five equal frequencies"),
     ],
     cases=_length_cases,
-    compare=_compare_lengths,
+    compare=Hints(_lengths_form, _whole_bits, _zero_length, _not_a_prefix_code, _not_optimal),
     pass_line="huffman_code_lengths: optimal prefix codes for 9 frequency tables",
 )
 
 # --- 2. relative indices with filler zeros ------------------------------------------------------
 
 
-def _compare_relative(got, expected, case):
-    x, width = case.args
-    if not isinstance(got, (tuple, list)) or len(got) != 2:
-        return f"return a pair (gaps, values), got {type(got).__name__}"
-    gaps, vals = (np.asarray(g) for g in got)
-    eg, ev = expected
+def _not_a_pair(a):
+    if not isinstance(a.got, (tuple, list)) or len(a.got) != 2:
+        return f"return a pair (gaps, values), got {type(a.got).__name__}"
+    return None
+
+
+def _streams(a):
+    """(gaps, values) of the answer as arrays, and the expected (gaps, values)."""
+    gaps, vals = (np.asarray(g) for g in a.got)
+    return gaps, vals, *a.expected
+
+
+def _fillers_missing(a):
+    x, width = a.args
+    gaps, vals, eg, ev = _streams(a)
+    nnz = int(np.count_nonzero(x))
+    if (gaps.shape != eg.shape or vals.shape != ev.shape) and gaps.size == nnz and eg.size > nnz:
+        return (
+            f"you stored {gaps.size} entries, one per non-zero; {eg.size - nnz} filler zeros are missing: a gap "
+            f"above {2**width - 1} zeros does not fit {width} bits"
+        )
+    return None
+
+
+def _entry_count(a):
+    gaps, vals, eg, ev = _streams(a)
     if gaps.shape != eg.shape or vals.shape != ev.shape:
-        nnz = int(np.count_nonzero(x))
-        if gaps.size == nnz and eg.size > nnz:
-            return (
-                f"you stored {gaps.size} entries, one per non-zero; {eg.size - nnz} filler zeros are missing: a gap "
-                f"above {2**width - 1} zeros does not fit {width} bits"
-            )
-        return f"you stored {gaps.size} entries, expected {eg.size} ({int(np.count_nonzero(x))} non-zeros + fillers)"
+        nnz = int(np.count_nonzero(a.args[0]))
+        return f"you stored {gaps.size} entries, expected {eg.size} ({nnz} non-zeros + fillers)"
+    return None
+
+
+def _position_differences(a):
+    gaps, _, eg, _ = _streams(a)
     if gaps.size and np.array_equal(gaps, eg + 1):
         return "your gaps are position differences; store the number of zeros skipped (difference − 1)"
+    return None
+
+
+def _gap_too_wide(a):
+    width, gaps = a.args[1], _streams(a)[0]
     if gaps.size and gaps.max() > 2**width - 1:
         return f"a gap of {int(gaps.max())} does not fit {width} bits (at most {2**width - 1})"
+    return None
+
+
+def _wrong_entry(a):
+    gaps, vals, eg, ev = _streams(a)
     bad = (gaps != eg) | (vals != ev)
     if bad.any():
         i = int(np.argmax(bad))
-        return f"entry {i} is (gap {int(gaps[i])}, value {vals[i]!r}), expected (gap {int(eg[i])}, value {ev[i]!r})"
+        got, want = f"(gap {int(gaps[i])}, value {show(vals[i])})", f"(gap {int(eg[i])}, value {show(ev[i])})"
+        return f"entry {i} is {got}, expected {want}"
     return None
 
 
@@ -136,7 +188,7 @@ relative_encode = Exercise(
         Case((np.zeros(5, dtype=np.int64), 2), label="all zeros"),
     ],
     cases=_relative_cases,
-    compare=_compare_relative,
+    compare=Hints(_not_a_pair, _fillers_missing, _entry_count, _position_differences, _gap_too_wide, _wrong_entry),
     pass_line="relative_encode: gaps and filler zeros exact on 10 arrays",
 )
 
@@ -166,67 +218,122 @@ def reference_layer_ratio(W, index_bits):
     return 4 * W.size / (4 * K + math.ceil(m * code_bits(K) / 8) + math.ceil(m * index_bits / 8))
 
 
-def _compare_ratio(got, expected, case):
-    W, ib = case.args
-    if isinstance(got, (str, bytes, bool, np.bool_)):
-        return f"return the ratio as a float, got {type(got).__name__}"
+def _ratio_not_a_float(a):
+    if isinstance(a.got, (str, bytes, bool, np.bool_)):
+        return f"return the ratio as a float, got {type(a.got).__name__}"
     try:
-        got = float(got)
+        float(a.got)
     except (TypeError, ValueError):
-        return f"return the ratio as a float, got {type(got).__name__}"
-    if math.isclose(got, expected, rel_tol=1e-9):
-        return None
+        return f"return the ratio as a float, got {type(a.got).__name__}"
+    return None
+
+
+@accept
+def _ratio_close(a):
+    return math.isclose(float(a.got), a.expected, rel_tol=1e-9)
+
+
+def _inverse(a):
+    if math.isclose(float(a.got), 1 / a.expected, rel_tol=1e-6):
+        return "that is the inverse: original bytes / compressed bytes"
+    return None
+
+
+def _counts(a):
+    """(nnz, K distinct non-zero values, m stored entries, c code bits, b = ceil(log2 K) bits) of the case."""
+    W, ib = a.args
     nnz = int(np.count_nonzero(W))
     K = int(np.unique(W[W != 0]).size)
     m = _relative_encode(np.asarray(W).ravel(), ib)[0].size
-    c = code_bits(K)
-    b = max(1, math.ceil(math.log2(K)))  # the bits of the k-means index without the reserved code
+    return nnz, K, m, code_bits(K), max(1, math.ceil(math.log2(K)))
 
-    def ratio(codebook, entries, bits, index_bits, to_bytes=lambda n: math.ceil(n / 8)):
-        return 4 * W.size / (codebook + to_bytes(entries * bits) + to_bytes(entries * index_bits))
 
-    if math.isclose(got, 1 / expected, rel_tol=1e-6):
-        return "that is the inverse: original bytes / compressed bytes"
-    variants = [
-        (
-            ratio(4 * K, m, b, ib),
+def _ratio(a, codebook, entries, bits, to_bytes=lambda n: math.ceil(n / 8)):
+    """4 · W.size over the bytes of a codebook and two streams of ``entries`` codes of ``bits`` and index bits."""
+    W, ib = a.args
+    return 4 * W.size / (codebook + to_bytes(entries * bits) + to_bytes(entries * ib))
+
+
+def _ratio_mistake(name, value_of, why):
+    """A detector named ``name``: the answer equals ``value_of(a, nnz, K, m, c, b)``; hint ``why(nnz, K, m, c, b)``."""
+
+    def detector(a):
+        counts = a.memo(_counts)
+        return why(*counts) if math.isclose(float(a.got), value_of(a, *counts), rel_tol=1e-9) else None
+
+    detector.__name__ = detector.__qualname__ = name
+    return detector
+
+
+def _codebook_too_big(a):
+    """A codebook that holds zero too (K + 1 entries) or 2^ceil(log2 K) entries; for K + 1 = 2^b, both."""
+    _, K, m, c, b = a.memo(_counts)
+    with_zero, full = (math.isclose(float(a.got), _ratio(a, 4 * n, m, c), rel_tol=1e-9) for n in (K + 1, 2**b))
+    if with_zero and full:
+        return (
+            f"the codebook holds the K = {K} distinct non-zero values of W, 4 bytes each: zero needs no entry (it is "
+            f"code 0), and neither do unused codes ({2**b} = K + 1 entries here)"
+        )
+    if with_zero:
+        return "the codebook holds only the K non-zero shared values (4 bytes each); zero needs no entry, it is code 0"
+    if full:
+        return f"the codebook holds the K = {K} distinct non-zero values of W, not 2^{b} = {2**b} entries"
+    return None
+
+
+_RATIO_MISTAKES = [
+    _ratio_mistake(
+        "_no_reserved_code",
+        lambda a, nnz, K, m, c, b: _ratio(a, 4 * K, m, b),
+        lambda nnz, K, m, c, b: (
             f"you coded each entry in ceil(log2 K) = {b} bits; the codec reserves code 0 for zeros and fillers, so "
-            f"K = {K} shared values need ceil(log2(K + 1)) = {c} bits",
+            f"K = {K} shared values need ceil(log2(K + 1)) = {c} bits"
         ),
-        (
-            ratio(4 * K, nnz, c, ib),
-            f"you left out the {m - nnz} filler zeros: count every stored entry of relative_encode ({m}, not {nnz})",
+    ),
+    _ratio_mistake(
+        "_no_fillers",
+        lambda a, nnz, K, m, c, b: _ratio(a, 4 * K, nnz, c),
+        lambda nnz, K, m, c, b: (
+            f"you left out the {m - nnz} filler zeros: count every stored entry of relative_encode ({m}, not {nnz})"
         ),
-        (
-            ratio(4 * K, nnz, b, ib),
+    ),
+    _ratio_mistake(
+        "_no_fillers_no_reserved_code",
+        lambda a, nnz, K, m, c, b: _ratio(a, 4 * K, nnz, b),
+        lambda nnz, K, m, c, b: (
             f"two things: count the {m - nnz} filler zeros too, and code each entry in ceil(log2(K + 1)) = {c} bits "
-            "(code 0 is reserved for zeros)",
+            "(code 0 is reserved for zeros)"
         ),
-        (ratio(0, m, c, ib), "you left out the codebook: K float32 values, 4 bytes each"),
-        (
-            ratio(4 * (K + 1), m, c, ib),
-            "the codebook holds only the K non-zero shared values (4 bytes each); zero needs no entry, it is code 0",
-        ),
-        (
-            ratio(4 * 2**b, m, c, ib),
-            f"the codebook holds the K = {K} distinct non-zero values of W, not 2^{b} = {2**b} entries",
-        ),
-        (ratio(4 * K, m, c, ib, to_bytes=lambda n: n), "you counted bits as bytes: divide the bit counts by 8"),
-        (
-            ratio(4 * K, m, c, ib, to_bytes=lambda n: n / 8),
-            "each stream occupies whole bytes: round each stream's bit count up with ceil(bits / 8)",
-        ),
-    ]
-    for value, hint in variants:
-        if math.isclose(got, value, rel_tol=1e-9):
-            return hint
-    return f"ratio {got:.6g}, expected {expected:.6g} (K = {K} shared values, {c}-bit codes, {m} stored entries)"
+    ),
+    _ratio_mistake(
+        "_no_codebook",
+        lambda a, nnz, K, m, c, b: _ratio(a, 0, m, c),
+        lambda *_: "you left out the codebook: K float32 values, 4 bytes each",
+    ),
+    _codebook_too_big,
+    _ratio_mistake(
+        "_bits_as_bytes",
+        lambda a, nnz, K, m, c, b: _ratio(a, 4 * K, m, c, to_bytes=lambda n: n),
+        lambda *_: "you counted bits as bytes: divide the bit counts by 8",
+    ),
+    _ratio_mistake(
+        "_fractional_bytes",
+        lambda a, nnz, K, m, c, b: _ratio(a, 4 * K, m, c, to_bytes=lambda n: n / 8),
+        lambda *_: "each stream occupies whole bytes: round each stream's bit count up with ceil(bits / 8)",
+    ),
+]
+
+
+def _wrong_ratio(a):
+    _, K, m, c, _ = a.memo(_counts)
+    counts = f"K = {K} shared values, {c}-bit codes, {m} stored entries"
+    return f"ratio {float(a.got):.6g}, expected {a.expected:.6g} ({counts})"
 
 
 def _ratio_cases(rng):
     cases = []
-    for shape, density, k, ib in [((30, 40), 0.1, 16, 5), ((100, 50), 0.05, 32, 5), ((20, 20), 0.3, 7, 3),
-                                  ((300, 10), 0.02, 5, 4)]:  # fmt: skip
+    layers = [((30, 40), 0.1, 16, 5), ((100, 50), 0.05, 32, 5), ((20, 20), 0.3, 7, 3), ((300, 10), 0.02, 5, 4)]
+    for shape, density, k, ib in layers:
         cb = np.unique(rng.standard_normal(k).astype(np.float32))
         W = np.where(rng.random(shape) < density, cb[rng.integers(0, cb.size, shape)], 0).astype(np.float32)
         K = int(np.unique(W[W != 0]).size)
@@ -248,7 +355,7 @@ layer_compression_ratio = Exercise(
         ),
     ],
     cases=_ratio_cases,
-    compare=_compare_ratio,
+    compare=Hints(_ratio_not_a_float, _ratio_close, _inverse, *_RATIO_MISTAKES, _wrong_ratio),
     pass_line="layer_compression_ratio: exact on 6 pruned, shared layers, as the codec stores them",
 )
 

@@ -14,7 +14,9 @@ import math
 
 import numpy as np
 
+from .answers import array_problem, show
 from .exercise import Case, Exercise
+from .hints import Hints, accept
 
 __all__ = ["weight_pruning", "weight_quantization", "reference_pruning", "reference_quantization"]
 
@@ -45,31 +47,31 @@ def reference_quantization(W, w):
     return (scale * (q - z)).astype(np.float32)
 
 
-def _as_array(got, W):
-    if not isinstance(got, np.ndarray):
-        return None, f"return a numpy array, got {type(got).__name__}"
-    if got.shape != np.shape(W):
-        return None, (
-            f"returned shape {got.shape}, but W has shape {np.shape(W)}: unstructured pruning and quantization "
+def _matrix_form(a):
+    W = a.args[0]
+    problem = array_problem(a.got, "your result", kinds="iuf", holds="numbers")
+    if problem is None and a.got.shape != np.shape(W):
+        return (
+            f"returned shape {a.got.shape}, but W has shape {np.shape(W)}: unstructured pruning and quantization "
             "keep the matrix's shape (only structured pruning removes whole rows or columns)"
         )
-    if got.dtype.kind not in "iuf":
-        return None, f"return numbers, got dtype {got.dtype}"
-    return got, None
+    return problem
 
 
-def _compare_pruning(got, expected, case):
-    W, sparsity = case.args
-    got, hint = _as_array(got, W)
-    if hint:
-        return hint
+def _survivors_changed(a):
+    W, got = a.args[0], a.got
     changed = (got != W) & (got != 0)
     if changed.any():
         i = tuple(int(j) for j in np.argwhere(changed)[0])
         return (
-            f"entry {i} is {got[i]!r}, but W has {W[i]!r} there: keep surviving weights unchanged, set pruned ones to 0"
+            f"entry {i} is {show(got[i])}, but W has {show(W[i])} there: keep surviving weights unchanged, set "
+            "pruned ones to 0"
         )
-    k = math.floor(sparsity * W.size)
+    return None
+
+
+def _pruned_a_larger_one(a):
+    W, got = a.args[0], a.got
     removed = (got == 0) & (W != 0)  # weights the answer pruned (W's own zeros stay 0 either way)
     kept = got != 0
     if removed.any() and kept.any() and np.abs(W[removed]).max() > np.abs(W[kept]).min():
@@ -79,8 +81,14 @@ def _compare_pruning(got, expected, case):
         return f"you pruned a weight of magnitude {big:.4g} but kept one of magnitude {small:.4g}" + (
             why if negative else ""
         )
-    n_zero, n_zero_exp = int(np.count_nonzero(got == 0)), int(np.count_nonzero(expected == 0))
+    return None
+
+
+def _zero_count(a):
+    W, sparsity = a.args
+    n_zero, n_zero_exp = int(np.count_nonzero(a.got == 0)), int(np.count_nonzero(a.expected == 0))
     if n_zero != n_zero_exp:
+        k = math.floor(sparsity * W.size)
         return (
             f"{n_zero} entries are 0, expected {n_zero_exp} (sparsity {sparsity} of {W.size} entries: prune exactly "
             f"floor(sparsity · size) = {k} entries, those with the smallest |w|)"
@@ -105,37 +113,58 @@ weight_pruning = Exercise(
         Case((TUTORIAL_W.copy(), 0.5), label="the tutorial's 3×3 W, sparsity 0.5"),
     ],
     cases=_pruning_cases,
-    compare=_compare_pruning,
+    compare=Hints(_matrix_form, _survivors_changed, _pruned_a_larger_one, _zero_count),
     pass_line="weight_pruning: magnitude pruning correct on 9 matrices (shape kept, floor(s·n) smallest |w| zeroed)",
 )
 
 
-def _compare_quantization(got, expected, case):
-    W, w = case.args
-    got, hint = _as_array(got, W)
-    if hint:
-        return hint
-    if not np.all(np.isfinite(got)):
+def _not_finite(a):
+    if not np.all(np.isfinite(a.got)):
         return "the result has NaN or inf entries: guard the all-zero matrix (b == a) instead of dividing by 0"
-    if got.shape == expected.shape and _core_compare(got, expected) is None:
-        return None  # correct: the hints below only explain wrong answers
+    return None
+
+
+@accept
+def _values_close(a):
+    return _core_compare(a.got, a.expected) is None
+
+
+def _grid(a):
+    """The range [a, b] of W extended to 0, the levels 2^w − 1 and the codes of the tutorial's grid."""
+    W, w = a.args
     Wf = np.asarray(W, dtype=np.float64)
-    a, b = min(Wf.min(), 0.0), max(Wf.max(), 0.0)
-    if b > a:
-        levels = 2**w - 1
-        q = np.round((Wf - a) / (b - a) * levels)
-        if np.allclose(got, q * (b - a) + a):
-            return "you dequantize with step (b − a), as the tutorial does; one step is (b − a) / (2^w − 1)"
-        if np.allclose(got, q):
-            return "you returned the integer codes q; return the dequantized values scale · (q − zero_point)"
-        if np.allclose(got, q * (b - a) / levels + a, atol=1e-6) and not np.allclose(got, expected, atol=1e-6):
-            zeros = np.asarray(W) == 0
-            extra = f" (W's zeros come back as {float(got[zeros][0]):.4g})" if zeros.any() else ""
-            return (
-                "your grid a, a + step, ..., b does not contain 0, so a pruned weight does not stay 0"
-                f"{extra}: use a zero point z = round(−a / scale) and return scale · (q − z)"
-            )
-    return _core_compare(got, expected)
+    lo, hi = min(Wf.min(), 0.0), max(Wf.max(), 0.0)
+    levels = 2**w - 1
+    q = np.round((Wf - lo) / (hi - lo) * levels) if hi > lo else None
+    return lo, hi, levels, q
+
+
+def _step_b_minus_a(a):
+    lo, hi, _, q = a.memo(_grid)
+    if q is not None and np.allclose(a.got, q * (hi - lo) + lo):
+        return "you dequantize with step (b − a), as the tutorial does; one step is (b − a) / (2^w − 1)"
+    return None
+
+
+def _returns_codes(a):
+    q = a.memo(_grid)[3]
+    if q is not None and np.allclose(a.got, q):
+        return "you returned the integer codes q; return the dequantized values scale · (q − zero_point)"
+    return None
+
+
+def _grid_without_zero(a):
+    lo, hi, levels, q = a.memo(_grid)
+    if q is None:
+        return None
+    if np.allclose(a.got, q * (hi - lo) / levels + lo, atol=1e-6) and not np.allclose(a.got, a.expected, atol=1e-6):
+        zeros = np.asarray(a.args[0]) == 0
+        extra = f" (W's zeros come back as {float(a.got[zeros][0]):.4g})" if zeros.any() else ""
+        return (
+            "your grid a, a + step, ..., b does not contain 0, so a pruned weight does not stay 0"
+            f"{extra}: use a zero point z = round(−a / scale) and return scale · (q − z)"
+        )
+    return None
 
 
 def _core_compare(got, expected):
@@ -144,6 +173,10 @@ def _core_compare(got, expected):
         i = tuple(int(j) for j in np.unravel_index(np.argmax(err), err.shape))
         return f"entry {i} is {float(got[i]):.6g}, expected {float(expected[i]):.6g}"
     return None
+
+
+def _wrong_values(a):
+    return _core_compare(a.got, a.expected)
 
 
 def _quantization_cases(rng):
@@ -164,6 +197,8 @@ weight_quantization = Exercise(
     # where a float64 and a float32 scale legitimately round the zero point differently)
     fixed_cases=[Case((PRUNED_3X3.copy(), 2), label="a pruned 3×3 W, 2 bits")],
     cases=_quantization_cases,
-    compare=_compare_quantization,
+    compare=Hints(
+        _matrix_form, _not_finite, _values_close, _step_b_minus_a, _returns_codes, _grid_without_zero, _wrong_values
+    ),
     pass_line="weight_quantization: correct on 9 matrices (step (b−a)/(2^w−1), zero point keeps 0 exact)",
 )

@@ -127,8 +127,16 @@ def _encode_layer(name, layer, huffman: bool, index_bits) -> tuple:
     cb = codebook.astype("<f4").tobytes()
     bias = layer.b.astype("<f4").tobytes()
     sections = [cb, *sections, bias]
-    entry = {"name": name, "K": int(K), "layout": layout, "n": entries, "vbits": vbits, "ibits": ibits,
-             "mask": layer.mask is not None, "sizes": [len(s) for s in sections]}  # fmt: skip
+    entry = {
+        "name": name,
+        "K": int(K),
+        "layout": layout,
+        "n": entries,
+        "vbits": vbits,
+        "ibits": ibits,
+        "mask": layer.mask is not None,
+        "sizes": [len(s) for s in sections],
+    }
     report = {
         "layer": name,
         "weights": int(flat.size),

@@ -63,9 +63,16 @@ def _watch(parent):
         if cell is not None and _state["path"]:
             _append(
                 _state["path"],
-                {"cell": cell, "outcome": "failed", "xfail": False, "kernel_died": code, "output": "", "seconds": 0,
-                 "message": f"Kernel died while running this cell (exit code {code})"},
-            )  # fmt: skip
+                {
+                    "cell": cell,
+                    "outcome": "failed",
+                    "xfail": False,
+                    "kernel_died": code,
+                    "output": "",
+                    "seconds": 0,
+                    "message": f"Kernel died while running this cell (exit code {code})",
+                },
+            )
         os.kill(os.getpid(), signal.SIGINT)  # ends the session: no later cell can run without a kernel
         return
 

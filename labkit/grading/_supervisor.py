@@ -164,17 +164,36 @@ def _sandbox_env(spec: dict) -> dict:
 
 def _pytest_args(notebook, ini, rootdir, results, spec) -> list:
     return [
-        sys.executable, "-m", "pytest", str(notebook), "-c", str(ini), "--rootdir", str(rootdir),
-        "-p", "nbval.plugin", "-p", "labkit.grading._nbval_results", "-p", "no:cacheprovider",
-        "--nbval-lax", "--nbval-current-env", f"--nbval-cell-timeout={spec['cell_timeout']}",
-        f"--nbval-kernel-startup-timeout={spec['startup_timeout']}", f"--labkit-results={results}", "-q",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "pytest",
+        str(notebook),
+        "-c",
+        str(ini),
+        "--rootdir",
+        str(rootdir),
+        "-p",
+        "nbval.plugin",
+        "-p",
+        "labkit.grading._nbval_results",
+        "-p",
+        "no:cacheprovider",
+        "--nbval-lax",
+        "--nbval-current-env",
+        f"--nbval-cell-timeout={spec['cell_timeout']}",
+        f"--nbval-kernel-startup-timeout={spec['startup_timeout']}",
+        f"--labkit-results={results}",
+        "-q",
+    ]
 
 
 def _matplotlib_font_lists() -> list:
     """The grader's matplotlib font cache files (read-only in the sandbox), without importing matplotlib."""
-    folders = [os.environ.get("MPLCONFIGDIR"), os.path.join(os.environ.get("XDG_CACHE_HOME", ""), "matplotlib"),
-               os.path.expanduser("~/.cache/matplotlib")]  # fmt: skip
+    folders = [
+        os.environ.get("MPLCONFIGDIR"),
+        os.path.join(os.environ.get("XDG_CACHE_HOME", ""), "matplotlib"),
+        os.path.expanduser("~/.cache/matplotlib"),
+    ]
     for folder in folders:
         if folder and os.path.isdir(folder):
             found = sorted(Path(folder).glob("fontlist-v*.json"))
@@ -183,36 +202,42 @@ def _matplotlib_font_lists() -> list:
     return []
 
 
-def run(tmp: Path, spec: dict) -> dict:
+def _command(tmp: Path, spec: dict, results_path: Path, record_path: Path, audit_path: Path) -> tuple:
+    """``(cmd, env, cwd)`` of the nbval run: inside the bubblewrap sandbox, or (``sandbox`` off) as is."""
     work = tmp / "work"
     notebook = work / spec["notebook"]
-    results_path, record_path, audit_path = tmp / "cells.jsonl", tmp / "record.jsonl", tmp / "audit.jsonl"
-    subreaper = _become_subreaper()
-    (tmp / "pytest.ini").write_text("[pytest]\naddopts =\n")
     if spec.get("sandbox", True):
         from labkit.grading import sandbox
 
         g = sandbox.GRADER_DIR
-        inner = _pytest_args(f"{sandbox.BOX}/{spec['notebook']}", f"{g}/pytest.ini", sandbox.BOX,
-                             f"{g}/cells.jsonl", spec)  # fmt: skip
+        inner = _pytest_args(
+            f"{sandbox.BOX}/{spec['notebook']}", f"{g}/pytest.ini", sandbox.BOX, f"{g}/cells.jsonl", spec
+        )
         files = {"cells.jsonl": results_path, "record.jsonl": record_path, "audit.jsonl": audit_path}
         ro = {f"{sandbox.BOX}/{spec['notebook']}": notebook, f"{g}/pytest.ini": tmp / "pytest.ini"}
         for font_list in _matplotlib_font_lists():  # else every kernel rebuilds it (10+ s, runs fc-list)
             ro[f"{sandbox.BOX}/home/.matplotlib/{font_list.name}"] = font_list
         cmd = sandbox.command(inner, files, _sandbox_env(spec), box_mb=int(spec.get("box_mb", 256)), ro_files=ro)
-        env, cwd = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, tmp
-    else:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "LABKIT_GRADE"))}
-        env.update(
-            LABKIT_GRADE_RECORD=str(record_path),
-            LABKIT_GRADE_SEED=str(spec["seed"]),
-            PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
-            PYTHONDONTWRITEBYTECODE="1",
-            MPLBACKEND="Agg",
-            JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
-            PYDEVD_DISABLE_FILE_VALIDATION="1",
-        )
-        cmd, cwd = _pytest_args(notebook, tmp / "pytest.ini", work, results_path, spec), work
+        return cmd, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, tmp
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "LABKIT_GRADE"))}
+    env.update(
+        LABKIT_GRADE_RECORD=str(record_path),
+        LABKIT_GRADE_SEED=str(spec["seed"]),
+        PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
+        PYTHONDONTWRITEBYTECODE="1",
+        MPLBACKEND="Agg",
+        JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+    )
+    return _pytest_args(notebook, tmp / "pytest.ini", work, results_path, spec), env, work
+
+
+def run(tmp: Path, spec: dict) -> dict:
+    """Run nbval on the graded notebook under the limits, kill what is left, and read what it wrote."""
+    results_path, record_path, audit_path = tmp / "cells.jsonl", tmp / "record.jsonl", tmp / "audit.jsonl"
+    subreaper = _become_subreaper()
+    (tmp / "pytest.ini").write_text("[pytest]\naddopts =\n")
+    cmd, env, cwd = _command(tmp, spec, results_path, record_path, audit_path)
     t0 = time.monotonic()
     timed_out = False
     with open(tmp / "pytest.log", "wb") as log:
@@ -276,7 +301,7 @@ def main(argv=None) -> int:
         import_exercise(chk["exercise"])
     raw = run(tmp, spec)
     result = score(spec, raw)
-    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.write(json.dumps(result.to_dict()) + "\n")
     sys.stdout.flush()
     return 0
 

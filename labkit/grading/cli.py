@@ -45,16 +45,34 @@ def cmd_grade(args) -> int:
     from labkit.grading.grade import GradeOptions, grade
     from labkit.grading.sandbox import SandboxUnavailable
 
+    # usage errors exit 2 before anything is looked for on the machine (the sandbox, a cluster)
     if not args.assignment.is_file():
         args.parser.error(f"--assignment {args.assignment}: no such notebook")
+    if not args.submissions.is_dir():
+        args.parser.error(f"--submissions {args.submissions}: submissions must be a folder of .ipynb files")
     try:
-        opts = GradeOptions(cell_timeout=args.cell_timeout, timeout=args.timeout, memory_mb=args.memory,
-                            sandbox=not args.no_sandbox, forbid_reference=args.forbid_reference)  # fmt: skip
+        opts = GradeOptions(
+            cell_timeout=args.cell_timeout,
+            timeout=args.timeout,
+            memory_mb=args.memory,
+            sandbox=not args.no_sandbox,
+            forbid_reference=args.forbid_reference,
+        )
     except (TypeError, ValueError) as exc:
         args.parser.error(str(exc))
     try:
-        grade(args.assignment, args.submissions, args.out, jobs=args.jobs, options=opts, force=args.force,
-              seed=args.seed, keep_temp=args.keep_temp, executor=args.executor, scheduler=args.scheduler)  # fmt: skip
+        grade(
+            args.assignment,
+            args.submissions,
+            args.out,
+            jobs=args.jobs,
+            options=opts,
+            force=args.force,
+            seed=args.seed,
+            keep_temp=args.keep_temp,
+            executor=args.executor,
+            scheduler=args.scheduler,
+        )
     except SandboxUnavailable as exc:
         print(f"grade: refusing to run student code without a sandbox: {exc}")
         return 1

@@ -128,6 +128,29 @@ def read_lab(path) -> LabGrades:
     return LabGrades(name, file, max_points, points, status)
 
 
+def _parse_weights(path: Path, text: str):
+    """The table of a weights file, parsed as its suffix says (JSON, or TOML with tomllib/tomli)."""
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise WeightsError(f"{path} is not valid JSON: {exc}") from None
+    if suffix != ".toml":
+        raise WeightsError(f"weights file must end in .toml or .json, got {path.name!r}")
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            import tomli as tomllib
+        except ModuleNotFoundError:
+            raise WeightsError(f"{path}: reading TOML needs Python >= 3.11 or tomli; use JSON") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise WeightsError(f"{path} is not valid TOML: {exc}") from None
+
+
 def read_weights(path, lab_names) -> dict:
     """Per-lab weights from a TOML or JSON file (by its suffix: ``.toml`` or ``.json``).
 
@@ -141,26 +164,7 @@ def read_weights(path, lab_names) -> dict:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise WeightsError(f"cannot read the weights file {path}: {exc}") from None
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        try:
-            table = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise WeightsError(f"{path} is not valid JSON: {exc}") from None
-    elif suffix == ".toml":
-        try:
-            import tomllib
-        except ModuleNotFoundError:  # Python 3.10
-            try:
-                import tomli as tomllib
-            except ModuleNotFoundError:
-                raise WeightsError(f"{path}: reading TOML needs Python >= 3.11 or tomli; use JSON") from None
-        try:
-            table = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise WeightsError(f"{path} is not valid TOML: {exc}") from None
-    else:
-        raise WeightsError(f"weights file must end in .toml or .json, got {path.name!r}")
+    table = _parse_weights(path, text)
     if not isinstance(table, dict):
         raise WeightsError(f"{path} must map lab names to weights, got a {type(table).__name__}")
     lab_names = list(lab_names)
@@ -270,8 +274,13 @@ def write_course(grade_dirs, out, weights_path=None, fmt: str = "plain") -> list
 def add_parser(sub):
     """Register the ``gradebook`` subcommand on an argparse subparsers object."""
     p = sub.add_parser("gradebook", help="merge the labs' gradebooks into one course table (plain, Canvas, Moodle)")
-    p.add_argument("grade_dirs", nargs="+", type=Path, metavar="GRADES_DIR",
-                   help="a lab's grading folder (holding gradebook.csv) or the gradebook.csv itself")  # fmt: skip
+    p.add_argument(
+        "grade_dirs",
+        nargs="+",
+        type=Path,
+        metavar="GRADES_DIR",
+        help="a lab's grading folder (holding gradebook.csv) or the gradebook.csv itself",
+    )
     p.add_argument("--out", type=Path, required=True, help="the course CSV to write")
     p.add_argument("--weights", type=Path, default=None, help="TOML or JSON file: lab name -> weight (default 1)")
     p.add_argument("--format", choices=FORMATS, default="plain", help="plain (default), canvas or moodle")

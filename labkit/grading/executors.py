@@ -138,9 +138,11 @@ def dask_results(grade_fn, asg, work, options, scheduler: str, log=print) -> Ite
     client = connect(scheduler)
     try:
         workers = client.scheduler_info().get("workers", {})
-        log(f"Dask scheduler {scheduler}: {len(workers)} workers, "
+        log(
+            f"Dask scheduler {scheduler}: {len(workers)} workers, "
             f"{sum(w.get('nthreads', 0) for w in workers.values())} threads"
-            + ("" if workers else " (tasks wait until a worker joins)"))  # fmt: skip
+            + ("" if workers else " (tasks wait until a worker joins)")
+        )
         if options.sandbox and workers:  # one probe per worker, in its task threads (it starts bwrap)
             probes = [
                 client.submit(_sandbox_problem, pure=False, workers=[w], allow_other_workers=False) for w in workers
@@ -156,11 +158,18 @@ def dask_results(grade_fn, asg, work, options, scheduler: str, log=print) -> Ite
                 from labkit.grading.sandbox import SandboxUnavailable
 
                 w, p = next(iter(problems.items()))
-                raise SandboxUnavailable(f"{len(problems)} of {len(workers)} Dask workers cannot start a sandbox "
-                                         f"(e.g. {w}: {p})")  # fmt: skip
+                raise SandboxUnavailable(
+                    f"{len(problems)} of {len(workers)} Dask workers cannot start a sandbox (e.g. {w}: {p})"
+                )
         nb_bytes = nbformat.writes(asg.nb).encode("utf-8")
-        payload = client.submit(_assignment_payload, asg.path.name, nb_bytes, asg.sha256, pure=True,
-                                key=f"labkit-assignment-{asg.sha256[:16]}")  # fmt: skip
+        payload = client.submit(
+            _assignment_payload,
+            asg.path.name,
+            nb_bytes,
+            asg.sha256,
+            pure=True,
+            key=f"labkit-assignment-{asg.sha256[:16]}",
+        )
         futures = {
             client.submit(grade_on_worker, grade_fn, payload, s, raw, options, seed, pure=False, retries=RETRIES): s
             for s, raw, seed in work

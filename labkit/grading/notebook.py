@@ -1,13 +1,9 @@
 """Reading instructor notebooks and submissions, and assembling the notebook the grader runs.
 
-Cell roles follow nbgrader's metadata (written on the lab sources' ``# %%`` lines, see docs/CONTRIBUTING.md):
-
-* an *answer cell* has ``metadata.nbgrader = {"solution": true, "grade_id": ID, ...}`` and holds its
-  solution between ``### BEGIN SOLUTION`` and ``### END SOLUTION``;
-* a *check cell* has ``metadata.nbgrader = {"grade": true, "locked": true, "points": N,
-  "grade_id": "check_ID"}``, ``metadata.labkit = {"answer": ID}`` and the tags ``check`` and
-  ``nbval-check-output``. Its code calls an :class:`labkit.check.Exercise`, e.g.
-  ``lab00.accuracy(accuracy)``, and prints one line.
+Which cell is an answer, a check or skipped, and what each must carry, is written once in
+:mod:`labkit.grading.cells` (the same rules ``scripts/nbbuild.py`` enforces on the lab sources). A
+check cell's code calls an :class:`labkit.check.Exercise`, e.g. ``lab00.accuracy(accuracy)``, and
+prints one line.
 
 The graded notebook is the instructor's notebook with only the answer cells' sources taken from the
 submission (:func:`graded_notebook`): check cells, their points and their expected output always
@@ -27,6 +23,7 @@ import importlib
 import json
 import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +51,20 @@ def _import_nbformat():
 nbformat = _import_nbformat()
 
 from labkit.check import Exercise  # noqa: E402 - after the nbformat import above
+from labkit.grading.cells import (  # noqa: E402 - the notebook rules, shared with scripts/nbbuild.py
+    BEGIN,
+    END,
+    LAB_NOTEBOOK,
+    SKIP_TAG,
+    STUB,
+    answer_cells,
+    answer_of,
+    cell_problems,
+    is_answer,
+    is_check,
+    is_skipped,
+    nbgrader,
+)
 
 __all__ = [
     "CheckCell",
@@ -69,12 +80,6 @@ __all__ = [
     "is_skipped",
 ]
 
-SKIP_TAG = "skip-grading"  # an instructor's cell the grader does not run (no check depends on it)
-
-BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
-LAB_NOTEBOOK = re.compile(r"^(\d\d)_[A-Za-z0-9_]+\.ipynb$")
-
 
 class SubmissionError(ValueError):
     """A submission that cannot be graded at all (not a notebook); the message says why."""
@@ -88,14 +93,20 @@ class CheckCell:
     *graded* notebook, which may be cut after the last check cell.
     """
 
-    grade_id: str  # the check cell's own grade_id, e.g. "check_accuracy"
-    answer_id: str  # the answer cell it checks, e.g. "accuracy"
+    check_id: str  # the check cell's own nbgrader grade_id, e.g. "check_accuracy"
+    answer_id: str  # the answer cell's nbgrader grade_id, the one it checks, e.g. "accuracy"
     points: float
     cell_index: int
     code_index: int
     exercise: Exercise
     pass_line: str
     exercise_path: str  # "module:attribute", how the grader's own process imports the exercise
+
+    @property
+    def grade_id(self) -> str:
+        """Deprecated: the check cell's id is :attr:`check_id` (``grade_id`` named two different ids)."""
+        warnings.warn("CheckCell.grade_id is deprecated; use CheckCell.check_id", DeprecationWarning, stacklevel=2)
+        return self.check_id
 
 
 @dataclass
@@ -111,36 +122,6 @@ class Assignment:
     @property
     def max_points(self) -> float:
         return float(sum(c.points for c in self.checks))
-
-
-def _nbgrader(cell) -> dict:
-    md = cell.get("metadata", {}).get("nbgrader", {})
-    return md if isinstance(md, dict) else {}
-
-
-def is_answer(cell) -> bool:
-    md = _nbgrader(cell)
-    return cell.get("cell_type") == "code" and bool(md.get("solution")) and isinstance(md.get("grade_id"), str)
-
-
-def is_check(cell) -> bool:
-    md = _nbgrader(cell)
-    return cell.get("cell_type") == "code" and bool(md.get("grade")) and not md.get("solution")
-
-
-def is_skipped(cell) -> bool:
-    """Whether the instructor tagged this cell ``skip-grading`` (the grader does not run it)."""
-    tags = cell.get("metadata", {}).get("tags", [])
-    return isinstance(tags, list) and SKIP_TAG in tags
-
-
-def answer_cells(nb) -> dict[str, list[int]]:
-    """``{grade_id: [cell indices]}`` of the answer cells of ``nb`` (a list: students duplicate cells)."""
-    found: dict[str, list[int]] = {}
-    for i, cell in enumerate(nb.cells):
-        if is_answer(cell):
-            found.setdefault(_nbgrader(cell)["grade_id"], []).append(i)
-    return found
 
 
 def _imports(nb) -> dict[str, str]:
@@ -194,10 +175,10 @@ def resolve_exercise(cell, nb, path: Path) -> tuple[Exercise, str]:
             ex = getattr(importlib.import_module(module), attr, None)
         except ImportError:
             continue
-        if isinstance(ex, Exercise) and (answer is None or ex.grade_id == answer):
+        if isinstance(ex, Exercise) and (answer is None or ex.answer_id == answer):
             return ex, f"{module}:{attr}"
     raise ValueError(
-        f"{path.name}: cannot find the Exercise behind check cell {_nbgrader(cell).get('grade_id')!r} "
+        f"{path.name}: cannot find the Exercise behind check cell {nbgrader(cell).get('grade_id')!r} "
         f"(answer {answer!r}, code {cell.source.strip()[:80]!r}); tried {candidates}"
     )
 
@@ -218,9 +199,10 @@ def load_assignment(path, require_pass_lines: bool = True, nb=None, allow_empty:
     Code cells tagged ``skip-grading`` stay in place (cell numbers do not move) but get the tag
     ``nbval-skip``, so the grader does not run them.
 
-    Raises ValueError if a check cell lacks its answer cell or points, if its exercise cannot be
-    found, (``require_pass_lines``) if its stored output is not exactly the exercise's pass line, or
-    if an answer or check cell is tagged ``skip-grading``.
+    Raises ValueError if a cell breaks the course's notebook rules (:func:`labkit.grading.cells.cell_problems`:
+    a check cell without its answer cell above it, points or tags; a graded cell tagged ``skip-grading``),
+    if an exercise cannot be found, or (``require_pass_lines``) if a check cell's stored output is not
+    exactly its exercise's pass line.
     """
     path = Path(path)
     if nb is None:
@@ -228,55 +210,48 @@ def load_assignment(path, require_pass_lines: bool = True, nb=None, allow_empty:
         nb = nbformat.reads(raw.decode(), as_version=4)
     else:
         raw = nbformat.writes(nb).encode()
-    answers = answer_cells(nb)
-    for gid, idx in answers.items():
-        if len(idx) > 1:
-            raise ValueError(f"{path.name}: answer grade_id {gid!r} appears in {len(idx)} cells")
+    problems = cell_problems(nb.cells, released=True)
+    if problems:
+        raise ValueError(f"{path.name}: " + "; ".join(problems))
     checks, code_index, last = [], 0, -1
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
         if is_check(cell):
-            md = _nbgrader(cell)
-            answer = (cell.metadata.get("labkit", {}) or {}).get("answer")
-            if answer is None and str(md.get("grade_id", "")).startswith("check_"):
-                answer = md["grade_id"][len("check_") :]
-            if answer not in answers or answers[answer][0] > i:
-                raise ValueError(
-                    f"{path.name}: check cell {md.get('grade_id')!r} has no answer cell {answer!r} above it"
-                )
-            points = md.get("points")
-            if not isinstance(points, (int, float)) or points < 0:
-                raise ValueError(f"{path.name}: check cell {md.get('grade_id')!r} needs points >= 0, got {points!r}")
-            if "nbval-check-output" not in cell.metadata.get("tags", []):
-                raise ValueError(f"{path.name}: check cell {md.get('grade_id')!r} lacks the tag nbval-check-output")
-            ex, ex_path = resolve_exercise(cell, nb, path)
-            if require_pass_lines and _outputs_text(cell) != ex.pass_line + "\n":
-                raise ValueError(
-                    f"{path.name}: check cell {md.get('grade_id')!r} does not show its pass line "
-                    f"{ex.pass_line!r}; it shows {_outputs_text(cell)[:200]!r}"
-                )
-            checks.append(
-                CheckCell(md.get("grade_id"), answer, float(points), i, code_index, ex, ex.pass_line, ex_path)
-            )
+            checks.append(_check_cell(cell, i, code_index, nb, path, require_pass_lines))
             last = i
         code_index += 1
     if not checks and not allow_empty:
         raise ValueError(f"{path.name}: no check cells (metadata.nbgrader.grade = true)")
-    cut = copy.deepcopy(nb)
-    cut.cells = cut.cells[: last + 1] if checks else cut.cells  # cells after the last check cannot change any grade
-    for cell in cut.cells:
-        if cell.cell_type != "code" or not is_skipped(cell):
-            continue
-        if is_answer(cell) or is_check(cell):
-            raise ValueError(
-                f"{path.name}: answer or check cell {_nbgrader(cell).get('grade_id')!r} is tagged {SKIP_TAG!r}"
-            )
-        tags = cell.metadata.setdefault("tags", [])
-        if "nbval-skip" not in tags:
-            tags.append("nbval-skip")
+    answers = answer_cells(nb)
     ids = [gid for gid in answers if answers[gid][0] <= last]
-    return Assignment(path, cut, checks, ids, hashlib.sha256(raw).hexdigest())
+    return Assignment(path, _graded_part(nb, last if checks else None), checks, ids, hashlib.sha256(raw).hexdigest())
+
+
+def _check_cell(cell, i: int, code_index: int, nb, path: Path, require_pass_lines: bool) -> CheckCell:
+    """The :class:`CheckCell` of cell ``i`` (a check cell that follows the rules), its exercise resolved."""
+    check_id = nbgrader(cell).get("grade_id")
+    ex, ex_path = resolve_exercise(cell, nb, path)
+    if require_pass_lines and _outputs_text(cell) != ex.pass_line + "\n":
+        raise ValueError(
+            f"{path.name}: check cell {check_id!r} does not show its pass line "
+            f"{ex.pass_line!r}; it shows {_outputs_text(cell)[:200]!r}"
+        )
+    points = float(nbgrader(cell)["points"])
+    return CheckCell(check_id, answer_of(cell), points, i, code_index, ex, ex.pass_line, ex_path)
+
+
+def _graded_part(nb, last: int | None):
+    """A copy of ``nb`` cut after cell ``last`` (None: whole), its ``skip-grading`` cells tagged ``nbval-skip``."""
+    cut = copy.deepcopy(nb)
+    if last is not None:
+        cut.cells = cut.cells[: last + 1]  # cells after the last check cannot change any grade
+    for cell in cut.cells:
+        if cell.cell_type == "code" and is_skipped(cell):
+            tags = cell.metadata.setdefault("tags", [])
+            if "nbval-skip" not in tags:
+                tags.append("nbval-skip")
+    return cut
 
 
 def read_submission(raw: bytes):

@@ -25,15 +25,8 @@ from pathlib import Path
 import nbformat
 
 from labkit.atomic import write_text
-from labkit.grading.notebook import (
-    BEGIN,
-    END,
-    _outputs_text,
-    answer_cells,
-    lab_notebooks,
-    load_assignment,
-    student_notebook,
-)
+from labkit.grading.cells import cell_problems
+from labkit.grading.notebook import _outputs_text, lab_notebooks, load_assignment, student_notebook
 
 __all__ = ["release", "execute_notebook", "student_release", "ReleaseError"]
 
@@ -74,7 +67,7 @@ def student_release(nb, assignment):
             check = checks[i]
             stored = _outputs_text(nb.cells[i]).strip()  # the instructor's line (equal to check.pass_line)
             text = nbformat.v4.new_markdown_cell(TARGET.format(line=stored or check.pass_line))
-            text.metadata["labkit"] = {"target": check.grade_id}
+            text.metadata["labkit"] = {"target": check.check_id}
             cells.append(text)
         cells.append(cell)
     st.cells = cells
@@ -82,19 +75,19 @@ def student_release(nb, assignment):
 
 
 def _problems(path: Path, nb) -> list[str]:
-    problems = []
-    for gid, idx in answer_cells(nb).items():
-        src = nb.cells[idx[0]].source
-        if BEGIN not in src or END not in src:
-            problems.append(f"{path.name}: answer cell {gid!r} lacks {BEGIN} / {END}")
+    """Why the instructor notebook ``nb`` must not be released: the notebook rules it breaks (solution
+    markers included), cells that raised, and checks that do not print their pass line."""
+    rules = [f"{path.name}: {p}" for p in cell_problems(nb.cells)]
+    problems = list(rules)
     for i, cell in enumerate(nb.cells):
         for o in cell.get("outputs", []):
             if o.get("output_type") == "error":
                 problems.append(f"{path.name}: cell {i} raised {o.get('ename')}: {o.get('evalue')}")
-    try:
-        load_assignment(path, require_pass_lines=True, nb=nb, allow_empty=True)
-    except ValueError as exc:
-        problems.append(str(exc))
+    if not rules:  # the exercises and their pass lines
+        try:
+            load_assignment(path, require_pass_lines=True, nb=nb, allow_empty=True)
+        except ValueError as exc:
+            problems.append(str(exc))
     return problems
 
 
@@ -141,7 +134,7 @@ def release(notebooks="notebooks", out="release", execute: bool = True, timeout:
         write_text(out / "student" / path.name, nbformat.writes(student_release(nb, asg)))
         manifest["labs"][path.name] = {
             "instructor_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            "exercises": [{"grade_id": c.grade_id, "answer": c.answer_id, "points": c.points} for c in asg.checks],
+            "exercises": [{"grade_id": c.check_id, "answer": c.answer_id, "points": c.points} for c in asg.checks],
             "max_points": asg.max_points,
         }
         log(f"{path.name}: {len(asg.checks)} exercises, {asg.max_points:g} points -> {out}/student, {out}/solution")

@@ -42,8 +42,20 @@ INSTALL_HINT = (
     "or grade inside a container (docs/instructors.md), or pass --no-sandbox to run student code with the "
     "grader's own rights (recorded in the gradebook)"
 )
-ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "fonts", "localtime", "nsswitch.conf", "hosts",
-             "ssl", "ca-certificates", "alternatives", "mime.types", "matplotlibrc")  # fmt: skip
+ETC_FILES = (
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "fonts",
+    "localtime",
+    "nsswitch.conf",
+    "hosts",
+    "ssl",
+    "ca-certificates",
+    "alternatives",
+    "mime.types",
+    "matplotlibrc",
+)
 _PROBE_CACHE: dict = {}
 
 
@@ -192,10 +204,12 @@ def check_available() -> None:
             if ok and os.geteuid() == 0 and r.stdout.split()[0] != "65534":
                 ok = False
             if not ok:
-                msg = (f"bubblewrap is installed ({key[1]}) but cannot start a sandbox here "
-                       f"(exit {r.returncode}: {(r.stderr or r.stdout).strip()[:300]}); user namespaces may be "
-                       f"disabled (sysctl kernel.unprivileged_userns_clone / user.max_user_namespaces, AppArmor, "
-                       f"or a container without them): {INSTALL_HINT}")  # fmt: skip
+                msg = (
+                    f"bubblewrap is installed ({key[1]}) but cannot start a sandbox here "
+                    f"(exit {r.returncode}: {(r.stderr or r.stdout).strip()[:300]}); user namespaces may be "
+                    f"disabled (sysctl kernel.unprivileged_userns_clone / user.max_user_namespaces, AppArmor, "
+                    f"or a container without them): {INSTALL_HINT}"
+                )
         except (OSError, subprocess.SubprocessError) as exc:
             msg = f"bubblewrap ({key[1]}) could not be run ({exc}): {INSTALL_HINT}"
     _PROBE_CACHE[key] = msg

@@ -9,6 +9,8 @@ for scoring, and the supervisor nothing from the batch module: both import this 
 
 from __future__ import annotations
 
+from labkit.grading.results import ExerciseResult, GradeResult
+
 __all__ = ["score", "attempt_summary", "import_exercise"]
 
 
@@ -53,65 +55,48 @@ def _cell_hint(cell: dict | None, check: dict, spec: dict, run: dict) -> str:
     return f"the check cell did not print the pass line ({msg[:200] or cell.get('outcome')})"
 
 
-def score(spec: dict, run: dict) -> dict:
-    """Map each check cell to points from nbval's cell results and the verified records."""
-    seed = int(spec["seed"])
-    cells_by_index: dict[int, dict] = {}
-    for c in run["cells"]:
-        if isinstance(c.get("cell"), int):
-            cells_by_index[c["cell"]] = c  # the last result for a cell wins
-    records: dict[str, dict] = {}
-    for r in run["records"]:
-        if isinstance(r.get("grade_id"), str):
-            records[r["grade_id"]] = r  # the last call of an exercise is the check cell's
-    exercises, reference_users = [], []
-    for chk in spec["checks"]:
-        cell = cells_by_index.get(chk["code_index"])
-        nbval_ok = cell is not None and cell.get("outcome") == "passed"
-        hint = None if nbval_ok else _cell_hint(cell, chk, spec, run)
-        verified = False
-        if chk["answer_id"] in spec.get("missing", []):
-            hint = "no answer cell found in your notebook (was it deleted, or its metadata lost?)"
-        elif nbval_ok:
-            rec = records.get(chk["answer_id"])
-            if rec is None:
-                hint = (
-                    "the check cell printed the pass line, but your function was never run by the real "
-                    "check (was `check`, `lab..` or `labkit.check` replaced?)"
-                )
-            else:
-                try:
-                    vhint = import_exercise(chk["exercise"]).verify(rec.get("outputs"), seed)
-                except Exception as exc:  # noqa: BLE001 - a broken record fails this exercise only
-                    vhint = f"your recorded results could not be checked ({type(exc).__name__}: {exc})"
-                if vhint is None:
-                    verified = True
-                else:
-                    hint = f"the check cell printed the pass line, but on the grader's own cases: {vhint}"
-        rec = records.get(chk["answer_id"]) or {}
-        ref_calls = rec.get("reference_calls")
-        used_reference = isinstance(ref_calls, int) and not isinstance(ref_calls, bool) and ref_calls > 0
-        if used_reference:
-            reference_users.append(chk["answer_id"])
-            if spec.get("forbid_reference"):
-                verified = False
-                hint = "your answer calls labkit's own implementation of this exercise: 0 points (--forbid-reference)"
-            elif verified:
-                hint = "passed, but your answer calls labkit's own implementation of this exercise (flagged)"
-        points = chk["points"] if (nbval_ok and verified) else 0.0
-        exercises.append(
-            {
-                "grade_id": chk["grade_id"],
-                "answer_id": chk["answer_id"],
-                "points": points,
-                "max": chk["points"],
-                "passed": bool(nbval_ok and verified),
-                "hint": hint or "passed",
-            }
+def _verify(chk: dict, cell, rec, spec: dict, run: dict) -> tuple[bool, str | None]:
+    """(passed, hint) of one check cell from nbval's result and the check's verified record."""
+    nbval_ok = cell is not None and cell.get("outcome") == "passed"
+    if chk["answer_id"] in spec.get("missing", []):
+        return False, "no answer cell found in your notebook (was it deleted, or its metadata lost?)"
+    if not nbval_ok:
+        return False, _cell_hint(cell, chk, spec, run)
+    if rec is None:
+        return False, (
+            "the check cell printed the pass line, but your function was never run by the real "
+            "check (was `check`, `lab..` or `labkit.check` replaced?)"
         )
-    status = []
-    if run["timed_out"]:
-        status.append("timeout")
+    try:
+        vhint = import_exercise(chk["exercise"]).verify(rec.get("outputs"), int(spec["seed"]))
+    except Exception as exc:  # noqa: BLE001 - a broken record fails this exercise only
+        vhint = f"your recorded results could not be checked ({type(exc).__name__}: {exc})"
+    if vhint is not None:
+        return False, f"the check cell printed the pass line, but on the grader's own cases: {vhint}"
+    return True, None
+
+
+def _used_reference(rec) -> bool:
+    calls = (rec or {}).get("reference_calls")
+    return isinstance(calls, int) and not isinstance(calls, bool) and calls > 0
+
+
+def _exercise(chk: dict, cell, rec, spec: dict, run: dict) -> ExerciseResult:
+    """The points and hint of one check cell (``forbid_reference`` takes them back from a reference call)."""
+    passed, hint = _verify(chk, cell, rec, spec, run)
+    if _used_reference(rec):
+        if spec.get("forbid_reference"):
+            passed = False
+            hint = "your answer calls labkit's own implementation of this exercise: 0 points (--forbid-reference)"
+        elif passed:
+            hint = "passed, but your answer calls labkit's own implementation of this exercise (flagged)"
+    points = chk["points"] if passed else 0.0
+    return ExerciseResult(chk["grade_id"], chk["answer_id"], points, chk["points"], passed, hint or "passed")
+
+
+def _status(spec: dict, run: dict, attempts: list, reference_users: list) -> list[str]:
+    """What went wrong while running the notebook, in the gradebook's words."""
+    status = ["timeout"] if run["timed_out"] else []
     msgs = [c.get("message", "") for c in run["cells"]]
     died = any(c.get("kernel_died") is not None for c in run["cells"])
     if died or any("Kernel dead" in m for m in msgs) or (not run["cells"] and not run["timed_out"]):
@@ -122,11 +107,9 @@ def score(spec: dict, run: dict) -> dict:
     n_err = sum(1 for c in run["cells"] if c.get("outcome") == "failed" and c.get("cell") not in check_cells)
     if n_err:
         status.append(f"errors in {n_err} other cell{'s' if n_err > 1 else ''}")
-    for gid in spec.get("missing", []):
-        status.append(f"missing answer {gid}")
+    status += [f"missing answer {gid}" for gid in spec.get("missing", [])]
     if run.get("records_truncated"):
         status.append("record too large")
-    attempts = [a for a in run.get("attempts", []) if isinstance(a, dict)]
     escapes = [a for a in attempts if a.get("kind") in ("write", "connect")]  # new processes: notes only
     if escapes:
         status.append("flagged: " + attempt_summary(escapes))
@@ -134,16 +117,39 @@ def score(spec: dict, run: dict) -> dict:
         status.append("flagged: calls labkit's reference for " + ", ".join(reference_users))
     if run.get("sandbox") is False:
         status.append("no sandbox")
-    return {
-        "exercises": exercises,
-        "status": status,
-        "attempts": attempts,
-        "sandbox": run.get("sandbox", True),
-        "reference_calls": reference_users,
-        "seconds": run["seconds"],
-        "leftover_processes": run["leftover_processes"],
-        "log_tail": run["log_tail"][-1500:],
-    }
+    return status
+
+
+def score(spec: dict, run: dict) -> GradeResult:
+    """Map each check cell to points from nbval's cell results and the verified records.
+
+    The result's ``student`` is left empty: the supervisor does not know the name; the batch sets it.
+    """
+    cells_by_index: dict[int, dict] = {}
+    for c in run["cells"]:
+        if isinstance(c.get("cell"), int):
+            cells_by_index[c["cell"]] = c  # the last result for a cell wins
+    records: dict[str, dict] = {}
+    for r in run["records"]:
+        if isinstance(r.get("grade_id"), str):
+            records[r["grade_id"]] = r  # the last call of an exercise is the check cell's (keyed by answer id)
+    exercises = tuple(
+        _exercise(chk, cells_by_index.get(chk["code_index"]), records.get(chk["answer_id"]), spec, run)
+        for chk in spec["checks"]
+    )
+    reference_users = [chk["answer_id"] for chk in spec["checks"] if _used_reference(records.get(chk["answer_id"]))]
+    attempts = [a for a in run.get("attempts", []) if isinstance(a, dict)]
+    return GradeResult(
+        student="",
+        exercises=exercises,
+        status=tuple(_status(spec, run, attempts, reference_users)),
+        seconds=run["seconds"],
+        sandbox=run.get("sandbox", True),
+        attempts=tuple(attempts),
+        reference_calls=tuple(reference_users),
+        leftover_processes=run["leftover_processes"],
+        log_tail=run["log_tail"][-1500:],
+    )
 
 
 _KINDS = {"write": "wrote outside its folder", "connect": "opened a network connection", "process": "started a process"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..validation import check_array
+from ..validation import check_array, show
 
 
 def as_array(name: str, a, dtypes, ndim: int | tuple[int, ...] | None = None, contiguous: bool = True) -> np.ndarray:
@@ -41,8 +41,8 @@ def as_scalar(name: str, v, kind: str = "f") -> float | int:
         raise ValueError(f"{name} must be a scalar, got shape {arr.shape}")
     if kind == "i":
         if arr.dtype.kind not in "iu":
-            raise TypeError(f"{name} must be an integer, got {arr.dtype} value {v!r}")
+            raise TypeError(f"{name} must be an integer, got {arr.dtype} value {show(v)}")
         return int(arr)
     if arr.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must be a real number, got {arr.dtype} value {v!r}")
+        raise TypeError(f"{name} must be a real number, got {arr.dtype} value {show(v)}")
     return float(arr)

@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..qarith import int_range, round_clamp
-from ..validation import check_axis, check_bits
+from ..validation import check_axis, check_bits, show
 from ._checks import as_array
 
 __all__ = [
@@ -152,7 +152,7 @@ def _params(scale, zero_point, C, lo, hi, per_channel):
     if s.dtype.kind not in "iuf":
         raise TypeError(f"scale must be real, got {s.dtype}")
     if z.dtype.kind not in "iu":
-        raise TypeError(f"zero_point must be an integer, got {z.dtype} ({zero_point!r})")
+        raise TypeError(f"zero_point must be an integer, got {z.dtype} ({show(zero_point)})")
     want = (C,) if per_channel else ()
     if s.shape != want or z.shape != want:
         kind = f"arrays of shape ({C},), one per channel" if per_channel else "scalars"
@@ -160,9 +160,9 @@ def _params(scale, zero_point, C, lo, hi, per_channel):
     s = s.astype(np.float32).reshape(-1)
     z = z.astype(np.int64).reshape(-1)
     if s.size and not (np.all(np.isfinite(s)) and s.min() > 0):
-        raise ValueError(f"scale must be finite and > 0, got {scale!r}")
+        raise ValueError(f"scale must be finite and > 0, got {show(scale)}")
     if z.size and (z.min() < lo or z.max() > hi):
-        raise ValueError(f"zero_point must lie in the code range [{lo}, {hi}], got {zero_point!r}")
+        raise ValueError(f"zero_point must lie in the code range [{lo}, {hi}], got {show(zero_point)}")
     return s, z
 
 
@@ -179,8 +179,9 @@ def _quantize(x, scale, zero_point, bits, signed, axis, narrow_range=False):
     return out
 
 
-def quantize_per_tensor(x: np.ndarray, scale: float, zero_point: int, bits: int = 8, signed: bool = True,
-                        narrow_range: bool = False):  # fmt: skip
+def quantize_per_tensor(
+    x: np.ndarray, scale: float, zero_point: int, bits: int = 8, signed: bool = True, narrow_range: bool = False
+):
     """Quantize float32 x (any shape, C-contiguous) with one scale and zero point.
 
     Returns int8 (signed) or uint8 (unsigned) of x's shape, bit-exact with :func:`quantize_reference`.
@@ -194,8 +195,9 @@ def quantize_per_tensor(x: np.ndarray, scale: float, zero_point: int, bits: int 
     return _quantize(x, scale, zero_point, bits, signed, None, narrow_range)
 
 
-def quantize_per_channel(x, scales, zero_points, axis: int = 0, bits: int = 8, signed: bool = True,
-                         narrow_range: bool = False):  # fmt: skip
+def quantize_per_channel(
+    x, scales, zero_points, axis: int = 0, bits: int = 8, signed: bool = True, narrow_range: bool = False
+):
     """Quantize float32 x with one scale and zero point per index along ``axis`` (arrays of x.shape[axis]);
     ``narrow_range`` as in :func:`quantize_per_tensor`."""
     return _quantize(x, scales, zero_points, bits, signed, axis, narrow_range)

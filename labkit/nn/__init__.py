@@ -19,7 +19,7 @@ attention and the transformer blocks (batch, T, d_model); a GPT token ids (batch
 
 from .activations import GELU, ReLU
 from .attention import CausalSelfAttention, causal_attention, causal_attention_backward
-from .conv import Conv2d, MaxPool2d
+from .conv import Conv2d, MaxPool2d, im2col
 from .dense import Dense
 from .dropout import Dropout
 from .embedding import Embedding
@@ -35,6 +35,7 @@ __all__ = [
     "Layer",
     "Dense",
     "Conv2d",
+    "im2col",
     "MaxPool2d",
     "ReLU",
     "Dropout",

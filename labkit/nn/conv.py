@@ -1,4 +1,9 @@
-"""Convolution (im2col + one matmul) and max pooling over (batch, channels, height, width)."""
+"""Convolution (im2col + one matmul) and max pooling over (batch, channels, height, width).
+
+:func:`im2col` is the one im2col of the kit: the float convolution, the integer engine's convolution
+(padding with the input's zero point) and the calibrated one-shot methods (a convolution's inputs as
+rows) all call it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,38 @@ import numpy as np
 
 from ..validation import check_int
 from .layer import Layer, _check_input
+
+
+def im2col(x, kernel_size: int, stride: int = 1, padding: int = 0, pad_value=0) -> tuple:
+    """The windows a convolution multiplies by its weights, one per row.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n, c, h, w)
+    kernel_size, stride, padding : int
+        Square windows of ``kernel_size``; ``padding`` cells of ``pad_value`` on each side (a quantized
+        input pads with its zero point, which is real 0).
+
+    Returns
+    -------
+    cols : ndarray, shape (n · ho · wo, c · k · k), dtype of ``x``
+        Row ``(i, y, z)`` is the window of image i at output position (y, z), channel-major: the column
+        order of ``W.reshape(out_c, -1)``.
+    (n, ho, wo) : the batch and the output's height and width.
+
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> cols, (n, ho, wo) = im2col(x, 2, stride=2)
+    >>> cols.tolist(), (n, ho, wo)
+    ([[0.0, 1.0, 4.0, 5.0], [2.0, 3.0, 6.0, 7.0], [8.0, 9.0, 12.0, 13.0], [10.0, 11.0, 14.0, 15.0]], (1, 2, 2))
+    """
+    k, s, p = kernel_size, stride, padding
+    if p:
+        x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=pad_value)
+    n, c, h, w = x.shape
+    ho, wo = (h - k) // s + 1, (w - k) // s + 1
+    # windows: (n, c, ho, wo, k, k) as a view; then one copy into the im2col matrix
+    windows = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::s, ::s]
+    return windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * k * k), (n, ho, wo)
 
 
 class Conv2d(Layer):
@@ -54,14 +91,10 @@ class Conv2d(Layer):
             self, x, f"(batch, {self.in_channels}, H, W) with H, W >= {self.kernel_size - 2 * self.padding}", ok
         )
         n, c, h, w = x.shape
-        k, s, p = self.kernel_size, self.stride, self.padding
-        ho, wo = self._out_hw(h, w)
-        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))) if p else x
-        # windows: (n, c, ho, wo, k, k) as a view; then one copy into the im2col matrix
-        windows = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(2, 3))[:, :, ::s, ::s]
-        cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * k * k)
+        p = self.padding
+        cols, (n, ho, wo) = im2col(x, self.kernel_size, self.stride, p)
         out = cols @ self.W.reshape(self.out_channels, -1).T + self.b
-        self._cache = (x.shape, xp.shape, cols)
+        self._cache = (x.shape, (n, c, h + 2 * p, w + 2 * p), cols)
         return out.reshape(n, ho, wo, self.out_channels).transpose(0, 3, 1, 2)
 
     def backward(self, grad_out):

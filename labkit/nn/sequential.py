@@ -17,11 +17,35 @@ from .layer import Layer
 from .layernorm import LayerNorm
 from .reshape import Flatten, Reshape
 
-LAYER_TYPES = {cls.__name__: cls for cls in (Dense, Conv2d, MaxPool2d, ReLU, Dropout, Flatten, Reshape,
-                                             Embedding, LayerNorm, GELU, CausalSelfAttention)}  # fmt: skip
-_PREFIX = {"Dense": "fc", "Conv2d": "conv", "MaxPool2d": "pool", "ReLU": "relu", "Dropout": "drop",
-           "Flatten": "flatten", "Reshape": "reshape", "Embedding": "emb", "LayerNorm": "ln", "GELU": "gelu",
-           "CausalSelfAttention": "attn"}  # fmt: skip
+LAYER_TYPES = {
+    cls.__name__: cls
+    for cls in (
+        Dense,
+        Conv2d,
+        MaxPool2d,
+        ReLU,
+        Dropout,
+        Flatten,
+        Reshape,
+        Embedding,
+        LayerNorm,
+        GELU,
+        CausalSelfAttention,
+    )
+}
+_PREFIX = {
+    "Dense": "fc",
+    "Conv2d": "conv",
+    "MaxPool2d": "pool",
+    "ReLU": "relu",
+    "Dropout": "drop",
+    "Flatten": "flatten",
+    "Reshape": "reshape",
+    "Embedding": "emb",
+    "LayerNorm": "ln",
+    "GELU": "gelu",
+    "CausalSelfAttention": "attn",
+}
 
 
 class Sequential:

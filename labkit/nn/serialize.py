@@ -46,9 +46,15 @@ def save(model: Sequential | GPT, path, dtype=None, metadata: dict | None = None
     return path
 
 
-def load(path, dtype=np.float32) -> Sequential | GPT:
-    """Load a model written by :func:`save` (a Sequential or a GPT). Raises ValueError for a file that is not one."""
+def load(path, dtype=np.float32, layer_types=()) -> Sequential | GPT:
+    """Load a model written by :func:`save` (a Sequential or a GPT). Raises ValueError for a file that is not one.
+
+    ``layer_types``: layer classes defined outside ``labkit.nn`` that the file may hold, e.g.
+    ``load(path, layer_types=[labkit.quant.FakeQuant])`` for a model trained with fake quantization
+    (the layers of ``labkit.nn`` are always known: :data:`LAYER_TYPES`).
+    """
     path = Path(path)
+    known = {**LAYER_TYPES, **{cls.__name__: cls for cls in layer_types}}
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
@@ -65,7 +71,13 @@ def load(path, dtype=np.float32) -> Sequential | GPT:
     if arch.get("type") == "GPT":
         model = GPT(**arch["config"])
     else:
-        layers = [LAYER_TYPES[spec["type"]](**spec["config"]) for spec in arch["layers"]]
+        unknown = sorted({spec["type"] for spec in arch["layers"]} - set(known))
+        if unknown:
+            raise ValueError(
+                f"{path} holds layers of types {unknown}, not labkit.nn layers: pass their classes, "
+                "load(path, layer_types=[...]) (labkit.quant.FakeQuant for fake quantization)"
+            )
+        layers = [known[spec["type"]](**spec["config"]) for spec in arch["layers"]]
         model = Sequential(layers, input_shape=arch["input_shape"])
     for name, layer in _leaves(model):
         for p in layer.param_names:

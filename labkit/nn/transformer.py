@@ -158,8 +158,10 @@ class GPT(Composite):
         if not isinstance(ids, np.ndarray):
             raise TypeError(f"GPT.forward expects a numpy array of token ids, got {type(ids).__name__}")
         if ids.ndim != 2 or not 1 <= ids.shape[1] <= self.context:
-            raise ValueError(f"GPT.forward expects token ids of shape (batch, T) with 1 <= T <= {self.context}, "
-                             f"got shape {ids.shape}")  # fmt: skip
+            raise ValueError(
+                f"GPT.forward expects token ids of shape (batch, T) with 1 <= T <= {self.context}, "
+                f"got shape {ids.shape}"
+            )
         x = self.embed(ids)
         for block in self.blocks:
             x = block.forward(x, training)

@@ -17,7 +17,18 @@ from .magnitude import (
     masks_of,
     remove_masks,
 )
-from .oneshot import compress_layerwise, layer_inputs, nm_mask, reconstruct, sparsegpt_prune, wanda_mask, wanda_scores
+from .oneshot import (
+    MagnitudeOptions,
+    SparseGPTOptions,
+    WandaOptions,
+    compress_layerwise,
+    layer_inputs,
+    nm_mask,
+    reconstruct,
+    sparsegpt_prune,
+    wanda_mask,
+    wanda_scores,
+)
 from .schedules import AGPCallback, agp_sparsity, iterative_prune, one_shot_prune
 from .sensitivity import sensitivity_scan
 from .structured import mask_units, prune_channels, prune_neurons, unit_importance, units_to_keep
@@ -53,4 +64,7 @@ __all__ = [
     "reconstruct",
     "layer_inputs",
     "compress_layerwise",
+    "MagnitudeOptions",
+    "WandaOptions",
+    "SparseGPTOptions",
 ]

@@ -19,20 +19,24 @@ All three act on a weight matrix ``W`` (out, in) — ``Dense.W``, or ``Conv2d.W`
   least-squares reconstruction (:func:`reconstruct`) when every pruned weight of a row comes before
   its kept ones, and approximates it otherwise.
 
-The model-level driver :func:`compress_layerwise` runs any of these (and RTN, GPTQ, AWQ from
-``labkit.quant``) layer by layer on calibration images, each layer seeing the outputs of the
-layers before it *after* their compression, as GPTQ and SparseGPT do.
+Each pruning method has a typed options object (:class:`MagnitudeOptions`, :class:`WandaOptions`,
+:class:`SparseGPTOptions`) that :func:`labkit.quant.compress_layerwise` runs layer by layer on
+calibration images, each layer seeing the outputs of the layers before it *after* their compression,
+as GPTQ and SparseGPT do; :func:`compress_layerwise` here also takes a method's name and options
+(RTN, GPTQ and AWQ from ``labkit.quant`` among them).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..nn import Conv2d, Dense
 from ..quant.gptq import check_calibration_inputs, hessian, prepare_hessian
-from ..validation import check_int, check_matrix, check_sparsity
+from ..quant.layerwise import AWQOptions, Compressed, GPTQOptions, RTNOptions, layer_inputs
+from ..quant.layerwise import compress_layerwise as _compress_layerwise
+from ..validation import check_int, check_matrix, check_sparsity, renamed
 
 __all__ = [
     "nm_mask",
@@ -43,6 +47,9 @@ __all__ = [
     "layer_inputs",
     "compress_layerwise",
     "METHODS",
+    "MagnitudeOptions",
+    "WandaOptions",
+    "SparseGPTOptions",
 ]
 
 
@@ -251,135 +258,102 @@ def reconstruct(W, X, mask, damp: float = 0.0) -> np.ndarray:
     return out.astype(np.float32)
 
 
-# ---------------------------------------------------------------- model-level driver
+# ---------------------------------------------------------------- the methods' options, and the driver
 
 
-def layer_inputs(layer, x: np.ndarray) -> np.ndarray:
-    """The rows a weight layer multiplies by ``W``ᵀ: ``x`` for Dense, im2col patches for Conv2d.
-
-    Returns
-    -------
-    ndarray, shape (n, in) for Dense; (n · H_out · W_out, in_c · k · k) for Conv2d (the column order
-    of ``Conv2d.W.reshape(out_c, -1)``).
-    """
-    if isinstance(layer, Dense):
-        return x
-    if isinstance(layer, Conv2d):
-        k, s, p = layer.kernel_size, layer.stride, layer.padding
-        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))) if p else x
-        win = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(2, 3))[:, :, ::s, ::s]
-        return win.transpose(0, 2, 3, 1, 4, 5).reshape(-1, layer.in_channels * k * k)
-    raise TypeError(f"layer_inputs supports Dense and Conv2d, got {type(layer).__name__}")
+def _check_pruner(options) -> None:
+    if options.sparsity is None and options.n is None and options.m is None:
+        raise ValueError(f"{type(options).__name__} needs sparsity= or n=, m=")
 
 
-#: the methods :func:`compress_layerwise` knows, and the keyword arguments each takes
+@dataclass(frozen=True)
+class MagnitudeOptions:
+    """Magnitude pruning: ``sparsity`` layer-wise (``per_row``: every row loses the same count), or n:m."""
+
+    sparsity: float | None = None
+    n: int | None = None
+    m: int | None = None
+    per_row: bool = False
+
+    def __post_init__(self):
+        _check_pruner(self)
+
+    def compress(self, W, X, layer) -> Compressed:
+        from .magnitude import magnitude_mask
+
+        if self.sparsity is None:
+            mask = nm_mask(W, self.n if self.n is not None else 2, self.m if self.m is not None else 4)
+        elif self.per_row:
+            mask = _rowwise_prune_mask(np.abs(W), check_sparsity(self.sparsity))
+        else:
+            mask = magnitude_mask(W, self.sparsity)
+        return Compressed(np.where(mask, W, 0).astype(np.float32), mask)
+
+
+@dataclass(frozen=True)
+class WandaOptions:
+    """Wanda (:func:`wanda_mask`): ``sparsity`` per output row, or n:m."""
+
+    sparsity: float | None = None
+    n: int | None = None
+    m: int | None = None
+
+    def __post_init__(self):
+        _check_pruner(self)
+
+    def compress(self, W, X, layer) -> Compressed:
+        mask = wanda_mask(W, X, self.sparsity, self.n, self.m)
+        return Compressed(np.where(mask, W, 0).astype(np.float32), mask)
+
+
+@dataclass(frozen=True)
+class SparseGPTOptions:
+    """SparseGPT (:func:`sparsegpt_prune`): ``sparsity`` or n:m, ``damp`` and ``block`` as there."""
+
+    sparsity: float | None = None
+    n: int | None = None
+    m: int | None = None
+    damp: float = 0.01
+    block: int = 128
+
+    def __post_init__(self):
+        _check_pruner(self)
+
+    def compress(self, W, X, layer) -> Compressed:
+        W_new, mask = sparsegpt_prune(W, X, self.sparsity, self.n, self.m, damp=self.damp, block=self.block)
+        return Compressed(W_new, mask)
+
+
+#: the methods :func:`compress_layerwise` knows by name, and the options class of each (its fields are the
+#: method's keyword arguments)
 METHODS = {
-    "magnitude": "sparsity (per_row=False: layer-wise) | n, m",
-    "wanda": "sparsity | n, m",
-    "sparsegpt": "sparsity | n, m, damp, block",
-    "rtn": "bits, group_size, symmetric",
-    "gptq": "bits, group_size, symmetric, damp, block, act_order",
-    "awq": "bits, group_size, symmetric, grid",
+    "magnitude": MagnitudeOptions,
+    "wanda": WandaOptions,
+    "sparsegpt": SparseGPTOptions,
+    "rtn": RTNOptions,
+    "gptq": GPTQOptions,
+    "awq": AWQOptions,
 }
 
 
-def _compress_matrix(method, W2, X2, kw):
-    """(W_new (out, in) float32, mask or None, extra info) for one layer."""
-    from ..quant.awq import awq_quantize
-    from ..quant.gptq import gptq_quantize
-    from ..quant.groupwise import dequantize_groupwise, quantize_groupwise
-    from .magnitude import magnitude_mask
-
-    if method == "magnitude":
-        if kw.get("sparsity") is None:
-            mask = nm_mask(W2, kw.get("n", 2), kw.get("m", 4))
-        elif kw.get("per_row", False):
-            mask = _rowwise_prune_mask(np.abs(W2), check_sparsity(kw["sparsity"]))
-        else:
-            mask = magnitude_mask(W2, kw["sparsity"])
-        return np.where(mask, W2, 0).astype(np.float32), mask, None
-    if method == "wanda":
-        mask = wanda_mask(W2, X2, kw.get("sparsity"), kw.get("n"), kw.get("m"))
-        return np.where(mask, W2, 0).astype(np.float32), mask, None
-    if method == "sparsegpt":
-        opts = {k: kw[k] for k in ("sparsity", "n", "m", "damp", "block") if k in kw}
-        W_new, mask = sparsegpt_prune(W2, X2, **opts)
-        return W_new, mask, None
-    if method == "rtn":
-        gs, sym = kw.get("group_size"), kw.get("symmetric", False)
-        q, s, z = quantize_groupwise(W2, kw["bits"], gs, sym)
-        return dequantize_groupwise(q, s, z, gs), None, None
-    if method == "gptq":
-        opts = {k: kw[k] for k in ("group_size", "symmetric", "damp", "block", "act_order") if k in kw}
-        return gptq_quantize(W2, X2, kw["bits"], **opts).W_hat, None, None
-    if method == "awq":
-        opts = {k: kw[k] for k in ("symmetric", "grid", "channel_size") if k in kw}
-        r = awq_quantize(W2, X2, kw["bits"], kw.get("group_size"), **opts)
-        return r.W_hat, None, {"alpha": r.alpha}
-    raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
-
-
-def compress_layerwise(model, X_calib, method: str, layers=None, sequential: bool = True, **kwargs):
+def compress_layerwise(
+    model, calib=None, method=None, layers=None, sequential: bool = True, *, X_calib=None, **options
+):
     """Compress every weight layer of ``model`` one-shot, in order, on calibration inputs.
 
-    Parameters
-    ----------
-    model : labkit.nn.Sequential
-        Left unchanged; a compressed copy is returned.
-    X_calib : ndarray, shape (n, *model.input_shape)
-        Calibration images from the **training** split (128–1,024 are typical).
-    method : {"magnitude", "wanda", "sparsegpt", "rtn", "gptq", "awq"}
-    layers : list of str, optional
-        The weight layers to compress (default: all Dense and Conv2d layers).
-    sequential : bool
-        True (the papers' way): each layer's calibration inputs are the outputs of the layers before
-        it *after* compression. False: inputs of the float model.
-    **kwargs
-        The method's options (see :data:`METHODS`): ``sparsity=`` or ``n=, m=`` for pruning (pruning
-        stores ``layer.mask``); ``bits=, group_size=, symmetric=`` and ``damp``, ``block``,
-        ``act_order``, ``grid`` for quantization (the dequantized float32 weights go in ``layer.W``).
-
-    Returns
-    -------
-    new_model : Sequential
-    info : dict
-        ``{layer_name: {"error": mean squared output error on the calibration inputs, "mask"
-        (pruning), "alpha" (awq)}}``.
+    ``method`` is a name of :data:`METHODS` with the method's ``options`` as keyword arguments (an
+    option the method does not have is a ``TypeError``), e.g. ``compress_layerwise(model, calib,
+    "gptq", bits=3, group_size=64)``, or an options object, ``compress_layerwise(model, calib,
+    GPTQOptions(bits=3, group_size=64))``. Pruning stores each layer's ``mask``; quantization puts the
+    dequantized float32 weights in ``layer.W``. Everything else is :func:`labkit.quant.compress_layerwise`
+    (``calib``, ``layers``, ``sequential``, the returned ``(new_model, info)``); ``X_calib`` is the
+    deprecated name of ``calib``.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
-    if method in ("rtn", "gptq", "awq") and "bits" not in kwargs:
-        raise ValueError(f"method {method!r} needs bits=")
-    if method in ("magnitude", "wanda", "sparsegpt") and kwargs.get("sparsity") is None and "n" not in kwargs:
-        raise ValueError(f"method {method!r} needs sparsity= or n=, m=")
-    x = np.asarray(X_calib)
-    if x.dtype.kind != "f" or x.ndim < 2 or x.shape[0] == 0:
-        raise ValueError(f"X_calib must be a non-empty float array (n, ...), got {x.dtype} {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("X_calib contains NaN or inf values; expected finite calibration images")
-    new = model.copy()
-    names = [nm for nm, _ in new.weight_layers()]
-    todo = set(names if layers is None else layers)
-    unknown = todo - set(names)
-    if unknown:
-        raise ValueError(f"unknown layers {sorted(unknown)}; weight layers are {names}")
-    info = {}
-    for layer, orig in zip(new.layers, model.layers):
-        if getattr(layer, "name", None) in todo:
-            X2 = np.ascontiguousarray(layer_inputs(layer, x), dtype=np.float32)
-            W2 = layer.W.reshape(layer.W.shape[0], -1)
-            kw = dict(kwargs)
-            if method == "awq" and isinstance(layer, Conv2d):
-                kw["channel_size"] = layer.kernel_size**2  # one scale per input channel (foldable)
-            W_new, mask, extra = _compress_matrix(method, W2, X2, kw)
-            D = X2.astype(np.float64) @ (W_new.astype(np.float64) - W2).T
-            layer.W = W_new.reshape(layer.W.shape).astype(layer.W.dtype)
-            entry = {"error": float(np.mean(np.sum(D**2, axis=1)))}
-            if mask is not None:
-                layer.mask = mask.reshape(layer.W.shape)
-                entry["mask"] = layer.mask
-            if extra:
-                entry.update(extra)
-            info[layer.name] = entry
-        x = layer.forward(x) if sequential else orig.forward(x)
-    return new, info
+    calib = renamed("compress_layerwise", "X_calib", X_calib, "calib", calib)
+    if isinstance(method, str):
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+        method = METHODS[method](**options)
+    elif options:
+        raise TypeError(f"give the options in the options object, not as keyword arguments: {sorted(options)}")
+    return _compress_layerwise(model, calib, method, layers, sequential)

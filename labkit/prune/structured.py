@@ -29,7 +29,7 @@ import math
 import numpy as np
 
 from ..nn import Conv2d, Dense, Dropout, Flatten, MaxPool2d, ReLU, Sequential
-from ..validation import check_sparsity
+from ..validation import check_sparsity, renamed
 from .magnitude import _smallest_k_mask
 
 __all__ = ["unit_importance", "units_to_keep", "prune_neurons", "prune_channels", "mask_units"]
@@ -62,12 +62,13 @@ def unit_importance(W: np.ndarray, norm: str = "l1") -> np.ndarray:
     raise ValueError(f"norm must be 'l1' or 'l2', got {norm!r}")
 
 
-def units_to_keep(W: np.ndarray, amount: float, norm: str = "l1") -> np.ndarray:
-    """Sorted indices of the units kept when ``floor(amount · out)`` of smallest norm are removed.
+def units_to_keep(W: np.ndarray, sparsity: float | None = None, norm: str = "l1", *, amount=None) -> np.ndarray:
+    """Sorted indices of the units kept when ``floor(sparsity · out)`` of smallest norm are removed.
 
     Ties in the norm are broken by index (the lower index is removed first), as in ``magnitude_mask``.
+    ``sparsity`` is the fraction of units removed (``amount`` is its deprecated name).
     """
-    a = check_sparsity(amount, "amount")
+    a = check_sparsity(renamed("units_to_keep", "amount", amount, "sparsity", sparsity))
     imp = unit_importance(W, norm)
     return np.flatnonzero(_smallest_k_mask(imp, math.floor(a * imp.size)))
 
@@ -155,13 +156,13 @@ def _check_bias(bias):
         raise ValueError(f'bias must be "fold" (keep a removed unit\'s constant relu(b)) or "drop", got {bias!r}')
 
 
-def _shrink(model, layer, amount, norm, kind, keep=None, bias="fold"):
+def _shrink(model, layer, sparsity, norm, kind, keep=None, bias="fold"):
     _check_bias(bias)
     i, j, hw = _pair(model, layer, kind)
     new = model.copy()
     a, b = new.layers[i], new.layers[j]
     if keep is None:
-        keep = units_to_keep(a.W if a.mask is None else np.where(a.mask, a.W, 0), amount, norm)
+        keep = units_to_keep(a.W if a.mask is None else np.where(a.mask, a.W, 0), sparsity, norm)
     cols = _input_columns(keep, hw)
     shift = _fold(new, i, j, hw, np.setdiff1d(np.arange(a.W.shape[0]), keep), bias)
     if isinstance(a, Dense):
@@ -184,8 +185,10 @@ def _shrink(model, layer, amount, norm, kind, keep=None, bias="fold"):
     return out
 
 
-def prune_neurons(model, layer: str, amount: float, norm: str = "l1", bias: str = "fold") -> Sequential:
-    """A new, smaller model without the ``floor(amount · out)`` neurons of Dense ``layer`` of smallest norm.
+def prune_neurons(
+    model, layer: str, sparsity: float | None = None, norm: str = "l1", bias: str = "fold", *, amount=None
+) -> Sequential:
+    """A new, smaller model without the ``floor(sparsity · out)`` neurons of Dense ``layer`` of smallest norm.
 
     Removes those rows of ``layer.W`` and ``layer.b`` (and of its mask) and the matching columns of
     the next Dense layer. ``model`` itself is not changed.
@@ -194,7 +197,7 @@ def prune_neurons(model, layer: str, amount: float, norm: str = "l1", bias: str 
     ----------
     model : labkit.nn.Sequential
     layer : str — a hidden Dense layer (not the output layer)
-    amount : float in [0, 1) — fraction of its neurons to remove
+    sparsity : float in [0, 1) — fraction of its neurons to remove (``amount`` is its deprecated name)
     norm : {"l1", "l2"} — importance of a neuron = norm of its incoming (unmasked) weights (row of W)
     bias : {"fold", "drop"}
         ``"fold"`` (default): a removed neuron whose incoming weights are all zero still emitted
@@ -202,11 +205,15 @@ def prune_neurons(model, layer: str, amount: float, norm: str = "l1", bias: str 
         model equals the masked one. Removed neurons with non-zero weights are removed outright.
         ``"drop"``: every removed neuron is removed outright (its constant output is lost).
     """
-    return _shrink(model, layer, amount, norm, Dense, bias=bias)
+    sparsity = renamed("prune_neurons", "amount", amount, "sparsity", sparsity)
+    return _shrink(model, layer, sparsity, norm, Dense, bias=bias)
 
 
-def prune_channels(model, layer: str, amount: float, norm: str = "l1", bias: str = "fold") -> Sequential:
-    """A new, smaller model without the ``floor(amount · out_channels)`` filters of Conv2d ``layer`` of smallest norm.
+def prune_channels(
+    model, layer: str, sparsity: float | None = None, norm: str = "l1", bias: str = "fold", *, amount=None
+) -> Sequential:
+    """A new, smaller model without the ``floor(sparsity · out_channels)`` filters of Conv2d ``layer`` of smallest
+    norm (``sparsity``: the fraction removed; ``amount`` is its deprecated name).
 
     Removes those filters (``W[c]``, ``b[c]``) and the matching input channels of the next Conv2d, or,
     when a Flatten comes first (LeNet-5's conv2 → fc1), the ``h·w`` columns of the next Dense layer
@@ -216,23 +223,28 @@ def prune_channels(model, layer: str, amount: float, norm: str = "l1", bias: str
     constant ``relu(b_c)`` at every position, folded as ``relu(b_c) · Σ W2[:, c]`` into the next
     layer's bias (the next conv must have no zero padding for that to be exact; it raises otherwise).
     """
-    return _shrink(model, layer, amount, norm, Conv2d, bias=bias)
+    sparsity = renamed("prune_channels", "amount", amount, "sparsity", sparsity)
+    return _shrink(model, layer, sparsity, norm, Conv2d, bias=bias)
 
 
-def mask_units(model, layer: str, amount: float, norm: str = "l1", keep_bias: bool = False) -> Sequential:
+def mask_units(
+    model, layer: str, sparsity: float | None = None, norm: str = "l1", keep_bias: bool = False, *, amount=None
+) -> Sequential:
     """A copy of ``model`` with the same units as :func:`prune_neurons`/:func:`prune_channels` would
-    remove zeroed instead: same shapes, same outputs as the shrunk model.
+    remove zeroed instead: same shapes, same outputs as the shrunk model (``amount`` is the deprecated
+    name of ``sparsity``).
 
     ``keep_bias=False`` (default): the units are removed outright — their incoming weights, their
     bias and the next layer's input columns are zeroed. ``keep_bias=True``: only the incoming
     weights are zeroed (as a weight mask does), so each such unit still emits ``relu(b)``; shrinking
     this model with the default ``bias="fold"`` keeps that constant in the next layer's bias.
     """
+    sparsity = renamed("mask_units", "amount", amount, "sparsity", sparsity)
     kind = Dense if isinstance(model[layer], Dense) else Conv2d
     i, j, hw = _pair(model, layer, kind)
     new = model.copy()
     a, b = new.layers[i], new.layers[j]
-    keep = units_to_keep(a.W if a.mask is None else np.where(a.mask, a.W, 0), amount, norm)
+    keep = units_to_keep(a.W if a.mask is None else np.where(a.mask, a.W, 0), sparsity, norm)
     drop = np.setdiff1d(np.arange(a.W.shape[0]), keep)
     a.W[drop] = 0
     if not keep_bias:

@@ -4,17 +4,17 @@ QAT, an integer-only inference engine, k-means weight sharing, and calibrated on
 methods for activation outliers (SmoothQuant, LLM.int8(), rotations, per-token quantizers).
 
 One idea per file: ``affine`` (qparams, quantize, dequantize, calibration), ``fakequant`` (STE,
-observers, QAT callback, FakeQuant layer), ``integer`` (fixed-point requantization, quantize_model,
-the integer engine), ``kmeans`` (weight sharing with codebook fine-tuning), ``groupwise``
-(per-group scales, int4 packing), ``gptq`` (the OBS step, OBQ, GPTQ), ``awq`` (activation-aware
-scales and their folding), ``minifloat`` (FP8 / FP4 / E8M0 element rounding), ``formats`` (block
-formats NF4, MXFP4, NVFP4, FP8, int-gG and their bits per weight), ``hqq`` (half-quadratic
-quantization), ``smoothquant`` (smoothing scales and their folds), ``llm_int8`` (the outlier
-decomposition), ``rotation`` (Hadamard transforms and where they fold), ``pertoken`` (activation and
-KV-cache quantizers), and on a whole GPT: ``outliers`` (activation statistics of every linear
-layer's input), ``transformer`` (fake-quantized GPT inference: W8/W4, static and dynamic activations,
-LLM.int8()), ``gpt_transforms`` (SmoothQuant, LayerNorm folds and rotations applied to a GPT, output
-unchanged). Every public name is importable from ``labkit.quant``.
+observers, QAT callback, FakeQuant layer), ``lsq`` (learned step sizes for QAT), ``integer``
+(fixed-point requantization, quantize_model, the integer engine), ``kmeans`` (weight sharing with
+codebook fine-tuning), ``groupwise`` (per-group scales, int4 packing), ``gptq`` (the OBS step, OBQ,
+GPTQ), ``awq`` (activation-aware scales and their folding), ``minifloat`` (FP8 / FP4 / E8M0 element
+rounding), ``formats`` (block formats NF4, MXFP4, NVFP4, FP8, int-gG and their bits per weight),
+``hqq`` (half-quadratic quantization), ``smoothquant`` (smoothing scales and their folds),
+``llm_int8`` (the outlier decomposition), ``rotation`` (Hadamard transforms and where they fold),
+``pertoken`` (activation and KV-cache quantizers), and on a whole GPT: ``outliers`` (activation
+statistics of every linear layer's input), ``transformer`` (fake-quantized GPT inference: W8/W4,
+static and dynamic activations, LLM.int8()), ``gpt_transforms`` (SmoothQuant, LayerNorm folds and
+rotations applied to a GPT, output unchanged). Every public name is importable from ``labkit.quant``.
 """
 
 from ..qarith import (  # the fixed-point arithmetic of the integer engine, at the ground floor
@@ -54,13 +54,21 @@ from .integer import (
     IntConv2d,
     IntDense,
     IntegerModel,
+    IntFlatten,
+    IntLookup,
+    IntMaxPool,
+    IntOp,
+    IntReLU,
+    IntReshape,
     int8_engine_bytes,
     integer_dense,
     quantize_model,
     simulate_float64,
 )
 from .kmeans import CodebookFinetune, codebook_gradient, kmeans_assign, kmeans_quantize, kmeans_quantize_model
+from .layerwise import AWQOptions, Compressed, GPTQOptions, RTNOptions, compress_layerwise
 from .llm_int8 import Int8DecomposeResult, int8_decompose
+from .lsq import lsq_backward, lsq_fake_quantize, lsq_grad_scale, lsq_init_step
 from .minifloat import ELEMENT_FORMATS, bits_to_float, float_to_bits, format_grid, format_info, round_to_format
 from .outliers import Activation, InputStats, activation_stats, attention_to_first, kurtosis
 from .pertoken import ActQuant, quantize_kv, quantize_per_tensor, quantize_per_token
@@ -94,6 +102,10 @@ __all__ = [
     "QATCallback",
     "FakeQuant",
     "fake_quantize_weights",
+    "lsq_init_step",
+    "lsq_fake_quantize",
+    "lsq_backward",
+    "lsq_grad_scale",
     "quantize_multiplier",
     "rounding_right_shift",
     "ROUNDINGS",
@@ -102,8 +114,14 @@ __all__ = [
     "fixed_point_multiply",
     "requantize",
     "integer_dense",
+    "IntOp",
     "IntDense",
     "IntConv2d",
+    "IntMaxPool",
+    "IntReshape",
+    "IntFlatten",
+    "IntReLU",
+    "IntLookup",
     "IntegerModel",
     "quantize_model",
     "simulate_float64",
@@ -113,7 +131,12 @@ __all__ = [
     "codebook_gradient",
     "kmeans_quantize_model",
     "CodebookFinetune",
-    # lab 09: calibrated one-shot quantization (gptq, awq, groupwise)
+    # lab 09: calibrated one-shot quantization (gptq, awq, groupwise), layer by layer
+    "compress_layerwise",
+    "Compressed",
+    "RTNOptions",
+    "GPTQOptions",
+    "AWQOptions",
     "gptq_quantize",
     "GPTQResult",
     "hessian",

@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..qarith import int_dtype, int_range, round_clamp
-from ..validation import check_array, check_axis, check_bits, check_choice, check_int, check_real
+from ..validation import check_array, check_axis, check_bits, check_choice, check_int, check_real, renamed, show
 
 __all__ = [
     "QParams",
@@ -78,8 +78,10 @@ class QParams(tuple):
         return int_range(self.bits, self.signed, self.narrow_range)
 
     def __repr__(self):
-        return (f"QParams(scale={self[0]!r}, zero_point={self[1]!r}, bits={self.bits}, signed={self.signed}, "
-                f"narrow_range={self.narrow_range})")  # fmt: skip
+        return (
+            f"QParams(scale={show(self[0])}, zero_point={show(self[1])}, bits={self.bits}, signed={self.signed}, "
+            f"narrow_range={self.narrow_range})"
+        )
 
     def __reduce__(self):
         return (QParams, (self[0], self[1], self.bits, self.signed, self.narrow_range, self.symmetric))
@@ -139,9 +141,19 @@ def _round_trip_mse(flat, scale, zp, bits, signed, narrow_range=False):
     return ((s * (q - zp[:, None]) - flat) ** 2).mean(axis=1)
 
 
-def qparams(x, bits: int = 8, symmetric: bool = False, per_channel_axis=None, method: str = "minmax",
-            signed: bool | None = None, percentile: float = 99.99, grid: int = 100,
-            narrow_range: bool | None = None):  # fmt: skip
+def qparams(
+    x,
+    bits: int = 8,
+    symmetric: bool = False,
+    axis=None,
+    method: str = "minmax",
+    signed: bool | None = None,
+    percentile: float = 99.99,
+    grid: int = 100,
+    narrow_range: bool | None = None,
+    *,
+    per_channel_axis=None,
+):
     """Scale and zero point that map the range of ``x`` onto ``bits``-bit integers.
 
     Parameters
@@ -152,9 +164,11 @@ def qparams(x, bits: int = 8, symmetric: bool = False, per_channel_axis=None, me
         1..16 (2..16 if symmetric).
     symmetric : bool
         Zero point fixed (0 for signed types), range ``[-amax, amax]`` with ``amax = max|x|``.
-    per_channel_axis : int or None
+    axis : int or None
         One (scale, zero_point) per index along this axis (e.g. 0 for the output channels of
         ``Dense.W`` (out, in) or ``Conv2d.W`` (out_c, in_c, k, k)); None = one pair for the tensor.
+        The same ``axis`` as :func:`quantize` and :func:`dequantize` take. (``per_channel_axis`` is
+        its deprecated name.)
     method : {"minmax", "percentile", "mse"}
         How to choose the clipping range (see the module docstring).
     signed : bool, optional
@@ -180,10 +194,11 @@ def qparams(x, bits: int = 8, symmetric: bool = False, per_channel_axis=None, me
     ValueError
         bits out of range, unknown method, an axis that does not exist, empty x, NaN or inf in x.
     """
+    axis = renamed("qparams", "per_channel_axis", per_channel_axis, "axis", axis)
     x = check_array(x, "x", kind="fiu")
     bits = check_bits(bits, lo=1 + bool(symmetric))
     check_choice("method", method, METHODS)
-    axis = None if per_channel_axis is None else check_axis("per_channel_axis", per_channel_axis, x.ndim)
+    axis = None if axis is None else check_axis("axis", axis, x.ndim)
     x = check_array(x, "calibration data x", non_empty=True, finite=True)
     percentile = check_real("percentile", percentile, 50.0, 100.0, lo_open=True)
     grid = check_int("grid", grid, lo=1)
@@ -217,7 +232,7 @@ def _check_qp(scale, zero_point, qrange, shape, axis, what="quantize"):
             f"{what}: scale must be positive and finite, got {scale if scale.size < 8 else 'an array with bad values'}"
         )
     if zp.dtype.kind not in "iu" and not (zp.dtype.kind == "f" and np.all(zp == np.round(zp))):
-        raise TypeError(f"{what}: zero_point must be an integer, got {zero_point!r}")
+        raise TypeError(f"{what}: zero_point must be an integer, got {show(zero_point)}")
     if np.any(zp < qmin) or np.any(zp > qmax):
         raise ValueError(
             f"{what}: zero_point {zp if zp.size < 8 else '(array)'} is outside the integer range [{qmin}, {qmax}]"
@@ -242,8 +257,15 @@ def _check_qp(scale, zero_point, qrange, shape, axis, what="quantize"):
     )
 
 
-def quantize(x, scale, zero_point=None, bits: int | None = None, signed: bool | None = None, axis=None,
-             narrow_range: bool | None = None) -> np.ndarray:  # fmt: skip
+def quantize(
+    x,
+    scale,
+    zero_point=None,
+    bits: int | None = None,
+    signed: bool | None = None,
+    axis=None,
+    narrow_range: bool | None = None,
+) -> np.ndarray:
     """``clamp(round_half_even(x / scale) + zero_point, qmin, qmax)`` as an integer array.
 
     Parameters
@@ -304,8 +326,15 @@ def dequantize(q, scale, zero_point, axis=None) -> np.ndarray:
     return (s * (q.astype(np.int64) - z)).astype(np.float32)
 
 
-def fake_quantize(x, scale, zero_point=None, bits: int | None = None, signed: bool | None = None, axis=None,
-                  narrow_range: bool | None = None) -> np.ndarray:  # fmt: skip
+def fake_quantize(
+    x,
+    scale,
+    zero_point=None,
+    bits: int | None = None,
+    signed: bool | None = None,
+    axis=None,
+    narrow_range: bool | None = None,
+) -> np.ndarray:
     """``dequantize(quantize(x))``: the float32 values a quantized tensor really represents.
 
     Same parameters as :func:`quantize` (a :class:`QParams` may stand for scale and zero point).
@@ -316,12 +345,21 @@ def fake_quantize(x, scale, zero_point=None, bits: int | None = None, signed: bo
     return dequantize(quantize(x, scale, zero_point, bits, signed, axis, narrow_range), scale, zero_point, axis)
 
 
-def quantization_error(x, bits: int = 8, symmetric: bool = False, per_channel_axis=None, method: str = "minmax",
-                       signed: bool | None = None) -> float:  # fmt: skip
+def quantization_error(
+    x,
+    bits: int = 8,
+    symmetric: bool = False,
+    axis=None,
+    method: str = "minmax",
+    signed: bool | None = None,
+    *,
+    per_channel_axis=None,
+) -> float:
     """Mean squared error of the quantize-dequantize round trip of ``x`` with calibrated parameters
-    (symmetric: narrow range, as :func:`qparams` chooses)."""
+    (symmetric: narrow range, as :func:`qparams` chooses); ``axis`` as in :func:`qparams`."""
+    axis = renamed("quantization_error", "per_channel_axis", per_channel_axis, "axis", axis)
     x = np.asarray(x)
     signed = bool(symmetric) if signed is None else bool(signed)
-    qp = qparams(x, bits, symmetric, per_channel_axis, method, signed=signed)
-    xr = fake_quantize(x, qp, axis=per_channel_axis)
+    qp = qparams(x, bits, symmetric, axis, method, signed=signed)
+    xr = fake_quantize(x, qp, axis=axis)
     return float(np.mean((xr.astype(np.float64) - x) ** 2))

@@ -111,8 +111,9 @@ def awq_search(W, X, bits: int, group_size=None, grid: int = 20, symmetric: bool
     return AWQResult(W_hat, s, i / grid, errors)
 
 
-def awq_scales(W, X, bits: int, group_size=None, grid: int = 20, symmetric: bool = False,
-               channel_size: int = 1) -> np.ndarray:  # fmt: skip
+def awq_scales(
+    W, X, bits: int, group_size=None, grid: int = 20, symmetric: bool = False, channel_size: int = 1
+) -> np.ndarray:
     """AWQ's per-input-channel scales ``s = s_X^α`` (float32, shape (in,)), α searched on ``grid``.
 
     See :func:`awq_search` for the parameters; this returns its ``scales`` only.
@@ -120,8 +121,9 @@ def awq_scales(W, X, bits: int, group_size=None, grid: int = 20, symmetric: bool
     return awq_search(W, X, bits, group_size, grid, symmetric, channel_size).scales
 
 
-def awq_quantize(W, X, bits: int, group_size=None, grid: int = 20, symmetric: bool = False,
-                 channel_size: int = 1) -> AWQResult:  # fmt: skip
+def awq_quantize(
+    W, X, bits: int, group_size=None, grid: int = 20, symmetric: bool = False, channel_size: int = 1
+) -> AWQResult:
     """Same as :func:`awq_search` (named for the model-level driver)."""
     return awq_search(W, X, bits, group_size, grid, symmetric, channel_size)
 

@@ -252,8 +252,26 @@ def obq_quantize_row(w, H, bits: int, scale: float, zero_point: int, symmetric: 
     return w, np.asarray(order, dtype=np.int64)
 
 
-def gptq_quantize(W, X, bits: int, group_size=None, symmetric: bool = False, damp: float = 0.01,
-                  block: int = 128, act_order: bool = False) -> GPTQResult:  # fmt: skip
+def _activation_order(W, H, damp):
+    """GPTQ's act-order: the columns by decreasing H_jj (dead inputs count as 1, as in the authors' code),
+    and the weights and the Cholesky factor U rebuilt in that order."""
+    d = np.diag(H).copy()
+    d[d == 0] = 1.0
+    perm = np.argsort(-d, kind="stable")
+    Wd, U, _ = prepare_hessian(W[:, perm], H[np.ix_(perm, perm)], damp)
+    return perm, Wd, U
+
+
+def gptq_quantize(
+    W,
+    X,
+    bits: int,
+    group_size=None,
+    symmetric: bool = False,
+    damp: float = 0.01,
+    block: int = 128,
+    act_order: bool = False,
+) -> GPTQResult:
     """GPTQ (Frantar et al. 2023, Algorithm 1): quantize the columns of ``W`` in order, each time
     spreading the rounding error over the columns not yet quantized through the inverse Hessian.
 
@@ -301,11 +319,7 @@ def gptq_quantize(W, X, bits: int, group_size=None, symmetric: bool = False, dam
         scale, zp = groupwise_params(Wd, bits, g, symmetric)
     perm = np.arange(n_in)
     if act_order:
-        # decreasing H_jj (dead inputs count as 1, as in the authors' code); U is rebuilt in that order
-        d = np.diag(H).copy()
-        d[d == 0] = 1.0
-        perm = np.argsort(-d, kind="stable")
-        Wd, U, _ = prepare_hessian(W[:, perm], H[np.ix_(perm, perm)], damp)
+        perm, Wd, U = _activation_order(W, H, damp)
     Q = np.zeros((out, n_in), np.float64)  # integers, in the processing order
     Wq = Wd.copy()
     for i1 in range(0, n_in, block):

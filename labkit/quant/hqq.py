@@ -100,8 +100,18 @@ def shrink_lp(x, beta: float, lp_norm: float = 0.7) -> np.ndarray:
         return np.sign(x) * np.maximum(a - a ** (p - 1.0) / beta, 0.0)
 
 
-def hqq_quantize(W, bits: int = 4, group_size=64, *, lp_norm: float = 0.7, beta: float = 10.0, kappa: float = 1.01,
-                 iters: int = 20, early_stop: bool = True, tol: float = 0.0) -> HQQResult:  # fmt: skip
+def hqq_quantize(
+    W,
+    bits: int = 4,
+    group_size=64,
+    *,
+    lp_norm: float = 0.7,
+    beta: float = 10.0,
+    kappa: float = 1.01,
+    iters: int = 20,
+    early_stop: bool = True,
+    tol: float = 0.0,
+) -> HQQResult:
     """Quantize ``W`` group-wise with HQQ's optimised zero points (no calibration data).
 
     Parameters

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..train import Callback
-from ..validation import check_bits
+from ..validation import check_bits, show
 
 __all__ = ["kmeans_quantize", "kmeans_assign", "codebook_gradient", "CodebookFinetune", "kmeans_quantize_model"]
 
@@ -155,7 +155,7 @@ class CodebookFinetune(Callback):
 
     def __init__(self, books: dict, lr: float = 1e-4, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
         if not lr > 0:
-            raise ValueError(f"lr must be positive, got {lr!r}")
+            raise ValueError(f"lr must be positive, got {show(lr)}")
         self.books = books
         self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
         self._m = {n: np.zeros(len(cb)) for n, (cb, _) in books.items()}

@@ -62,7 +62,7 @@ class Int8DecomposeResult(NamedTuple):
 
 def _vectorwise(A):
     """Symmetric int8 codes of each row of ``A`` (narrow range ±127) and the row scales."""
-    qp = qparams(A, 8, symmetric=True, per_channel_axis=0)
+    qp = qparams(A, 8, symmetric=True, axis=0)
     return quantize(A, qp, axis=0), np.asarray(qp.scale, np.float32)
 
 

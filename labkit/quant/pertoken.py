@@ -60,7 +60,7 @@ def _per_row(X, bits, symmetric, name):
     symmetric = check_bool("symmetric", symmetric)
     bits = check_bits(bits, lo=2 if symmetric else 1)
     rows = X.reshape(-1, X.shape[-1])
-    qp = qparams(rows, bits, symmetric=symmetric, per_channel_axis=0)
+    qp = qparams(rows, bits, symmetric=symmetric, axis=0)
     q = quantize(rows, qp, axis=0)
     X_hat = dequantize(q, qp.scale, qp.zero_point, axis=0)
     lead = X.shape[:-1]

@@ -169,6 +169,27 @@ def _check_gpt(model):
         raise TypeError(f"expected a labkit.nn.GPT (models.gpt, models.pretrained), got {type(model).__name__}")
 
 
+def _check_calibration(calibration):
+    if calibration is None:
+        raise ValueError("act='per_tensor' needs calibration windows (windows, T) of training tokens")
+    if not isinstance(calibration, np.ndarray) or calibration.ndim != 2 or calibration.dtype.kind not in "iu":
+        got = (f"{calibration.dtype} of shape {calibration.shape}" if isinstance(calibration, np.ndarray)
+               else type(calibration).__name__)  # fmt: skip
+        raise TypeError(f"calibration must be a 2-D integer array of token windows (windows, T), got {got}")
+
+
+def _calibrate_static(qmodel, layers, calibration, act_bits, batch_size):
+    """Fix every layer's per-tensor activation range from the calibration windows' (float) inputs."""
+    layers = list(layers)
+    for layer in layers:
+        layer._observer = MinMaxObserver()
+    for i in range(0, len(calibration), batch_size):
+        qmodel.forward(calibration[i : i + batch_size])
+    for layer in layers:
+        layer.act_qparams = layer._observer.qparams(act_bits, symmetric=True)
+        layer._observer = None
+
+
 def quantize_gpt(
     model,
     weight_bits: int | None = 8,
@@ -225,12 +246,7 @@ def quantize_gpt(
     if act == "llm_int8" and weight_bits != 8:
         raise ValueError(f"act='llm_int8' multiplies int8 weights (vector-wise): use weight_bits=8, got {weight_bits}")
     if act == "per_tensor":
-        if calibration is None:
-            raise ValueError("act='per_tensor' needs calibration windows (windows, T) of training tokens")
-        if not isinstance(calibration, np.ndarray) or calibration.ndim != 2 or calibration.dtype.kind not in "iu":
-            got = (f"{calibration.dtype} of shape {calibration.shape}" if isinstance(calibration, np.ndarray)
-                   else type(calibration).__name__)  # fmt: skip
-            raise TypeError(f"calibration must be a 2-D integer array of token windows (windows, T), got {got}")
+        _check_calibration(calibration)
 
     qmodel = model.copy()
     names = [n for n, _ in qmodel.weight_layers() if include_head or n != "head"]
@@ -240,19 +256,13 @@ def quantize_gpt(
         replace_linear(qmodel, name, layers[name])
 
     if act == "per_tensor":
-        for layer in layers.values():
-            layer._observer = MinMaxObserver()
-        for i in range(0, len(calibration), batch_size):
-            qmodel.forward(calibration[i : i + batch_size])
-        for layer in layers.values():
-            layer.act_qparams = layer._observer.qparams(act_bits, symmetric=True)
-            layer._observer = None
+        _calibrate_static(qmodel, layers.values(), calibration, act_bits, batch_size)
 
     for layer in layers.values():
         layer.act, layer.act_bits, layer.threshold = act, act_bits, threshold
         if weight_bits is not None and act != "llm_int8":
             layer.weight_bits = weight_bits
-            layer.W_hat = fake_quantize(layer.W, qparams(layer.W, weight_bits, symmetric=True, per_channel_axis=0),
+            layer.W_hat = fake_quantize(layer.W, qparams(layer.W, weight_bits, symmetric=True, axis=0),
                                         axis=0).astype(layer.W.dtype)  # fmt: skip
     return qmodel
 

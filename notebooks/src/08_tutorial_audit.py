@@ -45,14 +45,14 @@
 # Section numbers below are the article's. Everything the lab checks is here; the symbols are the
 # article's.
 #
-# **4.1, the model.** A layer's weights form $W \in \mathbb{R}^{m \times n}$ ($m$ inputs, $n$ outputs).
+# **§ 4.1, the model.** A layer's weights form $W \in \mathbb{R}^{m \times n}$ ($m$ inputs, $n$ outputs).
 # Pruning: sort the weights into $w_1, \dots, w_{mn}$; pick a threshold θ, said to lie between 0 and 1;
 # remove the connections whose weight is below θ, which the article says leaves a smaller matrix
 # $W' \in \mathbb{R}^{m' \times n'}$ with $m' < m$ and $n' < n$. Quantization: choose a range $[a, b]$
 # and a bit width $w$; the quantized weights take the values $a, a + \frac{b-a}{2^w-1}, \dots, b$
 # (in words: $2^w$ evenly spaced levels from $a$ to $b$).
 #
-# **4.2, the formulas.**
+# **§ 4.2, the formulas.**
 #
 # | step | the article's formula | in words |
 # |---|---|---|
@@ -63,7 +63,7 @@
 # | bit width | $w = \lceil \log_2 \frac{b-a}{b-a+1} \rceil$ | the bit width computed from the range |
 # | quantize | $Q(W) = \mathrm{round}\big(\frac{W-a}{b-a}(2^w-1)\big)$ | map $[a, b]$ onto $[0, 2^w-1]$ and round, halves up (四舍五入) |
 #
-# **4.3, the worked example.** $W$ has rows $(1, 0, -1)$, $(0, 1, 0)$, $(-1, 0, 1)$. The article lists
+# **§ 4.3, the worked example.** $W$ has rows $(1, 0, -1)$, $(0, 1, 0)$, $(-1, 0, 1)$. The article lists
 # the sorted weights as −1, 0, 1, −1, 0, 1, −1, 0, 1; computes $\theta = \ln(3 \cdot 3)/(3 \cdot 3)
 # \approx 0.049$; gives the pruned matrix with rows $(0, 0, -1)$, $(0, 1, 0)$, $(-1, 0, 0)$; takes
 # $a = -1$, $b = 1$ and obtains $w = 2$ from the bit-width formula; and gives $Q(W)$ with rows
@@ -175,7 +175,7 @@ print("unstructured result shape:", by_magnitude.shape, "— non-zeros:", np.cou
 print("structured: dropping the row with the smallest L1 norm gives shape", np.delete(W, row_norms.argmin(), 0).shape)
 
 # %% [markdown]
-# ## 4. A bit width with a negative logarithm (4.2 quantization step 2)
+# ## 4. A bit width with a negative logarithm (§ 4.2, quantization step 2)
 #
 # The text sets the bit width to $w = \lceil \log_2 \frac{b-a}{b-a+1} \rceil$ and gets $w = 2$ for
 # $a=-1, b=1$. For any $b > a$ the fraction lies strictly between 0 and 1, so its logarithm is
@@ -209,7 +209,7 @@ step = (b - a) / (2**w_bits - 1)
 print("dequantized a + code·Δ:\n", np.round(a + codes * step, 4))
 
 # %% [markdown]
-# Two more things show up. The 0s are coded as 1.5 → 2 (numpy rounds halves to even; 四舍五入
+# Two more things show up. The 0s are coded as $1.5 \to 2$ (numpy rounds halves to even; 四舍五入
 # would also give 2 here, but not for 0.5), and **0 is not on the grid** −1, −1/3, 1/3, 1: every
 # pruned weight comes back as 1/3 after dequantization. A quantizer for pruned weights must map 0
 # exactly, which is why `labkit.quant` (like TFLite and PyTorch; Jacob et al. 2018) uses a scale and
@@ -286,7 +286,7 @@ except Exception as exc:
 # problems hide behind the crash:
 #
 # * `np.argsort(W.flatten())` orders by signed value, not magnitude;
-# * `theta` is used as a *fraction* of entries (`int(0.049 · 9) = 0`), not as the threshold of 4.2;
+# * `theta` is used as a *fraction* of entries (`int(0.049 · 9) = 0`), not as the threshold of § 4.2;
 # * `sorted_indices[theta_indices:]` are the **largest** entries: it zeroes what it should keep.
 #
 # `weight_quantization` runs, but dequantizes with the wrong step: it multiplies the codes by
@@ -341,7 +341,8 @@ print("every entry of the middle column recomputed: yes")
 #
 # Write `weight_pruning(W, sparsity)` that performs **unstructured magnitude pruning** of the whole
 # array: set the $k = \lfloor \text{sparsity}\cdot W.\text{size} \rfloor$ entries with the smallest
-# $|w|$ to 0 and leave every other entry unchanged. Return a new array of W's shape (do not modify W).
+# $|w|$ to 0 and leave every other entry unchanged. Return a new numpy array of W's shape and dtype
+# (do not modify W).
 # Ties among equal magnitudes may be broken any way. Hint: `np.argsort` on `np.abs(W).ravel()`, and
 # write through `out.ravel()` (a view of a contiguous copy).
 
@@ -365,7 +366,8 @@ lab08.weight_pruning(weight_pruning)
 # ## Exercise 2 — fix `weight_quantization` (2 points)
 #
 # Write `weight_quantization(W, w)` that quantizes to $w$ bits over the range of $W$ and returns the
-# **dequantized** float32 array, with 0 exactly representable:
+# **dequantized** values as a float32 numpy array of W's shape, finite everywhere, with 0 exactly
+# representable (the check allows float32 rounding: relative 1e-5):
 #
 # 1. $a = \min(\min W, 0)$, $b = \max(\max W, 0)$ (the range must contain 0); if $b = a$ return zeros;
 # 2. $\Delta = (b-a)/(2^w-1)$ (as `np.float32`), zero point $z = \mathrm{clip}(\mathrm{round}(-a/\Delta), 0, 2^w-1)$;

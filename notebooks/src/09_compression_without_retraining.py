@@ -13,10 +13,9 @@
 # out of reach. Here they run on the course's own models: LeNet-300-100, LeNet-5 and the 784-1200-1200-10
 # teacher of lab 05 (its 1200 × 1200 layer is the closest thing we have to an LLM's wide layers).
 #
-# **Time:** about 75 minutes. The notebook computes for 1.5–1.7 minutes of CPU time (runs on the 2-core
-# reference machine with one BLAS thread, shared with other jobs: about 1.6 minutes of wall time at a
-# load average near 2, 3 to 5 minutes at a load average of 4–5). The last cell prints the CPU time of
-# your run.
+# **Time:** about 75 minutes. The notebook computes for about 1.3 minutes of CPU time with one BLAS
+# thread (the last cell prints your run's); its wall time is close to that on an idle 2-core machine
+# and grows with the load when other programs share the cores.
 #
 # **Reading:** Hassibi & Stork 1993 (*Optimal Brain Surgeon*); Frantar, Ashkboos, Hoefler & Alistarh
 # 2023 (*GPTQ*, ICLR), §3–4 and Algorithm 1; Frantar & Alistarh 2023 (*SparseGPT*, ICML); Sun, Liu,
@@ -30,7 +29,8 @@
 # validation image, so validation accuracies estimate test accuracies without bias (only with more
 # noise: one validation image is 0.05 pp). The 10,000 test images are used **once**, in section 9,
 # after every choice is fixed, and every claim there is stated with a 95 % paired-bootstrap interval and
-# one of the words "yes", "no" or "not resolved at this sample size" (`labkit.stats`).
+# one of the words "yes", "no" or "not resolved at this sample size" (`labkit.stats`), the eighteen
+# claims read as one family under Holm's control.
 
 # %%
 import time
@@ -119,7 +119,8 @@ err = lambda v: Q.layer_output_error(w[None, :], v[None, :], X3)
 print(f"output error, magnitude: {err(w_mag):.4g}   OBS: {err(w_obs):.4g}   ratio {err(w_mag) / err(w_obs):.1f}x")
 
 # %%
-print("both prune exactly 50 of 100 weights:", np.count_nonzero(w_mag == 0) == np.count_nonzero(w_obs == 0) == 50)
+print("both prune exactly 50 of 100 weights:",
+      "yes" if np.count_nonzero(w_mag == 0) == np.count_nonzero(w_obs == 0) == 50 else "no")
 print(
     "OBS leaves less than half the output error of magnitude pruning:", "yes" if err(w_obs) < err(w_mag) / 2 else "no"
 )
@@ -173,7 +174,7 @@ print("greedy OBQ's output error below RTN's on rows 0-9:", "yes" if e_rows["OBQ
 # with uncorrelated inputs of equal size (H ∝ I) there is nothing to compensate: GPTQ is RTN, bit for bit
 eye_X = np.eye(W2.shape[1], dtype=np.float32)
 print("with H ∝ I, GPTQ equals round-to-nearest exactly:",
-      np.array_equal(Q.gptq_quantize(W2, eye_X, 3).q, Q.quantize_groupwise(W2, 3)[0]))
+      "yes" if np.array_equal(Q.gptq_quantize(W2, eye_X, 3).q, Q.quantize_groupwise(W2, 3)[0]) else "no")
 
 
 # %% [markdown]
@@ -206,8 +207,9 @@ print("with H ∝ I, GPTQ equals round-to-nearest exactly:",
 # ### Exercise 1 — the OBS update for one weight (2 points)
 #
 # Write `obs_prune_one(w, H, q)` for a row `w` (d,), a symmetric positive definite `H` (d, d) and an
-# index `q`. Return `(w_new, delta_loss)`: the row after removing weight `q` and compensating with the
-# others, $w + \delta w$ (with `w_new[q]` equal to 0), and the increase $\Delta E = w_q^2 / (2[H^{-1}]_{qq})$.
+# index `q`. Return the pair `(w_new, delta_loss)`: `w_new` a numpy array of shape (d,), the row after
+# removing weight `q` and compensating with the others, $w + \delta w$ (with `w_new[q]` set to exactly
+# 0), and `delta_loss` the number $\Delta E = w_q^2 / (2[H^{-1}]_{qq})$ (both checked to relative 1e-5).
 # When your answer is right, the check prints
 # `obs_prune_one: δw and ΔL = w_q²/(2[H⁻¹]_qq) correct on 5 rows (w_q ends at exactly 0)`.
 
@@ -232,8 +234,9 @@ lab09.obs_prune_one(obs_prune_one)
 # ### Exercise 2 — the Wanda score and mask (2 points)
 #
 # Write `wanda_mask(W, X, sparsity)`: score $S_{ij} = |W_{ij}| \cdot \lVert X_{:,j}\rVert_2$ (the L2
-# norm of input feature $j$ over the $n$ calibration inputs), then in **each output row** remove the
-# `floor(sparsity · in)` weights of lowest score. Return the boolean mask (out, in), `True` = kept.
+# norm of input feature $j$ over the $n$ calibration inputs, not squared, not a mean), then in **each
+# output row** remove the `floor(sparsity · in)` weights of lowest score; among equal scores the
+# earlier column goes first. Return a numpy array of dtype bool and shape (out, in), `True` = kept.
 # When your answer is right, the check prints `wanda_mask: |W|·‖X_j‖₂ ranked per output row, correct on 5 layers`.
 
 # %% nbgrader={"grade": false, "grade_id": "wanda_mask", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -256,7 +259,8 @@ lab09.wanda_mask(wanda_mask)
 # ### Exercise 3 — the N:M mask (1 point)
 #
 # Write `nm_mask(W, n, m)`: in every run of `m` consecutive weights of a row (inputs `0..m-1`,
-# `m..2m-1`, …; `in` is a multiple of `m`) keep the `n` of largest $|w|$. Return the boolean mask.
+# `m..2m-1`, …; `in` is a multiple of `m`) keep the `n` of largest $|w|$; among equal $|w|$ the
+# earlier weight is kept. Return a numpy array of dtype bool and W's shape, `True` = kept.
 # When your answer is right, the check prints
 # `nm_mask: exactly n of every m consecutive weights kept (largest |w|), correct on 6 matrices`.
 
@@ -282,9 +286,12 @@ lab09.nm_mask(nm_mask)
 # Write `quantize_groupwise(W, bits, group_size)` (`in` is a multiple of `group_size`): for each row and
 # each group of `group_size` consecutive inputs, widen the group's range to contain 0
 # ($\ell = \min(w, 0)$, $h = \max(w, 0)$), take `scale = (h − ℓ) / (2^bits − 1)` (1 if $h = \ell$),
-# `zero = clamp(rint(−ℓ / scale), 0, 2^bits − 1)` and `q = clamp(rint(w / scale) + zero, 0, 2^bits − 1)`.
-# Return `(q, scale, zero)`: `q` an integer array (out, in), `scale` and `zero` of shape
-# (out, in // group_size). When your answer is right, the check prints
+# `zero = clamp(rint(−ℓ / scale), 0, 2^bits − 1)` and `q = clamp(rint(w / scale) + zero, 0, 2^bits − 1)`
+# (`rint` rounds half to even). Return the triple `(q, scale, zero)`: `q` of shape (out, in), `scale`
+# and `zero` of shape (out, in // group_size); **`q` and `zero` must be integer arrays** (e.g. uint8:
+# a float zero point fails even when its values are whole numbers), `scale` a float array (float32,
+# as stored; a float64 scale is accepted too, checked to relative 1e-6; `q` and `zero` must match
+# exactly). When your answer is right, the check prints
 # `quantize_groupwise: q, scale and zero correct for 7 layers (groups along the input axis)`.
 
 # %% nbgrader={"grade": false, "grade_id": "quantize_groupwise", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -309,8 +316,11 @@ lab09.quantize_groupwise(quantize_groupwise)
 # ### Exercise 5 — group-wise dequantization (1 point)
 #
 # Write `dequantize_groupwise(q, scale, zero, group_size)` returning `scale · (q − zero)` as float32
-# (out, in), each scale and zero point covering its `group_size` consecutive columns. `q` and `zero`
-# are `uint8`. When your answer is right, the check prints
+# (out, in), each scale and zero point covering its `group_size` consecutive columns (repeat each,
+# don't tile). `q` and `zero` are `uint8`: widen them to a signed integer type before subtracting
+# (uint8 arithmetic wraps around). The result must be a numpy array of dtype float32 and q's shape
+# (float64 with the right values fails); values are checked to relative 1e-6. When your answer is
+# right, the check prints
 # `dequantize_groupwise: scale · (q − zero) per group, float32, correct on 4 layers`.
 
 # %% nbgrader={"grade": false, "grade_id": "dequantize_groupwise", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -331,7 +341,7 @@ lab09.dequantize_groupwise(dequantize_groupwise)
 # `labkit.prune.nm_mask(W, n, m)`, `labkit.quant.quantize_groupwise(W, bits, group_size)` and
 # `labkit.quant.obs_update(w, H_inv, q)` compute the same results (the tests check it). From here
 # on the lab uses the library, with the model-level driver
-# `labkit.prune.compress_layerwise(model, X_calib, method, **options)`: it compresses the layers in
+# `labkit.prune.compress_layerwise(model, calib, method, **options)`: it compresses the layers in
 # order, each on the calibration outputs of the layers before it **after** their compression, as the
 # GPTQ and SparseGPT papers do.
 
@@ -444,60 +454,234 @@ print("LeNet-300-100: at 2 bits (g64) GPTQ at least 5 pp above RTN:",
       "yes" if acc_bits[2, 64, "gptq"] > acc_bits[2, 64, "rtn"] + 0.05 else "no")
 print("LeNet-300-100: at 3 bits RTN with groups of 32 at least 1 pp above one scale per row:",
       "yes" if acc_bits[3, 32, "rtn"] > acc_bits[3, None, "rtn"] + 0.01 else "no")
+print("LeNet-5: 3-bit g64 GPTQ above RTN on validation:",
+      "yes" if acc_other["lenet5", 3, "gptq"] > acc_other["lenet5", 3, "rtn"] else "no")
 print("LeNet-5: 3-bit g64 GPTQ at least 3 pp above RTN on validation:",
       "yes" if acc_other["lenet5", 3, "gptq"] > acc_other["lenet5", 3, "rtn"] + 0.03 else "no")
+print("LeNet-300-100: at 2 bits (g64) AWQ below RTN on validation, although α = 0 is RTN:",
+      "yes" if acc_bits[2, 64, "awq"] < acc_bits[2, 64, "rtn"] else "no")
+
 
 # %% [markdown]
-# AWQ's α per layer at 3 bits, groups of 64 (0 means "no scaling": AWQ fell back to RTN for that layer):
+# Reading the verdicts: down to 4 bits, groups of 64 leave little for any method to win. GPTQ pays
+# where RTN hurts: 2 bits, and LeNet-5, whose small convolutions have only 25 and 150 weights per
+# output channel. On LeNet-5 GPTQ is above RTN on validation, but by less than the 3 pp the second
+# verdict asks for; whether the gain holds on unseen images is for the test set (section 9). The last
+# verdict is a puzzle: AWQ searches α from 0 (plain RTN) upwards and keeps the α with the smallest
+# output error, so how can it end *below* RTN?
+#
+# ### Why AWQ falls below RTN at 2 bits: the search minimises an error that is not the accuracy
+#
+# AWQ picks α per layer by the layer's output error on the calibration images. The control below
+# measures, on the **validation** images, what that search optimises and what we score: the output
+# error of each layer (mean of $\lVert (\hat W - W)x\rVert^2$, each layer fed by the compressed layers
+# before it, as in the search), the error of the logits against the float model's, how often the
+# prediction stays the float model's, and how many images are called "shirt" (class 6, the class the
+# float model confuses most). Then the same quantities for the same α in every layer, from 0 (RTN) to
+# 0.45, without any search.
+
+# %%
+def layer_errors(net_hat, net, X):
+    """Per weight layer: mean over inputs of ‖(Ŵ − W) x‖², x the layer's input in ``net_hat``.
+
+    Each layer is fed by the compressed layers before it, as `compress_layerwise` feeds it; on the
+    calibration images this is the driver's own ``info[layer]["error"]``.
+    """
+    errors, x = {}, X
+    for layer, orig in zip(net_hat.layers, net.layers):
+        if hasattr(layer, "W"):
+            dW = layer.W.astype(np.float64) - orig.W.astype(np.float64)
+            D = P.layer_inputs(layer, x).astype(np.float64) @ dW.reshape(len(dW), -1).T
+            errors[layer.name] = float(np.mean(np.sum(D**2, axis=1)))
+        x = layer.forward(x)
+    return errors
+
+
+def awq_fixed_alpha(net, alpha, bits=2, group=64):
+    """AWQ's scaling with the same α in every layer (no search), layer by layer on the calibration images."""
+    net, x = net.copy(), CAL
+    for layer in net.layers:
+        if hasattr(layer, "W"):
+            s = np.maximum(Q.activation_scale(P.layer_inputs(layer, x)) ** alpha, 1e-4)
+            s = (s / np.sqrt(s.max() * s.min())).astype(np.float32)
+            q, scale, zero = Q.quantize_groupwise((layer.W.astype(np.float64) * s).astype(np.float32), bits, group)
+            layer.W = (Q.dequantize_groupwise(q, scale, zero, group).astype(np.float64) / s).astype(np.float32)
+        x = layer.forward(x)
+    return net
+
+
+SHIRT = data.class_names.index("Shirt")
+logits_float = lenet.predict_logits(X_val)
+
+
+def two_bit_row(net):
+    logits = net.predict_logits(X_val)
+    return {"accuracy": float(np.mean(logits.argmax(1) == y_val)),
+            "logit error": float(np.mean(np.sum((logits - logits_float) ** 2, axis=1))),
+            "same as float": float(np.mean(logits.argmax(1) == logits_float.argmax(1))),
+            "called shirt": int(np.sum(logits.argmax(1) == SHIRT))}
+
+
+rtn2, awq2 = quantize_net("lenet_300_100", 2, 64, "rtn"), quantize_net("lenet_300_100", 2, 64, "awq")
+awq_control = {label: two_bit_row(net) for label, net in (("float", lenet), ("RTN", rtn2), ("AWQ (α searched)", awq2))}
+awq_layer_error = {label: layer_errors(net, lenet, X_val) for label, net in (("RTN", rtn2), ("AWQ (α searched)", awq2))}
+ALPHAS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45)
+alpha_sweep = {a: two_bit_row(awq_fixed_alpha(lenet, a)) for a in ALPHAS}
 
 # %% tags=["nbval-ignore-output"]
+print("AWQ's α per layer (0 = no scaling, plain RTN for that layer):")
 for name in ("lenet_300_100", "teacher", "lenet5"):
     alphas = {ln: round(v["alpha"], 2) for ln, v in q_info[name, 3, 64, "awq"].items()}
-    print(f"{name:14s} α per layer: {alphas}")
+    print(f"   3 bits g64, {name:14s} {alphas}")
+print("   2 bits g64, lenet_300_100 ", {ln: round(v["alpha"], 2) for ln, v in q_info["lenet_300_100", 2, 64, "awq"].items()})
+print("\nlayer output error on validation, 2 bits g64 (fc1 / fc2 / fc3):")
+for label, errs in awq_layer_error.items():
+    print(f"   {label:17s}", " / ".join(f"{e:.2f}" for e in errs.values()))
+print(f"\nLeNet-300-100 at 2 bits, g64, on the {len(y_val):,} validation images:")
+print(f"{'model':22s} {'accuracy':>9} {'logit error':>12} {'same as float':>14} {'called shirt':>13}")
+rows = [*awq_control.items(), *((f"same α = {a:.2f}, all layers", r) for a, r in alpha_sweep.items())]
+for label, r in rows:
+    print(f"{label:26s} {100 * r['accuracy']:6.2f}% {r['logit error']:11.2f} {100 * r['same as float']:13.1f}% "
+          f"{r['called shirt']:13,}")
+
+# %%
+e_rtn, e_awq = awq_layer_error["RTN"], awq_layer_error["AWQ (α searched)"]
+print("at 2 bits AWQ's output error is below RTN's in every layer, on validation images too:",
+      "yes" if all(e_awq[k] < e_rtn[k] for k in e_rtn) else "no")
+print("... and so is its logit error against the float model:",
+      "yes" if awq_control["AWQ (α searched)"]["logit error"] < awq_control["RTN"]["logit error"] else "no")
+acc_a = {a: r["accuracy"] for a, r in alpha_sweep.items()}
+err_a = {a: r["logit error"] for a, r in alpha_sweep.items()}
+print(f"same α in every layer: the highest accuracy is at α = {max(acc_a, key=acc_a.get):.2f}, "
+      f"the lowest logit error at α = {min(err_a, key=err_a.get):.2f}")
+print("over the α sweep the accuracy spans more than 3 pp:", "yes" if max(acc_a.values()) - min(acc_a.values()) > 0.03 else "no")
+
+# %% [markdown]
+# The search did its job: on images it never saw, AWQ's layers and its logits are *closer* to the float
+# model's than RTN's. But the accuracy depends on which logit is largest, not on the squared distance of
+# all ten logits, and at 2 bits, where every choice leaves large errors, the two part ways. The sweep
+# shows how rough the accuracy is there: nudging α by 0.05 in every layer swings it by points, up and
+# down, while the logit error follows its own course; the α with the lowest logit error is not the α
+# with the highest accuracy. What moves the accuracy most is where the damage pushes the decisions:
+# the models that score lowest call many more images "shirt", the class that borders T-shirt, pullover
+# and coat, where a small shift flips a decision. AWQ's per-layer choice, made on the error it can
+# measure, landed in one of those dips. Nothing in the search is broken (α = 0 was on its grid and lost
+# on the error it measures); the layer error is a proxy, and at 3 bits, where the errors are small,
+# proxy and accuracy agree again (the table above).
 
 # %% [markdown]
 # ### Why GPTQ gains more on some layers than on others: the conditioning of $H$
 #
 # GPTQ can only move error into directions the inputs do not use. If $H$ is nearly a multiple of the
 # identity (inputs uncorrelated and of similar size), there is nothing to exploit and GPTQ ≈ RTN; if $H$
-# is badly conditioned (strongly correlated inputs, many nearly dead ones), the compensation is large.
-# Below: per layer, its size, the spread of $H$'s eigenvalues, and the output error of 3-bit g64 RTN
-# vs GPTQ on the calibration inputs (from the driver's `info`).
+# is badly conditioned (strongly correlated inputs, some nearly dead), the compensation is large.
+# Below: per layer, its size, the spread of $H$'s eigenvalues, its **rank deficit** $d - \operatorname{rank}
+# H$ (directions in which the calibration inputs have no component at all), the inputs that are 0 on
+# every calibration image, and the output error of 3-bit g64 RTN divided by GPTQ's — on the 512
+# calibration images GPTQ was fitted on, and on the 2,000 validation images it never saw (each layer
+# fed by the compressed layers before it, as in the fit).
 
 # %%
 layer_rows = []
 for name in ("lenet_300_100", "teacher"):
-    _, info_rtn = P.compress_layerwise(nets[name], CAL, "rtn", bits=3, group_size=64)
-    _, info_gptq = P.compress_layerwise(nets[name], CAL, "gptq", bits=3, group_size=64, damp=DAMP)
+    err = {method: {split: layer_errors(quantize_net(name, 3, 64, method), nets[name], X)
+                    for split, X in (("calibration", CAL), ("validation", X_val))} for method in ("rtn", "gptq")}
     x = CAL
     for layer in nets[name].layers:
-        if layer.name in info_rtn:
-            ev = np.linalg.eigvalsh(Q.hessian(P.layer_inputs(layer, x)))
+        if hasattr(layer, "W"):
+            X_l = P.layer_inputs(layer, x)
+            ev = np.linalg.eigvalsh(Q.hessian(X_l))
             live = ev > 1e-8 * ev.max()
+            ratio = {split: err["rtn"][split][layer.name] / err["gptq"][split][layer.name]
+                     for split in ("calibration", "validation")}
             layer_rows.append((name, layer.name, layer.W.shape, ev.max() / ev[live].min(), int((~live).sum()),
-                               info_rtn[layer.name]["error"] / info_gptq[layer.name]["error"]))
+                               int(np.all(X_l == 0, axis=0).sum()), ratio["calibration"], ratio["validation"]))
         x = layer.forward(x)
 
 # %% tags=["nbval-ignore-output"]
-print(
-    f"{'model':14s} {'layer':6s} {'W shape':>12s} {'cond(H), live part':>19s} {'~dead inputs':>13s} {'RTN/GPTQ error':>15s}"
-)
-for name, lname, shape, cond, dead, ratio in layer_rows:
-    print(f"{name:14s} {lname:6s} {str(shape):>12s} {cond:19.3g} {dead:13d} {ratio:15.2f}")
+print(f"{'':36s} {'cond(H),':>10s} {'rank':>7s} {'inputs':>7s}   {'RTN / GPTQ output error':>23s}")
+print(f"{'model':14s} {'layer':6s} {'W shape':>12s}  {'live part':>10s} {'deficit':>7s} {'always 0':>8s} "
+      f"{'calibration':>11s} {'validation':>11s}")
+for name, lname, shape, cond, deficit, zero, r_cal, r_val in layer_rows:
+    print(f"{name:14s} {lname:6s} {str(shape):>12s}  {cond:10.3g} {deficit:7d} {zero:8d} {r_cal:11.2f} {r_val:11.2f}")
 
 # %%
-ratios = {(n, ln): r for n, ln, _, _, _, r in layer_rows}
-print("GPTQ lowers the calibration output error of every layer (RTN/GPTQ > 1):",
-      "yes" if all(r > 1 for r in ratios.values()) else "no")
+print(f"calibration images: {len(CAL)}")
+for name, lname, shape, _c, deficit, _z, _rc, _rv in layer_rows:
+    d = int(np.prod(shape[1:]))
+    if d > len(CAL):
+        print(f"{name} {lname}: {d} inputs > {len(CAL)} images, rank deficit at least {d} − {len(CAL)} = {d - len(CAL)}:",
+              "yes" if deficit >= d - len(CAL) else "no")
+print("GPTQ lowers the output error of every layer on calibration images (RTN/GPTQ > 1):",
+      "yes" if all(r[6] > 1 for r in layer_rows) else "no")
+print("... and on validation images:", "yes" if all(r[7] > 1 for r in layer_rows) else "no")
+print("on every layer the ratio is smaller on validation than on calibration:",
+      "yes" if all(r[7] < r[6] for r in layer_rows) else "no")
+wide = [r for r in layer_rows if int(np.prod(r[2][1:])) > len(CAL)]
+narrow = [r for r in layer_rows if int(np.prod(r[2][1:])) <= len(CAL)]
+print(f"on the {len(wide)} layers with more inputs than calibration images, the validation ratio is below half the "
+      f"calibration one: {'yes' if all(r[7] < r[6] / 2 for r in wide) else 'no'}")
+print(f"on the {len(narrow)} narrower layers it is above half: {'yes' if all(r[7] > r[6] / 2 for r in narrow) else 'no'}")
 
 # %% [markdown]
-# GPTQ divides the calibration output error of every layer by about 10 to 45 in our run — yet on LeNet-300-100
-# and the teacher at 3–4 bits with groups of 64 the *accuracy* barely moves, because RTN with groups
-# of 64 already loses little (compare the "row" and "g64" rows of the table). The layers where GPTQ
-# gains most are the ones with many nearly dead inputs and a badly conditioned $H$ (`fc1`: 272 of 784
-# pixels are (almost) always 0 at the image border), where the error can be pushed into directions no
-# input ever uses. The accuracy gains appear where RTN hurts: 2 bits, one scale per row, and LeNet-5,
-# whose small convolutions have only 25 and 150 weights per output channel.
+# On the calibration images GPTQ divides the output error of every layer by 10.80 (the teacher's `fc2`)
+# to 44.24 (its `fc1`); on the validation images, by 3.40 to 16.60. The gain shrinks on every layer,
+# and most on the four layers with more inputs than calibration images. The reason is in the rank
+# column. With $n$ = 512 calibration images, $H = X^\top X / n$
+# has rank at most 512: `fc1` (784 inputs) has at least $784 - 512 = 272$ directions that no
+# calibration image uses, and the teacher's 1200-wide layers at least 688. (Only a handful of inputs
+# are truly dead: the "always 0" column.) GPTQ solves a least-squares problem on the calibration
+# images, so it is free to push rounding error into those unseen directions at no cost *there* — but
+# a new image does have components in them. Part of the calibration gain is **overfitting to the
+# calibration set**, and it is largest where the layer is wide compared with the number of images.
+# The accuracy barely moves on LeNet-300-100 and the teacher at 3–4 bits with groups of 64 anyway,
+# because RTN with groups of 64 already loses little (compare the "row" and "g64" rows of the table).
+#
+# ### Calibration overfitting: calibration size against layer width
+#
+# The control: GPTQ (3 bits, g64) on LeNet-300-100's `fc1` ($d$ = 784 inputs) and `fc2` ($d$ = 300),
+# each on its float inputs, with 128 to 4,096 calibration images (training split), and the RTN/GPTQ
+# error ratio on those images and on the validation images.
+
+# %%
+big_pool = data.X_train[np.random.default_rng(0).permutation(len(data.X_train))[:4096]]  # starts with calib_pool
+CAL_SIZES = (128, 256, 512, 1024, 2048, 4096)
+overfit = {}
+x_pool, x_val = big_pool, X_val
+for layer in lenet.layers:
+    if layer.name in ("fc1", "fc2"):
+        W = layer.W
+        W_rtn = Q.dequantize_groupwise(*Q.quantize_groupwise(W, 3, 64), 64)
+        for n_cal in CAL_SIZES:
+            W_gptq = Q.gptq_quantize(W, x_pool[:n_cal], 3, group_size=64, damp=DAMP).W_hat
+            overfit[layer.name, n_cal] = tuple(Q.layer_output_error(W, W_rtn, X) / Q.layer_output_error(W, W_gptq, X)
+                                               for X in (x_pool[:n_cal], x_val))
+    x_pool, x_val = layer.forward(x_pool), layer.forward(x_val)
+
+# %% tags=["nbval-ignore-output"]
+print("RTN / GPTQ output error, 3 bits g64, calibration → validation images")
+print(f"{'calibration images':>18s}" + "".join(f"{n:>16,}" for n in CAL_SIZES))
+for lname, d in (("fc1", 784), ("fc2", 300)):
+    print(f"{lname + f' (d = {d})':>18s}" + "".join(f"{overfit[lname, n][0]:7.1f} → {overfit[lname, n][1]:5.1f}"
+                                                  for n in CAL_SIZES))
+
+# %%
+for lname in ("fc1", "fc2"):
+    val = [overfit[lname, n][1] for n in CAL_SIZES]
+    gap = [overfit[lname, n][0] / overfit[lname, n][1] for n in CAL_SIZES]
+    print(f"{lname}: the held-out gain grows with every doubling of the calibration set:",
+          "yes" if all(b > a for a, b in zip(val, val[1:])) else "no")
+    print(f"{lname}: the calibration ratio overstates the held-out one at least 3x as much at 128 images as at 4,096:",
+          "yes" if gap[0] > 3 * gap[-1] else "no")
+
+# %% [markdown]
+# With fewer images than inputs the calibration gain is mostly fitted noise (`fc1` at 128 images);
+# as the calibration set grows past the layer width the two ratios meet, and the gain on new images
+# *grows*: more calibration data makes GPTQ both more honest and better. The narrow `fc2` (300 inputs)
+# gets there with fewer images than the wide `fc1` (784). The rule of thumb: calibrate with a few
+# times as many samples (for an LLM: tokens) as the layer has inputs, and judge the result on data
+# the method did not see — section 4 chose 512 images on validation accuracy, and the validation
+# column above is the honest measure of what GPTQ buys per layer.
 
 # %% [markdown]
 # ## 6. Experiment — accuracy vs sparsity: magnitude, Wanda, SparseGPT
@@ -554,12 +738,67 @@ print("LeNet-300-100: SparseGPT above magnitude and Wanda at every sparsity from
 print("LeNet-300-100: at 90 % SparseGPT at least 10 pp above magnitude:",
       "yes" if acc_sp[0.9, "sparsegpt"] > acc_sp[0.9, "magnitude"] + 0.10 else "no")
 
+
 # %% [markdown]
-# Why does Wanda fall behind magnitude here beyond 50 %, when it beats it on LLMs? Its premise is that a few input features
-# have **huge** activations (outliers 100× the rest in LLMs), so $\lVert X_j\rVert$ matters as much as
-# $|W_{ij}|$. Our first layer's inputs are pixels in [0, 1] and the hidden ones are ReLU outputs of
-# similar scale; the input norms vary much less, and per-row comparison costs a layer-wise magnitude
-# mask its freedom to prune some rows harder than others. The spread of the input norms, layer by layer:
+# ### Why does Wanda fall behind magnitude beyond 50 %, when it beats it on LLMs?
+#
+# Wanda differs from layer-wise magnitude pruning in two ways: it compares weights **within each
+# output row** instead of across the whole layer, and it scores $|W_{ij}|\,\lVert X_j\rVert$ instead
+# of $|W_{ij}|$. Two controls separate them. **Per-row magnitude** (`compress_layerwise(...,
+# "magnitude", per_row=True)`) has Wanda's comparison group without its weighting. And since the
+# driver feeds each layer the outputs of the layers *already pruned* before it (as the papers do),
+# Wanda's norms $\lVert X_j\rVert$ are those of a damaged network; **Wanda with the float model's
+# norms** (`sequential=False`) takes them from the intact network instead. For each mask, the last
+# columns count the hidden units cut off entirely (every outgoing weight pruned) in `fc2` and `fc3`.
+
+# %%
+def cut_off_units(net):
+    """Inputs of fc2 and fc3 whose every outgoing weight is pruned (a hidden unit disconnected)."""
+    return sum(int(np.all(~net[name].mask, axis=0).sum()) for name in ("fc2", "fc3"))
+
+
+wanda_ctrl = {}
+for s in SPARSITIES:
+    for label, method, opts in (("layer-wise magnitude", "magnitude", {}),
+                                ("per-row magnitude", "magnitude", {"per_row": True}),
+                                ("Wanda", "wanda", {}),
+                                ("Wanda, float-model norms", "wanda", {"sequential": False})):
+        net = prune_net("lenet_300_100", s, method) if not opts else \
+            P.compress_layerwise(lenet, CAL, method, sparsity=s, **opts)[0]
+        wanda_ctrl[s, label] = (val_acc(net), cut_off_units(net))
+CTRL = ("layer-wise magnitude", "per-row magnitude", "Wanda", "Wanda, float-model norms")
+
+# %% tags=["nbval-ignore-output"]
+print("LeNet-300-100, validation accuracy (%) and [hidden units cut off in fc2 + fc3]")
+print(f"{'sparsity':>8}" + "".join(f"{label:>28}" for label in CTRL))
+for s in SPARSITIES:
+    print(f"{s:8.0%}" + "".join(f"{100 * wanda_ctrl[s, c][0]:21.2f} [{wanda_ctrl[s, c][1]:3d}]" for c in CTRL))
+
+# %%
+acc_c = {k: v[0] for k, v in wanda_ctrl.items()}
+for s in (0.7, 0.8):
+    grouping = acc_c[s, "layer-wise magnitude"] - acc_c[s, "per-row magnitude"]
+    weighting = acc_c[s, "per-row magnitude"] - acc_c[s, "Wanda"]
+    print(f"at {s:.0%}, Wanda's weighting costs more than its per-row grouping (validation):",
+          "yes" if weighting > grouping + 0.02 else "no")
+    print(f"at {s:.0%}, Wanda with the float model's norms is within 2 pp of per-row magnitude:",
+          "yes" if abs(acc_c[s, "Wanda, float-model norms"] - acc_c[s, "per-row magnitude"]) < 0.02 else "no")
+    print(f"at {s:.0%}, Wanda with the pruned network's norms cuts off more hidden units than with the float model's:",
+          "yes" if wanda_ctrl[s, "Wanda"][1] > wanda_ctrl[s, "Wanda, float-model norms"][1] else "no")
+
+# %% [markdown]
+# What the controls show, at 70 and 80 % (the table gives every sparsity): the per-row comparison is
+# not what hurts — per-row magnitude stays close to layer-wise magnitude there — while Wanda's weighting
+# costs much more. And the weighting hurts only with the norms of the already-pruned network: with the
+# float model's norms, Wanda ends close to per-row magnitude. A hidden unit weakened by the pruning of
+# the layer before looks unimportant to the next layer, which then removes its outgoing weights; the
+# pruned network's norms cut off more hidden units entirely, and the damage compounds from layer to
+# layer. (At 90 % the per-row group costs most: both per-row masks fall far below the layer-wise one.)
+#
+# Wanda's premise is that a few input features have **huge** activations (outliers 100× the rest in
+# LLMs), so that $\lVert X_j\rVert$ tells which weights matter. Our first layer's inputs are pixels in
+# [0, 1] and the hidden ones are ReLU outputs of similar scale; the spread of the input norms, layer by
+# layer:
 
 # %%
 x, norm_spread = CAL, {}
@@ -575,53 +814,63 @@ for lname, (r, dead) in norm_spread.items():
     print(f"{lname}: 99th percentile / median of ‖X_j‖ = {r:.1f}, inputs that are always 0: {dead}")
 
 # %% [markdown]
+# No input stands out the way LLM outlier features do, so the weighting has little to gain here; what
+# it does is follow the pruned network's weakened units, which is what the control above found.
+
+# %% [markdown]
 # ### How much is left for retraining?
 #
-# One epoch of fine-tuning with the masks fixed (`labkit.prune.MaskCallback`, Adam, lr 3·10⁻³ as in
-# lab 06 — not tuned here) from each method's 80 % sparse LeNet-300-100, three seeds each, on the
-# 18,000 training images; accuracies on validation.
+# One epoch of fine-tuning with the masks fixed (`labkit.prune.MaskCallback`, Adam at a fixed
+# learning rate of 3·10⁻³, not tuned here: lab 06 tunes the rate of its own, longer retraining) from
+# each method's 80 % sparse LeNet-300-100, three seeds each, on the 18,000 training images; accuracies
+# on validation.
 
 # %%
 SEEDS = (0, 1, 2)
-tuned = {}
+tuned_correct = {}  # method -> bool (seeds, validation images): the per-seed, per-image outcome
 for m in METHODS_P:
+    rows = []
     for seed in SEEDS:
         net = prune_net("lenet_300_100", 0.8, m).copy()
         train.fit(net, (data.X_train, data.y_train), epochs=1, lr=3e-3, batch_size=128, seed=seed,
                   callbacks=[P.MaskCallback()], progress=False)
-        tuned[m, seed] = val_acc(net)
-ft = {m: stats.seed_summary([tuned[m, s] for s in SEEDS]) for m in METHODS_P}
-# paired over seeds: the gain of one epoch (magnitude − SparseGPT), and the end points (magnitude − SparseGPT)
-gain_diff = stats.seed_summary([(tuned["magnitude", s] - acc_sp[0.8, "magnitude"])
-                                - (tuned["sparsegpt", s] - acc_sp[0.8, "sparsegpt"]) for s in SEEDS])
-paired = stats.seed_summary([tuned["magnitude", s] - tuned["sparsegpt", s] for s in SEEDS])
+        rows.append(net.predict(X_val) == y_val)
+    tuned_correct[m] = np.stack(rows)
+one_shot_correct = {m: prune_net("lenet_300_100", 0.8, m).predict(X_val) == y_val for m in METHODS_P}
+# SparseGPT's lead over magnitude one-shot (fixed models, paired over images) and after one epoch
+# (over seeds and images: stats.seed_image_bootstrap redraws both)
+lead_one_shot = stats.paired_bootstrap(one_shot_correct["sparsegpt"], one_shot_correct["magnitude"], seed=0)
+lead_tuned = stats.seed_image_bootstrap(tuned_correct["sparsegpt"], tuned_correct["magnitude"], seed=0)
+wanda_tuned = stats.seed_image_bootstrap(tuned_correct["wanda"], tuned_correct["magnitude"], seed=0)
 
 # %% tags=["nbval-ignore-output"]
 for m in METHODS_P:
-    mean, std, lo, hi = ft[m]
-    print(f"{m:10s}: one-shot {100 * acc_sp[0.8, m]:.2f} -> fine-tuned {100 * mean:.2f} "
-          f"(95 % t-interval over 3 seeds {100 * lo:.2f} to {100 * hi:.2f})")
-for text, (mean, _std, lo, hi) in (("gain of one epoch, magnitude − SparseGPT", gain_diff),
-                                   ("fine-tuned, magnitude − SparseGPT", paired)):
-    print(f"{text}: {100 * mean:+.2f} pp (95 % t-interval over 3 seeds {100 * lo:+.2f} to {100 * hi:+.2f})")
+    per_seed = tuned_correct[m].mean(axis=1)
+    print(f"{m:10s}: one-shot {100 * one_shot_correct[m].mean():.2f} -> fine-tuned {100 * per_seed.mean():.2f} "
+          f"(seeds: {', '.join(f'{100 * a:.2f}' for a in per_seed)})")
+for text, (diff, lo, hi), how in (
+        ("SparseGPT − magnitude, one-shot", lead_one_shot, "paired bootstrap over images"),
+        ("SparseGPT − magnitude, after one epoch", lead_tuned, "two-level bootstrap over seeds and images"),
+        ("Wanda − magnitude, after one epoch", wanda_tuned, "two-level bootstrap over seeds and images")):
+    print(f"{text}: {100 * diff:+.2f} pp (95 % interval {100 * lo:+.2f} to {100 * hi:+.2f}, {how})")
 
 # %%
-print("one epoch recovers more for magnitude than for SparseGPT (t-interval of the paired gain over 3 seeds):",
-      stats.verdict(gain_diff[2], gain_diff[3]))
-print("after one epoch the three methods' means end within 2 pp of each other:",
-      "yes" if max(ft[m][0] for m in METHODS_P) - min(ft[m][0] for m in METHODS_P) < 0.02 else "no")
-print("magnitude's mask ends above SparseGPT's after one epoch (t-interval of the paired difference over 3 seeds):",
-      stats.verdict(paired[2], paired[3]))
+print("one epoch erases SparseGPT's one-shot lead (its interval after the epoch lies wholly below the one-shot one):",
+      "yes" if lead_tuned[2] < lead_one_shot[1] else "no")
+print("SparseGPT's mask ends above magnitude's after one epoch (over seeds and images):",
+      stats.verdict(lead_tuned[1], lead_tuned[2]))
+print("Wanda's mask ends above magnitude's after one epoch (over seeds and images):",
+      stats.verdict(wanda_tuned[1], wanda_tuned[2]))
 
 
 # %% [markdown]
 # One-shot, SparseGPT is far ahead at 80 % (it *reconstructs* the kept weights); one epoch of fine-tuning
-# erases that lead: the magnitude mask recovers by about 25 points more than SparseGPT's ("yes" over
-# three seeds), and the two end level — their paired difference is "not resolved at this sample size",
-# its t-interval about ±2 pp wide with three seeds. Wanda's per-row mask ends with the lowest mean, but
-# within the same noise. Retraining re-fits the kept weights by itself, so the reconstruction that
-# SparseGPT computes is worth little once retraining is possible; its strength is the regime this lab is
-# about, when retraining is not possible.
+# erases that lead: what is left of it after the epoch is "not resolved at this sample size" — a
+# difference this experiment cannot tell from zero, with an interval that counts both the seeds and
+# the validation images. Wanda's mask ends lowest in our run; its verdict against magnitude is above.
+# Retraining re-fits the kept weights by itself, so the reconstruction that SparseGPT computes is worth
+# little once retraining is possible; its strength is the regime this lab is about, when retraining
+# is not possible.
 
 # %% [markdown]
 # ## 7. Experiment — AWQ's finding in miniature: which 1 % to protect?
@@ -684,7 +933,7 @@ for name in ("teacher", "lenet_300_100"):
 # not resolved on the teacher, and *worse* on LeNet-300-100 in our run. The reason is the premise.
 # In an LLM a handful of hidden features carry activations 10–100× the typical size, and the weights
 # that multiply them dominate the output error; keeping them exact removes most of the error. Here the
-# input norms of LeNet-300-100's layers vary by a factor of 1.5–2.6 between the median and the 99th
+# input norms of LeNet-300-100's layers vary by a factor of 1.4 to 2.5 between the median and the 99th
 # percentile (section 6): there is no 1 % that matters much more than the rest. The same measurement
 # explains why AWQ's search often settles on a small α here (the table in section 5).
 
@@ -746,16 +995,12 @@ plot.show(fig, alt=(
 
 # %%
 y_ref = Q.dequantize_groupwise(q4, s4, z4, 64).astype(np.float64) @ x_big.astype(np.float64)
-print(
-    "int4 kernel equals the dequantized product (float32 tolerance):",
-    np.allclose(kernels.gemv_int4(packed4, s4, z4u8, x_big, 64), y_ref, rtol=1e-4, atol=1e-3 * np.abs(y_ref).max()),
-)
+same4 = np.allclose(kernels.gemv_int4(packed4, s4, z4u8, x_big, 64), y_ref, rtol=1e-4, atol=1e-3 * np.abs(y_ref).max())
+print("int4 kernel equals the dequantized product (float32 tolerance):", "yes" if same4 else "no")
 y24 = np.where(mask24, W_big, 0).astype(np.float64) @ x_big.astype(np.float64)
-print(
-    "2:4 kernel equals the masked dense product (float32 tolerance):",
-    np.allclose(kernels.gemv_nm24(W24, x_big), y24, rtol=1e-4, atol=1e-3 * np.abs(y24).max()),
-)
-print("weight bytes: int8 = 1/4 of float32:", nbytes["int8"] * 4 == nbytes["float32"])
+same24 = np.allclose(kernels.gemv_nm24(W24, x_big), y24, rtol=1e-4, atol=1e-3 * np.abs(y24).max())
+print("2:4 kernel equals the masked dense product (float32 tolerance):", "yes" if same24 else "no")
+print("weight bytes: int8 = 1/4 of float32:", "yes" if nbytes["int8"] * 4 == nbytes["float32"] else "no")
 print(
     f"weight bytes: int4 g64 = {nbytes['int4 g64']:,} (N·K/2 + 5 bytes per group of 64) ="
     f" {nbytes['int4 g64'] / nbytes['float32']:.4f} of float32"
@@ -766,23 +1011,33 @@ print(
 )
 
 # %% [markdown]
-# Bytes are exact; times are ratios to dense float32 measured in one run on this machine (the
-# reference run: a 2-core machine shared with other jobs), printed in the cell above, not compared.
+# Bytes are exact; times are ratios to dense float32 measured in one run on this machine (the stored
+# run: a 2-core virtual machine shared with other jobs), printed in the cell above and not compared.
 # A 2:4 matrix keeps float32 values, so it moves 53 % of the dense bytes: if moving bytes were the only
-# cost its speed-up would be at most about 1.9×, and a gather per value eats into that on a CPU. On a
-# loaded machine the time ratios move from run to run (two runs on our shared reference machine gave
-# 2:4 at 0.47 and at 1.30 of the dense time); a ratio below about 0.53 says the dense GEMV did not run
-# at full memory bandwidth in that run, not that 2:4 beats the bound. int4 moves 14 % of the bytes, but each weight must be unpacked and converted before the
-# multiply: whether that pays depends on the machine's bandwidth against its arithmetic (lab 07's
-# roofline); on a GPU with dedicated int4 paths it does.
+# cost its speed-up would be at most about $1/0.53 \approx 1.9$, and a gather per value eats into that
+# on a CPU. On a loaded machine the time ratios move from run to run; a 2:4 ratio below about 0.53 says
+# the dense GEMV did not run at full memory bandwidth in that run, not that 2:4 beats the bound. int4
+# moves 14 % of the bytes, but each weight must be unpacked and converted before the multiply: whether
+# that pays depends on the machine's bandwidth against its arithmetic (lab 07's roofline); on a GPU
+# with dedicated int4 paths it does.
 
 # %% [markdown]
 # ## 9. Test, once: the claims, with intervals
 #
 # Every choice above was made on validation; the compressed networks are fixed. Each claim is now
-# evaluated **once** on the 10,000 test images (this section is the only place they are read), as the paired difference of accuracies (method A − method B, on the same images) with a
-# 95 % bootstrap interval (`stats.paired_bootstrap`, 10,000 resamples) and its verdict:
-# "yes" (interval above 0), "no" (below 0), "not resolved at this sample size" (contains 0).
+# evaluated **once** on the 10,000 test images (this section is the only place they are read), as the
+# paired difference of accuracies (method A − method B, on the same images) with a 95 % bootstrap
+# interval (`stats.paired_bootstrap`, 10,000 resamples) and the exact McNemar p-value of "A and B are
+# equally accurate" (`stats.mcnemar`).
+#
+# **Eighteen claims are one family.** If each were read alone at the 5 % level, about one in twenty
+# true "no difference" claims would still come out "yes" or "no" by chance. Holm's method
+# (`stats.holm`) controls the chance of *any* false verdict in the family at 5 %: sort the p-values,
+# compare the smallest with 0.05/18, the next with 0.05/17, and so on, and stop at the first that
+# fails. `stats.family_verdicts` turns the adjusted p-values into the verdict words: "yes" or "no"
+# (by the sign of A − B) where the adjusted p-value is below 0.05, "not resolved at this sample size"
+# elsewhere. The verdict cell prints the family's verdict, and, where it differs, what the claim's
+# own interval says alone.
 
 # %% tags=["test-once"]
 # Test, once: every choice above was made on validation; the compressed networks are fixed
@@ -811,44 +1066,49 @@ for name in ("lenet_300_100", "teacher"):
 for name in ("teacher", "lenet_300_100"):
     claims.append((f"activation-salient beats weight-salient 1 % protection, 3-bit RTN, {name}",
                    protect_nets[name, "activation"], protect_nets[name, "weight"]))
-results = [(text, *stats.paired_bootstrap(correct(a), correct(b), seed=0)) for text, a, b in claims]
+results = [(text, *stats.paired_bootstrap(correct(a), correct(b), seed=0), stats.mcnemar(correct(a), correct(b)))
+           for text, a, b in claims]
+p_holm = stats.holm([p for *_, p in results])
+family = stats.family_verdicts([diff for _, diff, _lo, _hi, _p in results], [p for *_, p in results], alpha=0.05)
+alone = [stats.verdict(lo, hi) for _, _diff, lo, hi, _p in results]
 test_acc = {id(n): correct(n).mean() for _, a, b in claims for n in (a, b)}
 
 # %% tags=["nbval-ignore-output", "test-once"]
-# Test, once: the numbers and intervals of the claims (read by no choice)
-print(f"{'claim':78s} {'A':>6} {'B':>6} {'A−B (pp)':>9} {'95 % interval':>17}")
-for (text, a, b), (_, diff, lo, hi) in zip(claims, results):
+# Test, once: the numbers, intervals and p-values of the claims (read by no choice)
+print(f"{'claim':78s} {'A':>6} {'B':>6} {'A−B (pp)':>9} {'95 % interval':>17} {'p':>9} {'Holm p':>9}")
+for (text, a, b), (_, diff, lo, hi, p), ph in zip(claims, results, p_holm):
     print(f"{text:78s} {100 * test_acc[id(a)]:6.2f} {100 * test_acc[id(b)]:6.2f} {100 * diff:9.2f}"
-          f"   [{100 * lo:6.2f}, {100 * hi:6.2f}]")
+          f"   [{100 * lo:6.2f}, {100 * hi:6.2f}] {p:9.2g} {ph:9.2g}")
 
 # %% tags=["test-once"]
-# Test, once: the verdicts of the claims (read by no choice)
-for text, _diff, lo, hi in results:
-    print(f"{text}: {stats.verdict(lo, hi)}")
+# Test, once: the verdicts of the family of 18 claims, Holm-controlled (read by no choice)
+for (text, *_), word, single in zip(results, family, alone):
+    print(f"{text}: {word}" + (f"   (its interval alone: {single})" if single != word else ""))
+print("family:", {w: family.count(w) for w in stats.VERDICTS})
 
 # %% [markdown]
-# **Reading the verdicts** (written after our run; the numbers are in the cell above, and a claim that is
-# "not resolved" means this test set cannot tell the two apart, not that they are equal).
+# **Reading the verdicts** (written after our run; the numbers are in the cell above). A claim that is
+# "not resolved" means this test set, read as one family of 18 claims, cannot tell the two apart — not
+# that they are equal. Holm's control moves three verdicts of our run: GPTQ at 3 bits and Wanda at 50 % on
+# LeNet-300-100 (each "yes" alone, its interval's lower end just above 0) and Wanda at 2:4 on the
+# teacher ("no" alone) become "not resolved". Read alone, each of those would be a one-in-twenty-level
+# claim among eighteen.
 #
-# * **GPTQ vs RTN.** "Yes" where RTN hurts most: LeNet-5 at 3 bits (about +1.8 pp) and LeNet-300-100 at
-#   3 bits (about +0.5 pp). Not resolved on LeNet-300-100 at 4 bits and on the teacher at 3 and 4 bits:
-#   with groups of 64, RTN already stays within a few tenths of a point of the float model, so there is
-#   little left to win, even though GPTQ's calibration output error is 10–45× smaller (section 5). The
-#   teacher's wide 1200 × 1200 layer is where GPTQ's *output error* falls a lot; its *accuracy* is at
-#   the ceiling either way.
+# * **GPTQ vs RTN.** "Yes" on LeNet-5 at 3 bits, where RTN hurts most (small convolutions). Not
+#   resolved on LeNet-300-100 and the teacher at 3 and 4 bits: with groups of 64, RTN already stays
+#   within a few tenths of a point of the float model, so there is little left to win — and on new
+#   images GPTQ's per-layer gain is several times smaller than on its calibration images (section 5).
 # * **AWQ vs RTN at 3 bits, g64.** Not resolved on all three models. AWQ minimises each layer's output
 #   error on calibration images, one layer at a time; without activation outliers (section 7) the
 #   scaling has little to protect.
-# * **SparseGPT vs magnitude.** "Yes" at 50 % and 2:4 on LeNet-300-100 (about +3.5 and +5 pp) and at
-#   2:4 on the teacher (under 1 pp); at 50 % on the teacher not resolved (its interval just reaches 0) —
-#   the wide teacher loses only about half a point to magnitude pruning at 50 %, little is left to
-#   reconstruct.
-# * **Wanda vs magnitude.** A small "yes" at 50 % on LeNet-300-100 (about +0.6 pp, the interval's lower
-#   end near 0), not resolved at 50 % on the teacher, and "no" at 2:4 on both models: per-row (or
-#   per-group) selection without outlier features removes the freedom of a layer-wise threshold
-#   (section 6), and at 2:4 that costs several points on LeNet-300-100.
+# * **SparseGPT vs magnitude.** "Yes" at 50 % and 2:4 on LeNet-300-100 and at 2:4 on the teacher; at
+#   50 % on the teacher not resolved — the wide teacher loses only about half a point to magnitude
+#   pruning at 50 %, little is left to reconstruct.
+# * **Wanda vs magnitude.** "No" at 2:4 on LeNet-300-100, not resolved elsewhere. At 2:4 both masks keep
+#   2 of every 4 weights, so the comparison group is the same: what differs is the ‖X_j‖ weighting,
+#   taken on the already-pruned network, which section 6 found to cost accuracy here.
 # * **Activation- vs weight-salient protection.** Not resolved on the teacher and "no" on
-#   LeNet-300-100 (about −0.5 pp): AWQ's observation does not carry over, for the reason of section 7.
+#   LeNet-300-100: AWQ's observation does not carry over, for the reason of section 7.
 #
 # None of this says the methods fail on LLMs; it says which of their premises — wide layers, correlated
 # inputs, activation outliers, no retraining — hold on a given model, and that those premises decide
@@ -862,8 +1122,9 @@ for text, _diff, lo, hi in results:
 #    (dead ReLU inputs), and what does the damping do about it?
 # 2. GPTQ quantizes columns left to right. `act_order=True` goes in order of decreasing $H_{jj}$.
 #    Why could that help when a few inputs are much larger than the rest (the LLM case)?
-# 3. Wanda beats magnitude on LeNet-300-100 only at 50 %, by little, and falls behind beyond (section 6). Which property of LLM activations
-#    does its score rely on, and what did the input-norm spread of our layers show?
+# 3. Wanda is level with magnitude on LeNet-300-100 at 50 % and falls behind beyond (section 6).
+#    Which property of LLM activations does its score rely on, and what did the input-norm spread of
+#    our layers show?
 # 4. AWQ multiplies salient input channels by $s > 1$ before rounding. Why does that lower their
 #    *relative* rounding error without costing a single extra bit, and why must $1/s$ be folded into
 #    the previous layer rather than computed at run time?
@@ -880,16 +1141,19 @@ for text, _diff, lo, hi in results:
 #
 # | experiment | what was measured | finding |
 # |---|---|---|
-# | OBS vs magnitude, one row | output error after removing 50 of 100 weights of `fc3` | OBS about 70× lower |
-# | OBQ vs GPTQ | output error and time per row, LeNet-300-100 `fc2`, 3 bits | both about 10× below RTN; GPTQ hundreds of times faster; with $H \propto I$ GPTQ = RTN bit for bit |
-# | choices (validation) | calibration size × damping (GPTQ), AWQ grid | 512 images, damp 0.01, grid 20; the nine GPTQ settings span 0.7 pp, within the noise |
-# | accuracy vs bits | RTN, GPTQ, AWQ, 8–2 bits, 4 group sizes (LeNet-300-100); 3–4 bits (teacher, LeNet-5) | all within 1 pp of float to 4 bits; at 2 bits GPTQ 87.5 % where RTN drops to 81.9 %; LeNet-5 3 bits: GPTQ 88.3 vs RTN 86.3 |
-# | conditioning of $H$ | eigenvalue spread, dead inputs, RTN/GPTQ output-error ratio per layer | GPTQ 10–45× lower error on every layer |
-# | accuracy vs sparsity | magnitude, Wanda, SparseGPT, 50–90 % and 2:4 | SparseGPT highest everywhere (52.6 % vs 29.9 % at 90 %); Wanda below magnitude beyond 50 % |
-# | fine-tuning, 80 % | one epoch, 3 seeds | magnitude 59.1 → 85.7, SparseGPT 83.2 → 85.6, Wanda 39.5 → 84.4 (means); magnitude vs SparseGPT after the epoch not resolved |
+# | OBS vs magnitude, one row | output error after removing 50 of 100 weights of `fc3` | OBS 73.0× lower |
+# | OBQ vs GPTQ | output error and time per row, LeNet-300-100 `fc2`, 3 bits | both an order of magnitude below RTN; GPTQ hundreds of times faster; with $H \propto I$ GPTQ = RTN bit for bit |
+# | choices (validation) | calibration size × damping (GPTQ), AWQ grid | 512 images, damp 0.01, grid 20; the nine GPTQ settings span 0.70 pp, within the noise |
+# | accuracy vs bits | RTN, GPTQ, AWQ, 8–2 bits, 4 group sizes (LeNet-300-100); 3–4 bits (teacher, LeNet-5) | all within 1 pp of float to 4 bits; at 2 bits GPTQ 87.45 % where RTN drops to 81.90 % and AWQ to 78.75 %; LeNet-5 at 3 bits: GPTQ 88.30 % vs RTN 86.25 % (above, by less than 3 pp) |
+# | AWQ below RTN at 2 bits | layer and logit error vs accuracy, α sweep | AWQ's errors are lower, on validation too, its accuracy is not: at 2 bits the error it minimises does not track the accuracy |
+# | conditioning of $H$ | eigenvalue spread, rank deficit, RTN/GPTQ output-error ratio per layer, calibration and validation | 10.80–44.24 on calibration, 3.40–16.60 on validation: layers wider than the 512 calibration images overfit them |
+# | calibration size | RTN/GPTQ ratio, 128–4,096 images, `fc1` and `fc2` | the calibration and validation ratios meet as the images outnumber the inputs; the gain on new images grows |
+# | accuracy vs sparsity | magnitude, Wanda, SparseGPT, 50–90 % and 2:4 | SparseGPT highest everywhere (52.55 % vs 29.85 % at 90 %); Wanda below magnitude beyond 50 % |
+# | Wanda's control | per-row magnitude, Wanda with the float model's norms | the cost is the ‖X_j‖ weighting taken on the already-pruned network, not the per-row group (70 and 80 %) |
+# | fine-tuning, 80 % | one epoch, 3 seeds, two-level bootstrap | magnitude 59.10 → 85.68, SparseGPT 83.15 → 85.70, Wanda 39.45 → 84.45 (means); SparseGPT's +24.05 pp lead is erased: after the epoch not resolved |
 # | AWQ in miniature | 1 % of channels in float by activation, weight, random | every rule within 1 pp on validation; on test activation-based is not better (section 9) |
-# | kernels | bytes (exact) and time ratios of int8, int4 g64 and 2:4 GEMV vs float32 | bytes 0.25, 0.145, 0.53; time ratios machine-dependent (section 8) |
-# | claims on test, once | 18 paired comparisons with 95 % intervals | 6 yes, 3 no, 9 not resolved (section 9) |
+# | kernels | bytes (exact) and time ratios of int8, int4 g64 and 2:4 GEMV vs float32 | bytes 0.250, 0.1445, 0.5312 of float32; time ratios machine-dependent (section 8) |
+# | claims on test, once | 18 paired comparisons, one family under Holm's control | 4 yes, 2 no, 12 not resolved; Holm moves 3 verdicts of the claims' own intervals (section 9) |
 
 # %% tags=["nbval-ignore-output"]
 print(f"CPU time of this notebook's kernel: {(time.process_time() - cpu_start) / 60:.1f} minutes")

@@ -7,7 +7,8 @@ session the server and every kernel it started are stopped by PID and process gr
 test failed.
 
 Chromium is Debian's ``/usr/bin/chromium``; no browser is ever downloaded. Without it the tests are
-skipped with a visible reason, or fail when ``LABKIT_REQUIRE_BROWSER`` is set (CI).
+skipped with a visible reason, or fail when ``LABKIT_REQUIRE_BROWSER`` is set (CI). The browser itself
+(fixtures ``chromium_path`` and ``browser``) is tests/conftest.py's, shared with the accessibility audit.
 """
 
 from __future__ import annotations
@@ -27,29 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import skip_or_fail  # tests/conftest.py (this folder is a package, so no name clash)
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 SCREENSHOTS = REPO / "build" / "screenshots"
 JUPYTER_CONFIG = REPO / "etc" / "jupyter"
-# Debian's Chromium (apt-get install chromium); LABKIT_BROWSER_EXECUTABLE points elsewhere (another
-# distribution's path, or a missing one to see the skip).
-CHROMIUM = Path(os.environ.get("LABKIT_BROWSER_EXECUTABLE", "/usr/bin/chromium"))
-# Without the background-networking flags Chromium keeps dialling Google's services, which a
-# closed network refuses (and which no test should depend on).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-default-apps",
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--metrics-recording-only",
-]
 SERVER_START_TIMEOUT = 120  # seconds; JupyterLab starts in 3-10 s on an idle laptop
 # Settings of this test run only, on top of the kit's etc/jupyter/overrides.json: attach every cell
 # to the page so that the whole notebook can be inspected and photographed at once.
@@ -196,20 +179,6 @@ def _stop(server: LabServer) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def chromium_path() -> Path:
-    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        skip_or_fail(
-            "LABKIT_REQUIRE_BROWSER",
-            f"browser tests need Chromium at {CHROMIUM} (Debian/Ubuntu: apt-get install chromium)",
-        )
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        skip_or_fail("LABKIT_REQUIRE_BROWSER", "browser tests need the playwright package (dev extra)")
-    return CHROMIUM
-
-
-@pytest.fixture(scope="session")
 def lab_server(chromium_path, tmp_path_factory) -> LabServer:
     """A JupyterLab server with the kit's settings, stopped with all its kernels at the end."""
     base = tmp_path_factory.mktemp("jupyterlab")
@@ -231,10 +200,16 @@ def lab_server(chromium_path, tmp_path_factory) -> LabServer:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     port, token = _free_port(), secrets.token_hex(24)
     cmd = [
-        sys.executable, "-m", "jupyterlab", "--no-browser",
-        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+    ]
     if os.geteuid() == 0:
         cmd.append("--allow-root")  # containers and CI machines often run as root
     log = base / "jupyterlab.log"
@@ -256,18 +231,6 @@ def lab_server(chromium_path, tmp_path_factory) -> LabServer:
         survivors = _stop(server)
         if survivors:
             raise RuntimeError(f"processes of the test's JupyterLab survived teardown: {survivors}")
-
-
-@pytest.fixture(scope="session")
-def browser(chromium_path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(chromium_path), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.hookimpl(hookwrapper=True)

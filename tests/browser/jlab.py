@@ -192,6 +192,17 @@ def saved_notebook(page: Page, path: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def next_frames(page: Page, n: int = 3) -> None:
+    """Wait until the browser has drawn ``n`` more frames: layout and paint caught up with the last change.
+
+    Lumino lays widgets out in an animation-frame callback after a resize or a click, so a few frames
+    later the page shows the change (instead of a fixed sleep that is too long on a fast machine and
+    too short on a busy one).
+    """
+    frames = "n => new Promise(done => { const step = k => (k ? requestAnimationFrame(() => step(k - 1)) : done());"
+    page.evaluate(frames + " step(n); })", n)
+
+
 def full_page_screenshot(page: Page, path: Path, width: int = 1280, max_height: int = 32_000) -> int:
     """Photograph the whole notebook: hide the side bar, grow the window to the notebook's height.
 
@@ -203,15 +214,15 @@ def full_page_screenshot(page: Page, path: Path, width: int = 1280, max_height: 
     side = page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
     if side.count():
         side.first.click()
-        page.wait_for_timeout(500)
+        next_frames(page)
     outer = "document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer')"
     chrome = page.evaluate(f"() => window.innerHeight - {outer}.clientHeight")
     inner = page.evaluate(f"() => {outer}.scrollHeight")
     height = min(int(chrome + inner + 20), max_height)
     page.set_viewport_size({"width": width, "height": height})
-    page.wait_for_timeout(1000)  # relayout
+    next_frames(page)  # relayout
     page.evaluate(f"() => {{ {outer}.scrollTop = 0; }}")
-    page.wait_for_timeout(1000)  # repaint
+    next_frames(page)  # repaint
     path.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(path), full_page=True)
     return height

@@ -147,8 +147,10 @@ def test_lab_runs(path, lab_server, page):
     shown = jlab.cells(page)
     saved = jlab.saved_notebook(page, lab_server.root / rel)
     height = jlab.full_page_screenshot(page, SCREENSHOTS / f"{path.stem}.png")
-    print(f"{path.name}: opened and ran in {ran_in:.0f} s; {figures} figures, {len(math_cells)} math cells; "
-          f"screenshot {height} px high")  # fmt: skip
+    print(
+        f"{path.name}: opened and ran in {ran_in:.0f} s; {figures} figures, {len(math_cells)} math cells; "
+        f"screenshot {height} px high"
+    )
     _RESULTS[path.name] = (nb, shown)
     found = problems(nb, shown, saved) + [f"a pop-up covers the page: {p!r}" for p in jlab.popups(page)]
     assert not found, f"{path.name} in JupyterLab:\n  " + "\n  ".join(found)

@@ -68,7 +68,7 @@ def _batch(args, sandboxed: bool, executor: list | None = None) -> float:
             shutil.copy(args.submission, subs / f"student{i:03d}.ipynb")
         t0 = time.perf_counter()
         cmd = [sys.executable, "-m", "labkit", "grade", "--assignment", str(args.assignment),
-               "--submissions", str(subs), "--out", str(tmp / "out")]  # fmt: skip
+               "--submissions", str(subs), "--out", str(tmp / "out")]
         cmd += executor or ["--jobs", str(args.jobs)]
         cmd += [] if sandboxed else ["--no-sandbox"]
         subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
@@ -114,7 +114,7 @@ def _dask_cluster(n_workers: int, log_dir: Path) -> tuple[str, list]:
     start("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", host_port, "--no-dashboard"])
     for i in range(n_workers):
         start(f"worker{i}", ["worker", address, "--name", f"w{i}", "--nthreads", "1", "--memory-limit", "0",
-                             "--no-dashboard", "--host", "127.0.0.1"])  # fmt: skip
+                             "--no-dashboard", "--host", "127.0.0.1"])
     from distributed import Client
 
     with Client(address, timeout=60, set_as_default=False) as client:
@@ -127,7 +127,7 @@ def _executors(args) -> int:
     from labkit.grading.release import release
 
     print(f"machine: {platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
-          f"load average before: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")  # fmt: skip
+          f"load average before: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     tmp = Path(tempfile.mkdtemp(prefix="labkit-bench-executors-"))
     address, procs = _dask_cluster(args.jobs, tmp)
     rates = []

@@ -46,7 +46,7 @@ def grade_one(solution: Path, assignment: Path, sandbox: bool = True, root: Path
         subs.mkdir()
         shutil.copy(solution, subs / "student.ipynb")
         cmd = [sys.executable, "-m", "labkit", "grade", "--assignment", str(assignment),
-               "--submissions", str(subs), "--out", str(tmp / "out"), "--jobs", "1"]  # fmt: skip
+               "--submissions", str(subs), "--out", str(tmp / "out"), "--jobs", "1"]
         cmd += [] if sandbox else ["--no-sandbox"]
         load0, cpu0, t0 = os.getloadavg()[0], _cpu_children(), time.perf_counter()
         subprocess.run(cmd, cwd=root, check=True, stdout=subprocess.DEVNULL)

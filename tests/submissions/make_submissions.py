@@ -369,7 +369,7 @@ SUBMISSIONS = {
                    "imports the reference / takes it from the Exercise (0 with --forbid-reference)"),
     "ref_dynamic": ({"count_parameters": REF_DYNAMIC_COUNT, "accuracy": REF_DYNAMIC_ACC}, 2,
                     ["calls labkit's reference"], "importlib + getattr with built names / labkit.check.exercises"),
-}  # fmt: skip
+}
 
 # Run by tests/test_grading_sandbox.py in one batch with `correct`, `daemon` and the two `ref_*` above.
 SANDBOX_SUBMISSIONS = {
@@ -380,7 +380,7 @@ SANDBOX_SUBMISSIONS = {
     "sandbox_network": ({"count_parameters": SANDBOX_NETWORK, "accuracy": ACC}, 2, ["opened a network connection"],
                         "connects to a listener on 127.0.0.1 and to the internet"),
     "sandbox_disk": ({"count_parameters": SANDBOX_DISK, "accuracy": ACC}, 2, [], "fills its folder, TMPDIR and /tmp"),
-}  # fmt: skip
+}
 
 
 def build(name, answers):

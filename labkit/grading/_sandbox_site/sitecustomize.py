@@ -75,8 +75,18 @@ def _install():
                 where = outside(path) if writing else None
                 if where:
                     log("write", where)
-            elif event in ("os.remove", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.truncate",
-                           "os.symlink", "os.link", "os.utime", "shutil.rmtree"):  # fmt: skip
+            elif event in (
+                "os.remove",
+                "os.rmdir",
+                "os.mkdir",
+                "os.chmod",
+                "os.chown",
+                "os.truncate",
+                "os.symlink",
+                "os.link",
+                "os.utime",
+                "shutil.rmtree",
+            ):
                 where = outside(args[0]) if args else None
                 if event in ("os.symlink", "os.link") and len(args) > 1:
                     where = outside(args[1])
@@ -88,8 +98,16 @@ def _install():
                     log("write", f"rename to {where}")
             elif event == "socket.connect":
                 log("connect", repr(args[1]) if len(args) > 1 else "?")
-            elif event in ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
-                           "os.forkpty", "pty.spawn"):  # fmt: skip
+            elif event in (
+                "subprocess.Popen",
+                "os.system",
+                "os.exec",
+                "os.posix_spawn",
+                "os.spawn",
+                "os.fork",
+                "os.forkpty",
+                "pty.spawn",
+            ):
                 what = args[1] if event == "subprocess.Popen" and len(args) > 1 else (args[0] if args else "")
                 if isinstance(what, (list, tuple)):
                     what = " ".join(os.fsdecode(a) if isinstance(a, (str, bytes)) else repr(a) for a in what)

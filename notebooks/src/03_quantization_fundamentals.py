@@ -93,7 +93,7 @@ plot.show(
     "the highest level lies beyond the largest value.",
 )
 lows = int((demo < Q.dequantize(np.uint8(0), s3, z3)).sum())
-print(f"3 bits: zero point {z3}; level {z3} is exactly 0.0: {Q.dequantize(np.uint8(z3), s3, z3) == 0}")
+print(f"3 bits: zero point {z3}; level {z3} is exactly 0.0:", "yes" if Q.dequantize(np.uint8(z3), s3, z3) == 0 else "no")
 print(f"values below the lowest level (clamped up to it): {lows} of {demo.size}")
 
 

@@ -343,14 +343,15 @@ with bench.thread_limits(1):
     times = bench.timeit_interleaved(contenders, repeat=90, rounds=3, settle=0.05)
 ref = times["float: labkit numpy"].median
 speed = {k: ref / t.median for k, t in times.items()}
+as_x = {k: f"{v:.2f}x" if v >= 0.01 else f"{v:.4f}x" for k, v in speed.items()}  # a slow bar keeps its digits
 for k, t in times.items():
-    print(f"{k:28s} {1e6 * t.median:8.1f} µs  {speed[k]:5.2f}x the speed of labkit's numpy float (medians)")
+    print(f"{k:28s} {1e6 * t.median:8.1f} µs  {as_x[k]:>7s} the speed of labkit's numpy float (medians)")
 fig, ax = plt.subplots(figsize=(7.5, 3.8))
 names = list(times)
 colour = {"onnxruntime": "#0072B2", "labkit": "#E69F00"}
 bars = ax.barh(names, [speed[k] for k in names], color=[colour["onnxruntime" if "onnxruntime" in k else "labkit"]
                                                         for k in names])
-ax.bar_label(bars, labels=[f"{speed[k]:.2f}x" for k in names], padding=3)
+ax.bar_label(bars, labels=[as_x[k] for k in names], padding=3)
 ax.axvline(1, color="k", lw=0.8, ls="--")
 ax.set(xlim=(0, 1.2 * max(speed.values())), xlabel="speed relative to labkit's numpy float forward (1 = dashed line)",
        title="batch-1 latency of LeNet-300-100, one thread, one run")
@@ -418,13 +419,14 @@ print(f"the Python steps (the 0-image call) take {python_part:.1%} of fc3's call
 # %% [markdown]
 # On the stored run the answer is "yes": the 1,000 multiply-adds of `fc3` cost a large fraction of
 # the time of the 235,200 of `fc1`. A call of the fused kernel pays a fixed cost, and so does
-# quantizing the input. The 0-image call shows where it sits: checking the arguments in Python is a
-# small part; most of it is entering the compiled kernel, which `numba` compiles as a parallel loop
-# and starts through its thread pool on every call, even with one thread. That start-up cost depends
-# on the machine and on its load far more than the arithmetic does: on a busy machine the pool's
-# thread waits for a free core, and on the 2-core virtual machine shared with other jobs that made the
-# stored run, the same call took from tens of microseconds to milliseconds as the load changed. At batch 1 on a model this
-# small these fixed costs, paid once per layer and once per image, weigh as much as the arithmetic or
+# quantizing the input. The 0-image call shows where it sits, and your run's last line gives the
+# split. The Python steps (checking the arguments, allocating the output) cost about the same on
+# every run. Entering the compiled kernel is the part that moves: `numba` compiles it as a parallel
+# loop and starts it through its thread pool on every call, even with one thread. On a quiet machine
+# that start is cheap and the Python steps are most of the fixed cost; on a busy machine the pool's
+# thread waits for a free core, and entering the kernel takes nearly all of it. On the 2-core virtual
+# machine shared with other jobs that made the stored run, the same call took from tens of
+# microseconds to milliseconds as the load changed. At batch 1 on a model this small these fixed costs, paid once per layer and once per image, weigh as much as the arithmetic or
 # more. onnxruntime pays one such cost for the whole graph, in C++. With a batch of hundreds of images
 # the fixed costs are spread thin, and the arithmetic decides again (lab 07, section 5).
 

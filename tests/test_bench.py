@@ -154,6 +154,12 @@ def test_bench_command_runs_and_writes_json(tmp_path, capsys):
     assert "| kernel |" in report and "thread pools:" in report and "crossover" in report
     assert "alternating blocks: 2 calls each in 2 blocks" in data["timing"] and data["timing"] in report
     assert report.count("\n| int8 GEMV b=1 |") == 1
+    assert "| roofline |" in report and "at the end:" in report and data["loadavg_at_end"]
+    goals_part = report.split("Goals in this run")[1]  # one line per goal of the run's rows
+    assert "| int8 GEMV b=1 | 64x64 | ≥ 5× numpy f32 GEMV |" in goals_part and "of its roofline" in goals_part
+    assert data["machine"]["llvm_tuning"].startswith(("on", "off")) and "numba/LLVM settings" in report
+    assert {"int4 GEMV g=128", "2:4 sparse GEMV"} <= kernels_run
+    assert all(r["roof_fraction"] > 0 for r in data["rows"] if r["gbps"] and r.get("gops"))
 
 
 def test_bench_subcommand_is_registered(monkeypatch):
@@ -204,3 +210,25 @@ def test_goals_mark_rows_met_or_missed():
     missed = r.add(kernel, "n", ("spmv", slow), [(peer, fast)])["peers"][0]
     assert met["target"] == aim and met["met"] is True and missed["met"] is False
     assert "target >= 1.5: MISSED" in report.format_row(r.rows[1])
+
+
+def test_rows_are_placed_on_the_roofline():
+    """A row's roofline: min(compute roof, bandwidth x intensity), which roof binds, the fraction reached,
+    and the roofline goal met or missed."""
+    from labkit.bench import goals
+    from labkit.bench.runner import Runner
+    from labkit.bench.timing import timing_from_samples
+
+    r = Runner(repeat=1, read_gbps=20.0, verbose=False, peak_gops=100.0)
+    # 1e6 bytes, 2e6 operations (intensity 2): memory roof 40 GOP/s; in 0.1 ms that is 20 GOP/s = 50 %
+    gemv = r.add("2:4 sparse GEMV", "n", ("k", timing_from_samples([1e-4], nbytes=10**6, flops=2 * 10**6)), [])
+    assert gemv["roof_bound"] == "memory" and gemv["roof_gops"] == pytest.approx(40.0)
+    assert gemv["roof_fraction"] == pytest.approx(0.5) and gemv["roof_target"] == goals.ROOF_GOALS["2:4 sparse GEMV"]
+    assert gemv["roof_met"] is False and "roofline: memory-bound" in report.format_row(gemv)
+    assert "target >= 80%: MISSED" in report.format_row(gemv)
+    # intensity 100: compute roof 100 GOP/s; 1e8 operations in 1.25 ms = 80 GOP/s
+    gemm = r.add("int8 GEMM b=64", "n", ("k", timing_from_samples([1.25e-3], nbytes=10**6, flops=10**8)), [])
+    assert gemm["roof_bound"] == "compute" and gemm["roof_fraction"] == pytest.approx(0.8)
+    assert gemm["roof_target"] is None and gemm["roof_met"] is None
+    none = Runner(repeat=1, read_gbps=20.0, verbose=False).add("x", "n", ("k", timing_from_samples([1e-3])), [])
+    assert none["roof_fraction"] is None and "roofline" not in report.format_row(none)

@@ -100,6 +100,38 @@ def test_gemm_int8_requant_bit_exact(ops, seed, bits, signed, relu):
     np.testing.assert_array_equal(got, K.requantize_reference(acc, bias, mult, shift, zp, bits, signed, relu))
 
 
+@pytest.mark.parametrize(
+    "M, N, Kc",
+    [
+        (1, 300, 1000),  # GEMV on the thread pool
+        (3, 33, 2100),  # few rows, one thread, a partial block of 16 output channels
+        (5, 33, 2100),  # int16 blocks of B, three blocks of K (1024, 1024, 52), thread pool
+        (8, 17, 1030),  # int16 blocks of B on one thread
+        (64, 40, 1100),  # batch 64
+    ],
+)
+def test_int8_code_paths_are_bit_exact(rng, M, N, Kc):
+    """Every path of the core (streamed int8 or widened int16 rows of B, blocks of K, one thread or the
+    pool, a last partial block of output channels) gives the reference's integers, in all three modes."""
+    A = rng.integers(0, 256, (M, Kc), dtype=np.uint8)
+    A[0] = 255  # the largest |A - z_a| in one row
+    B = rng.integers(-128, 128, (N, Kc), dtype=np.int8)
+    B[-1] = -128
+    acc = K.gemm_int8_reference(A, B, 3)
+    np.testing.assert_array_equal(K.gemm_int8(A, B, 3), acc)
+    bias = rng.integers(-(2**20), 2**20, N).astype(np.int32)
+    mult, shift = rng.integers(2**30, 2**31, N), rng.integers(10, 20, N)
+    np.testing.assert_array_equal(
+        K.gemm_int8_requant(A, B, bias, mult, shift, 4, 3), K.requantize_reference(acc, bias, mult, shift, 4)
+    )
+    scale = rng.uniform(1e-4, 1e-3, N).astype(np.float32)
+    np.testing.assert_allclose(
+        K.gemm_int8_dequant(A, B, scale, None, 3), K.gemm_int8_dequant_reference(acc, scale), rtol=1e-6
+    )
+    if M == 1:
+        np.testing.assert_array_equal(K.gemv_int8(B, A[0], 3), acc[0])
+
+
 def test_gemm_int8_requant_equals_labkit_quant_integer_dense(rng):
     """The fused kernel is a drop-in for the integer engine's Dense layer (Jacob et al. 2018, eq. 7-9)."""
     from labkit.quant import integer_dense, quantize_multiplier

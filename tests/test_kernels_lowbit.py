@@ -117,6 +117,18 @@ def test_gemv_nm24_equals_reference_and_dense(ops):
     np.testing.assert_allclose(ref, Wp.astype(np.float64) @ x, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("N, Kc", [(300, 1028), (100, 4096), (3, 12)])
+def test_gemv_nm24_code_paths(rng, N, Kc):
+    """One thread and the pool (above 2**18 weights), with and without an odd last group of 4 columns."""
+    W = rng.standard_normal((N, Kc)).astype(np.float32)
+    mask = nm_mask(W, 2, 4)
+    m = K.nm24_compress(np.where(mask, W, 0).astype(np.float32), mask)
+    x = rng.standard_normal(Kc).astype(np.float32)
+    ref = K.gemv_nm24_reference(m, x)
+    absval = np.abs(m.todense().astype(np.float64)) @ np.abs(x.astype(np.float64))
+    assert np.all(np.abs(K.gemv_nm24(m, x).astype(np.float64) - ref) <= f32_tol(absval, Kc) + np.abs(ref) * 1e-7)
+
+
 def test_nm24_storage_layout_and_bytes():
     W = np.array([[0, 5, 0, 7, 1, 0, 0, 0]], np.float32)  # group 0 keeps 1, 3; group 1 has one non-zero
     m = K.nm24_compress(W)
@@ -144,27 +156,37 @@ def test_nm24_validation():
         K.gemv_nm24(np.zeros((2, 8), np.float32), np.ones(8, np.float32))
 
 
-def test_bench_rows_for_int4_and_2_4(capsys):
-    """The bench rows run on a tiny size, give ratios for every measured peer and name the missing ones."""
-    from labkit.bench.cases import case_lowbit
+def test_bench_rows_for_int4_and_2_4():
+    """The low-bit bench rows run on a tiny size, give ratios for every measured peer, name the missing
+    ones, and place each kernel on its roofline."""
+    from labkit.bench.lowbit import case_int4, case_nm24, case_small_layers
     from labkit.bench.runner import Runner
 
     try:
         import torch
     except ImportError:
         torch = None
-    r = Runner(repeat=2, read_gbps=10.0, verbose=False, rounds=1, settle=0.0)
-    case_lowbit(r, 64, (32, 1000), torch, np.random.default_rng(0))
+    r = Runner(repeat=2, read_gbps=10.0, verbose=False, rounds=1, settle=0.0, peak_gops=100.0)
+    rng = np.random.default_rng(0)
+    case_int4(r, 64, (32, 1000), (3,), torch, rng)
+    case_nm24(r, 64, torch, rng)
+    case_small_layers(r, ((16, 64),), rng)
     names = [row["kernel"] for row in r.rows]
-    assert names == ["int4 GEMV g=32", "int4 GEMV g=1000", "2:4 sparse GEMV"]
+    assert names == ["int4 GEMV g=32", "int4 GEMV g=1000", "int4 GEMM b=3 g=1000", "2:4 sparse GEMV",
+                     "small-layer int4 GEMV g=32"]  # fmt: skip
     for row in r.rows:
         assert row["labkit_ms"] > 0 and row["gbps"] > 0
-        peers = {p["peer"]: p for p in row["peers"]}
-        assert peers["numpy f32 GEMV"]["ratio"] > 0 and peers["labkit int8 GEMV"]["ratio"] > 0
         for p in row["peers"]:
             assert (p["ms"] is None) == (p["ratio"] is None)
-    two_four = {p["peer"]: p for p in r.rows[2]["peers"]}
-    assert two_four["torch semi-structured 2:4"]["ms"] is None
+    for row in r.rows[:4]:
+        assert row["roof_bound"] == "memory" and row["roof_fraction"] == pytest.approx(
+            row["gops"] / min(100.0, 10.0 * row["gops"] / row["gbps"])
+        )
+    assert r.rows[0]["roof_target"] == 0.8 and r.rows[0]["roof_met"] in (True, False)
+    gemv = {p["peer"]: p for p in r.rows[0]["peers"]}
+    assert gemv["numpy f32 GEMV"]["ratio"] > 0 and gemv["labkit int8 GEMV (float in/out)"]["target"] == 1.6
+    two_four = {p["peer"]: p for p in r.rows[3]["peers"]}
+    assert two_four["torch semi-structured 2:4"]["ms"] is None and two_four["labkit CSR SpMV (same 50 %)"]["ratio"] > 0
     if torch is not None:  # torch's int4 op takes groups of 32..256 that divide K: measured at g=32 on 64 columns
         torch_row = {p["peer"]: p for p in r.rows[0]["peers"]}["torch _weight_int4pack_mm_for_cpu"]
-        assert torch_row["ms"] is not None and "same answers as torch: yes" in r.rows[0]["note"]
+        assert torch_row["ms"] is not None and "max |labkit - torch| / max |torch|" in r.rows[0]["note"]

@@ -3,8 +3,8 @@
 ``case_int8`` (int8 GEMV/GEMM, float in and out, against float32 BLAS and PyTorch's dynamic Linear),
 ``case_sparse`` (CSR SpMV over a range of sparsities, the sparse/dense crossover, SpMM),
 ``case_quantize`` (quantize and dequantize a large array), ``case_topk`` (global top-k threshold),
-``case_prune`` (global magnitude pruning of an MLP) and ``case_lowbit`` (group-wise int4 GEMV and 2:4
-sparse GEMV, lab 09's kernels). Each adds its rows to a :class:`.runner.Runner`; ``torch`` is the
+``case_prune`` (global magnitude pruning of an MLP); the low-bit kernels (int4, 2:4) are in
+:mod:`.lowbit`. Each adds its rows to a :class:`.runner.Runner`; ``torch`` is the
 module or ``None`` (its peers are then reported as skipped), ``rng`` a seeded numpy Generator.
 
 Bytes per call (the basis of GB/s) are what the kernel must move at least once: the matrix in its
@@ -20,7 +20,7 @@ from functools import partial
 import numpy as np
 
 from .. import kernels
-from .peers import torch_csr, torch_dynamic_linear, torch_int4
+from .peers import torch_csr, torch_dynamic_linear
 from .runner import Runner
 from .timing import timing_from_samples
 
@@ -31,7 +31,6 @@ __all__ = [
     "case_quantize",
     "case_topk",
     "case_prune",
-    "case_lowbit",
     "pack_nibbles",
     "warm_up",
 ]
@@ -55,6 +54,8 @@ def case_int8(r: Runner, n: int, batches, torch, rng):
     w_scale = (np.abs(W).max(axis=1) / 127).astype(np.float32)
     Wq = kernels.quantize_per_channel(W, w_scale, np.zeros(n, np.int64), axis=0)
     tq = torch_dynamic_linear(torch, W, bias) if torch is not None else None
+    has_onednn = torch is not None and "onednn" in torch.backends.quantized.supported_engines
+    tq_onednn = torch_dynamic_linear(torch, W, bias, "onednn") if has_onednn else None
     for b in batches:
         X = rng.standard_normal((b, n), dtype=np.float32)
         Xq = kernels.quantize_per_tensor(X, np.float32(np.abs(X).max() / 127), 0)
@@ -70,20 +71,23 @@ def case_int8(r: Runner, n: int, batches, torch, rng):
         else:
             numpy_name = "numpy f32 GEMM"
             fns[numpy_name] = partial(np.matmul, X, W.T)
-        if tq is not None:
-            tx = torch.from_numpy(X)
+        for key, model in (("torch", tq), ("torch onednn", tq_onednn)):
+            if model is not None:
+                tx = torch.from_numpy(X)
 
-            def run_torch(m=tq, x=tx):
-                with torch.inference_mode():
-                    return m(x)
+                def run_torch(m=model, x=tx):
+                    with torch.inference_mode():
+                        return m(x)
 
-            fns["torch"] = run_torch
+                fns[key] = run_torch
         t = r.time_together(fns, nbytes=nbytes_of, flops={name: 2 * mac for name in fns})
         peers = [(numpy_name, t[numpy_name])]
         if tq is not None:
             peers.append(("torch fbgemm dynamic Linear", t["torch"]))
         else:
             peers.append(("torch fbgemm dynamic Linear", None, "torch not installed"))
+        if tq_onednn is not None:
+            peers.append(("torch onednn dynamic Linear (AMX where present)", t["torch onednn"]))
         lab, core = t["labkit"], t["core"]
         r.add(
             label,
@@ -300,78 +304,6 @@ def pack_nibbles(q):
     return np.ascontiguousarray(q[:, 0::2] | (q[:, 1::2] << 4))
 
 
-def case_lowbit(r: Runner, n: int, groups, torch, rng):
-    """Lab 09's kernels at batch 1: group-wise int4 GEMV and 2:4 sparse GEMV vs dense float32, int8, peers."""
-    import scipy.sparse as sp
-
-    W = (rng.standard_normal((n, n), dtype=np.float32) * 0.05).astype(np.float32)
-    x = rng.standard_normal(n, dtype=np.float32)
-    w_scale = (np.abs(W).max(axis=1) / 127).astype(np.float32)
-    Wq8 = kernels.quantize_per_channel(W, w_scale, np.zeros(n, np.int64), axis=0)
-    dense_name, int8_name = "numpy f32 GEMV", "labkit int8 GEMV"
-    common = {
-        dense_name: partial(np.dot, W, x),
-        int8_name: partial(dynamic_linear_int8, x.reshape(1, -1), Wq8, w_scale, np.zeros(n, np.float32)),
-    }
-    common_bytes = {dense_name: W.nbytes + 8 * n, int8_name: Wq8.nbytes + 4 * n + 9 * n}
-    for g in groups:
-        G = -(-n // min(g, n))
-        q = rng.integers(0, 16, (n, n), dtype=np.uint8)
-        packed = pack_nibbles(q)
-        scale = rng.uniform(0.001, 0.01, (n, G)).astype(np.float32)
-        zp = rng.integers(0, 16, (n, G), dtype=np.uint8)
-        nbytes = packed.nbytes + scale.nbytes + zp.nbytes + 8 * n
-        fns = {"labkit": partial(kernels.gemv_int4, packed, scale, zp, x, g), **common}
-        note = f"int4 operands {nbytes / common_bytes[dense_name]:.3f}x the bytes of float32"
-        peer = "torch _weight_int4pack_mm_for_cpu"
-        missing = "torch not installed"
-        if torch is not None:
-            tfn, missing = torch_int4(torch, q, scale, zp, g)
-            if tfn is not None:
-                tx = torch.from_numpy(x.reshape(1, -1))
-
-                def run_torch(f=tfn, t=tx):
-                    with torch.inference_mode():
-                        return f(t)
-
-                ours = kernels.gemv_int4(packed, scale, zp, x, g)
-                same = np.allclose(run_torch().numpy()[0], ours, rtol=1e-3, atol=1e-3 * float(np.abs(ours).max()))
-                note += f"; same answers as torch: {'yes' if same else 'no'}"
-                fns["torch"] = run_torch
-        t = r.time_together(fns, nbytes={"labkit": nbytes, **common_bytes}, flops={k: 2 * n * n for k in fns})
-        peers = [(dense_name, t[dense_name]), (int8_name, t[int8_name])]
-        peers.append((peer, t["torch"]) if "torch" in t else (peer, None, missing))
-        r.add(f"int4 GEMV g={g}", f"{n}x{n}", ("gemv_int4 (float32 x, int4 W unpacked in-kernel)", t["labkit"]),
-              peers, note=note)  # fmt: skip
-    # 2:4: the same matrix pruned to the 2 largest |w| of every 4, against dense, CSR at 50 %, int8
-    g4 = np.abs(W).reshape(n, -1, 4)
-    keep = np.zeros(g4.shape, bool)
-    np.put_along_axis(keep, np.argsort(-g4, axis=2, kind="stable")[:, :, :2], True, axis=2)
-    keep = keep.reshape(n, n)
-    A = np.where(keep, W, 0).astype(np.float32)
-    m = kernels.nm24_compress(A, keep)
-    c = kernels.csr_from_dense(A)
-    S = sp.csr_matrix((c.data, c.indices, c.indptr), shape=c.shape)
-    fns = {"labkit": partial(kernels.gemv_nm24, m, x), "csr": partial(kernels.spmv, c, x), "scipy": partial(S.dot, x)}
-    fns.update(common)
-    t = r.time_together(
-        fns,
-        nbytes={"labkit": m.nbytes + 8 * n, "csr": c.nbytes + 8 * n, **common_bytes},
-        flops={"labkit": n * n, "csr": 2 * c.nnz, dense_name: 2 * n * n},
-    )
-    peers = [
-        (dense_name, t[dense_name]),
-        ("labkit CSR SpMV (same 50 %)", t["csr"]),
-        ("scipy.sparse CSR", t["scipy"]),
-        (int8_name, t[int8_name]),
-        ("torch semi-structured 2:4", None, "torch not installed" if torch is None else "CUDA-only in PyTorch"),
-    ]
-    note = f"matrix {m.nbytes / W.nbytes:.3f}x the bytes of dense float32 (CSR: {c.nbytes / W.nbytes:.3f}x)"
-    r.add(
-        "2:4 sparse GEMV", f"{n}x{n}", ("gemv_nm24 (float32 values + 2-bit positions)", t["labkit"]), peers, note=note
-    )
-
-
 def warm_up():
     """Compile (or load from numba's cache) every kernel the run uses, outside any timing."""
     rng = np.random.default_rng(1)
@@ -393,4 +325,15 @@ def warm_up():
     kernels.global_magnitude_masks(big, 1000)
     q4 = rng.integers(0, 256, (8, 8), dtype=np.uint8)
     kernels.gemv_int4(q4, np.ones((8, 1), np.float32), np.zeros((8, 1), np.uint8), W[0].copy(), 16)
-    kernels.gemv_nm24(kernels.nm24_compress(np.zeros((8, 16), np.float32)), W[0].copy())
+    # both code paths of the new kernels: one thread (small) and the thread pool (above 2**18 operations)
+    for n in (64, 1024):
+        Wn = rng.standard_normal((n, n), dtype=np.float32)
+        x = Wn[0].copy()
+        A8 = rng.integers(-128, 128, (n, n), dtype=np.int8)
+        kernels.gemm_int8(A8[:1].copy(), A8)
+        kernels.gemm_int8(A8[:8].copy(), A8)
+        panels = kernels.int4_panels(rng.integers(0, 16, (n, n), dtype=np.uint8), np.ones((n, n // 32), np.float32),
+                                     np.zeros((n, n // 32), np.uint8), 32)  # fmt: skip
+        kernels.gemv_w4a8(panels, x)
+        kernels.gemm_w4a8(panels, Wn[:4].copy())
+        kernels.gemv_nm24(kernels.nm24_compress(np.zeros((n, n), np.float32)), x)

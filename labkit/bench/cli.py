@@ -26,7 +26,8 @@ import numpy as np
 from labkit.atomic import write_text
 
 from . import peers
-from .cases import case_int8, case_lowbit, case_prune, case_quantize, case_sparse, case_topk, warm_up
+from .cases import case_int8, case_prune, case_quantize, case_sparse, case_topk, warm_up
+from .lowbit import case_int4, case_nm24, case_small_layers
 from .machine import machine_description
 from .presets import FULL, QUICK
 from .report import render_markdown
@@ -84,7 +85,7 @@ def run(
         if verbose:
             print(f"memory bandwidth: {bw}; float32 BLAS GEMM: {peak:.1f} GFLOP/s")
             print("ratio = peer median / labkit median (> 1: labkit faster)\n", flush=True)
-        r = Runner(cfg["repeat"], bw.read, verbose, rounds=cfg["rounds"], settle=cfg["settle"])
+        r = Runner(cfg["repeat"], bw.read, verbose, rounds=cfg["rounds"], settle=cfg["settle"], peak_gops=peak)
         out["timing"] = (
             f"labkit and its peers timed in alternating blocks: {cfg['repeat']} calls each in {cfg['rounds']} "
             f"blocks, {cfg['settle']} s pause and 2 untimed calls before each block (top-k and pruning rows: "
@@ -97,8 +98,16 @@ def run(
         case_quantize(r, cfg["quant_n"], torch, rng)
         case_topk(r, cfg["topk_n"], cfg["topk_arrays"], torch, rng)
         case_prune(r, cfg["mlp"], torch, rng, max(3, cfg["repeat"] // 3))
-        case_lowbit(r, cfg["n"], cfg.get("int4_groups", (128,)), torch, rng)
+        for n in cfg.get("lowbit_n", (cfg["n"],)):
+            case_int4(r, n, cfg.get("int4_groups", (128,)), cfg.get("int4_batches", ()) if n == cfg["n"] else (),
+                      torch, rng)  # fmt: skip
+            case_nm24(r, n, torch, rng)
+        case_small_layers(r, cfg.get("small_layers", ()), rng)
     out["rows"] = r.rows
+    try:
+        out["loadavg_at_end"] = os.getloadavg()
+    except OSError:
+        pass
     out["seconds"] = time.perf_counter() - t_start
     if verbose:
         print(

@@ -30,8 +30,12 @@ def machine_description() -> dict:
     }
     try:
         with open("/proc/cpuinfo") as f:
-            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
+            lines = f.readlines()
+        names = [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")]
         info["cpu"] = names[0] if names else platform.processor()
+        flags = next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), [])
+        wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8")
+        info["cpu_features"] = " ".join(f for f in wanted if f in flags) or "none of " + ", ".join(wanted)
     except OSError:
         info["cpu"] = platform.processor()
     info["cpus_usable"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -44,10 +48,14 @@ def machine_description() -> dict:
         info["loadavg_at_start"] = os.getloadavg()
     except OSError:
         pass
+    from ..kernels import llvm_tuning
+
+    info["llvm_tuning"] = llvm_tuning()
     torch = torch_or_none()
     info["torch"] = torch.__version__ if torch is not None else "not installed"
     if torch is not None:
         info["torch_quantized_engine"] = "fbgemm" if "fbgemm" in torch.backends.quantized.supported_engines else "?"
+        info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     from threadpoolctl import threadpool_info
 
     info["blas"] = [

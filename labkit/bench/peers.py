@@ -23,16 +23,25 @@ def torch_or_none():
     return torch
 
 
-def torch_dynamic_linear(torch, W, bias):
-    """PyTorch's dynamic-quantized Linear (fbgemm, int8 weights per channel) holding ``W`` (out, in) and ``bias``."""
+def torch_dynamic_linear(torch, W, bias, engine: str = "fbgemm"):
+    """PyTorch's dynamic-quantized Linear (int8 weights per channel) holding ``W`` (out, in) and ``bias``.
+
+    ``engine`` is PyTorch's quantized engine that packs the weights and runs the product: "fbgemm"
+    (JIT-generated AVX2 / AVX-512 / AVX-512 VNNI kernels; FBGEMM has no AMX code path) or "onednn"
+    (oneDNN's matmul, which uses AMX tiles where the CPU has them). The engine is set back to
+    "fbgemm" afterwards.
+    """
     lin = torch.nn.Linear(W.shape[1], W.shape[0])
     with torch.no_grad():
         lin.weight.copy_(torch.from_numpy(W))
         lin.bias.copy_(torch.from_numpy(bias))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.backends.quantized.engine = "fbgemm"
-        q = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(lin), {torch.nn.Linear}, dtype=torch.qint8)
+        torch.backends.quantized.engine = engine
+        try:
+            q = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(lin), {torch.nn.Linear}, dtype=torch.qint8)
+        finally:
+            torch.backends.quantized.engine = "fbgemm"
     return q
 
 

@@ -13,15 +13,25 @@ module                     kernels
                            :func:`dequantize_per_tensor`, :func:`dequantize_per_channel`
 ``kernels.select``         :func:`global_topk_threshold`, :func:`global_magnitude_masks`
 ``kernels.int4``           :func:`gemv_int4` (group-wise int4 weights, two per byte, float32 x)
+``kernels.w4a8``           :class:`Int4Panels`, :func:`int4_panels`, :func:`gemv_w4a8`,
+                           :func:`gemm_w4a8` (int4 weights, x quantized to int8 per group: exact
+                           integer group sums, bit-exact), :func:`quantize_activations`
 ``kernels.nm_sparse``      :class:`NM24`, :func:`nm24_compress`, :func:`gemv_nm24` (2:4 sparsity)
 =========================  =====================================================================
 
 Every fast kernel validates its inputs in Python (dtype, shape, contiguity, index ranges) and
 raises ``TypeError``/``ValueError`` before the jitted core runs, so no core reads out of bounds.
 Each has a ``*_reference`` twin in plain numpy: integer results agree bit for bit, float32 results
-to float32 rounding. The cores are compiled by numba on first use (a few seconds each) and cached on
-disk (``cache=True``), so later processes start fast. They run on numba's thread pool: set its size
-with ``numba.set_num_threads`` (``labkit.bench`` does, and says so).
+to float32 rounding (the W4A8 kernels bit for bit: their float32 operations have a fixed order).
+The cores are compiled by numba on first use (a few seconds each) and cached on disk
+(``cache=True``), so later processes start fast. They run on numba's thread pool: set its size with
+``numba.set_num_threads`` (``labkit.bench`` does, and says so); calls too small to pay for waking
+the pool run on the calling thread.
+
+Code generation: importing ``labkit.kernels`` first sets two LLVM options that let the integer dot
+products use full-width vector instructions (``vpdpwssd`` on 512-bit registers here); they change
+no result. ``labkit.kernels._tuning`` explains them, when they are skipped, and how to turn them off
+(``LABKIT_LLVM_TUNING=0``).
 
 Threading layer: unless ``NUMBA_THREADING_LAYER`` is set, labkit asks numba for its ``workqueue``
 layer. On the course's 2-core reference machine numba's OpenMP layer (libgomp) cost about 30 ms
@@ -37,6 +47,8 @@ import numba as _numba
 if "NUMBA_THREADING_LAYER" not in _os.environ:
     _numba.config.THREADING_LAYER = "workqueue"  # only takes effect before numba's first parallel call
 
+# first: LLVM settings for full-width integer vectors, applied before any kernel below is defined
+from . import _tuning
 from .int4 import gemv_int4, gemv_int4_reference, unpack_int4_reference
 from .int8 import (
     gemm_int8,
@@ -74,8 +86,24 @@ from .sparse import (
     spmv,
     spmv_reference,
 )
+from .w4a8 import (
+    Int4Panels,
+    gemm_w4a8,
+    gemv_w4a8,
+    gemv_w4a8_reference,
+    int4_panels,
+    quantize_activations,
+    quantize_activations_reference,
+)
+
+
+def llvm_tuning() -> str:
+    """What ``labkit.kernels._tuning`` did in this process: "on: ..." or "off (reason)"."""
+    return _tuning.STATE
+
 
 __all__ = [
+    "llvm_tuning",
     "CSR",
     "compact_csr",
     "csr_from_dense",
@@ -112,4 +140,12 @@ __all__ = [
     "nm24_decompress",
     "gemv_nm24",
     "gemv_nm24_reference",
+    # int4 weights x int8 activations, for decoding (lab 12)
+    "Int4Panels",
+    "int4_panels",
+    "gemv_w4a8",
+    "gemm_w4a8",
+    "gemv_w4a8_reference",
+    "quantize_activations",
+    "quantize_activations_reference",
 ]

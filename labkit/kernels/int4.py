@@ -18,6 +18,11 @@ bytes of weights instead of ``4·N·K`` for float32 — the whole point, as GEMV
 
 Group sizes must be even (32, 64, 128 …) so a group starts on a byte boundary, or ``g >= K`` (one
 group per row). ``K`` may be odd (the last high nibble is padding).
+
+This kernel keeps ``x`` in float32, so its group sums are float sums whose order LLVM chooses: it
+matches its reference to float32 rounding. :mod:`labkit.kernels.w4a8` is the fast path for the same
+weights: ``x`` quantized to int8 per group, exact integer group sums, a layout without horizontal
+sums, and results equal to its reference bit for bit.
 """
 
 from __future__ import annotations

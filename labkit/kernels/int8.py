@@ -18,10 +18,16 @@ Epilogues, fused into the same loop so no int32 matrix is written and re-read:
 - ``gemm_int8_dequant``: back to float32, ``y = float32(acc) · scale[j] + bias[j]`` (dynamic quantization).
 
 Layout: ``B`` is row-major out × K, like ``Dense.W``, so every output is a dot product of two
-contiguous rows. The fast cores widen int8 to int16 once and let LLVM emit ``pmaddwd`` (16-bit
-multiply, pairwise add into 32 bits) over the contiguous K axis; GEMM converts a tile of 4 rows of
-``B`` to int16 and reuses it against every row of ``A``. The epilogue runs on each block of outputs
-right after it is accumulated (the int32 block stays in L1; no M × N int32 matrix is written).
+contiguous rows. The fast core widens ``A − z_a`` to int16 once per call and keeps ``B`` in int8:
+the dot product ``acc += a16[k] · int16(b[k])`` is the loop LLVM compiles to ``vpmovsxbw`` (int8 to
+int16) plus ``vpdpwssd`` (AVX-512 VNNI: 32 16-bit multiplies, pairs summed into 16 int32 lanes) or
+``vpmaddwd`` + ``vpaddd`` without VNNI (see ``labkit.kernels._tuning`` for the two LLVM settings
+this needs). Each task owns a block of 16 output channels and accumulates an ``M × 16`` int32 tile:
+up to 4 rows of ``A`` it streams the 16 rows of ``B`` in int8; for more rows it widens a 16 × 1024
+block of ``B`` to int16 once (32 KiB: it stays in L1 while every row of ``A`` passes over it), so
+the dot product becomes a bare ``vpdpwssd`` per 32 columns. The epilogue runs on
+the tile once it is complete (no ``M × N`` int32 matrix is written and re-read). Below 2**18
+multiply-adds everything runs on the calling thread: waking numba's thread pool would cost more.
 """
 
 from __future__ import annotations
@@ -44,7 +50,9 @@ __all__ = [
     "max_accumulation_length",
 ]
 
-_TILE = 4  # rows of B widened to int16 at a time in the GEMM core
+_NR = 16  # output channels (rows of B) per task: the int32 tile is M × 16
+_KC = 1024  # columns per block of K when M > 4: 16 rows of B (16 KiB) stay in L1 while A passes
+_SERIAL_WORK = 1 << 18  # fewer multiply-adds than this: one thread
 
 
 def max_accumulation_length(zero_point: int = 0, unsigned: bool = False) -> int:
@@ -98,18 +106,11 @@ def gemm_int8_dequant_reference(acc, scale, bias=None) -> np.ndarray:
 
 
 @njit(cache=True, inline="always")
-def _dot_i16_i8(a, b):
+def _dot(a16, b):
+    """sum_k a16[k] · b[k] in int32, b int8 or int16 (the loop LLVM turns into vpdpwssd / vpmaddwd)."""
     acc = np.int32(0)
-    for k in range(a.shape[0]):
-        acc += np.int32(a[k] * np.int16(b[k]))
-    return acc
-
-
-@njit(cache=True, inline="always")
-def _dot_i16_i16(a, b):
-    acc = np.int32(0)
-    for k in range(a.shape[0]):
-        acc += np.int32(a[k]) * np.int32(b[k])
+    for k in range(a16.shape[0]):
+        acc = np.int32(acc + a16[k] * np.int16(b[k]))
     return acc
 
 
@@ -141,60 +142,119 @@ def _epilogue(acc, i, j, mode, out32, out8, outf, bias_i, mult, shift, zp, lo, h
         outf[i, j] = np.float32(acc) * fscale[j] + fbias[j]
 
 
-@njit(cache=True, parallel=True)
-def _gemm_core(A, za, B, mode, out32, out8, outf, bias_i, mult, shift, zp, lo, hi, fscale, fbias):
+@njit(cache=True)
+def _widen(A, za):
+    """A − za as int16 (M, K): the zero point is subtracted once, not in every dot product."""
     M, K = A.shape
-    N = B.shape[0]
-    A16 = np.empty((M, K), np.int16)  # widen (and shift by the zero point) once
+    A16 = np.empty((M, K), np.int16)
     for i in range(M):
         for k in range(K):
             A16[i, k] = np.int16(A[i, k]) - np.int16(za)
-    # Each task owns a block of output channels: it accumulates an int32 tile (M × T, in L1), then
-    # runs the epilogue on that tile. (An epilogue inside the dot-product loop stops LLVM from
-    # vectorizing it.) Small M: stream rows of B straight from int8. Larger M: widen T rows of B
-    # to int16 once and reuse them against every row of A.
-    T = 256 if M < _TILE else _TILE  # small M: few large tasks (each task costs a wake-up)
-    nb = (N + T - 1) // T
-    for jb in prange(nb):
-        j0 = jb * T
-        j1 = min(N, j0 + T)
-        tile = np.empty((M, j1 - j0), np.int32)
-        if M < _TILE:
-            for j in range(j0, j1):
-                b = B[j]
-                for i in range(M):
-                    tile[i, j - j0] = _dot_i16_i8(A16[i], b)
-        else:
-            B16 = np.empty((j1 - j0, K), np.int16)
-            for j in range(j0, j1):
-                for k in range(K):
-                    B16[j - j0, k] = B[j, k]
+    return A16
+
+
+@njit(cache=True, inline="always")
+def _block(A16, B, j0, tile, B16, mode, out32, out8, outf, bias_i, mult, shift, zp, lo, hi, fscale, fbias):
+    """Output channels j0 .. j0 + 15 (fewer at the end) for every row: accumulate, then the epilogue.
+
+    Up to 4 rows of A, each row of B is read as int8 and widened inside the dot product (it is used
+    at most 4 times). For more rows, a block of B (16 × 1024) is widened to int16 once into ``B16``
+    and every row of A runs against it from L1 (the dot product is then one vpdpwssd per 32 columns)."""
+    M, K = A16.shape
+    j1 = min(B.shape[0], j0 + _NR)
+    tile[:, :] = 0
+    if M <= 4:
+        for j in range(j0, j1):
             for i in range(M):
-                a = A16[i]
-                for j in range(j0, j1):
-                    tile[i, j - j0] = _dot_i16_i16(a, B16[j - j0])
-        for i in range(M):
+                tile[i, j - j0] = _dot(A16[i], B[j])
+    else:
+        for k0 in range(0, K, _KC):
+            k1 = min(K, k0 + _KC)
             for j in range(j0, j1):
-                acc = tile[i, j - j0]
-                _epilogue(acc, i, j, mode, out32, out8, outf, bias_i, mult, shift, zp, lo, hi, fscale, fbias)
+                src, dst = B[j, k0:k1], B16[j - j0]
+                for k in range(k1 - k0):
+                    dst[k] = src[k]
+            for i in range(M):
+                a = A16[i, k0:k1]
+                for j in range(j0, j1):
+                    tile[i, j - j0] += _dot(a, B16[j - j0, : k1 - k0])
+    for i in range(M):
+        for j in range(j0, j1):
+            _epilogue(tile[i, j - j0], i, j, mode, out32, out8, outf, bias_i, mult, shift, zp, lo, hi, fscale, fbias)
+
+
+@njit(cache=True, inline="always")
+def _all_blocks(A, za, B, mode, out32, out8, outf, bias_i, mult, shift, zp, lo, hi, fscale, fbias):
+    """Every block of 16 output channels; a ``prange`` loop, so parallel inside a parallel caller."""
+    A16 = _widen(A, za)
+    M = A.shape[0]
+    for jb in prange((B.shape[0] + _NR - 1) // _NR):
+        tile = np.empty((M, _NR), np.int32)
+        B16 = np.empty((_NR, _KC) if M > 4 else (0, 0), np.int16)
+        _block(A16, B, jb * _NR, tile, B16, mode, out32, out8, outf, bias_i, mult, shift, zp, lo, hi, fscale, fbias)
+
+
+# One entry point per epilogue and thread mode, each taking only the arrays its epilogue needs: every
+# argument costs numba's dispatcher a type check, and on a small layer those checks are the call.
+
+
+@njit(cache=True, parallel=True)
+def _int32_parallel(A, za, B, out):
+    no8, nof, noi = np.empty((0, 0), np.int8), np.empty((0, 0), np.float32), np.empty(0, np.int64)
+    _all_blocks(A, za, B, 0, out, no8, nof, noi, noi, noi, 0, 0, 0, np.empty(0, np.float32), np.empty(0, np.float32))
+
+
+@njit(cache=True)
+def _int32_serial(A, za, B, out):
+    no8, nof, noi = np.empty((0, 0), np.int8), np.empty((0, 0), np.float32), np.empty(0, np.int64)
+    _all_blocks(A, za, B, 0, out, no8, nof, noi, noi, noi, 0, 0, 0, np.empty(0, np.float32), np.empty(0, np.float32))
+
+
+@njit(cache=True, parallel=True)
+def _requant_parallel(A, za, B, out, bias_i, mult, shift, zp, lo, hi):
+    no32, nof = np.empty((0, 0), np.int32), np.empty((0, 0), np.float32)
+    _all_blocks(
+        A, za, B, 1, no32, out, nof, bias_i, mult, shift, zp, lo, hi, np.empty(0, np.float32), np.empty(0, np.float32)
+    )
+
+
+@njit(cache=True)
+def _requant_serial(A, za, B, out, bias_i, mult, shift, zp, lo, hi):
+    no32, nof = np.empty((0, 0), np.int32), np.empty((0, 0), np.float32)
+    _all_blocks(
+        A, za, B, 1, no32, out, nof, bias_i, mult, shift, zp, lo, hi, np.empty(0, np.float32), np.empty(0, np.float32)
+    )
+
+
+@njit(cache=True, parallel=True)
+def _dequant_parallel(A, za, B, out, fscale, fbias):
+    no32, no8, noi = np.empty((0, 0), np.int32), np.empty((0, 0), np.int8), np.empty(0, np.int64)
+    _all_blocks(A, za, B, 2, no32, no8, out, noi, noi, noi, 0, 0, 0, fscale, fbias)
+
+
+@njit(cache=True)
+def _dequant_serial(A, za, B, out, fscale, fbias):
+    no32, no8, noi = np.empty((0, 0), np.int32), np.empty((0, 0), np.int8), np.empty(0, np.int64)
+    _all_blocks(A, za, B, 2, no32, no8, out, noi, noi, noi, 0, 0, 0, fscale, fbias)
 
 
 # ----------------------------------------------------------------------------------------------
 # public kernels
 # ----------------------------------------------------------------------------------------------
 
-_EMPTY_I64 = np.zeros(0, np.int64)
-_EMPTY_F32 = np.zeros(0, np.float32)
 
-
-def _check_operands(A, B, a_zero_point, a_name="A", b_name="B"):
-    as_array(a_name, A, (np.int8, np.uint8), 2)
-    as_array(b_name, B, np.int8, 2)
+def _check_operands(A, B, a_zero_point):
+    as_array("A", A, (np.int8, np.uint8), 2)
+    as_array("B", B, np.int8, 2)
     if A.shape[1] != B.shape[1]:
         raise ValueError(
-            f"{a_name} is {A.shape} and {b_name} is {B.shape}: both need the same number of columns K "
-            f"({b_name} is out × K, like Dense.W)"
+            f"A is {A.shape} and B is {B.shape}: both need the same number of columns K (B is out × K, like Dense.W)"
         )
+    return _zero_point_and_length(A, a_zero_point)
+
+
+def _zero_point_and_length(A, a_zero_point):
+    """The zero point of A as an int, checked against A's dtype, and K checked against int32 overflow."""
     za = as_scalar("a_zero_point", a_zero_point, "i")
     unsigned = A.dtype == np.uint8
     zlo, zhi = (0, 255) if unsigned else (-128, 127)
@@ -218,17 +278,8 @@ def _per_channel(name, v, N, dtype, kind):
     return np.ascontiguousarray(arr, dtype)
 
 
-def _run(A, za, B, mode, **kw):
-    M, N = A.shape[0], B.shape[0]
-    out32 = np.empty((M, N) if mode == 0 else (0, 0), np.int32)
-    out8 = np.empty((M, N) if mode == 1 else (0, 0), kw.get("out_dtype", np.int8))
-    outf = np.empty((M, N) if mode == 2 else (0, 0), np.float32)
-    if M and N:
-        _gemm_core(A, np.int64(za), B, mode, out32, out8, outf,
-                   kw.get("bias_i", _EMPTY_I64), kw.get("mult", _EMPTY_I64), kw.get("shift", _EMPTY_I64),
-                   np.int64(kw.get("zp", 0)), np.int64(kw.get("lo", 0)), np.int64(kw.get("hi", 0)),
-                   kw.get("fscale", _EMPTY_F32), kw.get("fbias", _EMPTY_F32))  # fmt: skip
-    return (out32, out8, outf)[mode]
+def _serial(A, B) -> bool:
+    return A.shape[0] * B.shape[0] * A.shape[1] < _SERIAL_WORK
 
 
 def gemm_int8(A: np.ndarray, B: np.ndarray, a_zero_point: int = 0) -> np.ndarray:
@@ -248,7 +299,10 @@ def gemm_int8(A: np.ndarray, B: np.ndarray, a_zero_point: int = 0) -> np.ndarray
     int32 array (M, N), exactly equal to :func:`gemm_int8_reference`.
     """
     za = _check_operands(A, B, a_zero_point)
-    return _run(A, za, B, 0)
+    out = np.empty((A.shape[0], B.shape[0]), np.int32)
+    if out.size:
+        (_int32_serial if _serial(A, B) else _int32_parallel)(A, np.int64(za), B, out)
+    return out
 
 
 def gemv_int8(W: np.ndarray, x: np.ndarray, x_zero_point: int = 0) -> np.ndarray:
@@ -258,8 +312,11 @@ def gemv_int8(W: np.ndarray, x: np.ndarray, x_zero_point: int = 0) -> np.ndarray
     if W.shape[1] != x.shape[0]:
         raise ValueError(f"W is {W.shape} and x is {x.shape}: x needs W.shape[1] = {W.shape[1]} entries")
     X = x.reshape(1, -1)
-    za = _check_operands(X, W, x_zero_point, "x", "W")
-    return _run(X, za, W, 0).reshape(-1)
+    za = _zero_point_and_length(X, x_zero_point)
+    out = np.empty((1, W.shape[0]), np.int32)
+    if out.size:
+        (_int32_serial if _serial(X, W) else _int32_parallel)(X, np.int64(za), W, out)
+    return out.reshape(-1)
 
 
 def gemm_int8_requant(
@@ -314,8 +371,11 @@ def gemm_int8_requant(
         kind = "signed" if signed else "unsigned"
         raise ValueError(f"out_zero_point must be in [{qlo}, {hi}] for {bits}-bit {kind} output, got {zp}")
     lo = max(qlo, zp) if relu else qlo  # a fused ReLU clamps at real 0
-    out_dtype = np.int8 if signed else np.uint8
-    return _run(A, za, B, 1, bias_i=bias_i, mult=mult, shift=sh, zp=zp, lo=lo, hi=hi, out_dtype=out_dtype)
+    out = np.empty((A.shape[0], N), np.int8 if signed else np.uint8)
+    if out.size:
+        core = _requant_serial if _serial(A, B) else _requant_parallel
+        core(A, np.int64(za), B, out, bias_i, mult, sh, np.int64(zp), np.int64(lo), np.int64(hi))
+    return out
 
 
 def gemm_int8_dequant(A, B, scale, bias=None, a_zero_point: int = 0) -> np.ndarray:
@@ -329,4 +389,7 @@ def gemm_int8_dequant(A, B, scale, bias=None, a_zero_point: int = 0) -> np.ndarr
     N = B.shape[0]
     fscale = _per_channel("scale", scale, N, np.float32, "iuf")
     fbias = _per_channel("bias", 0.0 if bias is None else bias, N, np.float32, "iuf")
-    return _run(A, za, B, 2, fscale=fscale, fbias=fbias)
+    out = np.empty((A.shape[0], N), np.float32)
+    if out.size:
+        (_dequant_serial if _serial(A, B) else _dequant_parallel)(A, np.int64(za), B, out, fscale, fbias)
+    return out

@@ -133,28 +133,68 @@ def gemv_nm24_reference(m: NM24, x: np.ndarray) -> np.ndarray:
     return (nm24_decompress(m).astype(np.float64) @ x.astype(np.float64)).astype(np.float32)
 
 
-@njit(cache=True, parallel=True, fastmath=_FAST)
-def _gemv_nm24_core(values, meta, x, y):
-    N = values.shape[0]
-    T = x.shape[0] // 4
-    for i in prange(N):
-        v = values[i]
-        mt = meta[i]
-        acc = np.float32(0.0)
-        for t in range(T):
-            nib = (mt[t >> 1] >> ((t & 1) * 4)) & 15
-            base = 4 * t
-            acc += v[2 * t] * x[base + (nib & 3)] + v[2 * t + 1] * x[base + (nib >> 2)]
-        y[i] = acc
+@njit(cache=True, inline="always")
+def _pick(bit0, bit1, a0, a1, a2, a3):
+    """``a[p]`` for the position ``p = 2·bit1 + bit0``, as two levels of two-way selects.
+
+    A chain of four cases would become a jump table, and a load ``x[4t + p]`` a gather: selects
+    between values already loaded vectorize (16 groups per 512-bit register)."""
+    lo = a1 if bit0 else a0
+    hi = a3 if bit0 else a2
+    return hi if bit1 else lo
+
+
+@njit(cache=True, fastmath=_FAST)
+def _row(v, mt, xp, x):
+    """One row: the pairs of groups of each meta byte (vectorized over bytes), then an odd last group."""
+    acc = np.float32(0.0)
+    n_pairs = xp.shape[1]
+    for b in range(n_pairs):
+        m = np.int32(mt[b])  # bits 0-1, 2-3: the kept positions of group 2b; bits 4-5, 6-7: of group 2b + 1
+        e0, e1, e2, e3 = xp[0, b], xp[1, b], xp[2, b], xp[3, b]
+        o0, o1, o2, o3 = xp[4, b], xp[5, b], xp[6, b], xp[7, b]
+        first = (v[4 * b] * _pick((m & 1) != 0, (m & 2) != 0, e0, e1, e2, e3)
+                 + v[4 * b + 1] * _pick((m & 4) != 0, (m & 8) != 0, e0, e1, e2, e3))  # fmt: skip
+        second = (v[4 * b + 2] * _pick((m & 16) != 0, (m & 32) != 0, o0, o1, o2, o3)
+                  + v[4 * b + 3] * _pick((m & 64) != 0, (m & 128) != 0, o0, o1, o2, o3))  # fmt: skip
+        acc += first + second
+    if v.shape[0] > 4 * n_pairs:  # K = 8·n_pairs + 4: the last group has the low nibble of one more byte
+        m = mt[n_pairs]
+        base = 8 * n_pairs
+        acc += v[4 * n_pairs] * x[base + (m & 3)] + v[4 * n_pairs + 1] * x[base + ((m >> 2) & 3)]
+    return acc
+
+
+@njit(cache=True, parallel=True)
+def _gemv_parallel(values, meta, xp, x, y):
+    for i in prange(values.shape[0]):
+        y[i] = _row(values[i], meta[i], xp, x)
+
+
+@njit(cache=True)
+def _gemv_serial(values, meta, xp, x, y):
+    for i in range(values.shape[0]):
+        y[i] = _row(values[i], meta[i], xp, x)
+
+
+_SERIAL_WORK = 1 << 18  # fewer weights than this: one thread
 
 
 def gemv_nm24(m: NM24, x: np.ndarray) -> np.ndarray:
     """``y = W @ x`` for a 2:4 sparse ``W`` in :class:`NM24` storage (float32 accumulation).
 
+    Each meta byte holds the positions of two groups (8 columns of ``x``); ``x`` is split once per
+    call into 8 phase arrays ``xp[c, b] = x[8b + c]``, and the kernel picks each kept weight's
+    partner from the four phases of its group with selects, so the loop over bytes vectorizes (a
+    gather ``x[4t + position]`` would not).
+
     Returns float32 (N,), equal to :func:`gemv_nm24_reference` up to float32 rounding.
     """
     _check_x(m, x)
-    y = np.zeros(m.shape[0], np.float32)
-    if m.shape[0] and m.shape[1]:
-        _gemv_nm24_core(m.values, m.meta, x, y)
+    N, K = m.shape
+    y = np.zeros(N, np.float32)
+    if N and K:
+        xp = np.ascontiguousarray(x[: 8 * (K // 8)].reshape(-1, 8).T)
+        core = _gemv_serial if N * K < _SERIAL_WORK else _gemv_parallel
+        core(m.values, m.meta, xp, x, y)
     return y

@@ -95,6 +95,7 @@ for fmt in ("e4m3", "e5m2", "e2m1"):
     print(f"{fmt}: {Q.round_to_format(demo, fmt).tolist()}")
 print("NF4 values:", np.round(Q.NF4_CODE, 4).tolist())
 
+
 # %% [markdown]
 # ### Exercise 1 — FP8 E4M3 rounding with saturation (2 points)
 #
@@ -126,6 +127,7 @@ from labkit.check import lab12
 
 lab12.round_e4m3(round_e4m3)
 
+
 # %% [markdown]
 # ### Exercise 2 — The NF4 code of a block (2 points)
 #
@@ -154,6 +156,7 @@ def nf4_quantize(w):
 # %% labkit={"answer": "nf4_quantize"} nbgrader={"grade": true, "grade_id": "check_nf4_quantize", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab12.nf4_quantize(nf4_quantize)
 
+
 # %% [markdown]
 # ### Exercise 3 — An MX block: shared exponent and E2M1 elements (2 points)
 #
@@ -181,6 +184,7 @@ def mx_block(v):
 
 # %% labkit={"answer": "mx_block"} nbgrader={"grade": true, "grade_id": "check_mx_block", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false} tags=["check", "nbval-check-output"]
 lab12.mx_block(mx_block)
+
 
 # %% [markdown]
 # ## 2. The KV cache
@@ -247,6 +251,7 @@ for bits in (8, 4):
     per_token = nn.kv_cache_bytes(gpt, bytes_per_value=bits / 8) + scale_bytes
     print(f"int{bits} KV (one float16 scale per head and token): {per_token:,.0f} bytes per token, "
           f"{kv_token / per_token:.2f}× smaller")
+
 
 # %% [markdown]
 # **Quantizing the cache.** `KVCache(model, store=...)` passes each new key and value through `store`
@@ -371,6 +376,7 @@ for label, model in models_val.items():
     if label not in val_nll:
         val_nll[label] = metrics.window_nll(model, val_tokens)
 print(f"{len(models_val)} models evaluated on {N_VAL_WINDOWS} validation windows")
+
 
 # %% tags=["nbval-ignore-output"]
 def show(labels):
@@ -526,7 +532,7 @@ for (a, b), (d, lo, hi), p, word in zip(family, results, holm_p, words):
     print(f"{a + ' vs ' + b:62s} {d:+.3f} [{lo:+.3f}, {hi:+.3f}] {p:7.4f}  {word}")
 
 # %% [markdown]
-# The verdicts as words. A verdict is printed here when both ends of its interval are more than 0.02
+# The test verdicts as words. A verdict is printed here when both ends of its interval are more than 0.02
 # perplexity away from zero and its Holm-adjusted p-value is far from 0.05 (below 0.025 or above 0.1):
 # those margins are far beyond how much the perplexities move between BLAS kernels and thread counts.
 # A verdict closer to its boundary is given in the table above only.
@@ -537,6 +543,7 @@ MARGIN = 0.02
 for (a, b), (_d, lo, hi), p, word in zip(family, results, holm_p, words):
     clear = min(abs(lo), abs(hi)) > MARGIN and (p < 0.025 or p > 0.1)
     print(f"{a} lower than {b}: {word if clear else 'near its boundary (see the table above)'}")
+
 
 # %% [markdown]
 # **Reading the table** (our run; yours prints its own). At 3 bits GPTQ recovers most of what RTN

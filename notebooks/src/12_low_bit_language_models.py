@@ -504,7 +504,7 @@ ax.set_ylabel("validation perplexity (lower is better)")
 ax.set_title("Tiny GPT, 16 linear layers quantized")
 plot.legend(ax)
 plot.show(fig, alt=("Validation perplexity against bits per weight for 16 formats and methods on the tiny GPT. "
-                    "The 8-bit formats sit on the float32 line; the 4-bit formats, between 4.1 and 4.5 bits, "
+                    "The 8-bit formats sit on or just above the float32 line; the 4-bit formats, between 4.1 and 4.5 bits, "
                     "lie slightly above it; the 3-bit methods at 3.25 bits spread upwards, with GPTQ lowest."))
 
 # %% [markdown]

@@ -498,6 +498,8 @@ figure_labels = ["int8 per row", "FP8 E4M3 per row", "FP8 E5M2 per row", "NF4 + 
 fig, ax = plt.subplots(figsize=(8, 4.5))
 for label in figure_labels:
     ax.plot(bits_of[label], np.exp(val_nll[label].mean()), label=label, linestyle="none")
+    ax.annotate(label, (bits_of[label], np.exp(val_nll[label].mean())), fontsize=6, xytext=(4, 2),
+                textcoords="offset points")  # the palette repeats after 8 series: name every point
 ax.axhline(np.exp(val_nll["float"].mean()), color="0.4", linewidth=1, linestyle=":", label="float32")
 ax.set_xlabel("bits per weight (scales and zero points included)")
 ax.set_ylabel("validation perplexity (lower is better)")

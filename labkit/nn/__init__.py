@@ -10,7 +10,8 @@ whole model as one ``.npz`` file (architecture as JSON plus the arrays), written
 
 For language models: ``Embedding``, ``LayerNorm``, ``GELU`` and ``CausalSelfAttention`` (with the
 functions :func:`causal_attention` / :func:`causal_attention_backward` it is built on), assembled into a
-``GPT`` (see ``labkit.models.gpt``); :func:`record_inputs` captures the input of every linear layer.
+``GPT`` (see ``labkit.models.gpt``); :func:`record_inputs` captures the input of every linear layer;
+:func:`generate` decodes greedily with a :class:`KVCache` (:func:`forward_cached`).
 
 Shapes: a Dense layer takes (batch, in_features); convolution and pooling take
 (batch, channels, height, width); LayerNorm and GELU any shape (LayerNorm normalises the last axis);
@@ -23,6 +24,7 @@ from .conv import Conv2d, MaxPool2d, im2col
 from .dense import Dense
 from .dropout import Dropout
 from .embedding import Embedding
+from .generate import KVCache, forward_cached, generate, kv_cache_bytes
 from .hooks import Recording, record_inputs
 from .layer import Composite, Layer
 from .layernorm import LayerNorm
@@ -53,6 +55,10 @@ __all__ = [
     "Block",
     "GPT",
     "record_inputs",
+    "KVCache",
+    "forward_cached",
+    "generate",
+    "kv_cache_bytes",
     "Recording",
     "save",
     "load",

@@ -70,7 +70,8 @@ def test_committed_submissions_score_as_expected(tmp_path):
     for name, (_a, points, *_r) in subs.SUBMISSIONS.items():
         assert f"**Score: {points:g} / 2**" in (out / "feedback" / f"{_graded_name(name)}.md").read_text()
     # (the sandbox's pid namespace ends with nbval, so the supervisor usually finds nothing left to kill)
-    assert subs.DAEMON_MARKER in " ".join(manifest["results"]["daemon"]["notes"])  # "attempted (process): ..."
+    if sandboxed():  # the sandbox's audit hook records the attempt: "attempted (process): ..."
+        assert subs.DAEMON_MARKER in " ".join(manifest["results"]["daemon"]["notes"])
     assert manifest["sandbox"] is sandboxed() and all(r["sandbox"] is sandboxed() for r in manifest["results"].values())
     for name in ("ref_import", "ref_dynamic"):  # flagged, points kept without --forbid-reference
         assert "calls labkit's reference for count_parameters, accuracy" in book[name]["status"]

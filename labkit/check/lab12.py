@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .exercise import Case, Exercise, compare_arrays, number_answer
+from .answers import compare_arrays, number_answer
+from .exercise import Case, Exercise
 
 __all__ = [
     "round_e4m3",
@@ -25,12 +26,26 @@ __all__ = [
 
 # QLoRA's 16 NormalFloat values (Dettmers et al. 2023), as in labkit.quant.NF4_CODE.
 NF4 = np.array(
-    [-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
-     -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
-     0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941,
-     0.7229568362236023, 1.0],
+    [
+        -1.0,
+        -0.6961928009986877,
+        -0.5250730514526367,
+        -0.39491748809814453,
+        -0.28444138169288635,
+        -0.18477343022823334,
+        -0.09105003625154495,
+        0.0,
+        0.07958029955625534,
+        0.16093020141124725,
+        0.24611230194568634,
+        0.33791524171829224,
+        0.44070982933044434,
+        0.5626170039176941,
+        0.7229568362236023,
+        1.0,
+    ],
     dtype=np.float32,
-)  # fmt: skip
+)
 
 
 def _float_array_problem(got, shape, what="the result"):
@@ -159,11 +174,21 @@ def _compare_nf4(got, expected, case):
         return problem
     exp_codes, exp_absmax = expected
     if not np.isclose(absmax, exp_absmax, rtol=1e-6, atol=0):
-        if np.isclose(absmax, w.max(), rtol=1e-6) and w.max() != np.abs(w).max():
-            return "absmax is the largest magnitude, max |w|, not the largest signed value max w"
-        if np.isclose(absmax, w.max() - w.min(), rtol=1e-6) or np.isclose(absmax, (w.max() - w.min()) / 2, rtol=1e-6):
-            return "NF4 is symmetric: scale by absmax = max |w| (no min-max range, no zero point)"
-        return f"absmax is {absmax:.6g}, expected max |w| = {exp_absmax:.6g}"
+        return _absmax_hint(absmax, exp_absmax, w)
+    return _codes_hint(codes, exp_codes, exp_absmax, w)
+
+
+def _absmax_hint(absmax, exp_absmax, w):
+    """Why the block's scale ``absmax`` differs from max |w|."""
+    if np.isclose(absmax, w.max(), rtol=1e-6) and w.max() != np.abs(w).max():
+        return "absmax is the largest magnitude, max |w|, not the largest signed value max w"
+    if np.isclose(absmax, w.max() - w.min(), rtol=1e-6) or np.isclose(absmax, (w.max() - w.min()) / 2, rtol=1e-6):
+        return "NF4 is symmetric: scale by absmax = max |w| (no min-max range, no zero point)"
+    return f"absmax is {absmax:.6g}, expected max |w| = {exp_absmax:.6g}"
+
+
+def _codes_hint(codes, exp_codes, exp_absmax, w):
+    """Why the NF4 codes differ from the reference's (None when they are equal)."""
     if np.array_equal(codes, exp_codes):
         return None
     if exp_absmax == 0:
@@ -226,39 +251,41 @@ def reference_mx_block(v):
     return e, _e2m1(v / 2.0**e)
 
 
-def _compare_mx(got, expected, case):
-    (v,) = case.args
-    v = np.asarray(v, np.float64)
-    if not isinstance(got, (tuple, list)) or len(got) != 2:
-        return f"return a pair (e, elements), got {type(got).__name__}"
-    e, elems = got
-    if isinstance(e, (float, np.floating)) and float(e).is_integer():
-        e = int(e)
-    if not isinstance(e, (int, np.integer)) or isinstance(e, bool):
-        return f"e should be an integer exponent (the scale is 2^e), got {type(e).__name__}"
-    e = int(e)
-    problem = _float_array_problem(elems, v.shape, "elements")
-    if problem:
-        return problem
-    e_exp, el_exp = expected
+def _exponent_hint(e, e_exp, v):
+    """Why the shared exponent ``e`` differs from ``e_exp`` (the first mistake that explains it)."""
     amax = np.abs(v).max()
-    if e != e_exp:
-        if amax > 0:
-            fl = int(np.floor(np.log2(amax)))
-            if e == fl:
-                return "subtract 2, the exponent of E2M1's largest power of two (4 = 2^2): e = floor(log2 max|v|) − 2"
-            if e == int(np.floor(np.log2(max(v.max(), 1e-300)))) - 2:
-                return "use the largest magnitude max |v|, not the largest signed value"
-            if e == int(np.floor(np.log2(amax / 6))) or e == int(np.ceil(np.log2(amax / 6))):
-                return "the MX scale is not max|v|/6 rounded to a power of two: e = floor(log2 max|v|) − 2"
-            if e == int(np.ceil(np.log2(amax))) - 2 and e != e_exp:
-                return "round log2 down: e = floor(log2 max|v|) − 2 (elements near the top then saturate to 6)"
-            if fl - 2 < -127 or fl - 2 > 127:
-                return "E8M0 holds exponents −127..127: clamp e into that range"
-        else:
-            return "an all-zero block gets e = −127 (the smallest E8M0 exponent) and all-zero elements"
-        return f"e is {e}, expected {e_exp} = floor(log2 max|v|) − 2"
-    el = elems.astype(np.float64)
+    if amax == 0:
+        return "an all-zero block gets e = −127 (the smallest E8M0 exponent) and all-zero elements"
+    fl = int(np.floor(np.log2(amax)))
+    known = [
+        (fl, "subtract 2, the exponent of E2M1's largest power of two (4 = 2^2): e = floor(log2 max|v|) − 2"),
+        (
+            int(np.floor(np.log2(max(v.max(), 1e-300)))) - 2,
+            "use the largest magnitude max |v|, not the largest signed value",
+        ),
+        (
+            int(np.floor(np.log2(amax / 6))),
+            "the MX scale is not max|v|/6 rounded to a power of two: e = floor(log2 max|v|) − 2",
+        ),
+        (
+            int(np.ceil(np.log2(amax / 6))),
+            "the MX scale is not max|v|/6 rounded to a power of two: e = floor(log2 max|v|) − 2",
+        ),
+        (
+            int(np.ceil(np.log2(amax))) - 2,
+            "round log2 down: e = floor(log2 max|v|) − 2 (elements near the top then saturate to 6)",
+        ),
+    ]
+    hint = next((h for value, h in known if e == value), None)
+    if hint:
+        return hint
+    if not -127 <= fl - 2 <= 127:
+        return "E8M0 holds exponents −127..127: clamp e into that range"
+    return f"e is {e}, expected {e_exp} = floor(log2 max|v|) − 2"
+
+
+def _elements_hint(el, el_exp, v, e):
+    """Why the E2M1 elements differ from the reference's (None when they are equal)."""
     if np.array_equal(el, el_exp):
         return None
     if np.array_equal(el, np.clip(v / 2.0**e, -6, 6)):
@@ -268,6 +295,32 @@ def _compare_mx(got, expected, case):
     if np.any(np.abs(el) > 6):
         return "E2M1's largest value is 6: scaled values up to 8 must saturate to ±6"
     return compare_arrays(el, el_exp, "elements", exact=True)
+
+
+def _integer_exponent(e):
+    """``e`` as a Python int when it is a whole number, else None."""
+    if isinstance(e, (float, np.floating)) and float(e).is_integer():
+        return int(e)
+    if isinstance(e, (int, np.integer)) and not isinstance(e, bool):
+        return int(e)
+    return None
+
+
+def _compare_mx(got, expected, case):
+    (v,) = case.args
+    v = np.asarray(v, np.float64)
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        return f"return a pair (e, elements), got {type(got).__name__}"
+    e, elems = _integer_exponent(got[0]), got[1]
+    if e is None:
+        return f"e should be an integer exponent (the scale is 2^e), got {type(got[0]).__name__}"
+    problem = _float_array_problem(elems, v.shape, "elements")
+    if problem:
+        return problem
+    e_exp, el_exp = expected
+    if e != e_exp:
+        return _exponent_hint(e, e_exp, v)
+    return _elements_hint(elems.astype(np.float64), el_exp, v, e)
 
 
 def _mx_cases(rng):
@@ -320,40 +373,59 @@ def _attend(K, V, q, scale, axis=1):
     return np.einsum("ht,htd->hd", p, V)
 
 
-def _compare_attend(got, expected, case):
-    K, V, q, k, v = (np.asarray(a, np.float64) for a in case.args)
-    if not isinstance(got, (tuple, list)) or len(got) != 3:
-        return f"return a triple (K_new, V_new, y), got {type(got).__name__}"
-    Kn, Vn, y = got
-    Ke, Ve, ye = expected
-    for name, a, e in (("K_new", Kn, Ke), ("V_new", Vn, Ve)):
+def _cache_hint(got, expected, case):
+    """Why ``K_new`` or ``V_new`` differs from the reference's (None when both are right)."""
+    K, _, _, k, v = (np.asarray(a, np.float64) for a in case.args)
+    for name, a, e, new in (("K_new", got[0], expected[0], k), ("V_new", got[1], expected[1], v)):
         problem = _float_array_problem(a, e.shape, name)
         if problem:
             if isinstance(a, np.ndarray) and a.shape == K.shape:
                 return f"{name} must hold the T + 1 positions: the cache plus the new token (got the old cache back)"
             return problem
         if not np.allclose(a, e, rtol=1e-6, atol=1e-7):
-            if np.allclose(a[:, 0], (k if name == "K_new" else v), rtol=1e-6, atol=1e-7) and K.shape[1] > 0:
+            if K.shape[1] > 0 and np.allclose(a[:, 0], new, rtol=1e-6, atol=1e-7):
                 return f"append the new token at the end of {name} (position T), not at the front"
             return compare_arrays(a, e, name, rtol=1e-6, atol=1e-7)
-    problem = _float_array_problem(y, ye.shape, "y")
-    if problem:
-        return problem
+    return None
+
+
+def _output_hint(y, expected, case):
+    """Why the attention output ``y`` differs from the reference's (None when it is right)."""
+    K, V, q, _, _ = (np.asarray(a, np.float64) for a in case.args)
+    Ke, Ve, ye = expected
     if np.allclose(y, ye, rtol=1e-5, atol=1e-6):
         return None
-    d = q.shape[-1]
-    n_head = q.shape[0]
-    if K.shape[1] > 0 and np.allclose(y, _attend(K, V, q, 1 / np.sqrt(d)), rtol=1e-5, atol=1e-6):
-        return "attend after appending: the new token attends to itself too (T + 1 keys, not T)"
-    if np.allclose(y, _attend(Ke, Ve, q, 1.0), rtol=1e-5, atol=1e-6):
-        return "scale the scores by 1/√d_head before the softmax"
-    if n_head > 1 and np.allclose(y, _attend(Ke, Ve, q, 1 / np.sqrt(d * n_head)), rtol=1e-5, atol=1e-6):
-        return "scale by 1/√d_head (the features of one head), not 1/√d_model"
-    if n_head > 1 and np.allclose(y, _attend(Ke, Ve, q, 1 / np.sqrt(d), axis=0), rtol=1e-5, atol=1e-6):
-        return "take the softmax over the positions (axis of T + 1 keys), separately for each head, not across heads"
-    if np.allclose(y, _attend(Ke, Ve, q, 1 / d), rtol=1e-5, atol=1e-6):
-        return "scale the scores by 1/√d_head, not 1/d_head"
+    d, n_head = q.shape[-1], q.shape[0]
+    known = [
+        (
+            K.shape[1] > 0,
+            (K, V, q, 1 / np.sqrt(d)),
+            "attend after appending: the new token attends to itself too (T + 1 keys, not T)",
+        ),
+        (True, (Ke, Ve, q, 1.0), "scale the scores by 1/√d_head before the softmax"),
+        (
+            n_head > 1,
+            (Ke, Ve, q, 1 / np.sqrt(d * n_head)),
+            "scale by 1/√d_head (the features of one head), not 1/√d_model",
+        ),
+        (
+            n_head > 1,
+            (Ke, Ve, q, 1 / np.sqrt(d), 0),
+            "take the softmax over the positions (axis of T + 1 keys), separately for each head, not across heads",
+        ),
+        (True, (Ke, Ve, q, 1 / d), "scale the scores by 1/√d_head, not 1/d_head"),
+    ]
+    for applies, args, hint in known:
+        if applies and np.allclose(y, _attend(*args), rtol=1e-5, atol=1e-6):
+            return hint
     return compare_arrays(y, ye, "y", rtol=1e-5, atol=1e-6)
+
+
+def _compare_attend(got, expected, case):
+    if not isinstance(got, (tuple, list)) or len(got) != 3:
+        return f"return a triple (K_new, V_new, y), got {type(got).__name__}"
+    problem = _cache_hint(got, expected, case) or _float_array_problem(got[2], expected[2].shape, "y")
+    return problem or _output_hint(got[2], expected, case)
 
 
 def _attend_cases(rng):

@@ -120,10 +120,19 @@ def run_all(page: Page, clear_first: bool = True, timeout: float = 180) -> None:
     if clear_first:
         menu(page, "Edit", "Clear Outputs of All Cells")
         page.wait_for_function(f"() => ({PROMPTS_JS})().every(p => p === '[ ]:')", timeout=30_000, polling=250)
-    menu(page, "Run", "Run All Cells")
-    page.wait_for_function(
-        f"() => ({PROMPTS_JS})().some(p => p !== '[ ]:' && p !== '')", timeout=timeout * 1000, polling=100
-    )
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    started = f"() => ({PROMPTS_JS})().some(p => p !== '[ ]:' && p !== '')"
+    # Run All marks every cell queued ([*]) at once, even while the kernel starts; when no prompt has
+    # changed a minute later the menu click was lost, and clicking again cannot run a cell twice.
+    for attempt in range(3):
+        menu(page, "Run", "Run All Cells")
+        try:
+            page.wait_for_function(started, timeout=timeout * 1000 / 3, polling=100)
+            return
+        except PlaywrightTimeoutError:
+            if attempt == 2:
+                raise
 
 
 def wait_run_finished(page: Page, timeout: float, settle: float = 2.0) -> list[str]:

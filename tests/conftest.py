@@ -62,26 +62,19 @@ def load_script(path) -> object:
     return module
 
 
-def grade_cli(assignment, subs, out, *extra, timeout=1800) -> str:
-    """Run ``python -m labkit grade`` on a folder of submissions; assert it succeeded; return its output.
+def grade_command(assignment, subs, out, *extra) -> list:
+    """The ``python -m labkit grade`` command line for a folder of submissions, plus ``extra`` options.
 
     Without a sandbox here (and outside CI) it grades with ``--no-sandbox`` (:func:`grading_sandbox_args`).
     """
+    cmd = [sys.executable, "-m", "labkit", "grade", "--assignment", str(assignment), "--submissions", str(subs)]
+    return [*cmd, "--out", str(out), *extra, *grading_sandbox_args()]
+
+
+def grade_cli(assignment, subs, out, *extra, timeout=1800) -> str:
+    """Run :func:`grade_command`; assert it succeeded; return its output."""
     root = Path(__file__).resolve().parent.parent
-    cmd = [
-        sys.executable,
-        "-m",
-        "labkit",
-        "grade",
-        "--assignment",
-        str(assignment),
-        "--submissions",
-        str(subs),
-        "--out",
-        str(out),
-        *extra,
-        *grading_sandbox_args(),
-    ]
+    cmd = grade_command(assignment, subs, out, *extra)
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import clean_status, grading_sandbox_args, read_gradebook, sandboxed
+from conftest import clean_status, grade_command, read_gradebook, sandboxed
 
 from labkit.grading import cells
 from labkit.grading import notebook as nbmod
@@ -96,26 +96,7 @@ def _env() -> dict:
 
 
 def _grade_cmd(assignment, subs, out, *extra) -> list:
-    return [
-        sys.executable,
-        "-m",
-        "labkit",
-        "grade",
-        "--assignment",
-        str(assignment),
-        "--submissions",
-        str(subs),
-        "--out",
-        str(out),
-        "--seed",
-        SEED,
-        "--cell-timeout",
-        "60",
-        "--timeout",
-        "180",
-        *extra,
-        *grading_sandbox_args(),
-    ]
+    return grade_command(assignment, subs, out, "--seed", SEED, "--cell-timeout", "60", "--timeout", "180", *extra)
 
 
 def _run(cmd, timeout=1200) -> subprocess.CompletedProcess:

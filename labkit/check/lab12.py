@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..quant import NF4_CODE
 from .answers import compare_arrays, number_answer
 from .exercise import Case, Exercise
 
@@ -24,28 +25,8 @@ __all__ = [
     "NF4",
 ]
 
-# QLoRA's 16 NormalFloat values (Dettmers et al. 2023), as in labkit.quant.NF4_CODE.
-NF4 = np.array(
-    [
-        -1.0,
-        -0.6961928009986877,
-        -0.5250730514526367,
-        -0.39491748809814453,
-        -0.28444138169288635,
-        -0.18477343022823334,
-        -0.09105003625154495,
-        0.0,
-        0.07958029955625534,
-        0.16093020141124725,
-        0.24611230194568634,
-        0.33791524171829224,
-        0.44070982933044434,
-        0.5626170039176941,
-        0.7229568362236023,
-        1.0,
-    ],
-    dtype=np.float32,
-)
+# QLoRA's 16 NormalFloat values (Dettmers et al. 2023): the library's table.
+NF4 = NF4_CODE
 
 
 def _float_array_problem(got, shape, what="the result"):

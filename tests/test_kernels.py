@@ -13,10 +13,28 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from labkit import kernels as K
+from labkit.kernels import _simd, int8
 from labkit.kernels.int8 import max_accumulation_length
 from labkit.qarith import int_range
 
-SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# the inner-loop fixture sets one module flag for the whole test: nothing to reset between examples
+SETTINGS = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+INT8_LOOPS = [
+    pytest.param(False, id="portable"),
+    pytest.param(True, id="vnni", marks=pytest.mark.skipif(not _simd.AVX512_VNNI, reason="no AVX-512 VNNI target")),
+]
+
+
+@pytest.fixture(params=INT8_LOOPS)
+def int8_loop(request, monkeypatch):
+    """Run the test once with each int8 GEMM path this machine can take (VNNI micro-kernel from 32 rows)."""
+    monkeypatch.setattr(int8, "_USE_VNNI", request.param)
+    return request.param
+
 
 dims = st.integers(0, 9) | st.sampled_from([1, 17, 33, 64, 127])
 
@@ -65,7 +83,7 @@ def sparse_matrices(draw):
 
 @SETTINGS
 @given(int8_operands())
-def test_gemm_int8_bit_exact(ops):
+def test_gemm_int8_bit_exact(int8_loop, ops):
     A, B, za = ops
     got = K.gemm_int8(A, B, za)
     assert got.dtype == np.int32 and got.shape == (A.shape[0], B.shape[0])
@@ -85,7 +103,7 @@ def test_gemv_int8_bit_exact(ops):
 
 @SETTINGS
 @given(int8_operands(), st.integers(0, 2**32 - 1), st.integers(2, 8), st.booleans(), st.booleans())
-def test_gemm_int8_requant_bit_exact(ops, seed, bits, signed, relu):
+def test_gemm_int8_requant_bit_exact(int8_loop, ops, seed, bits, signed, relu):
     A, B, za = ops
     rng = np.random.default_rng(seed)
     N = B.shape[0]
@@ -108,9 +126,11 @@ def test_gemm_int8_requant_bit_exact(ops, seed, bits, signed, relu):
         (5, 33, 2100),  # int16 blocks of B, three blocks of K (1024, 1024, 52), thread pool
         (8, 17, 1030),  # int16 blocks of B on one thread
         (64, 40, 1100),  # batch 64
+        (32, 130, 2052),  # VNNI tiles: a partial block of 64 channels, a partial chunk of K, a padded tile
+        (35, 64, 1031),  # VNNI tiles: K not a multiple of 4 (bytes packed one by one), 3 padding rows
     ],
 )
-def test_int8_code_paths_are_bit_exact(rng, M, N, Kc):
+def test_int8_code_paths_are_bit_exact(int8_loop, rng, M, N, Kc):
     """Every path of the core (streamed int8 or widened int16 rows of B, blocks of K, one thread or the
     pool, a last partial block of output channels) gives the reference's integers, in all three modes."""
     A = rng.integers(0, 256, (M, Kc), dtype=np.uint8)
@@ -165,7 +185,7 @@ def test_requantize_reference_is_exact_rational_rounding(rng):
 
 @SETTINGS
 @given(int8_operands(), st.integers(0, 2**32 - 1))
-def test_gemm_int8_dequant_matches_reference(ops, seed):
+def test_gemm_int8_dequant_matches_reference(int8_loop, ops, seed):
     A, B, za = ops
     rng = np.random.default_rng(seed)
     N = B.shape[0]
@@ -175,6 +195,18 @@ def test_gemm_int8_dequant_matches_reference(ops, seed):
     want = K.gemm_int8_dequant_reference(K.gemm_int8_reference(A, B, za), scale, bias)
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_vnni_tiles_wrap_and_correct_exactly_at_the_longest_k(int8_loop):
+    """The VNNI path sums (A + 128) · B, which overflows int32 at the longest K, then subtracts
+    128 · sum(B): both wrap modulo 2**32, so the result is exact wherever the true sum fits."""
+    K_ = max_accumulation_length(0)
+    A = np.full((int8._TILE_FROM_ROWS, K_), 127, np.int8)
+    A[1] = -128
+    B = np.full((3, K_), -128, np.int8)
+    B[1] = 127
+    assert 255 * 128 * K_ > 2**31  # the unsigned products alone overflow
+    np.testing.assert_array_equal(K.gemm_int8(A, B), K.gemm_int8_reference(A, B))
 
 
 def test_int32_accumulation_is_needed_and_sufficient():

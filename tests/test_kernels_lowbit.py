@@ -8,10 +8,28 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from labkit import kernels as K
+from labkit.kernels import _simd, nm_sparse
 from labkit.prune import nm_mask
 from labkit.quant import dequantize_groupwise, pack_int4, quantize_groupwise
 
-SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# the inner-loop fixture sets one module flag for the whole test: nothing to reset between examples
+SETTINGS = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+NM24_LOOPS = [
+    pytest.param(False, id="portable"),
+    pytest.param(True, id="avx512", marks=pytest.mark.skipif(not _simd.AVX512, reason="no AVX-512 target")),
+]
+
+
+@pytest.fixture(params=NM24_LOOPS)
+def nm24_loop(request, monkeypatch):
+    """Run the test once with each 2:4 inner loop this machine can take (register permutes, selects)."""
+    monkeypatch.setattr(nm_sparse, "_USE_AVX512", request.param)
+    return request.param
+
 
 rows = st.integers(0, 9) | st.sampled_from([1, 17, 64])
 cols = st.integers(0, 9) | st.sampled_from([1, 31, 33, 64, 127, 130])
@@ -109,7 +127,7 @@ def nm24_operands(draw):
 
 @SETTINGS
 @given(nm24_operands())
-def test_gemv_nm24_equals_reference_and_dense(ops):
+def test_gemv_nm24_equals_reference_and_dense(nm24_loop, ops):
     W, mask, x = ops
     Wp = np.where(mask, W, 0).astype(np.float32)
     m = K.nm24_compress(Wp, mask if W.size else None)
@@ -122,9 +140,10 @@ def test_gemv_nm24_equals_reference_and_dense(ops):
     np.testing.assert_allclose(ref, Wp.astype(np.float64) @ x, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("N, Kc", [(300, 1028), (100, 4096), (3, 12)])
-def test_gemv_nm24_code_paths(rng, N, Kc):
-    """One thread and the pool (above 2**18 weights), with and without an odd last group of 4 columns."""
+@pytest.mark.parametrize("N, Kc", [(300, 1028), (100, 4096), (3, 12), (5, 100), (700, 1060)])
+def test_gemv_nm24_code_paths(nm24_loop, rng, N, Kc):
+    """One thread and the pool (above 2**18 weights), with and without an odd last group of 4 columns,
+    an odd number of blocks of 32 columns and meta bytes left after the last block."""
     W = rng.standard_normal((N, Kc)).astype(np.float32)
     mask = nm_mask(W, 2, 4)
     m = K.nm24_compress(np.where(mask, W, 0).astype(np.float32), mask)

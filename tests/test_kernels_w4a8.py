@@ -1,8 +1,9 @@
 """labkit.kernels.w4a8: int4 weights × int8 activations, bit for bit against the numpy reference.
 
 Hypothesis draws the shapes (empty, 1 × 1, odd sizes, one group, a row block and one more row), every
-group size, zero rows and all-zero activations; both code paths (one thread and the thread pool) are
-checked. No test here looks at wall-clock time.
+group size, zero rows and all-zero activations; both thread paths (one thread and the thread pool)
+and both inner loops (AVX-512 VNNI where the CPU has it, and the portable loop) are checked. No test
+here looks at wall-clock time.
 """
 
 import numpy as np
@@ -11,10 +12,28 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from labkit import kernels as K
-from labkit.kernels import w4a8
+from labkit.kernels import _simd, w4a8
 from labkit.quant import dequantize_groupwise, quantize_groupwise
 
-SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+INNER_LOOPS = [pytest.param(False, id="portable")]
+INNER_LOOPS.append(
+    pytest.param(True, id="vnni", marks=pytest.mark.skipif(not _simd.AVX512_VNNI, reason="no AVX-512 VNNI target"))
+)
+
+
+@pytest.fixture(params=INNER_LOOPS)
+def inner_loop(request, monkeypatch):
+    """Run the test once with each inner loop the kernels can take on this machine."""
+    monkeypatch.setattr(w4a8, "_USE_VNNI", request.param)
+    return request.param
+
+
+# the inner-loop fixture sets one module flag for the whole test: nothing to reset between examples
+SETTINGS = settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 rows = st.integers(0, 9) | st.sampled_from([1, 17, 127, 128, 129, 300])
 cols = st.integers(0, 9) | st.sampled_from([1, 4, 31, 33, 64, 130, 257])
@@ -54,7 +73,7 @@ def w4a8_operands(draw, batch=False):
 
 @SETTINGS
 @given(w4a8_operands())
-def test_gemv_w4a8_equals_reference_bit_for_bit(ops):
+def test_gemv_w4a8_equals_reference_bit_for_bit(inner_loop, ops):
     q, scale, zp, g, X = ops
     x = X[0].copy()
     panels = K.int4_panels(q, scale, zp, g)
@@ -69,7 +88,7 @@ def test_gemv_w4a8_equals_reference_bit_for_bit(ops):
 
 @SETTINGS
 @given(w4a8_operands(batch=True))
-def test_gemm_w4a8_rows_are_gemvs(ops):
+def test_gemm_w4a8_rows_are_gemvs(inner_loop, ops):
     q, scale, zp, g, X = ops
     panels = K.int4_panels(q, scale, zp, g)
     Y = K.gemm_w4a8(panels, X)
@@ -81,7 +100,7 @@ def test_gemm_w4a8_rows_are_gemvs(ops):
 @pytest.mark.parametrize(
     "N, Kc, g, B", [(300, 1024, 32, 1), (129, 2052, 128, 1), (200, 700, 64, 3), (130, 1020, 12, 2)]
 )
-def test_thread_pool_path_is_bit_exact(rng, N, Kc, g, B):
+def test_thread_pool_path_is_bit_exact(inner_loop, rng, N, Kc, g, B):
     """Above 2**18 weights the panels are split over numba's threads; the result does not change."""
     assert B * N * Kc >= w4a8._SERIAL_WORK
     q = rng.integers(0, 16, (N, Kc)).astype(np.uint8)
@@ -95,7 +114,7 @@ def test_thread_pool_path_is_bit_exact(rng, N, Kc, g, B):
         np.testing.assert_array_equal(Y[b], K.gemv_w4a8_reference(q, scale, zp, X[b], g))
 
 
-def test_one_by_one_and_the_arithmetic_written_out():
+def test_one_by_one_and_the_arithmetic_written_out(inner_loop):
     q, s, z = np.array([[7]], np.uint8), np.array([[0.5]], np.float32), np.array([[3]], np.uint8)
     x = np.array([2.0], np.float32)
     sx = np.float32(2.0) / np.float32(127)  # max |x| / 127; x quantizes to 127
@@ -124,20 +143,27 @@ def test_panels_layout_bytes_and_round_trip(rng):
     z = rng.integers(0, 16, (130, 3)).astype(np.int64)
     p = K.int4_panels(q, s, z, 32)
     assert p.shape == (130, 70) and p.group_size == 32 and p.n_groups == 3
-    # two panels of 128 rows; columns padded to 3 groups of 32 = 96, four codes per 16-bit word
-    assert p.words.shape == (2, 24, 128) and p.words.dtype == np.uint16
-    assert p.nbytes == 2 * 24 * 128 * 2 + 2 * 3 * 128 * (4 + 1)
-    assert int(p.words[0, 1, 5]) == int(q[5, 4]) | int(q[5, 5]) << 4 | int(q[5, 6]) << 8 | int(q[5, 7]) << 12
-    q2, s2, z2 = p.unpack()
-    np.testing.assert_array_equal(q2, q)
-    np.testing.assert_array_equal(s2, s)
-    np.testing.assert_array_equal(z2, z)
+    # two panels of 128 rows; columns padded to 3 groups of 32 = 96, eight codes per 32-bit word
+    assert p.words.shape == (2, 12, 128) and p.words.dtype == np.uint32
+    assert p.nbytes == 2 * 12 * 128 * 4 + 2 * 3 * 128 * (4 + 1)
+    # byte m of word j: column 8j + m in the low nibble, column 8j + 4 + m in the high nibble
+    word = sum((int(q[5, 8 + m]) | int(q[5, 12 + m]) << 4) << (8 * m) for m in range(4))
+    assert int(p.words[0, 1, 5]) == word
+    for g, words_per_group in ((32, 4), (12, 2), (4, 1)):  # groups padded to a multiple of 8 columns
+        G = -(-70 // g)
+        sg, zg = rng.uniform(0.1, 1, (130, G)).astype(np.float32), rng.integers(0, 16, (130, G))
+        p = K.int4_panels(q, sg, zg, g)
+        assert p.words.shape == (2, G * words_per_group, 128)
+        q2, s2, z2 = p.unpack()
+        np.testing.assert_array_equal(q2, q)
+        np.testing.assert_array_equal(s2, sg)
+        np.testing.assert_array_equal(z2, zg)
     assert "Int4Panels(shape=(130, 70)" in repr(p)
     with pytest.raises(ValueError, match="read-only"):
         p.words[0, 0, 0] = 1
 
 
-def test_empty_inputs():
+def test_empty_inputs(inner_loop):
     for N, Kc in ((0, 8), (3, 0), (0, 0)):
         p = K.int4_panels(
             np.zeros((N, Kc), np.uint8),

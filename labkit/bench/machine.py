@@ -48,9 +48,10 @@ def machine_description() -> dict:
         info["loadavg_at_start"] = os.getloadavg()
     except OSError:
         pass
-    from ..kernels import llvm_tuning
+    from ..kernels import llvm_tuning, simd_paths
 
     info["llvm_tuning"] = llvm_tuning()
+    info["simd_paths"] = simd_paths()
     torch = torch_or_none()
     info["torch"] = torch.__version__ if torch is not None else "not installed"
     if torch is not None:

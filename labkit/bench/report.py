@@ -65,6 +65,7 @@ def _machine_lines(out: dict) -> list:
         f"at the end: {out.get('loadavg_at_end')}",
         f"- CPU features used by the kernels: {m.get('cpu_features', '?')}; numba/LLVM settings: "
         f"{m.get('llvm_tuning', '?')}",
+        "- inner loops: " + ("; ".join(f"{k}: {v}" for k, v in m["simd_paths"].items()) if "simd_paths" in m else "?"),
         f"- {m.get('platform')}; Python {m.get('python')}; numpy {m.get('numpy')}, scipy {m.get('scipy')}, "
         f"numba {m.get('numba')}, torch {m.get('torch')}; BLAS: {', '.join(m.get('blas', []))}",
         f"- thread pools: {out['threads']}; numba threading layer: {out.get('numba_threading_layer')}",

@@ -31,7 +31,9 @@ the pool run on the calling thread.
 Code generation: importing ``labkit.kernels`` first sets two LLVM options that let the integer dot
 products use full-width vector instructions (``vpdpwssd`` on 512-bit registers here); they change
 no result. ``labkit.kernels._tuning`` explains them, when they are skipped, and how to turn them off
-(``LABKIT_LLVM_TUNING=0``).
+(``LABKIT_LLVM_TUNING=0``). Three inner loops are written directly in LLVM IR for CPUs with AVX-512
+(``labkit.kernels._simd``: ``vpdpbusd`` for int4 × int8 and the int8 GEMM micro-kernel, ``vpermi2ps``
+for 2:4); elsewhere the same kernels run portable loops. :func:`simd_paths` says which ran.
 
 Threading layer: unless ``NUMBA_THREADING_LAYER`` is set, labkit asks numba for its ``workqueue``
 layer. On the course's 2-core reference machine numba's OpenMP layer (libgomp) cost about 30 ms
@@ -48,7 +50,7 @@ if "NUMBA_THREADING_LAYER" not in _os.environ:
     _numba.config.THREADING_LAYER = "workqueue"  # only takes effect before numba's first parallel call
 
 # first: LLVM settings for full-width integer vectors, applied before any kernel below is defined
-from . import _tuning
+from . import _simd, _tuning
 from .int4 import gemv_int4, gemv_int4_reference, unpack_int4_reference
 from .int8 import (
     gemm_int8,
@@ -102,8 +104,25 @@ def llvm_tuning() -> str:
     return _tuning.STATE
 
 
+def simd_paths() -> dict[str, str]:
+    """Which inner loop each kernel with a hand-written AVX-512 path runs in this process.
+
+    Keys are kernels, values either the instruction path or "portable loop" (another CPU, or numba
+    not compiling for this one: see :func:`llvm_tuning`). Both paths give the same integers (the
+    2:4 GEMV: the same sums up to float32 rounding); ``labkit.kernels._simd`` explains them.
+    """
+    vnni, avx512 = _simd.AVX512_VNNI, _simd.AVX512
+    portable = "portable loop"
+    return {
+        "gemv_w4a8 / gemm_w4a8": "AVX-512 VNNI (vpdpbusd)" if vnni else portable,
+        "gemm_int8 and its fused forms, from 32 rows": "AVX-512 VNNI micro-kernel (vpdpbusd)" if vnni else portable,
+        "gemv_nm24": "AVX-512 (vpermi2ps)" if avx512 else portable,
+    }
+
+
 __all__ = [
     "llvm_tuning",
+    "simd_paths",
     "CSR",
     "compact_csr",
     "csr_from_dense",

@@ -21,6 +21,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._checks import as_array
+from ._simd import AVX512, nm24_block_dot
 
 __all__ = ["NM24", "nm24_compress", "nm24_decompress", "gemv_nm24", "gemv_nm24_reference"]
 
@@ -145,11 +146,17 @@ def _pick(bit0, bit1, a0, a1, a2, a3):
 
 
 @njit(cache=True, fastmath=_FAST)
-def _row(v, mt, xp, x):
-    """One row: the pairs of groups of each meta byte (vectorized over bytes), then an odd last group."""
+def _row(v, mt, xp, x, simd):
+    """One row: blocks of 32 columns with AVX-512 (``simd``), then the pairs of groups of each meta
+    byte left (vectorized over bytes), then an odd last group."""
     acc = np.float32(0.0)
     n_pairs = xp.shape[1]
-    for b in range(n_pairs):
+    start = 0
+    if simd:  # 4 meta bytes = 8 groups = 16 kept values per block
+        n_blocks = n_pairs // 4
+        acc = nm24_block_dot(v, mt, x, n_blocks)
+        start = 4 * n_blocks
+    for b in range(start, n_pairs):
         m = np.int32(mt[b])  # bits 0-1, 2-3: the kept positions of group 2b; bits 4-5, 6-7: of group 2b + 1
         e0, e1, e2, e3 = xp[0, b], xp[1, b], xp[2, b], xp[3, b]
         o0, o1, o2, o3 = xp[4, b], xp[5, b], xp[6, b], xp[7, b]
@@ -168,27 +175,30 @@ def _row(v, mt, xp, x):
 
 
 @njit(cache=True, parallel=True)
-def _gemv_parallel(values, meta, xp, x, y):
+def _gemv_parallel(values, meta, xp, x, simd, y):
     for i in prange(values.shape[0]):
-        y[i] = _row(values[i], meta[i], xp, x)
+        y[i] = _row(values[i], meta[i], xp, x, simd)
 
 
 @njit(cache=True)
-def _gemv_serial(values, meta, xp, x, y):
+def _gemv_serial(values, meta, xp, x, simd, y):
     for i in range(values.shape[0]):
-        y[i] = _row(values[i], meta[i], xp, x)
+        y[i] = _row(values[i], meta[i], xp, x, simd)
 
 
 _SERIAL_WORK = 1 << 18  # fewer weights than this: one thread
+_USE_AVX512 = AVX512  # tests switch it off to run the portable loop on the same machine
 
 
 def gemv_nm24(m: NM24, x: np.ndarray) -> np.ndarray:
     """``y = W @ x`` for a 2:4 sparse ``W`` in :class:`NM24` storage (float32 accumulation).
 
-    Each meta byte holds the positions of two groups (8 columns of ``x``); ``x`` is split once per
-    call into 8 phase arrays ``xp[c, b] = x[8b + c]``, and the kernel picks each kept weight's
-    partner from the four phases of its group with selects, so the loop over bytes vectorizes (a
-    gather ``x[4t + position]`` would not).
+    With AVX-512, 16 kept weights at a time find their partners in 32 columns of ``x`` by one
+    register permutation (:func:`labkit.kernels._simd.nm24_block_dot`). Elsewhere (and for the
+    columns left over), each meta byte holds the positions of two groups (8 columns of ``x``); ``x``
+    is split once per call into 8 phase arrays ``xp[c, b] = x[8b + c]``, and the kernel picks each
+    kept weight's partner from the four phases of its group with selects, so the loop over bytes
+    vectorizes (a gather ``x[4t + position]`` would not).
 
     Returns float32 (N,), equal to :func:`gemv_nm24_reference` up to float32 rounding.
     """
@@ -198,5 +208,5 @@ def gemv_nm24(m: NM24, x: np.ndarray) -> np.ndarray:
     if N and K:
         xp = np.ascontiguousarray(x[: 8 * (K // 8)].reshape(-1, 8).T)
         core = _gemv_serial if N * K < _SERIAL_WORK else _gemv_parallel
-        core(m.values, m.meta, xp, x, y)
+        core(m.values, m.meta, xp, x, _USE_AVX512, y)
     return y

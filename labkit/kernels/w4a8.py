@@ -23,23 +23,29 @@ tolerance could be tested; that is :func:`labkit.kernels.gemv_int4`.) The price 
 
 **Layout for speed** (:class:`Int4Panels`, made once per weight matrix by :func:`int4_panels`).
 In the row-major layout each group's sum would be a dot product along the row, which LLVM
-vectorizes along ``k`` and must then add up across the lanes of a vector: for groups of 32 (16
-bytes) that horizontal sum costs as much as the group's products. So the kernel keeps ``R = 128``
-rows side by side: panel ``p`` holds rows ``128p .. 128p + 127`` as ``words[p, j, r]``, a 16-bit
-word with the four codes of columns ``4j .. 4j + 3`` of row ``r`` (column ``4j + m`` in bits
-``4m .. 4m + 3``). The inner loop reads one word per row for 128 rows (256 contiguous bytes), takes
-the four codes apart with shifts and masks, multiplies each by the matching ``xq`` (one number, the
-same for all 128 rows; ``15 · 127`` fits 16 bits) and adds into 128 int16 accumulators: a loop over
-rows that LLVM turns into full-width vector instructions (``vpsrlw``, ``vpand``, ``vpmullw``,
-``vpaddw``), with no horizontal sums, whatever the group size. Every 4 words the int16 sums move to
-int32 (4 words · 4 codes · 15 · 127 = 30480 < 2¹⁵, so they cannot overflow); at the end of a group
-the zero point and the scales are applied to all 128 rows at once. Rows are padded to a multiple of
-128 and columns to a whole number of groups with code 0 (and activation 0), which adds nothing.
+vectorizes along ``k`` and must then add up across the lanes of a vector: for groups of 32 that
+horizontal sum costs as much as the group's products. So the kernel keeps ``R = 128`` rows side by
+side: panel ``p`` holds rows ``128p .. 128p + 127`` as ``words[p, j, r]``, a 32-bit word with 8 codes
+of row ``r``: byte ``m`` holds column ``8j + m`` in its low nibble and column ``8j + 4 + m`` in its high
+nibble. One mask (``w & 0x0F0F0F0F``) gives the codes of columns ``8j .. 8j + 3`` as four bytes, a
+shift and the mask those of ``8j + 4 .. 8j + 7``. Each group is padded with code 0 (and activation 0,
+which adds nothing) to a multiple of 8 columns, rows to a multiple of 128.
+
+Two inner loops read this layout and give the same integers:
+
+- on CPUs with AVX-512 VNNI, ``vpdpbusd`` multiplies the four code bytes of 16 rows by four int8
+  activations and adds each row's four products to an int32 lane: 16 rows × 8 codes in 5
+  instructions (:func:`labkit.kernels._simd.int4_group_dot`, the instruction llama.cpp uses);
+- elsewhere, a numba loop over the 128 rows takes the 8 codes apart with shifts and masks, multiplies
+  each by its activation in int16 (``8 · 15 · 127`` fits) and moves the int16 sums to int32 every 2
+  words (``2 · 8 · 15 · 127 = 30480 < 2¹⁵``): LLVM vectorizes it over rows, with no horizontal sums.
+
+At the end of a group the zero point and the scales are applied to all 128 rows at once.
 
 Bytes moved per GEMV: ``N·K/2`` of codes plus 5 bytes per row and group (scale and zero point),
 against ``4·N·K`` for float32 and ``N·K`` for int8. :func:`gemm_w4a8` (a few rows of activations,
-as when decoding several sequences at once) takes each word's codes apart once and reuses them for
-every row of the batch, so the weights are read once per call.
+as when decoding several sequences at once) runs every row of the batch over a group while its
+words are in the L1 cache, so the weights are read from memory once per call.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from numba import njit, prange
 
 from ..validation import check_int
 from ._checks import as_array
+from ._simd import AVX512_VNNI, PANEL_ROWS, int4_group_dot
 
 __all__ = [
     "Int4Panels",
@@ -60,10 +67,12 @@ __all__ = [
     "gemv_w4a8_reference",
 ]
 
-_R = 128  # rows per panel: the lanes of the vectorized inner loop
-_CHUNK = 4  # words summed in int16 before widening to int32 (see the module docstring)
+_R = PANEL_ROWS  # rows per panel: the lanes of the vectorized inner loop (128)
+_CODES = 8  # codes per 32-bit word
+_CHUNK = 2  # words summed in int16 before widening to int32 (portable loop; see the module docstring)
 _MAX_GROUP = 500_000  # |P| <= 2 · g · 15 · 127 stays below 2**31
 _SERIAL_WORK = 1 << 18  # fewer weights than this: one thread (waking the pool costs more)
+_USE_VNNI = AVX512_VNNI  # tests switch it off to run the portable loop on the same machine
 
 
 class Int4Panels:
@@ -71,8 +80,9 @@ class Int4Panels:
 
     Attributes
     ----------
-    words : uint16 array (P, K_pad / 4, 128)
-        ``words[p, j, r]``: the codes of columns ``4j .. 4j + 3`` of row ``128p + r``.
+    words : uint32 array (P, G · g8 / 8, 128)
+        ``words[p, j, r]``: 8 codes of row ``128p + r`` (see the module docstring), each group padded
+        to ``g8``, the group size rounded up to a multiple of 8.
     scale : float32 array (P, G, 128)
         ``scale[p, t, r]``: the scale of row ``128p + r``, group ``t`` (0 for padding rows).
     zero_point : uint8 array (P, G, 128)
@@ -98,13 +108,19 @@ class Int4Panels:
         """Bytes the GEMV reads for the weights: codes, scales and zero points (padding included)."""
         return int(self.words.nbytes + self.scale.nbytes + self.zero_point.nbytes)
 
+    @property
+    def words_per_group(self) -> int:
+        return -(-self.group_size // _CODES)
+
     def unpack(self):
         """``(q, scale, zero_point)`` in the row-major layout :func:`int4_panels` took (for checks)."""
         N, K = self.shape
-        w = self.words.transpose(0, 2, 1).reshape(-1, self.words.shape[1])
-        q = np.empty((w.shape[0], 4 * w.shape[1]), np.uint8)
+        w = self.words.transpose(0, 2, 1).reshape(-1, self.words.shape[1])  # (rows, words)
+        q = np.empty((w.shape[0], w.shape[1], _CODES), np.uint8)
         for m in range(4):
-            q[:, m::4] = (w >> (4 * m)) & 15
+            q[:, :, m] = (w >> (8 * m)) & 15
+            q[:, :, 4 + m] = (w >> (8 * m + 4)) & 15
+        q = q.reshape(w.shape[0], self.n_groups, -1)[:, :, : self.group_size].reshape(w.shape[0], -1)
         scale = self.scale.transpose(0, 2, 1).reshape(-1, self.n_groups)
         zp = self.zero_point.transpose(0, 2, 1).reshape(-1, self.n_groups)
         return q[:N, :K].copy(), scale[:N].copy(), zp[:N].copy()
@@ -161,11 +177,16 @@ def int4_panels(q, scale, zero_point, group_size) -> Int4Panels:
     if not np.all(np.isfinite(scale)):
         raise ValueError("scale must be finite")
     P = -(-N // _R)
-    Np, Kp = P * _R, G * g
-    qp = np.zeros((Np, Kp), np.uint16)
-    qp[:N, :K] = q
-    w = qp[:, 0::4] | (qp[:, 1::4] << 4) | (qp[:, 2::4] << 8) | (qp[:, 3::4] << 12)  # (Np, Kp/4)
-    words = np.ascontiguousarray(w.reshape(P, _R, Kp // 4).transpose(0, 2, 1))
+    Np, g8 = P * _R, -(-g // _CODES) * _CODES
+    codes = np.zeros((Np, G * g), np.uint32)
+    codes[:N, :K] = q
+    padded = np.zeros((Np, G, g8), np.uint32)
+    padded[:, :, :g] = codes.reshape(Np, G, g)
+    eight = padded.reshape(Np, G * g8 // _CODES, _CODES)  # (rows, words, 8 codes)
+    w = np.zeros(eight.shape[:2], np.uint32)
+    for m in range(4):
+        w |= (eight[:, :, m] | (eight[:, :, 4 + m] << 4)) << (8 * m)
+    words = np.ascontiguousarray(w.reshape(P, _R, G * g8 // _CODES).transpose(0, 2, 1))
     sp = np.zeros((Np, G), np.float32)
     sp[:N] = scale
     zp = np.zeros((Np, G), np.uint8)
@@ -229,14 +250,16 @@ def gemv_w4a8_reference(q, scale, zero_point, x, group_size: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def _quantize_rows(X, g, KW):
+def _quantize_rows(X, g, gw):
     """Quantize each row of X (B, K) per group of g columns.
 
-    Returns the codes as x4 (B, 4, KW) int16 with ``x4[b, m, j] = xq[b, 4j + m]`` (padding 0), the
-    scales sx (B, G) float32, the group sums xs (B, G) int32, and False if X holds NaN or inf."""
+    Returns the codes as x8 (B, G · 8 · gw) int8, each group padded with zeros to ``8 · gw`` columns
+    (``x8.view(np.int32)`` is what :func:`_simd.int4_group_dot` reads), the scales sx (B, G)
+    float32, the group sums xs (B, G) int32, and False if X holds NaN or inf."""
     B, K = X.shape
     G = -(-K // g)
-    x4 = np.zeros((B, 4, KW), np.int16)
+    g8 = _CODES * gw
+    x8 = np.zeros((B, G * g8), np.int8)
     sx = np.empty((B, G), np.float32)
     xs = np.empty((B, G), np.int32)
     finite = True
@@ -253,147 +276,81 @@ def _quantize_rows(X, g, KW):
             total = 0
             for k in range(k0, k1):
                 v = min(max(np.rint(X[b, k] / s), np.float32(-127.0)), np.float32(127.0))
-                c = np.int16(v) if finite else np.int16(0)
-                x4[b, k & 3, k >> 2] = c
+                c = np.int8(v) if finite else np.int8(0)
+                x8[b, t * g8 + k - k0] = c
                 total += c
             sx[b, t] = s
             xs[b, t] = total
-    return x4, sx, xs, finite
+    return x8, sx, xs, finite
 
 
 @njit(cache=True, inline="always")
-def _add_words(words, x4, j0, n, acc16):
-    """acc16 (R,) += the products of words j0 .. j0 + n - 1 (KW, R) with the codes x4 (4, KW)."""
-    for j in range(j0, j0 + n):
-        a0 = x4[0, j]
-        a1 = x4[1, j]
-        a2 = x4[2, j]
-        a3 = x4[3, j]
+def _add_words(words, x8, j0, j1, acc16):
+    """acc16 (R,) += the products of words j0 .. j1 - 1 (KW, R) with their activations (portable loop)."""
+    for j in range(j0, j1):
+        x = x8[8 * j : 8 * j + 8]
+        a0, a1, a2, a3 = np.int16(x[0]), np.int16(x[1]), np.int16(x[2]), np.int16(x[3])
+        a4, a5, a6, a7 = np.int16(x[4]), np.int16(x[5]), np.int16(x[6]), np.int16(x[7])
         w = words[j]
         for r in range(_R):
             v = w[r]
-            acc16[r] = np.int16(
-                acc16[r]
-                + np.int16(v & 15) * a0
-                + np.int16((v >> 4) & 15) * a1
-                + np.int16((v >> 8) & 15) * a2
-                + np.int16(v >> 12) * a3
-            )
+            low = np.int16(v & 15) * a0 + np.int16((v >> 8) & 15) * a1 + np.int16((v >> 16) & 15) * a2
+            high = np.int16((v >> 4) & 15) * a4 + np.int16((v >> 12) & 15) * a5 + np.int16((v >> 20) & 15) * a6
+            top = np.int16((v >> 24) & 15) * a3 + np.int16(v >> 28) * a7
+            acc16[r] = np.int16(acc16[r] + low + high + top)
 
 
 @njit(cache=True, inline="always")
-def _widen(acc16, acc32):
-    for r in range(acc16.shape[0]):
-        acc32[r] += acc16[r]
-        acc16[r] = 0
-
-
-@njit(cache=True, inline="always")
-def _panel_gemv(words, scale, zero, x4, sx, xs, gw, acc16, acc32, y):
-    """One panel times one quantized vector: y (R,) float32; words (KW, R), scale/zero (G, R)."""
-    G = scale.shape[0]
-    whole = gw - gw % _CHUNK  # words of a group in whole chunks (a constant trip count LLVM unrolls)
-    y[:] = 0
-    acc16[:] = 0
-    for t in range(G):
-        acc32[:] = 0
-        j_start = t * gw
-        for j0 in range(j_start, j_start + whole, _CHUNK):
-            _add_words(words, x4, j0, _CHUNK, acc16)
-            _widen(acc16, acc32)
-        if gw > whole:
-            _add_words(words, x4, j_start + whole, gw - whole, acc16)
-            _widen(acc16, acc32)
-        s_t = sx[t]
-        xs_t = xs[t]
+def _group_sums(words, x8, j0, j1, vnni, acc16, acc32):
+    """acc32 (R,) = the exact int32 sums of one group (words j0 .. j1 - 1) for the 128 rows of a panel."""
+    acc32[:] = 0
+    if vnni:
+        int4_group_dot(acc32, words, j0, j1, x8.view(np.int32))
+        return
+    for c0 in range(j0, j1, _CHUNK):
+        acc16[:] = 0
+        _add_words(words, x8, c0, min(c0 + _CHUNK, j1), acc16)
         for r in range(_R):
-            p = np.int32(acc32[r] - np.int32(zero[t, r]) * xs_t)
-            y[r] = y[r] + (scale[t, r] * s_t) * np.float32(p)
+            acc32[r] += acc16[r]
+
+
+@njit(cache=True, inline="always")
+def _apply_scales(acc32, zero_t, scale_t, s_t, xs_t, y):
+    """y (R,) += (scale · sx) · (P − z · sum(xq)) for one group: the integer sum becomes float once."""
+    for r in range(_R):
+        p = np.int32(acc32[r] - np.int32(zero_t[r]) * xs_t)
+        y[r] = y[r] + (scale_t[r] * s_t) * np.float32(p)
+
+
+@njit(cache=True, inline="always")
+def _panel_gemm(words, scale, zero, x8, sx, xs, gw, vnni, acc16, acc32, Y):
+    """One panel times B quantized vectors: Y (B, R); words (KW, R), scale/zero (G, R), x8 (B, ·).
+
+    Every row of the batch runs over a group while its words (at most 8 KiB for g = 128) are in L1."""
+    Y[:] = 0
+    for t in range(scale.shape[0]):
+        for b in range(x8.shape[0]):
+            _group_sums(words, x8[b], t * gw, (t + 1) * gw, vnni, acc16, acc32)
+            _apply_scales(acc32, zero[t], scale[t], sx[b, t], xs[b, t], Y[b])
 
 
 @njit(cache=True, parallel=True)
-def _gemv_parallel(words, scale, zero, x, g, Y):
-    x4, sx, xs, finite = _quantize_rows(x.reshape(1, -1), g, words.shape[1])
+def _gemm_parallel(words, scale, zero, X, g, gw, vnni, Y):
+    x8, sx, xs, finite = _quantize_rows(X, g, gw)
     for p in prange(words.shape[0]):
         acc16 = np.empty(_R, np.int16)
         acc32 = np.empty(_R, np.int32)
-        _panel_gemv(words[p], scale[p], zero[p], x4[0], sx[0], xs[0], g // 4, acc16, acc32, Y[p])
+        _panel_gemm(words[p], scale[p], zero[p], x8, sx, xs, gw, vnni, acc16, acc32, Y[p])
     return finite
 
 
 @njit(cache=True)
-def _gemv_serial(words, scale, zero, x, g, Y):
-    x4, sx, xs, finite = _quantize_rows(x.reshape(1, -1), g, words.shape[1])
+def _gemm_serial(words, scale, zero, X, g, gw, vnni, Y):
+    x8, sx, xs, finite = _quantize_rows(X, g, gw)
     acc16 = np.empty(_R, np.int16)
     acc32 = np.empty(_R, np.int32)
     for p in range(words.shape[0]):
-        _panel_gemv(words[p], scale[p], zero[p], x4[0], sx[0], xs[0], g // 4, acc16, acc32, Y[p])
-    return finite
-
-
-@njit(cache=True, inline="always")
-def _panel_gemm(words, scale, zero, x4, sx, xs, gw, codes, acc16, acc32, Y):
-    """One panel times B quantized vectors: Y (B, R); x4 (B, 4, KW), sx/xs (B, G).
-
-    The four codes of each word are taken apart once into ``codes`` (4, R) and reused by every row
-    of the batch."""
-    B = x4.shape[0]
-    G = scale.shape[0]
-    Y[:] = 0
-    acc16[:] = 0
-    for t in range(G):
-        acc32[:] = 0
-        j_end = (t + 1) * gw
-        for j0 in range(t * gw, j_end, _CHUNK):
-            for j in range(j0, min(j0 + _CHUNK, j_end)):
-                w = words[j]
-                for r in range(_R):
-                    v = w[r]
-                    codes[0, r] = v & 15
-                    codes[1, r] = (v >> 4) & 15
-                    codes[2, r] = (v >> 8) & 15
-                    codes[3, r] = v >> 12
-                for b in range(B):
-                    a0 = x4[b, 0, j]
-                    a1 = x4[b, 1, j]
-                    a2 = x4[b, 2, j]
-                    a3 = x4[b, 3, j]
-                    acc = acc16[b]
-                    for r in range(_R):
-                        acc[r] = np.int16(
-                            acc[r] + codes[0, r] * a0 + codes[1, r] * a1 + codes[2, r] * a2 + codes[3, r] * a3
-                        )
-            for b in range(B):
-                _widen(acc16[b], acc32[b])
-        for b in range(B):
-            s_t = sx[b, t]
-            xs_t = xs[b, t]
-            for r in range(_R):
-                p = np.int32(acc32[b, r] - np.int32(zero[t, r]) * xs_t)
-                Y[b, r] = Y[b, r] + (scale[t, r] * s_t) * np.float32(p)
-
-
-@njit(cache=True, parallel=True)
-def _gemm_parallel(words, scale, zero, X, g, Y):
-    x4, sx, xs, finite = _quantize_rows(X, g, words.shape[1])
-    B = X.shape[0]
-    for p in prange(words.shape[0]):
-        codes = np.empty((4, _R), np.int16)
-        acc16 = np.empty((B, _R), np.int16)
-        acc32 = np.empty((B, _R), np.int32)
-        _panel_gemm(words[p], scale[p], zero[p], x4, sx, xs, g // 4, codes, acc16, acc32, Y[p])
-    return finite
-
-
-@njit(cache=True)
-def _gemm_serial(words, scale, zero, X, g, Y):
-    x4, sx, xs, finite = _quantize_rows(X, g, words.shape[1])
-    B = X.shape[0]
-    codes = np.empty((4, _R), np.int16)
-    acc16 = np.empty((B, _R), np.int16)
-    acc32 = np.empty((B, _R), np.int32)
-    for p in range(words.shape[0]):
-        _panel_gemm(words[p], scale[p], zero[p], x4, sx, xs, g // 4, codes, acc16, acc32, Y[p])
+        _panel_gemm(words[p], scale[p], zero[p], x8, sx, xs, gw, vnni, acc16, acc32, Y[p])
     return finite
 
 
@@ -419,10 +376,11 @@ def quantize_activations(x, group_size: int):
     as_array("x", x, np.float32, 1)
     K = x.shape[0]
     g = _effective_group(group_size, K)
-    x4, sx, _, finite = _quantize_rows(x.reshape(1, -1), g, -(-K // 4))
+    gw = -(-g // _CODES)
+    x8, sx, _, finite = _quantize_rows(x.reshape(1, -1), g, gw)
     if not finite:
         raise ValueError(_NOT_FINITE)
-    return x4[0].T.reshape(-1)[:K].astype(np.int8), sx[0]
+    return x8[0].reshape(sx.shape[1], _CODES * gw)[:, :g].reshape(-1)[:K].copy(), sx[0]
 
 
 def gemv_w4a8(panels: Int4Panels, x: np.ndarray) -> np.ndarray:
@@ -446,33 +404,34 @@ def gemv_w4a8(panels: Int4Panels, x: np.ndarray) -> np.ndarray:
     N, K = panels.shape
     if x.shape[0] != K:
         raise ValueError(f"the weights are {panels.shape}: x needs {K} entries, got {x.shape[0]}")
-    if N == 0 or K == 0:
-        return np.zeros(N, np.float32)
-    Y = np.empty((panels.words.shape[0], _R), np.float32)
-    core = _gemv_serial if N * K < _SERIAL_WORK else _gemv_parallel
-    if not core(panels.words, panels.scale, panels.zero_point, x, panels.group_size, Y):
-        raise ValueError(_NOT_FINITE)
-    return Y.reshape(-1)[:N]
+    return _run(panels, x.reshape(1, -1))[0]
 
 
-def gemm_w4a8(panels: Int4Panels, X: np.ndarray) -> np.ndarray:
-    """``Y = X @ W_hat.T`` for a small batch: each row of ``X`` (B, K) is one :func:`gemv_w4a8`.
-
-    The codes of each weight word are unpacked once and reused by all ``B`` rows, so the weights are
-    read once for the whole batch (decoding ``B`` sequences at once). Returns float32 (B, N); row
-    ``b`` equals ``gemv_w4a8(panels, X[b])`` bit for bit.
-    """
-    _check_panels(panels)
-    as_array("X", X, np.float32, 2)
+def _run(panels, X):
+    """The W4A8 product of every row of X (B, K), as float32 (B, N)."""
     N, K = panels.shape
-    if X.shape[1] != K:
-        raise ValueError(f"the weights are {panels.shape}: X needs {K} columns, got {X.shape[1]}")
     B = X.shape[0]
     if N == 0 or K == 0 or B == 0:
         return np.zeros((B, N), np.float32)
     P = panels.words.shape[0]
     Y = np.empty((P, B, _R), np.float32)
     core = _gemm_serial if B * N * K < _SERIAL_WORK else _gemm_parallel
-    if not core(panels.words, panels.scale, panels.zero_point, X, panels.group_size, Y):
+    args = (panels.words, panels.scale, panels.zero_point, X, panels.group_size, panels.words_per_group)
+    if not core(*args, _USE_VNNI, Y):
         raise ValueError(_NOT_FINITE)
     return Y.transpose(1, 0, 2).reshape(B, P * _R)[:, :N].copy()
+
+
+def gemm_w4a8(panels: Int4Panels, X: np.ndarray) -> np.ndarray:
+    """``Y = X @ W_hat.T`` for a small batch: each row of ``X`` (B, K) is one :func:`gemv_w4a8`.
+
+    Every row of the batch runs over a group of weight words while they sit in the L1 cache, so the
+    weights are read from memory once for the whole batch (decoding ``B`` sequences at once).
+    Returns float32 (B, N); row ``b`` equals ``gemv_w4a8(panels, X[b])`` bit for bit.
+    """
+    _check_panels(panels)
+    as_array("X", X, np.float32, 2)
+    N, K = panels.shape
+    if X.shape[1] != K:
+        raise ValueError(f"the weights are {panels.shape}: X needs {K} columns, got {X.shape[1]}")
+    return _run(panels, X)

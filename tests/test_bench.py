@@ -9,7 +9,7 @@ import numba
 import numpy as np
 import pytest
 
-from labkit import bench
+from labkit import bench, kernels
 from labkit.bench import cases, cli, peers, report
 
 
@@ -181,6 +181,9 @@ def test_bench_command_runs_and_writes_json(tmp_path, capsys):
     goals_part = report.split("Goals in this run")[1]  # one line per goal of the run's rows
     assert "| int8 GEMV b=1 | 64x64 | ≥ 5× numpy f32 GEMV |" in goals_part and "of its roofline" in goals_part
     assert data["machine"]["llvm_tuning"].startswith(("on", "off")) and "numba/LLVM settings" in report
+    assert set(data["machine"]["simd_paths"]) == set(kernels.simd_paths()) and "- inner loops: " in report
+    wake, fastest = data["parallel_call_ms"]
+    assert 0 < fastest <= wake and "an empty numba parallel call (waking the pool)" in report
     assert {"int4 GEMV g=128", "2:4 sparse GEMV"} <= kernels_run
     assert all(r["roof_fraction"] > 0 for r in data["rows"] if r["gbps"] and r.get("gops"))
 

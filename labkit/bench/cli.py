@@ -33,7 +33,7 @@ from .presets import FULL, QUICK
 from .report import render_markdown
 from .roofline import bandwidth, compute_peak
 from .runner import Runner
-from .threads import thread_limits
+from .threads import parallel_call_cost, thread_limits
 
 __all__ = ["run", "add_parser"]
 
@@ -76,8 +76,12 @@ def run(
         import numba
 
         out["numba_threading_layer"] = numba.threading_layer()
+        out["parallel_call_ms"] = [1e3 * t for t in parallel_call_cost()]
         if verbose:
-            print(f"numba threading layer: {out['numba_threading_layer']}")
+            wake, fastest = out["parallel_call_ms"]
+            print(
+                f"numba threading layer: {out['numba_threading_layer']}; an empty parallel call: {wake:.3f} ms median"
+            )
         bw = bandwidth(cfg["bw_bytes"], repeat=max(5, cfg["repeat"] // 3))
         peak = compute_peak(cfg.get("gemm_n", 1024 if quick else 2048), repeat=3)
         out["bandwidth"] = {"read_gbps": bw.read, "copy_gbps": bw.copy, "nbytes": bw.nbytes}

@@ -54,6 +54,12 @@ def render_markdown(out: dict) -> str:
     return "\n".join(_machine_lines(out) + _table_lines(out) + _goal_lines(out)) + "\n"
 
 
+def _wake_text(ms) -> str:
+    if not ms:
+        return ""
+    return f"; an empty numba parallel call (waking the pool) took {ms[0]:.3f} ms median, {ms[1]:.3f} ms at best"
+
+
 def _machine_lines(out: dict) -> list:
     """The report's header: the machine, its load, the thread pools and the measured roofs."""
     m = out["machine"]
@@ -68,7 +74,8 @@ def _machine_lines(out: dict) -> list:
         "- inner loops: " + ("; ".join(f"{k}: {v}" for k, v in m["simd_paths"].items()) if "simd_paths" in m else "?"),
         f"- {m.get('platform')}; Python {m.get('python')}; numpy {m.get('numpy')}, scipy {m.get('scipy')}, "
         f"numba {m.get('numba')}, torch {m.get('torch')}; BLAS: {', '.join(m.get('blas', []))}",
-        f"- thread pools: {out['threads']}; numba threading layer: {out.get('numba_threading_layer')}",
+        f"- thread pools: {out['threads']}; numba threading layer: {out.get('numba_threading_layer')}"
+        + _wake_text(out.get("parallel_call_ms")),
         f"- timing: {out.get('timing', 'one block per kernel')}",
         f"- memory bandwidth (numba, all threads): read {out['bandwidth']['read_gbps']:.1f} GB/s, copy "
         f"{out['bandwidth']['copy_gbps']:.1f} GB/s over {out['bandwidth']['nbytes'] / 2**20:.0f} MiB; float32 BLAS "

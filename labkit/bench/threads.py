@@ -7,10 +7,44 @@ left alone, two of them can each start one thread per core and slow each other d
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
+import time
 
-__all__ = ["thread_limits"]
+__all__ = ["thread_limits", "parallel_call_cost"]
+
+
+@functools.cache  # compiled (or loaded from numba's cache) once per process
+def _empty_parallel_loop():
+    from numba import njit, prange
+
+    @njit(cache=True, parallel=True)
+    def touch(y):
+        for i in prange(y.shape[0]):
+            y[i] += 1.0
+
+    return touch
+
+
+def parallel_call_cost(repeat: int = 200) -> tuple[float, float]:
+    """Median and fastest time (seconds) of a numba parallel loop that does nothing but wake the pool.
+
+    Every parallel kernel call pays this once (a 4096 × 4096 int4 GEMV takes a few tenths of a ms,
+    so it matters there). It depends on the threading layer and on how fast the OS wakes a sleeping
+    thread: much more in a virtual machine whose idle vCPUs halt than on a laptop.
+    """
+    import numpy as np
+
+    touch = _empty_parallel_loop()
+    y = np.zeros(64)
+    touch(y)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        touch(y)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), float(np.min(times))
 
 
 @contextlib.contextmanager

@@ -115,7 +115,7 @@ def simd_paths() -> dict[str, str]:
     portable = "portable loop"
     return {
         "gemv_w4a8 / gemm_w4a8": "AVX-512 VNNI (vpdpbusd)" if vnni else portable,
-        "gemm_int8 and its fused forms, from 32 rows": "AVX-512 VNNI micro-kernel (vpdpbusd)" if vnni else portable,
+        "gemm_int8 and its fused forms, from 5 rows": "AVX-512 VNNI micro-kernel (vpdpbusd)" if vnni else portable,
         "gemv_nm24": "AVX-512 (vpermi2ps)" if avx512 else portable,
     }
 

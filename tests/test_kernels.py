@@ -126,8 +126,8 @@ def test_gemm_int8_requant_bit_exact(int8_loop, ops, seed, bits, signed, relu):
         (5, 33, 2100),  # int16 blocks of B, three blocks of K (1024, 1024, 52), thread pool
         (8, 17, 1030),  # int16 blocks of B on one thread
         (64, 40, 1100),  # batch 64
-        (32, 130, 2052),  # VNNI tiles: a partial block of 64 channels, a partial chunk of K, a padded tile
-        (35, 64, 1031),  # VNNI tiles: K not a multiple of 4 (bytes packed one by one), 3 padding rows
+        (4, 130, 2052),  # VNNI tiles from 4 rows: a last group of 2 channels, K = 32 · 64 + 4 (a column tail)
+        (35, 64, 1031),  # VNNI tiles: a last tile with 3 rows, K = 16 · 64 + 7
     ],
 )
 def test_int8_code_paths_are_bit_exact(int8_loop, rng, M, N, Kc):

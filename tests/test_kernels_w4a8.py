@@ -98,7 +98,7 @@ def test_gemm_w4a8_rows_are_gemvs(inner_loop, ops):
 
 
 @pytest.mark.parametrize(
-    "N, Kc, g, B", [(300, 1024, 32, 1), (129, 2052, 128, 1), (200, 700, 64, 3), (130, 1020, 12, 2)]
+    "N, Kc, g, B", [(300, 1024, 32, 1), (129, 2052, 128, 1), (200, 700, 64, 3), (130, 1020, 12, 2), (140, 900, 32, 6)]
 )
 def test_thread_pool_path_is_bit_exact(inner_loop, rng, N, Kc, g, B):
     """Above 2**18 weights the panels are split over numba's threads; the result does not change."""

@@ -8,6 +8,7 @@ LLVM IR (each an ``@intrinsic`` that numba inlines into the calling kernel):
   and adds the 4 products to an int32 lane, exactly. With two 4-bit codes per byte, taken apart by one
   mask and one shift, 16 rows × 8 codes cost 5 instructions, against 15 for the 16-bit multiplies
   the vectorizer makes. It is what llama.cpp's Q4 × Q8 dot products use on such CPUs.
+  :func:`int4_group_dot_rows` does 4 activation rows per word taken apart (small batches).
 - :func:`int8_tile_dot`: the same instruction in a register-blocked GEMM micro-kernel: 4 rows of
   activations × 4 output channels, 16 accumulators in registers while ``K`` streams by.
 - :func:`nm24_block_dot`: ``vpermi2ps`` picks, for each of 16 kept weights, its partner in ``x`` from
@@ -41,6 +42,8 @@ __all__ = [
     "TILE_COLS",
     "CHUNK",
     "int4_group_dot",
+    "int4_group_dot_rows",
+    "X_ROWS",
     "int8_tile_dot",
     "nm24_block_dot",
 ]
@@ -130,6 +133,54 @@ def int4_group_dot(typingctx, acc, words, j0, j1, x32):
         for v, total in enumerate(totals):
             out = builder.bitcast(builder.gep(pacc, [_I64(LANES * v)]), _V32.as_pointer())
             builder.store(builder.load(total), out, align=1)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+X_ROWS = 4  # activation rows per call of int4_group_dot_rows
+
+
+@intrinsic
+def int4_group_dot_rows(typingctx, acc, words, j0, j1, x32):
+    """:func:`int4_group_dot` for 4 activation rows at once: ``acc[b, r] += ...`` for b = 0 .. 3.
+
+    acc : int32 array (4, PANEL_ROWS), C-contiguous. x32 : int32 array (4, 2 KW), C-contiguous.
+    Each word of codes is loaded and taken apart once and used by the 4 rows (8 ``vpdpbusd``, their
+    activations broadcast from memory), where 4 calls of :func:`int4_group_dot` would take it apart 4
+    times: a small batch (decoding several sequences) costs less per row than one GEMV.
+    """
+    sig = types.void(acc, words, types.intp, types.intp, x32)
+
+    def codegen(context, builder, signature, args):
+        if not AVX512_VNNI:
+            return _trap(context, builder)
+        acc_ty, words_ty, _, _, x_ty = signature.args
+        pacc = _data(context, builder, acc_ty, args[0])
+        pwords = _data(context, builder, words_ty, args[1])
+        x_ary = context.make_array(x_ty)(context, builder, args[4])
+        px, x_len = x_ary.data, builder.extract_value(x_ary.shape, 1)
+        dpbusd = _function(builder, "llvm.x86.avx512.vpdpbusd.512", _V32, [_V32, _V32, _V32])
+        low_nibbles, four = ir.Constant(_V32, [0x0F0F0F0F] * LANES), ir.Constant(_V32, [4] * LANES)
+        for v in range(PANEL_ROWS // LANES):  # 16 panel rows at a time, 4 accumulators (one per x row)
+            offsets = [_I64(b * PANEL_ROWS + v * LANES) for b in range(X_ROWS)]
+            # low and high nibbles in separate accumulators: 8 independent chains hide vpdpbusd's latency
+            lows = [cgutils.alloca_once_value(builder, _load(builder, pacc, off, _V32)) for off in offsets]
+            highs = [cgutils.alloca_once_value(builder, ir.Constant(_V32, [0] * LANES)) for _ in offsets]
+            with cgutils.for_range(builder, args[3], start=args[2]) as j:
+                w = _load(builder, pwords, builder.add(builder.mul(j.index, _I64(PANEL_ROWS)), _I64(v * LANES)), _V32)
+                lo = builder.and_(w, low_nibbles)
+                hi = builder.and_(builder.lshr(w, four), low_nibbles)
+                first = builder.mul(j.index, _I64(2))
+                for b in range(X_ROWS):
+                    row = builder.add(builder.mul(_I64(b), x_len), first)
+                    x_lo = _splat(builder, builder.load(builder.gep(px, [row])), _V32)
+                    x_hi = _splat(builder, builder.load(builder.gep(px, [builder.add(row, _I64(1))])), _V32)
+                    builder.store(builder.call(dpbusd, [builder.load(lows[b]), lo, x_lo]), lows[b])
+                    builder.store(builder.call(dpbusd, [builder.load(highs[b]), hi, x_hi]), highs[b])
+            for off, low, high in zip(offsets, lows, highs):
+                out = builder.bitcast(builder.gep(pacc, [off]), _V32.as_pointer())
+                builder.store(builder.add(builder.load(low), builder.load(high)), out, align=1)
         return context.get_dummy_value()
 
     return sig, codegen

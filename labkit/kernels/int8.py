@@ -29,7 +29,7 @@ the dot product becomes a bare ``vpdpwssd`` per 32 columns. The epilogue runs on
 the tile once it is complete (no ``M × N`` int32 matrix is written and re-read). Below 2**18
 multiply-adds everything runs on the calling thread: waking numba's thread pool would cost more.
 
-On CPUs with AVX-512 VNNI, more than 4 rows go to a register-blocked micro-kernel instead
+On CPUs with AVX-512 VNNI, 4 rows or more go to a register-blocked micro-kernel instead
 (:func:`labkit.kernels._simd.int8_tile_dot`): ``A + 128`` as unsigned bytes against ``B`` as it is
 stored, 4 rows × 4 output channels in 16 registers, 64 columns per step, one ``vpdpbusd`` (4 byte
 products added into an int32 lane) per register; the offset comes back out as ``128 · sum_k B``.
@@ -60,7 +60,7 @@ __all__ = [
 _NR = 16  # output channels (rows of B) per task: the int32 tile is M × 16
 _KC = 1024  # columns per block of K when M > 4: 16 rows of B (16 KiB) stay in L1 while A passes
 _SERIAL_WORK = 1 << 18  # fewer multiply-adds than this: one thread
-_TILE_FROM_ROWS = 5  # rows of A from which the VNNI micro-kernel is used (up to 4, B streams once, as int8)
+_TILE_FROM_ROWS = 4  # rows of A from which the VNNI micro-kernel is used (fewer: B streams once, as int8)
 _TASKS = 256  # runs of channel groups the VNNI path splits over the thread pool
 _USE_VNNI = AVX512_VNNI  # tests switch it off to run the portable loops on the same machine
 
@@ -261,11 +261,12 @@ def _all_tiles(A, za, a_off, B, mode, out32, out8, outf, bias_i, mult, shift, zp
 def _all_blocks(A, za, a_off, B, mode, out32, out8, outf, bias_i, mult, shift, zp, lo, hi, fscale, fbias):
     """Every block of output channels; a ``prange`` loop, so parallel inside a parallel caller.
 
-    More than 4 rows on a CPU with AVX-512 VNNI (``a_off`` >= 0): the register-blocked micro-kernel
-    (:func:`_all_tiles`). Otherwise blocks of 16 channels with the vectorized dot products: up to 4
-    rows the weights stream once as int8 and the product is memory-bound (on 4096 × 4096 the
-    micro-kernel was no faster there: 0.83–0.85 ms against 0.71–0.89 ms at 2–4 rows, best of 20)."""
-    if a_off >= 0 and A.shape[0] >= _TILE_FROM_ROWS:
+    With ``a_off`` >= 0 (4 rows or more on a CPU with AVX-512 VNNI): the register-blocked
+    micro-kernel (:func:`_all_tiles`). Otherwise blocks of 16 channels with the vectorized dot
+    products: up to 3 rows the weights stream once as int8 and the product is memory-bound (on 4096 ×
+    4096 with 2 threads the micro-kernel was no faster there: best of 30 0.71 / 1.08 ms against
+    0.94 / 1.07 ms at 2 / 3 rows, and faster from 4 rows: 1.27 against 1.53 ms)."""
+    if a_off >= 0:
         _all_tiles(A, za, a_off, B, mode, out32, out8, outf, bias_i, mult, shift, zp, lo, hi, fscale, fbias)
         return
     A16 = _widen(A, za)
@@ -399,8 +400,9 @@ def _serial(A, B) -> bool:
 
 
 def _unsigned_offset(A) -> np.int64:
-    """What makes A unsigned for the VNNI micro-kernel (128 for int8, 0 for uint8), or -1: not used here."""
-    if not _USE_VNNI:
+    """What makes A unsigned for the VNNI micro-kernel (128 for int8, 0 for uint8), or -1: not used here
+    (no VNNI, or fewer rows than :data:`_TILE_FROM_ROWS`)."""
+    if not _USE_VNNI or A.shape[0] < _TILE_FROM_ROWS:
         return np.int64(-1)
     return np.int64(128 if A.dtype == np.int8 else 0)
 

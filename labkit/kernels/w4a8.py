@@ -55,7 +55,7 @@ from numba import njit, prange
 
 from ..validation import check_int
 from ._checks import as_array
-from ._simd import AVX512_VNNI, PANEL_ROWS, int4_group_dot
+from ._simd import AVX512_VNNI, PANEL_ROWS, X_ROWS, int4_group_dot, int4_group_dot_rows
 
 __all__ = [
     "Int4Panels",
@@ -323,14 +323,24 @@ def _apply_scales(acc32, zero_t, scale_t, s_t, xs_t, y):
 
 
 @njit(cache=True, inline="always")
-def _panel_gemm(words, scale, zero, x8, sx, xs, gw, vnni, acc16, acc32, Y):
+def _panel_gemm(words, scale, zero, x8, sx, xs, gw, vnni, acc16, acc32, acc4, Y):
     """One panel times B quantized vectors: Y (B, R); words (KW, R), scale/zero (G, R), x8 (B, ·).
 
-    Every row of the batch runs over a group while its words (at most 8 KiB for g = 128) are in L1."""
+    Every row of the batch runs over a group while its words (at most 8 KiB for g = 128) are in L1;
+    with VNNI, rows go 4 at a time through :func:`_simd.int4_group_dot_rows` (each word taken apart
+    once for the 4) and the rest one by one."""
     Y[:] = 0
+    B = x8.shape[0]
+    in_fours = B - B % X_ROWS if vnni else 0
     for t in range(scale.shape[0]):
-        for b in range(x8.shape[0]):
-            _group_sums(words, x8[b], t * gw, (t + 1) * gw, vnni, acc16, acc32)
+        j0, j1 = t * gw, (t + 1) * gw
+        for b0 in range(0, in_fours, X_ROWS):
+            acc4[:] = 0
+            int4_group_dot_rows(acc4, words, j0, j1, x8[b0 : b0 + X_ROWS].view(np.int32))
+            for b in range(b0, b0 + X_ROWS):
+                _apply_scales(acc4[b - b0], zero[t], scale[t], sx[b, t], xs[b, t], Y[b])
+        for b in range(in_fours, B):
+            _group_sums(words, x8[b], j0, j1, vnni, acc16, acc32)
             _apply_scales(acc32, zero[t], scale[t], sx[b, t], xs[b, t], Y[b])
 
 
@@ -340,7 +350,8 @@ def _gemm_parallel(words, scale, zero, X, g, gw, vnni, Y):
     for p in prange(words.shape[0]):
         acc16 = np.empty(_R, np.int16)
         acc32 = np.empty(_R, np.int32)
-        _panel_gemm(words[p], scale[p], zero[p], x8, sx, xs, gw, vnni, acc16, acc32, Y[p])
+        acc4 = np.empty((X_ROWS, _R), np.int32)
+        _panel_gemm(words[p], scale[p], zero[p], x8, sx, xs, gw, vnni, acc16, acc32, acc4, Y[p])
     return finite
 
 
@@ -349,8 +360,9 @@ def _gemm_serial(words, scale, zero, X, g, gw, vnni, Y):
     x8, sx, xs, finite = _quantize_rows(X, g, gw)
     acc16 = np.empty(_R, np.int16)
     acc32 = np.empty(_R, np.int32)
+    acc4 = np.empty((X_ROWS, _R), np.int32)
     for p in range(words.shape[0]):
-        _panel_gemm(words[p], scale[p], zero[p], x8, sx, xs, gw, vnni, acc16, acc32, Y[p])
+        _panel_gemm(words[p], scale[p], zero[p], x8, sx, xs, gw, vnni, acc16, acc32, acc4, Y[p])
     return finite
 
 

@@ -360,7 +360,7 @@ for k, predicted in (("csr", even_csr), ("compact", even_compact)):
 # grows with $b$, and the kernel slides right on the roofline, from memory-bound to compute-bound.
 # Once compute-bound, what matters is multiply-adds per instruction. One AVX-512 FMA does 16 in
 # float32; `vpdpbusd` (AVX-512 VNNI, "dot product of unsigned and signed bytes") does 64 in int8:
-# 16 lanes, each adding 4 byte products to an int32. labkit's int8 GEMM uses it from 5 rows on
+# 16 lanes, each adding 4 byte products to an int32. labkit's int8 GEMM uses it from 4 rows on
 # CPUs that have it (a register-blocked micro-kernel: 4 rows × 4 output channels in 16 registers);
 # elsewhere it runs 16-bit multiply-adds (32 per instruction, after widening every weight). The cell
 # below prints which path this machine takes.
@@ -375,8 +375,8 @@ for b in batches:
     print(f"batch {b:3d}: intensity float32 {i_f32:6.2f} flop/B, int8 {i_i8:6.2f} op/B")
 
 # %% tags=["nbval-ignore-output"]
-int8_path = kernels.simd_paths()["gemm_int8 and its fused forms, from 5 rows"]
-print(f"labkit's int8 GEMM on this machine, from 5 rows: {int8_path}")
+int8_path = kernels.simd_paths()["gemm_int8 and its fused forms, 4 rows or more"]
+print(f"labkit's int8 GEMM on this machine, from 4 rows: {int8_path}")
 
 # %% tags=["nbval-ignore-output"]
 t_batch = {"float32 BLAS": [], "int8 labkit": []}

@@ -576,3 +576,27 @@ def test_global_topk_survives_a_misleading_sample():
     masks = K.global_magnitude_masks([w[:200_000], w[200_000:]], 250_000)
     ref = K.global_magnitude_masks_reference([w[:200_000], w[200_000:]], 250_000)
     assert all(np.array_equal(m, r) for m, r in zip(masks, ref))
+
+
+@pytest.mark.parametrize("chosen", [None, "workqueue"])
+def test_threading_layer_default_is_openmp_with_passive_waiting(chosen):
+    """labkit.kernels asks numba for OpenMP with sleeping idle threads (workqueue where no OpenMP
+    runtime loads) and leaves a layer the user chose alone."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_THREADING_LAYER", "OMP_WAIT_POLICY")}
+    if chosen:
+        env["NUMBA_THREADING_LAYER"] = chosen
+    code = (
+        "import os, numpy as np, numba, labkit.kernels as k\n"
+        "k.gemm_int8(np.ones((8, 40000), np.int8), np.ones((8, 40000), np.int8))\n"  # a parallel call
+        "print(numba.threading_layer(), os.environ.get('OMP_WAIT_POLICY'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    layer, policy = out.stdout.split()
+    if chosen:
+        assert (layer, policy) == (chosen, "None")
+    else:
+        assert layer in ("omp", "workqueue") and policy == "passive"

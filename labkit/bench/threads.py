@@ -10,7 +10,8 @@ import contextlib
 import functools
 import os
 import sys
-import time
+
+from .timing import timeit
 
 __all__ = ["thread_limits", "parallel_call_cost"]
 
@@ -37,14 +38,8 @@ def parallel_call_cost(repeat: int = 200) -> tuple[float, float]:
     import numpy as np
 
     touch = _empty_parallel_loop()
-    y = np.zeros(64)
-    touch(y)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        touch(y)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times)), float(np.min(times))
+    timing = timeit(touch, np.zeros(64), repeat=repeat, warmup=1)
+    return timing.median, timing.min
 
 
 @contextlib.contextmanager

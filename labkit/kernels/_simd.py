@@ -84,8 +84,29 @@ def _load(builder, ptr, index, vtype):
     return builder.load(p, align=1)
 
 
+def _store(builder, ptr, index, value):
+    """Store the vector ``value`` at ``ptr + index`` elements (unaligned)."""
+    builder.store(value, builder.bitcast(builder.gep(ptr, [index]), value.type.as_pointer()), align=1)
+
+
+def _splat_load(builder, ptr, index):
+    """The int32 at ``ptr + index`` in every lane (for ``vpdpbusd``'s activation operand)."""
+    return _splat(builder, builder.load(builder.gep(ptr, [index])), _V32)
+
+
 def _function(builder, name, ret, args):
     return cgutils.get_or_insert_function(builder.module, ir.FunctionType(ret, args), name)
+
+
+def _dpbusd(builder):
+    """``vpdpbusd``: acc + the sums of 4 unsigned × signed byte products per int32 lane."""
+    return _function(builder, "llvm.x86.avx512.vpdpbusd.512", _V32, [_V32, _V32, _V32])
+
+
+def _nibbles(builder, words):
+    """The codes of 16 words as two vectors of 4 bytes each: the low nibbles, then the high ones."""
+    low_nibbles, four = ir.Constant(_V32, [0x0F0F0F0F] * LANES), ir.Constant(_V32, [4] * LANES)
+    return builder.and_(words, low_nibbles), builder.and_(builder.lshr(words, four), low_nibbles)
 
 
 def _trap(context, builder):
@@ -115,24 +136,20 @@ def int4_group_dot(typingctx, acc, words, j0, j1, x32):
         acc_ty, words_ty, _, _, x_ty = signature.args
         pacc = _data(context, builder, acc_ty, args[0])
         pwords, pair = _data(context, builder, words_ty, args[1]), _data(context, builder, x_ty, args[4])
-        dpbusd = _function(builder, "llvm.x86.avx512.vpdpbusd.512", _V32, [_V32, _V32, _V32])
-        low_nibbles, four = ir.Constant(_V32, [0x0F0F0F0F] * LANES), ir.Constant(_V32, [4] * LANES)
+        dpbusd = _dpbusd(builder)
         n_vec = PANEL_ROWS // LANES
         # one accumulator per 16 rows, kept in registers for the whole loop over words
         totals = [cgutils.alloca_once_value(builder, _load(builder, pacc, _I64(LANES * v), _V32)) for v in range(n_vec)]
         with cgutils.for_range(builder, args[3], start=args[2]) as j:
             first = builder.mul(j.index, _I64(2))
-            x_lo = _splat(builder, builder.load(builder.gep(pair, [first])), _V32)
-            x_hi = _splat(builder, builder.load(builder.gep(pair, [builder.add(first, _I64(1))])), _V32)
+            x_lo, x_hi = _splat_load(builder, pair, first), _splat_load(builder, pair, builder.add(first, _I64(1)))
             row = builder.mul(j.index, _I64(PANEL_ROWS))
             for v, total in enumerate(totals):
-                w = _load(builder, pwords, builder.add(row, _I64(LANES * v)), _V32)
-                a = builder.call(dpbusd, [builder.load(total), builder.and_(w, low_nibbles), x_lo])
-                a = builder.call(dpbusd, [a, builder.and_(builder.lshr(w, four), low_nibbles), x_hi])
-                builder.store(a, total)
+                lo, hi = _nibbles(builder, _load(builder, pwords, builder.add(row, _I64(LANES * v)), _V32))
+                a = builder.call(dpbusd, [builder.load(total), lo, x_lo])
+                builder.store(builder.call(dpbusd, [a, hi, x_hi]), total)
         for v, total in enumerate(totals):
-            out = builder.bitcast(builder.gep(pacc, [_I64(LANES * v)]), _V32.as_pointer())
-            builder.store(builder.load(total), out, align=1)
+            _store(builder, pacc, _I64(LANES * v), builder.load(total))
         return context.get_dummy_value()
 
     return sig, codegen
@@ -160,8 +177,7 @@ def int4_group_dot_rows(typingctx, acc, words, j0, j1, x32):
         pwords = _data(context, builder, words_ty, args[1])
         x_ary = context.make_array(x_ty)(context, builder, args[4])
         px, x_len = x_ary.data, builder.extract_value(x_ary.shape, 1)
-        dpbusd = _function(builder, "llvm.x86.avx512.vpdpbusd.512", _V32, [_V32, _V32, _V32])
-        low_nibbles, four = ir.Constant(_V32, [0x0F0F0F0F] * LANES), ir.Constant(_V32, [4] * LANES)
+        dpbusd = _dpbusd(builder)
         for v in range(PANEL_ROWS // LANES):  # 16 panel rows at a time, 4 accumulators (one per x row)
             offsets = [_I64(b * PANEL_ROWS + v * LANES) for b in range(X_ROWS)]
             # low and high nibbles in separate accumulators: 8 independent chains hide vpdpbusd's latency
@@ -169,18 +185,15 @@ def int4_group_dot_rows(typingctx, acc, words, j0, j1, x32):
             highs = [cgutils.alloca_once_value(builder, ir.Constant(_V32, [0] * LANES)) for _ in offsets]
             with cgutils.for_range(builder, args[3], start=args[2]) as j:
                 w = _load(builder, pwords, builder.add(builder.mul(j.index, _I64(PANEL_ROWS)), _I64(v * LANES)), _V32)
-                lo = builder.and_(w, low_nibbles)
-                hi = builder.and_(builder.lshr(w, four), low_nibbles)
+                lo, hi = _nibbles(builder, w)
                 first = builder.mul(j.index, _I64(2))
                 for b in range(X_ROWS):
                     row = builder.add(builder.mul(_I64(b), x_len), first)
-                    x_lo = _splat(builder, builder.load(builder.gep(px, [row])), _V32)
-                    x_hi = _splat(builder, builder.load(builder.gep(px, [builder.add(row, _I64(1))])), _V32)
+                    x_lo, x_hi = _splat_load(builder, px, row), _splat_load(builder, px, builder.add(row, _I64(1)))
                     builder.store(builder.call(dpbusd, [builder.load(lows[b]), lo, x_lo]), lows[b])
                     builder.store(builder.call(dpbusd, [builder.load(highs[b]), hi, x_hi]), highs[b])
             for off, low, high in zip(offsets, lows, highs):
-                out = builder.bitcast(builder.gep(pacc, [off]), _V32.as_pointer())
-                builder.store(builder.add(builder.load(low), builder.load(high)), out, align=1)
+                _store(builder, pacc, off, builder.add(builder.load(low), builder.load(high)))
         return context.get_dummy_value()
 
     return sig, codegen
@@ -274,7 +287,7 @@ def int8_tile_dot(typingctx, tile, a8, i0, b8, j0, n_chunks):
         )
         k_len = builder.extract_value(a_ary.shape, 1)
         last_row = builder.sub(builder.extract_value(b_ary.shape, 0), _I64(1))
-        dpbusd = _function(builder, "llvm.x86.avx512.vpdpbusd.512", _V32, [_V32, _V32, _V32])
+        dpbusd = _dpbusd(builder)
         reduce = _function(builder, "llvm.vector.reduce.add.v16i32", _I32, [_V32])
         zero = ir.Constant(_V32, [0] * LANES)
         acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(TILE_COLS)] for _ in range(TILE_ROWS)]

@@ -6,6 +6,7 @@ numpy's ``np.int64(64)`` or ``np.float32(8.0)`` (:func:`show`).
 * :func:`number_answer`: the answer is one number (a float, an int, a numpy scalar, a size-1 array).
 * :func:`array_problem`: what is wrong with an array answer's type, shape or dtype (every lab's
   array answers go through it).
+* :func:`mask_form`: the detector for a pruning mask's form (labs 01 and 09).
 * :func:`compare_arrays`: a hint when an array (or a tuple of them) differs from the reference.
 
 >>> show(np.int64(64)), show(np.float32(8.0)), show(np.True_), show(0.5)
@@ -22,7 +23,7 @@ import numpy as np
 
 from ..validation import show
 
-__all__ = ["show", "number_answer", "array_problem", "compare_arrays"]
+__all__ = ["show", "number_answer", "array_problem", "mask_form", "compare_arrays"]
 
 
 def number_answer(got, what: str = "one number (a float)"):
@@ -76,6 +77,18 @@ def array_problem(
     if kinds is not None and got.dtype.kind not in kinds:
         return f"{what} should hold {holds or kinds}, got dtype {got.dtype}"
     return None
+
+
+def mask_form(a) -> str | None:
+    """Hint detector: the answer ``a.got`` must be a boolean mask shaped like the weights ``a.args[0]``."""
+    return array_problem(
+        a.got,
+        "the mask",
+        shape=a.args[0].shape,
+        shape_note="the weights' shape: one entry per weight",
+        kinds="b",
+        holds="booleans (True = kept)",
+    )
 
 
 def compare_arrays(got, expected, what="result", rtol=1e-5, atol=1e-6, exact=False):

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..prune import magnitude_mask as _magnitude_mask
-from .answers import array_problem, compare_arrays
+from .answers import array_problem, compare_arrays, mask_form
 from .exercise import Case, Exercise
 from .hints import Hints
 
@@ -24,17 +24,6 @@ def _mask_ref(w, sparsity):
     """
     w = np.asarray(w)
     return _magnitude_mask(w.astype(np.float64) if w.dtype == np.float32 else w, sparsity)
-
-
-def _mask_form(a):
-    return array_problem(
-        a.got,
-        "the mask",
-        shape=a.args[0].shape,
-        shape_note="the weights' shape: one entry per weight",
-        kinds="b",
-        holds="booleans (True = kept)",
-    )
 
 
 def _inverted(a):
@@ -93,7 +82,7 @@ magnitude_mask = Exercise(
         Case((np.arange(1, 8, dtype=np.float32), 0.5), label="7 weights, sparsity 0.5: floor(3.5) = 3"),
     ],
     cases=_mask_cases,
-    compare=Hints(_mask_form, _inverted, _removed_count, _kept_a_smaller_one, _tie_order),
+    compare=Hints(mask_form, _inverted, _removed_count, _kept_a_smaller_one, _tie_order),
     pass_line="magnitude_mask: exact on 9 weight arrays, including ties and sparsity 0",
 )
 

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from .answers import array_problem, compare_arrays
+from .answers import array_problem, compare_arrays, mask_form
 from .exercise import Case, Exercise
 from .hints import Hints, accept
 
@@ -257,17 +257,6 @@ def reference_wanda_mask(W, X, sparsity):
     return _kept_per_row(np.abs(W) * norms, math.floor(sparsity * W.shape[1]))
 
 
-def _mask_form(a):
-    return array_problem(
-        a.got,
-        "the mask",
-        shape=a.args[0].shape,
-        shape_note="the weights' shape: one entry per weight",
-        kinds="b",
-        holds="booleans (True = kept)",
-    )
-
-
 def _inverted(a):
     if np.array_equal(a.got, ~a.expected):
         return (
@@ -388,7 +377,7 @@ wanda_mask = Exercise(
     ],
     cases=_wanda_cases,
     compare=Hints(
-        _mask_form,
+        mask_form,
         _inverted,
         _same_count_wrong_k,
         _whole_matrix,
@@ -498,7 +487,7 @@ nm_mask = Exercise(
     ],
     cases=_nm_cases,
     compare=Hints(
-        _mask_form,
+        mask_form,
         _nm_inverted,
         _groups_down_columns,
         _strided_groups,
